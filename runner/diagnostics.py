@@ -1,0 +1,38 @@
+"""Diagnostics: one problem (or warning) found in an input file, with its location."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """A located problem. ``line`` and ``column`` count from 1; ``path`` is in manifest
+    terms with indexes from 0 (``shots[3].images[1]``), empty for the whole document."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+    severity: Severity = "error"
+
+    def format(self) -> str:
+        """``FILE:LINE:COL: error: MESSAGE (at PATH)`` as SPEC.md prescribes."""
+        where = f" (at {self.path})" if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}{where}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
+def has_errors(diagnostics: list[Diagnostic]) -> bool:
+    return any(d.severity == "error" for d in diagnostics)

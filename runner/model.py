@@ -1,0 +1,119 @@
+"""The values that flow between the steps: resolved shots, manifests and jobs.
+
+The manifest layer produces them; the planner, the engine, the store and the report
+consume them. They carry no behaviour that needs HTTP, SQLite or the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from runner.diagnostics import Diagnostic
+
+Mode = Literal["text", "first_frame", "first_last", "reference"]
+ImageKind = Literal["file", "url", "data"]
+
+#: Job states: one vocabulary for the store, ``status`` and the report (SPEC.md).
+JobState = Literal["pending", "submitting", "queued", "running", "downloading", "done", "failed"]
+JOB_STATES: tuple[JobState, ...] = (
+    "pending",
+    "submitting",
+    "queued",
+    "running",
+    "downloading",
+    "done",
+    "failed",
+)
+
+#: Plan actions (SPEC.md).
+Action = Literal["submit", "resume", "skip", "fetch", "retry", "hold"]
+ACTIONS: tuple[Action, ...] = ("submit", "resume", "skip", "fetch", "retry", "hold")
+
+#: Seconds counted for a shot that sets no ``seconds`` (the service's default applies;
+#: the money guard counts it at this length rather than at nothing).
+ASSUMED_SECONDS = 8
+
+DEFAULT_MODEL = "omni-fast"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """One input image of a shot, as resolved by the image resolver.
+
+    ``source`` is what the manifest wrote (a path, a URL, or a data URI);
+    ``sha256`` is the hash of the image bytes for local files and data URIs, None for URLs;
+    ``path`` is the absolute file path for local files.
+    """
+
+    source: str
+    kind: ImageKind
+    sha256: str | None = None
+    path: Path | None = None
+    media_type: str | None = None
+    size: int | None = None
+
+    def identity(self) -> str:
+        """What the fingerprint sees: the content hash where the bytes are known, else the URL."""
+        return f"sha256:{self.sha256}" if self.sha256 else self.source
+
+    def provenance(self) -> dict[str, Any]:
+        """The image as written in a sidecar: its source (never base64 bytes) and hash."""
+        source = self.source
+        if self.kind == "data":
+            source = source.split(",", 1)[0] + ",…"
+        return {"source": source, "kind": self.kind, "sha256": self.sha256}
+
+
+@dataclass(frozen=True, slots=True)
+class Shot:
+    """A shot after defaults, vars and image resolution: everything a render needs."""
+
+    id: str
+    index: int
+    prompt: str
+    mode: Mode = "text"
+    images: tuple[ImageRef, ...] = ()
+    model: str = DEFAULT_MODEL
+    seconds: int | None = None
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    takes: int = 1
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+    line: int = 0
+
+    @property
+    def seconds_to_pay(self) -> int:
+        return self.seconds if self.seconds is not None else ASSUMED_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A valid manifest: where it is, where its batch goes, and its shots in order."""
+
+    path: Path
+    display_path: str
+    name: str
+    output_dir: Path
+    sha256: str
+    shots: tuple[Shot, ...]
+    warnings: tuple[Diagnostic, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One (shot, take): the unit that is rendered and delivered."""
+
+    shot: Shot
+    take: int
+    fingerprint: str
+
+    @property
+    def key(self) -> str:
+        """Stable name of the job in the store and in messages: ``<shot-id>/<take>``."""
+        return f"{self.shot.id}/{self.take}"
+
+    @property
+    def clip_name(self) -> str:
+        return f"take-{self.take}.mp4"
