@@ -1,0 +1,533 @@
+"""The contact sheet: ``<output_dir>/index.html``, and the pick / reject verdicts it shows.
+
+The page is built in two steps so each can be tested alone: ``collect`` reads the manifest,
+the store and the files into a plain ``ReportData``; ``render_html`` turns that into one
+self-contained HTML file (inline CSS and JS from ``report_assets/``, no network, clip and
+image paths relative to the page so it works from ``file://``). The report reads the store
+and the files, never the API.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import quote
+
+from runner.errors import InputError
+from runner.model import Manifest, Shot
+
+Status = Literal["done", "failed", "in_flight", "not_started"]
+Verdict = Literal["picked", "rejected"]
+
+STATUS_LABELS: dict[Status, str] = {
+    "done": "done",
+    "failed": "failed",
+    "in_flight": "in flight",
+    "not_started": "not started",
+}
+_IN_FLIGHT_STATES = frozenset({"submitting", "queued", "running", "downloading"})
+REPORT_NAME = "index.html"
+
+
+class ReviewStore(Protocol):
+    """What the review surface needs from the state store."""
+
+    def verdicts(self) -> dict[tuple[str, int], str]: ...
+
+    def set_verdict(self, shot: str, take: int, verdict: str | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TakeRecord:
+    """One (shot, take) as the store knows it; the fields the page shows."""
+
+    state: str = "pending"
+    file: str | None = None
+    task_id: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    progress: str | None = None
+    generation: int = 1
+    fingerprint: str | None = None
+    possible_duplicate: bool = False
+    submitted_at: str | None = None
+    completed_at: str | None = None
+    downloaded_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageView:
+    """An input image as the page shows it: a thumbnail source, or a link for a remote URL."""
+
+    kind: str
+    label: str
+    src: str
+
+
+@dataclass(frozen=True, slots=True)
+class TakeView:
+    """One take on the page."""
+
+    take: int
+    state: str
+    status: Status
+    clip: str | None
+    clip_missing: bool
+    record: TakeRecord
+    verdict: Verdict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShotView:
+    """One shot on the page, with its takes in order."""
+
+    index: int
+    id: str
+    prompt: str
+    mode: str
+    params: tuple[tuple[str, str], ...]
+    images: tuple[ImageView, ...]
+    takes: tuple[TakeView, ...]
+
+    def has(self, status: Status) -> bool:
+        return any(t.status == status for t in self.takes)
+
+    @property
+    def picked(self) -> bool:
+        return any(t.verdict == "picked" for t in self.takes)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The counts at the top of the page."""
+
+    shots: int = 0
+    takes: int = 0
+    done: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    not_started: int = 0
+    picked: int = 0
+    rejected: int = 0
+    seconds_done: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    """Everything the contact sheet shows, in storyboard order; no HTML in here."""
+
+    title: str
+    manifest: str
+    output_dir: str
+    generated_at: str
+    shots: tuple[ShotView, ...]
+    totals: Totals = field(default_factory=Totals)
+
+
+def status_of(state: str) -> Status:
+    """The badge for a job state: done, failed, in flight or not started."""
+    if state == "done":
+        return "done"
+    if state == "failed":
+        return "failed"
+    if state in _IN_FLIGHT_STATES:
+        return "in_flight"
+    return "not_started"
+
+
+def clip_path(output_dir: Path, shot_id: str, take: int) -> Path:
+    """Where a take's clip lives in the batch folder (SPEC.md)."""
+    return output_dir / shot_id / f"take-{take}.mp4"
+
+
+def collect(manifest: Manifest, store: ReviewStore | None) -> ReportData:
+    """Read the manifest, the store and the clip files into the page's data."""
+    records = take_records(store) if store is not None else {}
+    verdicts = store.verdicts() if store is not None else {}
+    return build_report_data(manifest, records, verdicts)
+
+
+def build_report_data(
+    manifest: Manifest,
+    records: Mapping[tuple[str, int], TakeRecord],
+    verdicts: Mapping[tuple[str, int], str],
+    *,
+    now: datetime | None = None,
+) -> ReportData:
+    """Join shots, store records and verdicts into the page's data (no I/O but ``stat``)."""
+    out = manifest.output_dir
+    shots = tuple(
+        _shot_view(position, shot, out, records, verdicts)
+        for position, shot in enumerate(manifest.shots, start=1)
+    )
+    generated = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return ReportData(
+        title=manifest.name,
+        manifest=manifest.display_path,
+        output_dir=str(out),
+        generated_at=generated,
+        shots=shots,
+        totals=_totals(manifest.shots, shots),
+    )
+
+
+def _shot_view(
+    position: int,
+    shot: Shot,
+    out: Path,
+    records: Mapping[tuple[str, int], TakeRecord],
+    verdicts: Mapping[tuple[str, int], str],
+) -> ShotView:
+    takes = []
+    for n in range(1, shot.takes + 1):
+        record = records.get((shot.id, n), TakeRecord())
+        status = status_of(record.state)
+        clip: str | None = None
+        missing = False
+        if status == "done":
+            path = Path(record.file) if record.file else clip_path(out, shot.id, n)
+            if not path.is_absolute():
+                path = out / path
+            missing = not path.is_file()
+            clip = _href(path, out)
+        verdict = verdicts.get((shot.id, n))
+        takes.append(
+            TakeView(
+                take=n,
+                state=record.state,
+                status=status,
+                clip=clip,
+                clip_missing=missing,
+                record=record,
+                verdict=verdict if verdict in ("picked", "rejected") else None,  # type: ignore[arg-type]
+            )
+        )
+    return ShotView(
+        index=position,
+        id=shot.id,
+        prompt=shot.prompt,
+        mode=shot.mode,
+        params=_params(shot),
+        images=tuple(
+            _image_view(image.source, image.kind, image.path, out) for image in shot.images
+        ),
+        takes=tuple(takes),
+    )
+
+
+def _params(shot: Shot) -> tuple[tuple[str, str], ...]:
+    params: list[tuple[str, str]] = [("model", shot.model)]
+    if shot.seconds is not None:
+        params.append(("seconds", str(shot.seconds)))
+    if shot.aspect_ratio:
+        params.append(("aspect ratio", shot.aspect_ratio))
+    if shot.resolution:
+        params.append(("resolution", shot.resolution))
+    params.append(("takes", str(shot.takes)))
+    if shot.extra:
+        params.append(("extra", json.dumps(shot.extra, sort_keys=True, ensure_ascii=False)))
+    return tuple(params)
+
+
+def _image_view(source: str, kind: str, path: Path | None, out: Path) -> ImageView:
+    if kind == "data":
+        return ImageView(kind=kind, label=source.split(",", 1)[0], src=source)
+    if kind == "file" and path is not None:
+        return ImageView(kind=kind, label=source, src=_href(path, out))
+    return ImageView(kind=kind, label=source, src=source)
+
+
+def _href(path: Path, base: Path) -> str:
+    """A link from the page in ``base`` to ``path``, relative where possible."""
+    try:
+        rel = os.path.relpath(path.absolute(), base.absolute())
+    except ValueError:  # another drive on Windows: no relative path exists
+        return path.absolute().as_uri()
+    return quote(Path(rel).as_posix())
+
+
+def _totals(shots: Iterable[Shot], views: tuple[ShotView, ...]) -> Totals:
+    seconds = {shot.id: shot.seconds_to_pay for shot in shots}
+    takes = [t for view in views for t in view.takes]
+    return Totals(
+        shots=len(views),
+        takes=len(takes),
+        done=sum(t.status == "done" for t in takes),
+        failed=sum(t.status == "failed" for t in takes),
+        in_flight=sum(t.status == "in_flight" for t in takes),
+        not_started=sum(t.status == "not_started" for t in takes),
+        picked=sum(view.picked for view in views),
+        rejected=sum(t.verdict == "rejected" for t in takes),
+        seconds_done=sum(
+            seconds[view.id] for view in views for t in view.takes if t.status == "done"
+        ),
+    )
+
+
+def take_records(store: Any) -> dict[tuple[str, int], TakeRecord]:
+    """The store's job rows as ``TakeRecord`` values, keyed by (shot, take)."""
+    rows: Iterable[Mapping[str, Any]] = store.job_rows() if hasattr(store, "job_rows") else ()
+    return {(str(row["shot"]), int(row["take"])): record_from_row(row) for row in rows}
+
+
+def record_from_row(row: Mapping[str, Any]) -> TakeRecord:
+    """A ``TakeRecord`` from one job row of the store (missing columns are left empty)."""
+
+    def text(name: str) -> str | None:
+        value = row.get(name)
+        return None if value is None or value == "" else str(value)
+
+    progress = row.get("progress")
+    return TakeRecord(
+        state=str(row.get("state") or "pending"),
+        file=text("file"),
+        task_id=text("task_id"),
+        error=text("error"),
+        attempts=int(row.get("attempts") or 0),
+        progress=None if progress is None else str(progress),
+        generation=int(row.get("generation") or 1),
+        fingerprint=text("fingerprint"),
+        possible_duplicate=bool(row.get("possible_duplicate")),
+        submitted_at=_time_text(row.get("submitted_at")),
+        completed_at=_time_text(row.get("completed_at")),
+        downloaded_at=_time_text(row.get("downloaded_at")),
+    )
+
+
+def _time_text(value: Any) -> str | None:
+    """Times as the page shows them: UTC, to the second, whatever the store kept."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    text = str(value)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- rendering -------------------------------------------------------------------------
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _asset(name: str) -> str:
+    return resources.files("runner").joinpath("report_assets", name).read_text(encoding="utf-8")
+
+
+def render_html(data: ReportData) -> str:
+    """The whole page: one HTML document with its CSS and JS inline."""
+    css = _asset("sheet.css")
+    js = _asset("sheet.js").replace("</", "<\\/")
+    shots = "\n".join(_render_shot(shot, data.manifest) for shot in data.shots)
+    if not data.shots:
+        shots = '<p class="hint">This manifest has no shots.</p>'
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="shotrunner">
+<title>{_e(data.title)} · contact sheet</title>
+<style>
+{css}</style>
+</head>
+<body data-filter="all">
+<header class="sheet-head">
+<h1>{_e(data.title)}</h1>
+<p class="meta">manifest <code>{_e(data.manifest)}</code> · batch <code>{_e(data.output_dir)}</code>
+ · written {_e(data.generated_at)}</p>
+<div class="bar">
+{_render_totals(data.totals)}
+{_render_filters(data.totals)}
+</div>
+</header>
+<main>
+{shots}
+<p id="no-match" hidden>No shot matches this filter.</p>
+</main>
+<script>
+{js}</script>
+</body>
+</html>
+"""
+
+
+def _render_totals(t: Totals) -> str:
+    items = [
+        (t.shots, "shots", "shots"),
+        (t.takes, "takes", "takes"),
+        (t.done, "done", "done"),
+        (t.failed, "failed", "failed"),
+        (t.in_flight, "in flight", "in_flight"),
+        (t.not_started, "not started", "not_started"),
+        (t.picked, "picked", "picked"),
+        (t.rejected, "rejected", "rejected"),
+        (t.seconds_done, "s rendered", "seconds_done"),
+    ]
+    lis = "".join(
+        f'<li data-total="{key}"><b>{count}</b>{_e(label)}</li>' for count, label, key in items
+    )
+    return f'<ul class="totals">{lis}</ul>'
+
+
+def _render_filters(t: Totals) -> str:
+    buttons = [
+        ("all", "All", t.shots),
+        ("failed", "Failed", None),
+        ("inflight", "In flight", None),
+        ("picked", "Picked", None),
+    ]
+    return (
+        '<nav class="filters" aria-label="Filter shots">'
+        + "".join(
+            f'<button type="button" data-filter="{key}" aria-pressed="{str(key == "all").lower()}">'
+            f"{_e(label)}</button>"
+            for key, label, _ in buttons
+        )
+        + "</nav>"
+    )
+
+
+def _render_shot(shot: ShotView, manifest: str) -> str:
+    flags = {
+        "failed": shot.has("failed"),
+        "inflight": shot.has("in_flight"),
+        "picked": shot.picked,
+        "notstarted": shot.has("not_started"),
+    }
+    attrs = " ".join(f'data-{k}="{int(v)}"' for k, v in flags.items())
+    params = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in shot.params)
+    images = ""
+    if shot.images:
+        images = '<div class="images">' + "".join(_render_image(i) for i in shot.images) + "</div>"
+    takes = "".join(_render_take(shot, take, manifest) for take in shot.takes)
+    return f"""<section class="shot" id="shot-{_e(shot.id)}" data-shot="{_e(shot.id)}" {attrs}>
+<div class="shot-meta">
+<h2><span class="idx">{shot.index:02d}</span> {_e(shot.id)}
+<span class="mode">{_e(shot.mode)}</span></h2>
+<p class="prompt">{_e(shot.prompt)}</p>
+<dl class="params">{params}</dl>
+{images}
+</div>
+<div class="takes">{takes}</div>
+</section>"""
+
+
+def _render_image(image: ImageView) -> str:
+    if image.kind == "url":
+        # A link, not an <img>: the page must render without reaching the network.
+        body = (
+            f'<a class="remote" href="{_e(image.src)}" title="{_e(image.label)}">remote image</a>'
+        )
+    else:
+        body = f'<img src="{_e(image.src)}" alt="{_e(image.label)}" loading="lazy">'
+    label = image.label if image.kind != "data" else "data URI"
+    return f'<figure>{body}<figcaption title="{_e(image.label)}">{_e(label)}</figcaption></figure>'
+
+
+def _render_take(shot: ShotView, take: TakeView, manifest: str) -> str:
+    r = take.record
+    classes = ["take", f"status-{take.status}"]
+    marks = []
+    if take.verdict:
+        classes.append(take.verdict)
+        marks.append(f'<span class="mark {take.verdict}">{take.verdict}</span>')
+    if r.possible_duplicate:
+        marks.append('<span class="mark dup" title="the service may have billed twice">dup?</span>')
+    if take.clip and not take.clip_missing:
+        media = f'<video controls muted loop preload="metadata" src="{_e(take.clip)}"></video>'
+    elif take.clip_missing:
+        media = '<div class="placeholder">clip missing: run again to fetch it</div>'
+    else:
+        progress = f" · {_e(r.progress)}" if take.status == "in_flight" and r.progress else ""
+        media = f'<div class="placeholder">{_e(take.state)}{progress}</div>'
+    error = f'<p class="error">{_e(r.error)}</p>' if r.error and take.status == "failed" else ""
+    details = [
+        ("state", take.state),
+        ("task", r.task_id),
+        ("attempts", str(r.attempts) if r.attempts else None),
+        ("generation", str(r.generation) if r.generation > 1 else None),
+        ("submitted", r.submitted_at),
+        ("completed", r.completed_at),
+        ("downloaded", r.downloaded_at),
+    ]
+    dl = "".join(f"<dt>{k}</dt><dd>{_e(v)}</dd>" for k, v in details if v)
+    hint = ""
+    if take.status == "done" and take.verdict != "picked":
+        hint = (
+            f'<p class="hint">pick: <code>shotrunner pick {_e(manifest)} {_e(shot.id)} '
+            f"{take.take}</code></p>"
+        )
+    badge = f'<span class="badge {take.status}">{STATUS_LABELS[take.status]}</span>'
+    attrs = f'class="{" ".join(classes)}" data-take="{take.take}" data-status="{take.status}"'
+    return f"""<article {attrs}>
+{media}
+<div class="take-head"><strong>take {take.take}</strong>{badge}{"".join(marks)}</div>
+{error}<dl class="times">{dl}</dl>{hint}
+</article>"""
+
+
+def write_report(manifest: Manifest, store: ReviewStore | None) -> Path:
+    """Write ``<output_dir>/index.html`` (atomically) and return its path."""
+    out = manifest.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    page = render_html(collect(manifest, store))
+    target = out / REPORT_NAME
+    part = target.with_name(f".{REPORT_NAME}.part")
+    part.write_text(page, encoding="utf-8")
+    os.replace(part, target)
+    return target
+
+
+# --- verdicts --------------------------------------------------------------------------
+
+
+def resolve_take(manifest: Manifest, shot_id: str, take: int) -> Shot:
+    """The shot named on the command line (ids match ignoring case), checked to have ``take``."""
+    by_id = {shot.id.lower(): shot for shot in manifest.shots}
+    shot = by_id.get(shot_id.lower())
+    if shot is None:
+        known = ", ".join(s.id for s in manifest.shots[:10])
+        more = ", ..." if len(manifest.shots) > 10 else ""
+        raise InputError(f"no shot {shot_id!r} in {manifest.display_path} (shots: {known}{more})")
+    if not 1 <= take <= shot.takes:
+        raise InputError(f"shot {shot.id!r} has {shot.takes} take(s); there is no take {take}")
+    return shot
+
+
+def set_verdict(
+    manifest: Manifest,
+    store: ReviewStore,
+    shot_id: str,
+    take: int,
+    verdict: Verdict,
+) -> Shot:
+    """Record a pick or a rejection; a pick replaces the shot's other pick and any rejection."""
+    shot = resolve_take(manifest, shot_id, take)
+    if verdict == "picked":
+        records = take_records(store)
+        state = records.get((shot.id, take), TakeRecord()).state
+        if state != "done":
+            raise InputError(
+                f"take {take} of {shot.id!r} is {state}, not done: "
+                "only a finished take can be picked"
+            )
+        for (other_shot, other_take), other in store.verdicts().items():
+            if other_shot == shot.id and other_take != take and other == "picked":
+                store.set_verdict(shot.id, other_take, None)
+    store.set_verdict(shot.id, take, verdict)
+    return shot

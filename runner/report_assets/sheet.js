@@ -1,0 +1,35 @@
+// The contact sheet's filters: show only the shots that have a failed, in-flight or picked take.
+(function () {
+  "use strict";
+  var buttons = Array.prototype.slice.call(document.querySelectorAll("nav.filters [data-filter]"));
+  var shots = Array.prototype.slice.call(document.querySelectorAll("section.shot"));
+  var empty = document.getElementById("no-match");
+
+  function apply(filter) {
+    var shown = 0;
+    shots.forEach(function (shot) {
+      var match = filter === "all" || shot.getAttribute("data-" + filter) === "1";
+      shot.hidden = !match;
+      if (match) {
+        shown += 1;
+      }
+    });
+    buttons.forEach(function (button) {
+      button.setAttribute("aria-pressed", String(button.getAttribute("data-filter") === filter));
+    });
+    if (empty) {
+      empty.hidden = shown > 0;
+    }
+    document.body.setAttribute("data-filter", filter);
+  }
+
+  buttons.forEach(function (button) {
+    button.addEventListener("click", function () {
+      var filter = button.getAttribute("data-filter");
+      var current = document.body.getAttribute("data-filter");
+      // A second click on an active filter goes back to showing everything.
+      apply(filter === current ? "all" : filter);
+    });
+  });
+  apply("all");
+})();
