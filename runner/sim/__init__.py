@@ -1,0 +1,21 @@
+"""The built-in simulator of the video API (API.md), served on loopback.
+
+It knows nothing of the runner. ``start_in_thread`` serves from a daemon thread (tests,
+``run --simulate``); ``serve`` serves in the caller's event loop (``shotrunner sim``).
+"""
+
+from __future__ import annotations
+
+from runner.sim.config import SimConfig
+from runner.sim.recorder import RecordedRequest, Recorder
+from runner.sim.server import RunningSim, Simulator, serve, start_in_thread
+
+__all__ = [
+    "RecordedRequest",
+    "Recorder",
+    "RunningSim",
+    "SimConfig",
+    "Simulator",
+    "serve",
+    "start_in_thread",
+]

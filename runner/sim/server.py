@@ -1,0 +1,453 @@
+"""The simulator's HTTP side: the API listener, the file listener, faults, and how it runs.
+
+Two aiohttp listeners, so that the file host is a different origin from the API:
+
+- API (``/v1``): ``POST /v1/videos``, ``GET /v1/videos/{id}``, ``GET /v1/videos/{id}/content``;
+  Bearer auth when a token is set.
+- files: ``GET /files/{id}.mp4?exp=..&sig=..``, HMAC-signed and expiring, no auth,
+  ``Range`` answered with 206.
+
+Request-level faults are drawn per request from the seeded RNG, in this order: a 5xx (as a
+proxy would answer, before auth), auth, a 429, then the request itself. ``start_in_thread``
+runs a simulator in a daemon thread for tests and ``run --simulate``; ``serve`` runs one in
+the caller's event loop for ``shotrunner sim``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from runner.sim.clip import clip_size, iter_clip
+from runner.sim.config import SimConfig
+from runner.sim.dialect import error_body, task_body, url_place
+from runner.sim.recorder import Listener, RecordedRequest, Recorder
+from runner.sim.state import OUTCOMES, Outcome, Task, TaskStore
+from runner.sim.validation import check_create
+
+#: How long stopping waits for requests still being answered (a long download, say).
+_SHUTDOWN_SECONDS = 0.5
+#: job_seconds varies by up to this share either way, so tasks do not finish in lockstep.
+_JITTER = 0.1
+_HTML_ERROR = "<html><head><title>{0}</title></head><body><h1>{0}</h1></body></html>"
+# What a handler tells the recording middleware about its request.
+_BODY = web.RequestKey("body", object)
+_TASK_ID = web.RequestKey("task_id", str)
+_CREATED = web.RequestKey("created", bool)
+_DROPPED = web.RequestKey("dropped", bool)
+_REASONS = {
+    500: "500 Internal Server Error",
+    502: "502 Bad Gateway",
+    503: "503 Service Unavailable",
+}
+
+
+class Simulator:
+    """One simulated service: its tasks, its two listeners, its recorder."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.recorder = Recorder(keep=config.record)
+        self.base_url = ""
+        self.file_base_url = ""
+        self._rng = random.Random(config.seed)
+        self._store: TaskStore | None = None
+        self._runners: list[web.AppRunner] = []
+
+    @property
+    def store(self) -> TaskStore:
+        if self._store is None:
+            raise RuntimeError("the simulator is not started")
+        return self._store
+
+    async def start(self) -> None:
+        """Open the state and start both listeners; ready to answer when this returns."""
+        self._store = TaskStore(self.config.state_path)
+        try:
+            file_port = await self._listen(self._files_app(), self.config.file_port)
+            api_port = await self._listen(self._api_app(), self.config.port)
+        except BaseException:
+            await self.close()
+            raise
+        host = _url_host(self.config.host)
+        self.base_url = f"http://{host}:{api_port}/v1"
+        self.file_base_url = f"http://{host}:{file_port}"
+
+    async def close(self) -> None:
+        """Stop both listeners and close the state file. Safe to call twice."""
+        runners, self._runners = self._runners, []
+        for runner in runners:
+            await runner.cleanup()
+        if self._store is not None:
+            self._store.close()
+
+    async def _listen(self, app: web.Application, port: int) -> int:
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_SECONDS)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, self.config.host, port)
+        await site.start()
+        address = runner.addresses[0]
+        return int(address[1])
+
+    # ----- applications -------------------------------------------------------------------
+
+    def _api_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._recording("api")])
+        app.router.add_post("/v1/videos", self._create)
+        app.router.add_get("/v1/videos/{task_id}", self._retrieve)
+        app.router.add_get("/v1/videos/{task_id}/content", self._content)
+        return app
+
+    def _files_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._recording("files")])
+        app.router.add_get("/files/{task_id}.mp4", self._file)
+        return app
+
+    def _recording(self, listener: Listener) -> Any:
+        recorder = self.recorder
+
+        @web.middleware
+        async def record(
+            request: web.Request,
+            handler: Callable[[web.Request], Any],
+        ) -> web.StreamResponse:
+            status: int | None = 500
+            response: web.StreamResponse
+            try:
+                response = await handler(request)
+                status = None if request.get(_DROPPED) else response.status
+            except web.HTTPException as error:
+                status = error.status
+                if listener != "api":
+                    raise
+                code = error.reason.lower().replace(" ", "_")
+                response = _json(error_body(code, error.reason, self.config.quirks), status)
+            finally:
+                recorder.add(
+                    RecordedRequest(
+                        listener=listener,
+                        method=request.method,
+                        path=request.path,
+                        query=dict(request.query),
+                        headers={k.lower(): v for k, v in request.headers.items()},
+                        json=request.get(_BODY),
+                        status=status,
+                        task_id=request.get(_TASK_ID) or request.match_info.get("task_id"),
+                        created=bool(request.get(_CREATED)),
+                        at=time.time(),
+                    )
+                )
+            return response
+
+        return record
+
+    # ----- API handlers -------------------------------------------------------------------
+
+    async def _create(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._gate(request)
+        if refusal is not None:
+            return refusal
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._error(400, "invalid_request", "The request body is not valid JSON.")
+        request[_BODY] = body
+        problem = check_create(body)
+        if problem is not None:
+            return self._error(400, problem.code, problem.message, problem.param)
+        now = time.time()
+        store = self.store
+        key = request.headers.get("Idempotency-Key")
+        if key and not self.config.ignore_idempotency:
+            existing = store.by_key(key)
+            if existing is not None:
+                request[_TASK_ID] = existing.id
+                response = self._task_response(existing, now)
+                response.headers["Idempotent-Replayed"] = "true"
+                return self._maybe_drop(request, response)
+        limit = self.config.max_active
+        if limit is not None and store.active_count(now) >= limit:
+            message = f"Too many active tasks (at most {limit}); try again later."
+            return self._error(429, "concurrency_limit_exceeded", message)
+        task = self._new_task(body, key, now)
+        store.add(task)
+        request[_TASK_ID] = task.id
+        request[_CREATED] = True
+        fresh = task_body(task, "queued", 0, None, self.config.quirks)
+        return self._maybe_drop(request, _json(fresh))
+
+    async def _retrieve(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._gate(request)
+        if refusal is not None:
+            return refusal
+        task = self.store.get(request.match_info["task_id"])
+        if task is None:
+            return self._not_found()
+        return self._task_response(task, time.time())
+
+    async def _content(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._gate(request)
+        if refusal is not None:
+            return refusal
+        task = self.store.get(request.match_info["task_id"])
+        if task is None:
+            return self._not_found()
+        status, _ = task.phase(time.time())
+        if status == "gone":
+            return self._not_found()
+        if status != "completed":
+            message = f"Task {task.id} is not completed (status {status})."
+            return self._error(400, "task_not_completed", message)
+        return await self._send_clip(request, task.id)
+
+    # ----- file listener ------------------------------------------------------------------
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        task_id = request.match_info["task_id"]
+        expires = request.query.get("exp", "")
+        signature = request.query.get("sig", "")
+        if not hmac.compare_digest(signature, self._sign(task_id, expires)):
+            return web.Response(status=403, text="Signature does not match.\n")
+        try:
+            expired = float(expires) < time.time()
+        except ValueError:
+            expired = True
+        if expired:
+            return web.Response(status=403, text="Request has expired.\n")
+        task = self.store.get(task_id)
+        if task is None or task.phase(time.time())[0] != "completed":
+            return web.Response(status=404, text="No such file.\n")
+        return await self._send_clip(request, task_id)
+
+    async def _send_clip(self, request: web.Request, task_id: str) -> web.StreamResponse:
+        total = clip_size(task_id, self.config.clip_bytes)
+        try:
+            wanted = request.http_range
+        except ValueError:
+            # A malformed Range is ignored, as RFC 9110 allows: the whole file follows.
+            wanted = slice(None, None)
+        response = web.StreamResponse()
+        response.content_type = "video/mp4"
+        response.headers["Accept-Ranges"] = "bytes"
+        start, stop = 0, total
+        if wanted.start is not None:
+            start = max(0, total + wanted.start) if wanted.start < 0 else wanted.start
+            stop = total if wanted.stop is None else min(wanted.stop, total)
+            if start >= total:
+                return web.Response(status=416, headers={"Content-Range": f"bytes */{total}"})
+            response.set_status(206)
+            response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
+        response.content_length = stop - start
+        await response.prepare(request)
+        if request.method != "HEAD":
+            for chunk in iter_clip(task_id, self.config.clip_bytes, start, stop):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    # ----- pieces -------------------------------------------------------------------------
+
+    def _gate(self, request: web.Request) -> web.Response | None:
+        """The request-level faults and auth, in the order a real deployment meets them."""
+        config = self.config
+        rng = self._rng
+        if config.error_rate and rng.random() < config.error_rate:
+            return self._server_error()
+        if config.token is not None:
+            expected = f"Bearer {config.token}"
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return self._error(401, "invalid_api_key", "Invalid or missing API key.")
+        if config.rate_limit_rate and rng.random() < config.rate_limit_rate:
+            response = self._error(429, "rate_limit_exceeded", "Upstream saturated, try later.")
+            if rng.random() < 0.2:
+                response.headers["Retry-After"] = "1"
+            return response
+        return None
+
+    def _server_error(self) -> web.Response:
+        status = self._rng.choice((500, 502, 503))
+        form = self._rng.random()
+        if form < 0.5:
+            return self._error(status, "server_error", _REASONS[status])
+        if form < 0.8:
+            html = _HTML_ERROR.format(_REASONS[status])
+            return web.Response(status=status, text=html, content_type="text/html")
+        return web.Response(status=status)
+
+    def _new_task(self, body: dict[str, Any], key: str | None, now: float) -> Task:
+        config = self.config
+        rng = self._rng
+        duration = config.job_seconds * (1.0 + rng.uniform(-_JITTER, _JITTER))
+        return Task(
+            id=f"video_{secrets.token_hex(12)}",
+            created_at=now,
+            duration=duration,
+            outcome=self._draw_outcome(),
+            model=body["model"],
+            seconds=body.get("seconds"),
+            variant=rng.randrange(1_000_000),
+            idempotency_key=key,
+        )
+
+    def _draw_outcome(self) -> Outcome:
+        draw = self._rng.random()
+        config = self.config
+        threshold = 0.0
+        rates = (config.fail_rate, config.refuse_rate, config.hang_rate, config.lose_rate)
+        for outcome, rate in zip(OUTCOMES[1:], rates, strict=True):
+            threshold += rate
+            if draw < threshold:
+                return outcome
+        return "completed"
+
+    def _task_response(self, task: Task, now: float) -> web.Response:
+        status, progress = task.phase(now)
+        if status == "gone":
+            return self._not_found()
+        url = None
+        if status == "completed" and url_place(task, self.config.quirks) != "content_only":
+            url = self._file_url(task.id, now)
+        return _json(task_body(task, status, progress, url, self.config.quirks))
+
+    def _file_url(self, task_id: str, now: float) -> str:
+        expires = f"{now + self.config.url_ttl:.3f}"
+        signature = self._sign(task_id, expires)
+        return f"{self.file_base_url}/files/{task_id}.mp4?exp={expires}&sig={signature}"
+
+    def _sign(self, task_id: str, expires: str) -> str:
+        message = f"{task_id}:{expires}".encode()
+        return hmac.new(self.store.secret, message, hashlib.sha256).hexdigest()[:32]
+
+    def _maybe_drop(self, request: web.Request, response: web.Response) -> web.Response:
+        """With ``drop_rate``, abort the connection: the task exists, the answer is lost."""
+        rate = self.config.drop_rate
+        if rate and self._rng.random() < rate and request.transport is not None:
+            request[_DROPPED] = True
+            request.transport.abort()
+        return response
+
+    def _not_found(self) -> web.Response:
+        if self.config.quirks:
+            return self._error(400, "task_not_exist", "task_not_exist")
+        return self._error(404, "task_not_found", "No task with this id.")
+
+    def _error(
+        self, status: int, code: str, message: str, param: str | None = None
+    ) -> web.Response:
+        return _json(error_body(code, message, self.config.quirks, param), status)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+# ----- running it ---------------------------------------------------------------------------
+
+
+class RunningSim:
+    """A simulator serving from its own thread; ``stop()`` (or leaving the ``with``) ends it."""
+
+    def __init__(
+        self,
+        simulator: Simulator,
+        loop: asyncio.AbstractEventLoop,
+        stopping: asyncio.Event,
+        thread: threading.Thread,
+    ) -> None:
+        self.config = simulator.config
+        self.base_url = simulator.base_url
+        self.file_base_url = simulator.file_base_url
+        self.recorder = simulator.recorder
+        self._loop = loop
+        self._stopping = stopping
+        self._thread = thread
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Stop serving, close the state file and join the thread. Safe to call twice."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join()
+
+    def __enter__(self) -> RunningSim:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_in_thread(config: SimConfig) -> RunningSim:
+    """Start a simulator in a daemon thread; return once both listeners accept connections."""
+    ready = threading.Event()
+    started: dict[str, Any] = {}
+
+    async def main() -> None:
+        simulator = Simulator(config)
+        try:
+            await simulator.start()
+        except BaseException as error:
+            started["error"] = error
+            ready.set()
+            return
+        stopping = asyncio.Event()
+        started.update(simulator=simulator, loop=asyncio.get_running_loop(), stopping=stopping)
+        ready.set()
+        try:
+            await stopping.wait()
+        finally:
+            await simulator.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="shotrunner-sim")
+    thread.daemon = True
+    thread.start()
+    ready.wait()
+    if "error" in started:
+        thread.join()
+        raise started["error"]
+    return RunningSim(started["simulator"], started["loop"], started["stopping"], thread)
+
+
+async def serve(
+    config: SimConfig,
+    on_ready: Callable[[str], None],
+    on_request: Callable[[RecordedRequest], None] | None = None,
+) -> None:
+    """Serve in the running event loop until cancelled; ``on_ready`` gets the base URL."""
+    simulator = Simulator(config)
+    if on_request is not None:
+        simulator.recorder.subscribe(on_request)
+    await simulator.start()
+    try:
+        on_ready(simulator.base_url)
+        await asyncio.Event().wait()
+    finally:
+        await simulator.close()
