@@ -1,15 +1,36 @@
 """Reconcile the manifest's jobs with the state store: what ``run`` would do for each.
 
-Placeholder until the state store exists: every job is new.
+The plan is pure: it reads the store (all rows at once) and the clips' sizes and times,
+and writes nothing. For each job it chooses the render (fingerprint, generation) the job
+points at and one action (SPEC.md):
+
+- ``submit``: no render yet, or a new generation (``--force``, a rejected take);
+- ``resume``: a task in flight (submitting, queued, running, downloading): polled, never
+  resubmitted;
+- ``skip``: done, and the clip in the job's folder is intact;
+- ``fetch``: done, but the clip is missing, altered, or not yet copied into this job's
+  folder (a renamed shot, a shared fingerprint): fetched again from its task, rendered
+  again only if the service lost it;
+- ``retry`` / ``hold``: failed, with or without ``--retry-failed``.
+
+Jobs with the same fingerprint share one render; an edited shot has a new fingerprint,
+so only it is submitted again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from runner.delivery import clip_intact
 from runner.model import Action, Job, JobState
+
+if TYPE_CHECKING:
+    from runner.store import JobRow, RenderRow, Store
+
+IN_FLIGHT: frozenset[str] = frozenset({"submitting", "queued", "running", "downloading"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +55,114 @@ class PlannedJob:
     error: str | None = None
     possible_duplicate: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The store's rows behind this plan line (None when there are none yet).
+    row: JobRow | None = None
+    render: RenderRow | None = None
+    #: Why a new generation is rendered ("forced", "rejected"), else None.
+    new_generation: str | None = None
+
+    @property
+    def render_key(self) -> tuple[str, int]:
+        return (self.job.fingerprint, self.generation)
 
 
 def reconcile(
-    jobs: Sequence[Job], store: object | None = None, options: PlanOptions | None = None
+    jobs: Sequence[Job], store: Store | None = None, options: PlanOptions | None = None
 ) -> list[PlannedJob]:
-    """Every job is new until the store exists."""
-    return [PlannedJob(job=job, action="submit") for job in jobs]
+    """The plan: one ``PlannedJob`` per job in scope (``--only``), in the jobs' order."""
+    options = options or PlanOptions()
+    if options.only:
+        jobs = [job for job in jobs if job.shot.id in options.only]
+    if store is None:
+        return [PlannedJob(job=job, action="submit") for job in jobs]
+
+    output_dir = store.path.parent
+    job_rows = store.jobs()
+    renders = store.renders()
+    verdicts = store.verdicts() if options.rerender_rejected else {}
+    highest: dict[str, int] = {}
+    for fingerprint, generation in renders:
+        highest[fingerprint] = max(generation, highest.get(fingerprint, 0))
+    # A job whose fingerprint is new to it joins the render other jobs already use.
+    pointed: dict[str, int] = {}
+    for row in job_rows.values():
+        pointed[row.fingerprint] = max(row.generation, pointed.get(row.fingerprint, 0))
+    raised: dict[str, int] = {}
+
+    planned: list[PlannedJob] = []
+    for job in jobs:
+        row = job_rows.get((job.shot.id, job.take))
+        if row is not None and row.fingerprint == job.fingerprint:
+            generation = row.generation
+        else:
+            generation = pointed.get(job.fingerprint) or highest.get(job.fingerprint) or 1
+        render = renders.get((job.fingerprint, generation))
+
+        reason = _new_generation_reason(job, render, options, verdicts)
+        if reason is not None:
+            if job.fingerprint not in raised:
+                raised[job.fingerprint] = highest.get(job.fingerprint, generation) + 1
+            generation, render = raised[job.fingerprint], None
+
+        item = PlannedJob(
+            job=job,
+            action="submit",
+            generation=generation,
+            row=row,
+            render=render,
+            new_generation=reason,
+        )
+        if render is not None:
+            _apply_render(item, render, row, output_dir, options)
+        planned.append(item)
+    return planned
+
+
+def _new_generation_reason(
+    job: Job,
+    render: RenderRow | None,
+    options: PlanOptions,
+    verdicts: dict[tuple[str, int], str],
+) -> str | None:
+    """Why this job renders a new generation now, or None.
+
+    A render in flight is resumed, never raised: running the same ``--force`` command again
+    after an interruption must not pay twice.
+    """
+    if render is None or render.state not in ("done", "failed"):
+        return None
+    if job.shot.id in options.force:
+        return "forced"
+    if render.state == "done" and verdicts.get((job.shot.id, job.take)) == "rejected":
+        return "rejected"
+    return None
+
+
+def _apply_render(
+    item: PlannedJob,
+    render: RenderRow,
+    row: JobRow | None,
+    output_dir: Path,
+    options: PlanOptions,
+) -> None:
+    item.state = render.state
+    item.attempts = render.attempt
+    item.task_id = render.task_id
+    item.progress = render.progress
+    item.error = render.error
+    item.possible_duplicate = render.possible_duplicate
+    if render.state == "pending":
+        item.action = "submit"
+    elif render.state in IN_FLIGHT:
+        item.action = "resume"
+    elif render.state == "failed":
+        item.action = "retry" if options.retry_failed else "hold"
+    else:
+        delivered = (
+            row is not None and row.render_key == item.render_key and row.delivered and row.file
+        )
+        if delivered and row is not None and clip_intact(output_dir, row, verify=options.verify):
+            item.action = "skip"
+            item.file = row.file
+        else:
+            item.action = "fetch"

@@ -1,0 +1,136 @@
+"""Clips on disk: where they go, whether they are intact, and putting them in place safely.
+
+A clip is written as ``<final>.part`` and renamed into place only when whole, so no
+partial file ever sits at a final path. A clip being replaced (an edited shot, a new
+generation) moves with its sidecar to ``<shot>/.history/`` under a name that never
+overwrites another: a paid-for clip is never deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.store import JobRow
+
+HISTORY = ".history"
+_CHUNK = 1 << 20
+
+
+def clip_relpath(shot_id: str, take: int) -> str:
+    """The clip's path relative to the batch folder (``<shot>/take-<n>.mp4``)."""
+    return f"{shot_id}/take-{take}.mp4"
+
+
+def sidecar_of(clip: Path) -> Path:
+    return clip.with_suffix(".json")
+
+
+def part_of(path: Path) -> Path:
+    return path.with_name(path.name + ".part")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def clip_intact(output_dir: Path, row: JobRow, *, verify: bool = False) -> bool:
+    """Whether the clip recorded on a job row is still the file that was written.
+
+    Size and modification time decide (one ``stat``), so a run over thousands of finished
+    jobs stays fast; ``verify`` re-hashes the file instead.
+    """
+    if row.file is None:
+        return False
+    try:
+        stat = (output_dir / row.file).stat()
+    except OSError:
+        return False
+    if stat.st_size != row.file_size:
+        return False
+    if verify:
+        return file_sha256(output_dir / row.file) == row.file_sha256
+    return stat.st_mtime_ns == row.file_mtime_ns
+
+
+def matches(path: Path, sha256: str | None, size: int | None) -> bool:
+    """Whether ``path`` holds exactly the bytes with this hash (size checked first)."""
+    if sha256 is None or size is None:
+        return False
+    try:
+        if path.stat().st_size != size:
+            return False
+    except OSError:
+        return False
+    return file_sha256(path) == sha256
+
+
+def move_to_history(clip: Path, label: str) -> Path | None:
+    """Move a clip and its sidecar into ``.history/`` next to it; returns the new clip path.
+
+    ``label`` names the render the clip came from (``<fingerprint prefix>-g<generation>``);
+    a counter is added when that name is taken, so nothing is ever overwritten. Sidecar
+    first: a crash between the two renames leaves the clip where the next run finds it.
+    """
+    if not clip.exists():
+        return None
+    history = clip.parent / HISTORY
+    history.mkdir(exist_ok=True)
+    stem = f"{clip.stem}.{label}"
+    counter = 1
+    while True:
+        name = stem if counter == 1 else f"{stem}-{counter}"
+        target = history / f"{name}{clip.suffix}"
+        target_sidecar = history / f"{name}.json"
+        if not target.exists() and not target_sidecar.exists():
+            break
+        counter += 1
+    sidecar = sidecar_of(clip)
+    if sidecar.exists():
+        os.replace(sidecar, target_sidecar)
+    os.replace(clip, target)
+    return target
+
+
+def place(part: Path, final: Path) -> tuple[int, int]:
+    """Rename a whole part file into place; returns (size, mtime_ns) as written.
+
+    No fsync: a killed process loses nothing the OS already holds, and a clip damaged by a
+    power cut fails the size check and is fetched again.
+    """
+    os.replace(part, final)
+    stat = final.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def copy_to_part(source: Path, final: Path) -> Path:
+    """Copy a delivered clip towards another job's final path (as its part file)."""
+    part = part_of(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, part)
+    return part
+
+
+def write_sidecar(clip: Path, data: dict[str, Any]) -> None:
+    """Write the provenance JSON next to a clip, atomically."""
+    sidecar = sidecar_of(clip)
+    part = part_of(sidecar)
+    part.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(part, sidecar)
+
+
+def read_sidecar(clip: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(sidecar_of(clip).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

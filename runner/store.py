@@ -1,0 +1,545 @@
+"""The state store: ``<output_dir>/state.db``, the single source of truth of a batch.
+
+Tables (SQLite through sqlite-utils, migrations applied when the store opens, WAL):
+
+- ``renders``: one row per render identity (fingerprint, generation): its state, the
+  attempt in progress, the task id, progress, error, the possible-duplicate flag and the
+  clip's hash and size once downloaded. Jobs that share a fingerprint share a render.
+- ``jobs``: one row per (shot, take): which render it points at, and the clip delivered
+  into its folder (path, size, modification time, hash, which render it came from).
+- ``events``: every state change, with time, run id, job, render and detail.
+- ``runs``: one row per ``run``: when, what, against which API base, and its outcome.
+- ``verdicts``: the review's picks and rejections of takes.
+
+Every state change is one transaction together with its event row, so a crash (even
+``kill -9``) leaves the store at a state boundary. No secret is ever stored. The store
+knows SQLite and nothing of HTTP or manifests.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import sqlite_utils
+from sqlite_utils.db import Table
+
+from runner.model import JobState
+
+STATE_DB = "state.db"
+
+RenderKey = tuple[str, int]
+JobKey = tuple[str, int]
+Verdict = Literal["picked", "rejected"]
+
+migrations = sqlite_utils.Migrations("shotrunner")
+
+
+@migrations()
+def m001_create_tables(db: sqlite_utils.Database) -> None:
+    """The first schema: renders, jobs, events, runs, verdicts."""
+    _table(db, "renders").create(
+        {
+            "fingerprint": str,
+            "generation": int,
+            "state": str,
+            "attempt": int,
+            "task_id": str,
+            "progress": float,
+            "error": str,
+            "error_code": str,
+            "possible_duplicate": int,
+            "submitted_at": str,
+            "completed_at": str,
+            "downloaded_at": str,
+            "sha256": str,
+            "bytes": int,
+            "updated_at": str,
+        },
+        pk=("fingerprint", "generation"),
+        not_null={"state", "attempt", "possible_duplicate"},
+        defaults={"attempt": 0, "possible_duplicate": 0, "state": "pending"},
+    )
+    _table(db, "jobs").create(
+        {
+            "shot": str,
+            "take": int,
+            "fingerprint": str,
+            "generation": int,
+            "file": str,
+            "file_fingerprint": str,
+            "file_generation": int,
+            "file_size": int,
+            "file_mtime_ns": int,
+            "file_sha256": str,
+            "delivered_at": str,
+            "updated_at": str,
+        },
+        pk=("shot", "take"),
+        not_null={"fingerprint", "generation"},
+    )
+    _table(db, "jobs").create_index(["fingerprint", "generation"])
+    _table(db, "runs").create(
+        {
+            "id": str,
+            "started_at": str,
+            "ended_at": str,
+            "manifest": str,
+            "manifest_sha256": str,
+            "api_base": str,
+            "simulated": int,
+            "argv": str,
+            "exit_code": int,
+            "summary": str,
+        },
+        pk="id",
+    )
+    _table(db, "events").create(
+        {
+            "id": int,
+            "at": str,
+            "run_id": str,
+            "shot": str,
+            "take": int,
+            "fingerprint": str,
+            "generation": int,
+            "state": str,
+            "detail": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    _table(db, "events").create_index(["fingerprint", "generation"])
+    _table(db, "events").create_index(["shot", "take"])
+    _table(db, "verdicts").create(
+        {"shot": str, "take": int, "verdict": str, "generation": int, "at": str},
+        pk=("shot", "take"),
+    )
+
+
+def _table(db: sqlite_utils.Database, name: str) -> Table:
+    return cast(Table, db[name])
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 UTC with microseconds, the store's one time format."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def parse_iso(value: str | None) -> float | None:
+    """Seconds since the epoch for a time written by ``now_iso`` (None stays None)."""
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+@dataclass(slots=True)
+class RenderRow:
+    """One render: the work and money behind a (fingerprint, generation)."""
+
+    fingerprint: str
+    generation: int
+    state: JobState = "pending"
+    attempt: int = 0
+    task_id: str | None = None
+    progress: float | None = None
+    error: str | None = None
+    error_code: str | None = None
+    possible_duplicate: bool = False
+    submitted_at: str | None = None
+    completed_at: str | None = None
+    downloaded_at: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    updated_at: str | None = None
+
+    @property
+    def key(self) -> RenderKey:
+        return (self.fingerprint, self.generation)
+
+    @property
+    def idempotency_key(self) -> str:
+        """``<fingerprint>-g<generation>-a<attempt>`` of the attempt in progress (SPEC.md)."""
+        return f"{self.fingerprint}-g{self.generation}-a{self.attempt}"
+
+
+@dataclass(slots=True)
+class JobRow:
+    """One (shot, take): the render it points at and the clip delivered into its folder."""
+
+    shot: str
+    take: int
+    fingerprint: str
+    generation: int
+    file: str | None = None
+    file_fingerprint: str | None = None
+    file_generation: int | None = None
+    file_size: int | None = None
+    file_mtime_ns: int | None = None
+    file_sha256: str | None = None
+    delivered_at: str | None = None
+    updated_at: str | None = None
+
+    @property
+    def key(self) -> JobKey:
+        return (self.shot, self.take)
+
+    @property
+    def render_key(self) -> RenderKey:
+        return (self.fingerprint, self.generation)
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the clip of the render it points at has been written into its folder."""
+        return (
+            self.file is not None
+            and self.file_fingerprint == self.fingerprint
+            and self.file_generation == self.generation
+        )
+
+
+_RENDER_FIELDS = tuple(f.name for f in fields(RenderRow))
+_JOB_FIELDS = tuple(f.name for f in fields(JobRow))
+
+
+def _render_from_row(row: Mapping[str, Any]) -> RenderRow:
+    values: dict[str, Any] = {name: row.get(name) for name in _RENDER_FIELDS}
+    values["possible_duplicate"] = bool(values["possible_duplicate"])
+    return RenderRow(**values)
+
+
+def _job_from_row(row: Mapping[str, Any]) -> JobRow:
+    values: dict[str, Any] = {name: row.get(name) for name in _JOB_FIELDS}
+    return JobRow(**values)
+
+
+def _render_record(render: RenderRow) -> dict[str, Any]:
+    record = {name: getattr(render, name) for name in _RENDER_FIELDS}
+    record["possible_duplicate"] = int(render.possible_duplicate)
+    return record
+
+
+class Store:
+    """The state database of one batch folder. Not thread-safe: one per thread."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, output_dir: Path) -> Store:
+        """Open (creating the folder and the database if needed) for reading and writing."""
+        output_dir.mkdir(parents=True, exist_ok=True)
+        path = output_dir / STATE_DB
+        db = sqlite_utils.Database(path, execute_plugins=False)
+        db.enable_wal()
+        # NORMAL in WAL mode survives a killed process (the WAL is in the OS's hands);
+        # only a power cut could cost the last transactions.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        migrations.apply(db)
+        return cls(db, path)
+
+    @classmethod
+    def open_existing(cls, output_dir: Path) -> Store | None:
+        """Open an existing database for reading, or None when the batch has none yet.
+
+        Never creates ``state.db`` (``plan``, ``status`` and the review commands use this).
+        """
+        path = output_dir / STATE_DB
+        if not path.is_file():
+            return None
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn.execute("PRAGMA busy_timeout=5000")
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        if migrations.pending(db):
+            # An older database: read it through a writable connection that migrates it.
+            conn.close()
+            return cls.open(output_dir)
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def renders(self) -> dict[RenderKey, RenderRow]:
+        """Every render, loaded at once."""
+        return {
+            (row["fingerprint"], row["generation"]): _render_from_row(row)
+            for row in self.db.query("select * from renders")
+        }
+
+    def render(self, key: RenderKey) -> RenderRow | None:
+        rows = list(
+            self.db.query(
+                "select * from renders where fingerprint = ? and generation = ?", list(key)
+            )
+        )
+        return _render_from_row(rows[0]) if rows else None
+
+    def jobs(self) -> dict[JobKey, JobRow]:
+        """Every job row, loaded at once."""
+        return {
+            (row["shot"], row["take"]): _job_from_row(row)
+            for row in self.db.query("select * from jobs")
+        }
+
+    def job_states(self) -> list[dict[str, Any]]:
+        """Every job with the render it points at, for reports: one query, plain dicts.
+
+        Keys: shot, take, fingerprint, generation, state (see ``job_state``), attempt,
+        task_id, progress, error, error_code, possible_duplicate, submitted_at,
+        completed_at, downloaded_at, sha256, bytes, file, file_size, delivered_at.
+        """
+        rows = self.db.query(
+            """
+            select j.*, r.state as render_state, r.attempt, r.task_id, r.progress, r.error,
+                   r.error_code, r.possible_duplicate, r.submitted_at, r.completed_at,
+                   r.downloaded_at, r.sha256, r.bytes
+            from jobs j left join renders r
+              on r.fingerprint = j.fingerprint and r.generation = j.generation
+            order by j.shot, j.take
+            """
+        )
+        result = []
+        for row in rows:
+            job = _job_from_row(row)
+            render = (
+                _render_from_row({**row, "state": row["render_state"]})
+                if row["render_state"] is not None
+                else None
+            )
+            record = dict(row)
+            record.pop("render_state")
+            record["state"] = job_state(job, render)
+            record["possible_duplicate"] = bool(row["possible_duplicate"])
+            result.append(record)
+        return result
+
+    def events_for_job(self, shot: str, take: int) -> list[dict[str, Any]]:
+        """The events of a job: its own and those of every render it has pointed at."""
+        return list(
+            self.db.query(
+                """
+                select * from events
+                where (shot = ? and take = ?)
+                   or (fingerprint, generation) in (
+                        select fingerprint, generation from events
+                        where shot = ? and take = ? and fingerprint is not null)
+                order by id
+                """,
+                [shot, take, shot, take],
+            )
+        )
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        yield from self.db.query("select * from events order by id")
+
+    def runs(self) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from runs order by started_at"))
+
+    def verdicts(self) -> dict[JobKey, Verdict]:
+        """Verdicts on takes, keyed by (shot, take).
+
+        A verdict applies to the render the take had when it was given: once a rejected take
+        is rendered again (``run --rerender-rejected``) the new render has no verdict.
+        """
+        rows = self.db.query(
+            """
+            select v.shot, v.take, v.verdict from verdicts v
+            left join jobs j on j.shot = v.shot and j.take = v.take
+            where v.generation is null or j.generation is null or v.generation = j.generation
+            """
+        )
+        return {(row["shot"], row["take"]): row["verdict"] for row in rows}
+
+    # -- writes --------------------------------------------------------------------------
+
+    def set_verdict(self, shot: str, take: int, verdict: Verdict | None) -> None:
+        """Pick or reject a take (None clears it). Picking one take un-picks the others."""
+        if verdict not in ("picked", "rejected", None):
+            raise ValueError(f"unknown verdict {verdict!r}")
+        job = self._job(shot, take)
+        with self.db.atomic():
+            if verdict == "picked":
+                self.db.execute(
+                    "delete from verdicts where shot = ? and verdict = 'picked'", [shot]
+                )
+            self.db.execute("delete from verdicts where shot = ? and take = ?", [shot, take])
+            if verdict is not None:
+                _table(self.db, "verdicts").insert(
+                    {
+                        "shot": shot,
+                        "take": take,
+                        "verdict": verdict,
+                        "generation": job.generation if job else None,
+                        "at": now_iso(),
+                    }
+                )
+            self._event(None, shot, take, None, f"verdict:{verdict or 'cleared'}", "")
+
+    def start_run(
+        self,
+        *,
+        manifest: str,
+        manifest_sha256: str,
+        api_base: str,
+        simulated: bool,
+        argv: list[str],
+    ) -> str:
+        """Record the start of a run and return its id."""
+        run_id = uuid.uuid4().hex[:12]
+        with self.db.atomic():
+            _table(self.db, "runs").insert(
+                {
+                    "id": run_id,
+                    "started_at": now_iso(),
+                    "manifest": manifest,
+                    "manifest_sha256": manifest_sha256,
+                    "api_base": api_base,
+                    "simulated": int(simulated),
+                    "argv": json.dumps(argv),
+                }
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, *, exit_code: int, summary: Mapping[str, Any]) -> None:
+        with self.db.atomic():
+            _table(self.db, "runs").update(
+                run_id,
+                {"ended_at": now_iso(), "exit_code": exit_code, "summary": json.dumps(summary)},
+            )
+
+    def bind_job(
+        self, run_id: str | None, shot: str, take: int, fingerprint: str, generation: int
+    ) -> JobRow:
+        """Point a job at a render (creating both rows as needed), in one transaction.
+
+        The clip already delivered into the job's folder stays recorded on the job, so the
+        engine knows which file an edited shot's new clip replaces.
+        """
+        with self.db.atomic():
+            existing = self._job(shot, take)
+            if existing is not None and existing.render_key == (fingerprint, generation):
+                return existing
+            if self.render((fingerprint, generation)) is None:
+                _table(self.db, "renders").insert(
+                    _render_record(
+                        RenderRow(fingerprint, generation, updated_at=now_iso()),
+                    )
+                )
+            job = existing or JobRow(shot, take, fingerprint, generation)
+            job.fingerprint, job.generation, job.updated_at = fingerprint, generation, now_iso()
+            _table(self.db, "jobs").upsert(
+                {name: getattr(job, name) for name in _JOB_FIELDS}, pk=("shot", "take")
+            )
+            self._event(run_id, shot, take, (fingerprint, generation), "bound", "")
+        return job
+
+    def update_render(
+        self,
+        run_id: str | None,
+        render: RenderRow,
+        *,
+        detail: str = "",
+        job: JobKey | None = None,
+        event: bool = True,
+    ) -> None:
+        """Write a render's row as it is now, with an event row, in one transaction.
+
+        ``event=False`` is for progress updates that are not a change of state.
+        """
+        render.updated_at = now_iso()
+        with self.db.atomic():
+            _table(self.db, "renders").upsert(
+                _render_record(render), pk=("fingerprint", "generation")
+            )
+            if event:
+                shot, take = job if job else (None, None)
+                self._event(run_id, shot, take, render.key, render.state, detail)
+
+    def record_delivery(
+        self,
+        run_id: str | None,
+        job: JobRow,
+        *,
+        file: str,
+        size: int,
+        mtime_ns: int,
+        sha256: str,
+    ) -> None:
+        """Record the clip written into a job's folder (after its atomic rename)."""
+        job.file, job.file_size, job.file_mtime_ns, job.file_sha256 = file, size, mtime_ns, sha256
+        job.file_fingerprint, job.file_generation = job.fingerprint, job.generation
+        job.delivered_at = job.updated_at = now_iso()
+        with self.db.atomic():
+            _table(self.db, "jobs").upsert(
+                {name: getattr(job, name) for name in _JOB_FIELDS}, pk=("shot", "take")
+            )
+            self._event(run_id, job.shot, job.take, job.render_key, "delivered", file)
+
+    def record_file_moved(self, run_id: str | None, job: JobRow, detail: str) -> None:
+        """Forget the clip of a job's folder (moved to ``.history/`` or found missing)."""
+        job.file = job.file_fingerprint = job.file_generation = None
+        job.file_size = job.file_mtime_ns = None
+        job.file_sha256 = job.delivered_at = None
+        job.updated_at = now_iso()
+        with self.db.atomic():
+            _table(self.db, "jobs").upsert(
+                {name: getattr(job, name) for name in _JOB_FIELDS}, pk=("shot", "take")
+            )
+            self._event(run_id, job.shot, job.take, job.render_key, "file-moved", detail)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _job(self, shot: str, take: int) -> JobRow | None:
+        rows = list(self.db.query("select * from jobs where shot = ? and take = ?", [shot, take]))
+        return _job_from_row(rows[0]) if rows else None
+
+    def _event(
+        self,
+        run_id: str | None,
+        shot: str | None,
+        take: int | None,
+        render: RenderKey | None,
+        state: str,
+        detail: str,
+    ) -> None:
+        _table(self.db, "events").insert(
+            {
+                "at": now_iso(),
+                "run_id": run_id,
+                "shot": shot,
+                "take": take,
+                "fingerprint": render[0] if render else None,
+                "generation": render[1] if render else None,
+                "state": state,
+                "detail": detail,
+            }
+        )
+
+
+def job_state(job: JobRow | None, render: RenderRow | None) -> JobState:
+    """A job's state word (SPEC.md) from its row and its render's row.
+
+    A render that is done but whose clip is not yet in this job's folder counts as
+    ``downloading``: the job is not delivered until its own file is written.
+    """
+    if job is None or render is None:
+        return "pending"
+    if render.state == "done" and not job.delivered:
+        return "downloading"
+    return render.state
