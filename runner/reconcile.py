@@ -19,7 +19,7 @@ so only it is submitted again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,8 +85,10 @@ def reconcile(
         highest[fingerprint] = max(generation, highest.get(fingerprint, 0))
     # A job whose fingerprint is new to it joins the render other jobs already use.
     pointed: dict[str, int] = {}
-    for row in job_rows.values():
-        pointed[row.fingerprint] = max(row.generation, pointed.get(row.fingerprint, 0))
+    for existing in job_rows.values():
+        pointed[existing.fingerprint] = max(
+            existing.generation, pointed.get(existing.fingerprint, 0)
+        )
     raised: dict[str, int] = {}
 
     planned: list[PlannedJob] = []
@@ -122,7 +124,7 @@ def _new_generation_reason(
     job: Job,
     render: RenderRow | None,
     options: PlanOptions,
-    verdicts: dict[tuple[str, int], str],
+    verdicts: Mapping[tuple[str, int], str],
 ) -> str | None:
     """Why this job renders a new generation now, or None.
 
