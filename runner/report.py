@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -37,11 +37,13 @@ REPORT_NAME = "index.html"
 
 
 class ReviewStore(Protocol):
-    """What the review surface needs from the state store."""
+    """What the review surface needs from the state store (``runner.store.Store``)."""
 
-    def verdicts(self) -> dict[tuple[str, int], str]: ...
+    def job_states(self) -> Sequence[Mapping[str, Any]]: ...
 
-    def set_verdict(self, shot: str, take: int, verdict: str | None) -> None: ...
+    def verdicts(self) -> Mapping[tuple[str, int], str]: ...
+
+    def set_verdict(self, shot: str, take: int, verdict: Verdict | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,10 +273,11 @@ def _totals(shots: Iterable[Shot], views: tuple[ShotView, ...]) -> Totals:
     )
 
 
-def take_records(store: Any) -> dict[tuple[str, int], TakeRecord]:
+def take_records(store: ReviewStore) -> dict[tuple[str, int], TakeRecord]:
     """The store's job rows as ``TakeRecord`` values, keyed by (shot, take)."""
-    rows: Iterable[Mapping[str, Any]] = store.job_rows() if hasattr(store, "job_rows") else ()
-    return {(str(row["shot"]), int(row["take"])): record_from_row(row) for row in rows}
+    return {
+        (str(row["shot"]), int(row["take"])): record_from_row(row) for row in store.job_states()
+    }
 
 
 def record_from_row(row: Mapping[str, Any]) -> TakeRecord:
@@ -284,14 +287,14 @@ def record_from_row(row: Mapping[str, Any]) -> TakeRecord:
         value = row.get(name)
         return None if value is None or value == "" else str(value)
 
-    progress = row.get("progress")
+    progress = row.get("progress")  # 0..100 as the API client normalises it
     return TakeRecord(
         state=str(row.get("state") or "pending"),
         file=text("file"),
         task_id=text("task_id"),
         error=text("error"),
-        attempts=int(row.get("attempts") or 0),
-        progress=None if progress is None else str(progress),
+        attempts=int(row.get("attempt") or 0),
+        progress=None if progress is None else f"{float(progress):.0f}%",
         generation=int(row.get("generation") or 1),
         fingerprint=text("fingerprint"),
         possible_duplicate=bool(row.get("possible_duplicate")),
@@ -526,8 +529,6 @@ def set_verdict(
                 f"take {take} of {shot.id!r} is {state}, not done: "
                 "only a finished take can be picked"
             )
-        for (other_shot, other_take), other in store.verdicts().items():
-            if other_shot == shot.id and other_take != take and other == "picked":
-                store.set_verdict(shot.id, other_take, None)
+    # The store un-picks the shot's other take and replaces any verdict on this one.
     store.set_verdict(shot.id, take, verdict)
     return shot

@@ -1,0 +1,366 @@
+"""The export: the chosen take of each shot copied in storyboard order, a cut list, an animatic.
+
+For each shot the picked take is used, else its first finished take that is not rejected.
+Clips are copied as ``NN-<shot-id>.mp4`` (NN from 01, at least two digits), ``cut.csv`` lists
+every shot (those without a clip with an empty ``file``), and where ffmpeg is available the
+clips are joined into ``animatic.mp4``. Reads the store and the files, never the API.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from runner.model import Manifest, Shot
+from runner.report import ReviewStore, TakeRecord, clip_path, take_records
+
+CUT_LIST = "cut.csv"
+ANIMATIC = "animatic.mp4"
+CUT_COLUMNS = ("index", "shot", "take", "file", "source", "seconds", "prompt")
+
+Reason = Literal["picked", "first finished"]
+
+
+@dataclass(frozen=True, slots=True)
+class CutEntry:
+    """One shot in the cut: the take chosen for it, or why there is none."""
+
+    index: int
+    shot: Shot
+    take: int | None
+    file: str | None
+    source: Path | None
+    reason: Reason | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    """What ``export_cut`` wrote; ``animatic_note`` says why there is no animatic, if none."""
+
+    to: Path
+    entries: tuple[CutEntry, ...]
+    cut_list: Path
+    animatic: Path | None
+    animatic_note: str | None = None
+    animatic_failed: bool = False
+
+    @property
+    def missing(self) -> tuple[CutEntry, ...]:
+        return tuple(e for e in self.entries if e.file is None)
+
+
+def clip_name(position: int, count: int, shot_id: str) -> str:
+    """``NN-<shot-id>.mp4``: NN from 01, as many digits as the last index needs (at least 2)."""
+    width = max(2, len(str(count)))
+    return f"{position:0{width}d}-{shot_id}.mp4"
+
+
+def choose_take(
+    shot: Shot,
+    out: Path,
+    records: Mapping[tuple[str, int], TakeRecord],
+    verdicts: Mapping[tuple[str, int], str],
+) -> tuple[int, Path, Reason] | str:
+    """The take to export for a shot with its clip and reason, or why there is none."""
+    finished: list[tuple[int, Path]] = []
+    missing_files: list[int] = []
+    for take in range(1, shot.takes + 1):
+        record = records.get((shot.id, take))
+        if record is None or record.state != "done":
+            continue
+        path = Path(record.file) if record.file else clip_path(out, shot.id, take)
+        if not path.is_absolute():
+            path = out / path
+        if path.is_file():
+            finished.append((take, path))
+        else:
+            missing_files.append(take)
+    for take, path in finished:
+        if verdicts.get((shot.id, take)) == "picked":
+            return take, path, "picked"
+    for take, path in finished:
+        if verdicts.get((shot.id, take)) != "rejected":
+            return take, path, "first finished"
+    if finished:
+        return "every finished take is rejected"
+    if missing_files:
+        takes = ", ".join(str(t) for t in missing_files)
+        return f"clip file missing for take {takes}: run again to fetch it"
+    return _why_unfinished(shot, records)
+
+
+def _why_unfinished(shot: Shot, records: Mapping[tuple[str, int], TakeRecord]) -> str:
+    states = []
+    for take in range(1, shot.takes + 1):
+        record = records.get((shot.id, take), TakeRecord())
+        detail = f": {record.error}" if record.state == "failed" and record.error else ""
+        states.append(f"take {take} {record.state}{detail}")
+    return "no finished take (" + "; ".join(states) + ")"
+
+
+def plan_cut(
+    manifest: Manifest,
+    records: Mapping[tuple[str, int], TakeRecord],
+    verdicts: Mapping[tuple[str, int], str],
+) -> tuple[CutEntry, ...]:
+    """One entry per shot in storyboard order, each with its chosen clip or a problem."""
+    count = len(manifest.shots)
+    entries = []
+    for position, shot in enumerate(manifest.shots, start=1):
+        choice = choose_take(shot, manifest.output_dir, records, verdicts)
+        if isinstance(choice, str):
+            entries.append(CutEntry(position, shot, None, None, None, None, problem=choice))
+        else:
+            take, source, reason = choice
+            name = clip_name(position, count, shot.id)
+            entries.append(CutEntry(position, shot, take, name, source, reason))
+    return tuple(entries)
+
+
+def export_cut(
+    manifest: Manifest,
+    store: ReviewStore | None,
+    to: Path,
+    *,
+    ffmpeg: str | None = None,
+    animatic: bool = True,
+) -> ExportResult:
+    """Copy the chosen clips into ``to``, write ``cut.csv`` and, given ffmpeg, ``animatic.mp4``."""
+    records = take_records(store) if store is not None else {}
+    verdicts = store.verdicts() if store is not None else {}
+    entries = plan_cut(manifest, records, verdicts)
+    to.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        if entry.file is not None and entry.source is not None:
+            _copy_atomic(entry.source, to / entry.file)
+    cut_list = write_cut_list(to / CUT_LIST, entries)
+    clips = [to / e.file for e in entries if e.file is not None]
+    if not animatic:
+        return ExportResult(to, entries, cut_list, None, "animatic not asked for")
+    if not clips:
+        return ExportResult(to, entries, cut_list, None, "no clip to join: animatic.mp4 skipped")
+    if ffmpeg is None:
+        note = (
+            "ffmpeg not found: animatic.mp4 skipped "
+            "(install the ffmpeg extra, pip install 'shotrunner[ffmpeg]', or put ffmpeg on PATH)"
+        )
+        return ExportResult(to, entries, cut_list, None, note)
+    try:
+        path = join_clips(clips, to / ANIMATIC, ffmpeg)
+    except AnimaticError as error:
+        return ExportResult(to, entries, cut_list, None, str(error), animatic_failed=True)
+    return ExportResult(to, entries, cut_list, path)
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    """Copy so that ``target`` is either the old file or the whole new one, never a part."""
+    part = target.with_name(f".{target.name}.part")
+    shutil.copyfile(source, part)
+    os.replace(part, target)
+
+
+def write_cut_list(path: Path, entries: Sequence[CutEntry]) -> Path:
+    """``cut.csv``: one row per shot, in storyboard order."""
+    part = path.with_name(f".{path.name}.part")
+    with part.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CUT_COLUMNS)
+        for e in entries:
+            writer.writerow(
+                [
+                    e.index,
+                    e.shot.id,
+                    "" if e.take is None else e.take,
+                    e.file or "",
+                    "" if e.source is None else str(e.source.absolute()),
+                    "" if e.shot.seconds is None else e.shot.seconds,
+                    e.shot.prompt,
+                ]
+            )
+    os.replace(part, path)
+    return path
+
+
+# --- the animatic ------------------------------------------------------------------------
+
+
+class AnimaticError(Exception):
+    """ffmpeg could not join the clips; the message holds its last words."""
+
+
+def find_ffmpeg() -> str | None:
+    """The ffmpeg of the ``ffmpeg`` extra (imageio-ffmpeg) if installed, else one on PATH."""
+    try:
+        import imageio_ffmpeg  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    except ImportError:
+        pass
+    else:
+        try:
+            exe: str = imageio_ffmpeg.get_ffmpeg_exe()
+            return exe
+        except RuntimeError:  # the package is there but its binary is not
+            pass
+    return shutil.which("ffmpeg")
+
+
+_STREAM = re.compile(r"Stream #\d+:\d+.*?: (Video|Audio): (.*)")
+_SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
+_FPS = re.compile(r"([\d.]+) (?:fps|tbr)")
+_HZ = re.compile(r"(\d+) Hz, ([^,]+)")
+
+
+def stream_signature(clip: Path, ffmpeg: str) -> tuple[str, ...]:
+    """What must match for clips to be joined without re-encoding: codec, size, rate, format."""
+    result = subprocess.run(
+        [ffmpeg, "-hide_banner", "-i", str(clip)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    signature: list[str] = []
+    for match in _STREAM.finditer(result.stderr):
+        kind, rest = match.groups()
+        codec = rest.split()[0] if rest.split() else ""
+        if kind == "Video":
+            size = _SIZE.search(rest)
+            fps = _FPS.search(rest)
+            pix = re.search(r"\b(yuv\w+|yuvj\w+|nv12|rgb\w+|gray\w*)\b", rest)
+            signature.append(
+                ":".join(
+                    [
+                        "v",
+                        codec,
+                        size.group(0) if size else "?",
+                        fps.group(1) if fps else "?",
+                        pix.group(1) if pix else "?",
+                    ]
+                )
+            )
+        else:
+            hz = _HZ.search(rest)
+            signature.append(":".join(["a", codec, *(hz.groups() if hz else ("?",))]))
+    return tuple(signature)
+
+
+def join_clips(clips: Sequence[Path], target: Path, ffmpeg: str) -> Path:
+    """Join clips into ``target``: stream copy when they match, else one re-encode."""
+    signatures = [stream_signature(clip, ffmpeg) for clip in clips]
+    part = target.with_name(f".{target.stem}.part{target.suffix}")
+    if len(set(signatures)) == 1 and signatures[0]:
+        _concat_copy(clips, part, ffmpeg)
+    else:
+        _concat_reencode(clips, signatures, part, ffmpeg)
+    os.replace(part, target)
+    return target
+
+
+def _run_ffmpeg(args: list[str]) -> None:
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        last = [line for line in result.stderr.splitlines() if line.strip()][-3:]
+        raise AnimaticError("ffmpeg failed to make animatic.mp4: " + " | ".join(last))
+
+
+def _concat_copy(clips: Sequence[Path], part: Path, ffmpeg: str) -> None:
+    # The concat demuxer joins identical streams without decoding them: fast and lossless.
+    with tempfile.TemporaryDirectory(prefix="shotrunner-concat-") as tmp:
+        listing = Path(tmp) / "clips.txt"
+        lines = []
+        for clip in clips:
+            quoted = str(clip.absolute()).replace("'", "'\\''")
+            lines.append(f"file '{quoted}'\n")
+        listing.write_text("".join(lines), encoding="utf-8")
+        _run_ffmpeg(
+            [
+                ffmpeg,
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+                str(listing),
+                "-c",
+                "copy",
+                "-movflags",
+                "+faststart",
+                "-f",
+                "mp4",
+                str(part),
+            ]
+        )
+
+
+def _concat_reencode(
+    clips: Sequence[Path], signatures: Sequence[tuple[str, ...]], part: Path, ffmpeg: str
+) -> None:
+    # Clips that differ in codec, size or rate cannot share one stream as they are: the
+    # concat filter decodes each, fits it into the first clip's frame, and encodes once.
+    width, height, fps = 1280, 720, "24"
+    for signature in signatures:
+        video = next((s for s in signature if s.startswith("v:")), None)
+        if video:
+            _, _, size, rate, _ = video.split(":")
+            if "x" in size:
+                width, height = (int(n) for n in size.split("x"))
+            if rate != "?":
+                fps = rate
+            break
+    with_audio = all(any(s.startswith("a:") for s in sig) for sig in signatures)
+    inputs: list[str] = []
+    chains: list[str] = []
+    pads: list[str] = []
+    for i, clip in enumerate(clips):
+        inputs += ["-i", str(clip)]
+        chains.append(
+            f"[{i}:v:0]scale={width}:{height}:force_original_aspect_ratio=decrease,"
+            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps},format=yuv420p[v{i}]"
+        )
+        pads.append(f"[v{i}]")
+        if with_audio:
+            chains.append(f"[{i}:a:0]aresample=48000,aformat=channel_layouts=stereo[a{i}]")
+            pads.append(f"[a{i}]")
+    audio = 1 if with_audio else 0
+    graph = ";".join(chains) + ";" + "".join(pads) + f"concat=n={len(clips)}:v=1:a={audio}[v]"
+    maps = ["-map", "[v]"]
+    if with_audio:
+        graph += "[a]"
+        maps += ["-map", "[a]", "-c:a", "aac"]
+    _run_ffmpeg(
+        [
+            ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            *inputs,
+            "-filter_complex",
+            graph,
+            *maps,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "20",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(part),
+        ]
+    )
