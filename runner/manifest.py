@@ -1,0 +1,448 @@
+"""Loading a manifest: schema and meaning checks, defaults, vars, images, warnings.
+
+``check_manifest`` reports every problem of a file in one pass (the schema's, then the
+meaning checks the schema cannot express); ``load_manifest`` returns the ``Manifest`` or
+raises ``ManifestInvalid`` with all of them. Knows nothing of HTTP, SQLite or the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner import schema
+from runner.diagnostics import Diagnostic, has_errors
+from runner.errors import ManifestInvalid
+from runner.images import ImageProblem, ImageResolver
+from runner.model import DEFAULT_MODEL, ImageRef, Manifest, Mode, Shot
+from runner.yamlsrc import Document, PathKey, format_path, load_yaml, parse_path
+
+#: Request fields the runner sets itself, which ``extra`` may not override.
+RUNNER_FIELDS = (
+    "model",
+    "prompt",
+    "seconds",
+    "aspect_ratio",
+    "resolution",
+    "first_image_url",
+    "last_image_url",
+    "images",
+)
+#: Reference-video fields that ``omni-fast`` refuses.
+VIDEO_FIELDS = ("video", "video_url", "input_video")
+DOCUMENTED_SECONDS = (4, 30)
+DOCUMENTED_ASPECT_RATIOS = ("16:9", "9:16")
+IMAGE_COUNTS: dict[str, tuple[int, int, str]] = {
+    "text": (0, 0, "no images"),
+    "first_frame": (1, 1, "exactly 1 image"),
+    "first_last": (2, 2, "exactly 2 images (first and last frame)"),
+    "reference": (1, 5, "1 to 5 images"),
+}
+SHOT_FIELDS = (
+    "prompt",
+    "mode",
+    "images",
+    "model",
+    "seconds",
+    "aspect_ratio",
+    "resolution",
+    "takes",
+    "extra",
+)
+
+_VAR_RE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
+
+
+class UnknownVar(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def substitute(template: str, variables: dict[str, str]) -> str:
+    """``${name}`` -> its value, ``$$`` -> ``$``; any other ``$`` stays as written.
+
+    Raises ``UnknownVar`` for the first name that ``variables`` lacks.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1):
+            return "$"
+        name = match.group(2)
+        if name not in variables:
+            raise UnknownVar(name)
+        return variables[name]
+
+    return _VAR_RE.sub(replace, template)
+
+
+def unknown_vars(template: str, variables: dict[str, str]) -> list[str]:
+    """Every ``${name}`` in ``template`` that ``variables`` lacks, in order."""
+    return [
+        m.group(2) for m in _VAR_RE.finditer(template) if m.group(2) and m.group(2) not in variables
+    ]
+
+
+@dataclass(slots=True)
+class _Checker:
+    """One pass over a loaded document, collecting diagnostics as it builds shots."""
+
+    doc: Document
+    file: str
+    base_dir: Path
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    schema_errors: set[PathKey] = field(default_factory=set)
+    seen: set[tuple[int, int, str, str]] = field(default_factory=set)
+
+    def report(
+        self, path: PathKey, message: str, *, severity: str = "error", key: bool = False
+    ) -> None:
+        where = self.doc.where(path, key=key)
+        marker = (where.line, where.column, format_path(path), message)
+        if marker in self.seen:  # a problem in defaults shows once, not once per shot
+            return
+        self.seen.add(marker)
+        self.diagnostics.append(
+            Diagnostic(
+                self.file,
+                where.line,
+                where.column,
+                format_path(path),
+                message,
+                "warning" if severity == "warning" else "error",
+            )
+        )
+
+    def broken(self, path: PathKey) -> bool:
+        """Whether the schema already reported a problem at ``path`` or inside it."""
+        return path in self.schema_errors
+
+
+@dataclass(slots=True)
+class _Field:
+    """A shot field's value and where it was written (on the shot or in defaults)."""
+
+    value: Any
+    path: PathKey
+
+
+def _merged_fields(shot: dict[str, Any], defaults: dict[str, Any], index: int) -> dict[str, _Field]:
+    fields: dict[str, _Field] = {}
+    for name in SHOT_FIELDS:
+        if name in shot:
+            fields[name] = _Field(shot[name], ("shots", index, name))
+        elif name in defaults:
+            fields[name] = _Field(defaults[name], ("defaults", name))
+    return fields
+
+
+def _check_shots(checker: _Checker, value: dict[str, Any], variables: dict[str, str]) -> list[Shot]:
+    defaults = value.get("defaults")
+    if not isinstance(defaults, dict):
+        defaults = {}
+    raw_shots = value.get("shots")
+    if not isinstance(raw_shots, list):
+        return []
+    resolver = ImageResolver(checker.base_dir)
+    ids: dict[str, tuple[str, int]] = {}
+    shots: list[Shot] = []
+    for index, raw in enumerate(raw_shots):
+        if not isinstance(raw, dict):
+            continue
+        shot = _check_shot(checker, raw, defaults, index, variables, resolver, ids)
+        if shot is not None:
+            shots.append(shot)
+    return shots
+
+
+def _check_id(
+    checker: _Checker, raw: dict[str, Any], index: int, ids: dict[str, tuple[str, int]]
+) -> str | None:
+    shot_id = raw.get("id")
+    path = ("shots", index, "id")
+    if not isinstance(shot_id, str) or checker.broken(path):
+        return None
+    folded = shot_id.casefold()
+    if folded in ids:
+        first, first_index = ids[folded]
+        first_line = checker.doc.where(("shots", first_index, "id")).line
+        if first == shot_id:
+            message = f"duplicate shot id {shot_id!r} (first used at line {first_line})"
+        else:
+            message = (
+                f"shot id {shot_id!r} differs only in case from {first!r} (line {first_line}); "
+                "ids name folders, so they must differ in more than case"
+            )
+        checker.report(path, message)
+        return None
+    ids[folded] = (shot_id, index)
+    return shot_id
+
+
+def _check_shot(
+    checker: _Checker,
+    raw: dict[str, Any],
+    defaults: dict[str, Any],
+    index: int,
+    variables: dict[str, str],
+    resolver: ImageResolver,
+    ids: dict[str, tuple[str, int]],
+) -> Shot | None:
+    ok = True
+    shot_id = _check_id(checker, raw, index, ids)
+    fields = _merged_fields(raw, defaults, index)
+    if any(checker.broken(f.path) for f in fields.values()):
+        ok = False
+
+    prompt = _check_prompt(checker, fields.get("prompt"), index, variables)
+    mode: Mode = "text"
+    mode_field = fields.get("mode")
+    if mode_field is not None and mode_field.value in IMAGE_COUNTS:
+        mode = mode_field.value
+    images = _check_images(checker, fields.get("images"), mode, mode_field, index, resolver)
+    model = DEFAULT_MODEL
+    if "model" in fields and isinstance(fields["model"].value, str):
+        model = fields["model"].value
+    seconds = _check_seconds(checker, fields.get("seconds"))
+    aspect_ratio = _check_aspect_ratio(checker, fields.get("aspect_ratio"))
+    extra = _check_extra(checker, raw, defaults, index, model)
+
+    if shot_id is None or prompt is None or images is None or extra is None or not ok:
+        return None
+    takes = int(fields["takes"].value) if "takes" in fields else 1
+    resolution = fields["resolution"].value if "resolution" in fields else None
+    return Shot(
+        id=shot_id,
+        index=index,
+        prompt=prompt,
+        mode=mode,
+        images=images,
+        model=model,
+        seconds=seconds,
+        aspect_ratio=aspect_ratio,
+        resolution=resolution,
+        takes=takes,
+        extra=extra,
+        line=checker.doc.where(("shots", index)).line,
+    )
+
+
+def _check_prompt(
+    checker: _Checker, prompt: _Field | None, index: int, variables: dict[str, str]
+) -> str | None:
+    if prompt is None:
+        checker.report(
+            ("shots", index), "the shot has no prompt (set prompt on the shot or in defaults)"
+        )
+        return None
+    if not isinstance(prompt.value, str) or checker.broken(prompt.path):
+        return None
+    missing = unknown_vars(prompt.value, variables)
+    if missing:
+        from runner.schema import did_you_mean
+
+        for name in dict.fromkeys(missing):
+            hint = did_you_mean(name, sorted(variables))
+            checker.report(prompt.path, f"unknown var ${{{name}}} in prompt{hint}")
+        return None
+    text = substitute(prompt.value, variables)
+    if not text.strip():
+        checker.report(prompt.path, "the prompt is empty")
+        return None
+    return text
+
+
+def _check_images(
+    checker: _Checker,
+    images: _Field | None,
+    mode: str,
+    mode_field: _Field | None,
+    index: int,
+    resolver: ImageResolver,
+) -> tuple[ImageRef, ...] | None:
+    sources: list[Any] = []
+    if images is not None:
+        if not isinstance(images.value, list) or checker.broken(images.path):
+            return None
+        sources = images.value
+    low, high, wanted = IMAGE_COUNTS[mode]
+    if not low <= len(sources) <= high:
+        where = images.path if images is not None else ("shots", index)
+        if mode_field is None:
+            message = (
+                f"{len(sources)} image(s) given but the shot's mode is text, which takes "
+                "no images; set mode: first_frame, first_last or reference"
+            )
+        else:
+            message = f"mode {mode} takes {wanted}, but {len(sources)} given"
+        checker.report(where, message)
+        return None
+    resolved: list[ImageRef] = []
+    ok = True
+    for position, source in enumerate(sources):
+        assert images is not None
+        try:
+            resolved.append(resolver.resolve(source))
+        except ImageProblem as problem:
+            checker.report((*images.path, position), problem.message)
+            ok = False
+    return tuple(resolved) if ok else None
+
+
+def _check_seconds(checker: _Checker, seconds: _Field | None) -> int | None:
+    if seconds is None or checker.broken(seconds.path):
+        return None
+    value = int(seconds.value)
+    low, high = DOCUMENTED_SECONDS
+    if not low <= value <= high:
+        checker.report(
+            seconds.path,
+            f"seconds {value} is outside the documented range {low} to {high}",
+            severity="warning",
+        )
+    return value
+
+
+def _check_aspect_ratio(checker: _Checker, ratio: _Field | None) -> str | None:
+    if ratio is None or checker.broken(ratio.path):
+        return None
+    value: str = ratio.value
+    if value not in DOCUMENTED_ASPECT_RATIOS:
+        checker.report(
+            ratio.path,
+            f"aspect ratio {value} is not one the service documents "
+            f"({', '.join(DOCUMENTED_ASPECT_RATIOS)})",
+            severity="warning",
+        )
+    return value
+
+
+def _check_extra(
+    checker: _Checker, raw: dict[str, Any], defaults: dict[str, Any], index: int, model: str
+) -> dict[str, Any] | None:
+    merged: dict[str, Any] = {}
+    origin: dict[str, PathKey] = {}
+    for source, path in ((defaults, ("defaults", "extra")), (raw, ("shots", index, "extra"))):
+        extra = source.get("extra")
+        if isinstance(extra, dict) and not checker.broken(path):
+            merged.update(extra)
+            origin.update({key: (*path, key) for key in extra})
+    ok = True
+    for key in merged:
+        if key in RUNNER_FIELDS:
+            checker.report(
+                origin[key],
+                f"extra may not set {key!r}: the runner sets it from the shot's own fields",
+                key=True,
+            )
+            ok = False
+        elif key in VIDEO_FIELDS and model == DEFAULT_MODEL:
+            checker.report(
+                origin[key],
+                f"extra may not set {key!r} with model {DEFAULT_MODEL}, "
+                "which refuses reference-video fields (video, video_url, input_video)",
+                key=True,
+            )
+            ok = False
+    return merged if ok else None
+
+
+def _check_vars(checker: _Checker, value: dict[str, Any]) -> dict[str, str]:
+    raw = value.get("vars")
+    if not isinstance(raw, dict):
+        return {}
+    variables: dict[str, str] = {}
+    for name, item in raw.items():
+        if isinstance(item, str):
+            variables[name] = item
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            variables[name] = str(item)
+    return variables
+
+
+def _iter_schema_paths(diagnostics: list[Diagnostic]) -> Iterator[PathKey]:
+    """Each diagnosed path and all its parents, so that ``broken`` is one set lookup."""
+    for diagnostic in diagnostics:
+        path = parse_path(diagnostic.path)
+        for length in range(len(path) + 1):
+            yield path[:length]
+
+
+def _read(path: Path, display: str) -> tuple[bytes | None, list[Diagnostic]]:
+    try:
+        return path.read_bytes(), []
+    except IsADirectoryError:
+        reason = "it is a directory"
+    except FileNotFoundError:
+        reason = "no such file"
+    except OSError as error:
+        reason = error.strerror or str(error)
+    return None, [Diagnostic(display, 1, 1, "", f"cannot read the manifest: {reason}")]
+
+
+def _output_dir(value: dict[str, Any], base_dir: Path, name: str, out: Path | None) -> Path:
+    if out is not None:
+        return Path(os.path.abspath(out))
+    written = value.get("output_dir")
+    relative = written if isinstance(written, str) else f"renders/{name}"
+    return Path(os.path.abspath(base_dir / os.path.expanduser(relative)))
+
+
+def _check(path: str | Path, out: Path | None) -> tuple[Manifest | None, list[Diagnostic]]:
+    display = str(path)
+    absolute = Path(os.path.abspath(path))
+    data, problems = _read(absolute, display)
+    if data is None:
+        return None, problems
+    doc, diagnostics = load_yaml(data, display)
+    if doc is None:
+        return None, diagnostics
+    if not isinstance(doc.value, dict):
+        found = schema.describe_value(doc.value)
+        where = doc.where(())
+        message = f"a manifest must be a mapping (version, shots, ...), not {found}"
+        diagnostics.append(Diagnostic(display, where.line, where.column, "", message))
+        return None, diagnostics
+    schema_diagnostics = schema.check(doc, display)
+    checker = _Checker(doc=doc, file=display, base_dir=absolute.parent)
+    checker.schema_errors = set(_iter_schema_paths(diagnostics + schema_diagnostics))
+    checker.diagnostics = diagnostics + schema_diagnostics
+    value: dict[str, Any] = doc.value
+    variables = _check_vars(checker, value)
+    shots = _check_shots(checker, value, variables)
+    all_found = sorted(checker.diagnostics, key=lambda d: (d.line, d.column))
+    if has_errors(all_found):
+        return None, all_found
+    name = value["name"] if isinstance(value.get("name"), str) else absolute.stem
+    manifest = Manifest(
+        path=absolute,
+        display_path=display,
+        name=name,
+        output_dir=_output_dir(value, absolute.parent, name, out),
+        sha256=hashlib.sha256(data).hexdigest(),
+        shots=tuple(shots),
+        warnings=tuple(all_found),
+    )
+    return manifest, all_found
+
+
+def check_manifest(path: str | Path) -> tuple[Manifest | None, list[Diagnostic]]:
+    """The manifest if it is valid (else None), and every diagnostic, warnings included."""
+    return _check(path, None)
+
+
+def load_manifest(path: str | Path, *, out: Path | None = None) -> Manifest:
+    """The valid manifest at ``path``; raises ``ManifestInvalid`` with every diagnostic.
+
+    ``out`` overrides ``output_dir`` (relative to the working directory); otherwise
+    ``output_dir`` is relative to the manifest's folder, default ``renders/<name>``.
+    """
+    manifest, diagnostics = _check(path, out)
+    if manifest is None:
+        raise ManifestInvalid(diagnostics)
+    return manifest

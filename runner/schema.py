@@ -1,0 +1,192 @@
+"""The manifest's JSON Schema: finding it, checking a document, and saying what is wrong.
+
+``schemas/manifest.schema.json`` is the single source of truth for the manifest's shape;
+the wheel carries a copy at ``runner/schemas/``. A valid document is confirmed by the
+compiled validator (jsonschema-rs) when it is installed, since a 10,000-shot manifest must
+validate in well under a second; only an invalid one pays for the pure-Python validator,
+whose errors carry what a good message needs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.diagnostics import Diagnostic
+from runner.yamlsrc import Document, PathKey, format_path
+
+if TYPE_CHECKING:
+    import jsonschema  # type: ignore[import-untyped]
+
+SCHEMA_NAME = "manifest.schema.json"
+
+_ID_RULE = (
+    "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' "
+    "(at most 64 characters)"
+)
+_RULES = {
+    "id": f"a shot id {_ID_RULE}",
+    "name": f"name {_ID_RULE}",
+    "seconds": "seconds must be a whole number of at least 1",
+    "takes": "takes must be a whole number from 1 to 20",
+    "aspect_ratio": 'aspect_ratio must be W:H in whole numbers, like "16:9"',
+    "version": "this shotrunner reads manifest version 1 (version: 1)",
+}
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "empty",
+}
+_WHERE = {
+    (): "at the top level",
+    ("defaults",): "in defaults",
+    ("shots", 0): "in a shot",
+}
+
+
+def schema_path() -> Path:
+    """The schema file: the packaged copy when installed, else the source tree's."""
+    packaged = resources.files("runner") / "schemas" / SCHEMA_NAME
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "schemas" / SCHEMA_NAME
+
+
+@functools.cache
+def load_schema() -> dict[str, Any]:
+    with schema_path().open(encoding="utf-8") as handle:
+        schema: dict[str, Any] = json.load(handle)
+    return schema
+
+
+@functools.cache
+def _fast_validator() -> Any:
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.validator_for(load_schema())
+
+
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(load_schema())
+
+
+def check(doc: Document, file: str) -> list[Diagnostic]:
+    """Every way ``doc`` breaks the schema, as located diagnostics in document order."""
+    fast = _fast_validator()
+    if fast is not None:
+        try:
+            if fast.is_valid(doc.value):
+                return []
+        except (ValueError, TypeError, OverflowError):
+            pass  # values JSON cannot hold (NaN, huge ints): let the full validator say why
+    found: list[Diagnostic] = []
+    for error in _validator().iter_errors(doc.value):
+        found.extend(_describe(error, doc, file))
+    found.sort(key=lambda d: (d.line, d.column))
+    return found
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """``; did you mean 'prompt'?`` when a choice is close to ``word``, else nothing."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def describe_value(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _place(path: PathKey) -> str:
+    if len(path) == 2 and path[0] == "shots":
+        return "in a shot"
+    return _WHERE.get(path, f"in {format_path(path)}")
+
+
+def _describe(error: jsonschema.ValidationError, doc: Document, file: str) -> list[Diagnostic]:
+    path: PathKey = tuple(error.absolute_path)
+    kind = str(error.validator)
+    instance = error.instance
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    field = next((p for p in reversed(path) if isinstance(p, str)), "")
+
+    def at(where: PathKey, message: str, *, key: bool = False) -> Diagnostic:
+        pos = doc.where(where, key=key)
+        return Diagnostic(file, pos.line, pos.column, format_path(where), message)
+
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        known = sorted(schema.get("properties", {}))
+        unknown = [k for k in instance if k not in known]
+        return [
+            at(
+                (*path, k),
+                f"unknown key {k!r} {_place(path)}{did_you_mean(str(k), known)}",
+                key=True,
+            )
+            for k in unknown
+        ]
+    if kind == "required" and isinstance(instance, dict):
+        missing = [k for k in schema.get("required", []) if k not in instance]
+        return [at(path, f"missing required key {k!r} {_place(path)}") for k in missing]
+    if "propertyNames" in error.schema_path:
+        return [
+            at(
+                (*path, str(instance)),
+                f"var name {instance!r} must be letters, digits and '_', not starting with a digit",
+                key=True,
+            )
+        ]
+    if kind == "const" and field == "version":
+        return [
+            at(path, f"unsupported manifest version {describe_value(instance)}: {_RULES[field]}")
+        ]
+    if kind == "minItems" and field == "shots":
+        return [at(path, "shots is empty: list at least one shot")]
+    if kind == "maxItems" and field == "images":
+        return [at(path, f"{len(instance)} images given; a shot takes at most 5")]
+    if kind == "pattern" and field == "id" and isinstance(instance, str):
+        if "/" in instance or "\\" in instance:
+            reason = "may not contain a slash: it names a folder inside output_dir"
+        elif instance.startswith("."):
+            reason = "may not start with a dot: it names a folder inside output_dir"
+        else:
+            reason = _ID_RULE
+        return [at(path, f"shot id {instance!r} {reason}")]
+    if field in _RULES and kind in {"pattern", "anyOf", "type", "minimum", "maximum", "const"}:
+        return [at(path, f"{_RULES[field]}, not {describe_value(instance)}")]
+    if kind == "enum":
+        options = [str(o) for o in schema.get("enum", [])]
+        shown = describe_value(instance)
+        hint = did_you_mean(str(instance), options) if isinstance(instance, str) else ""
+        return [at(path, f"{field} must be one of {', '.join(options)}, not {shown}{hint}")]
+    if kind == "type":
+        wanted = schema.get("type")
+        names = [wanted] if isinstance(wanted, str) else list(wanted or [])
+        expected = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        what = format_path(path) or "the manifest"
+        if isinstance(path[-1:], tuple) and path and isinstance(path[-1], int):
+            what = f"each item of {format_path(path[:-1])}"
+        return [at(path, f"{what} must be {expected}, not {describe_value(instance)}")]
+    if kind == "minLength":
+        return [at(path, f"{format_path(path)} must not be empty")]
+    return [at(path, error.message)]

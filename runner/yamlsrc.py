@@ -1,0 +1,360 @@
+"""YAML with a position for every value: the manifest's source layer.
+
+PyYAML composes the node tree (libyaml's parser when available); the values are built
+here from the nodes so that the rules are ours, not YAML 1.1's:
+
+- plain scalars follow the YAML 1.2 core schema, narrowed: only ``true``/``false`` are
+  booleans, ``null``/``~``/empty are null, integers are decimal (``08`` is 8; ``0o``/``0x``
+  stay strings), and there are no sexagesimal numbers (``16:9`` is the string "16:9");
+- a key written twice in one mapping is an error;
+- anchors, aliases and ``<<`` merges work, but the expanded size is bounded so that an
+  alias bomb is refused before it is built;
+- only the standard tags (``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``,
+  ``!!map``, ``!!seq``, ``!!merge``) are accepted: nothing constructs objects.
+
+Every problem comes back as a located ``Diagnostic``, never as an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from runner.diagnostics import Diagnostic
+
+try:
+    _BaseLoader: type[Any] = yaml.CSafeLoader
+except AttributeError:  # PyYAML built without libyaml
+    _BaseLoader = yaml.SafeLoader
+
+PathKey = tuple[str | int, ...]
+
+#: Nodes a document may expand to through aliases and merges; a bigger one is an alias bomb.
+MAX_EXPANDED_NODES = 1_000_000
+
+_TAG = "tag:yaml.org,2002:"
+_PLAIN = "!shotrunner/plain"  # an untagged plain scalar, resolved here by the core rules
+_STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
+_MAP, _SEQ, _MERGE = _TAG + "map", _TAG + "seq", _TAG + "merge"
+_SCALAR_TAGS = {_PLAIN, _STR, _INT, _FLOAT, _BOOL, _NULL}
+
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_TRUE = {"true", "True", "TRUE"}
+_FALSE = {"false", "False", "FALSE"}
+_INT_RE = re.compile(r"[-+]?[0-9]+\Z")
+_FLOAT_RE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+_INF_RE = re.compile(r"[-+]?\.(inf|Inf|INF)\Z")
+_NAN_RE = re.compile(r"\.(nan|NaN|NAN)\Z")
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """Composes only: tags untagged plain scalars so that ``_Builder`` resolves them."""
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode:
+            return _PLAIN if implicit[0] else _STR
+        return _MAP if kind is yaml.MappingNode else _SEQ
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    line: int
+    column: int
+
+
+@dataclass(slots=True)
+class Document:
+    """A loaded YAML document: plain Python values plus where each came from.
+
+    ``positions`` maps a path (``("shots", 3, "images", 1)``) to where its value starts;
+    ``key_positions`` maps a mapping entry's path to where its key is written.
+    """
+
+    value: Any
+    positions: dict[PathKey, Position] = field(default_factory=dict)
+    key_positions: dict[PathKey, Position] = field(default_factory=dict)
+
+    def where(self, path: PathKey, *, key: bool = False) -> Position:
+        """The position of ``path`` (its key if asked and known), else of its nearest parent."""
+        if key and path in self.key_positions:
+            return self.key_positions[path]
+        while path:
+            found = self.positions.get(path)
+            if found is not None:
+                return found
+            path = path[:-1]
+        return self.positions.get((), Position(1, 1))
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """``("shots", 3, "images", 1)`` -> ``shots[3].images[1]``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def resolve_plain(text: str) -> Any:
+    """A plain scalar's value under the narrowed YAML 1.2 core schema described above."""
+    if text in _NULLS:
+        return None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    if _INT_RE.match(text):
+        return int(text, 10)
+    if _FLOAT_RE.match(text):
+        return float(text)
+    if _INF_RE.match(text):
+        return -math.inf if text.startswith("-") else math.inf
+    if _NAN_RE.match(text):
+        return math.nan
+    return text
+
+
+class _Problem(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+def _pos(node: yaml.Node) -> Position:
+    mark = node.start_mark
+    return Position(mark.line + 1, mark.column + 1)
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.doc = Document(None)
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, node: yaml.Node, path: PathKey, message: str) -> None:
+        where = _pos(node)
+        self.diagnostics.append(
+            Diagnostic(self.file, where.line, where.column, format_path(path), message)
+        )
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.doc.positions[path] = _pos(node)
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ:
+                self.error(node, path, f"YAML tag {_short_tag(node.tag)} is not allowed")
+                return None
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if node.tag != _MAP or not isinstance(node, yaml.MappingNode):
+            self.error(node, path, f"YAML tag {_short_tag(node.tag)} is not allowed")
+            return None
+        return self.mapping(node, path)
+
+    def scalar(self, node: yaml.ScalarNode, path: PathKey) -> Any:
+        tag, text = node.tag, node.value
+        if tag == _PLAIN:
+            return resolve_plain(text)
+        if tag == _STR:
+            return text
+        if tag not in _SCALAR_TAGS:
+            self.error(node, path, f"YAML tag {_short_tag(tag)} is not allowed")
+            return None
+        value = resolve_plain(text)
+        wanted: dict[str, tuple[type, ...]] = {
+            _INT: (int,),
+            _FLOAT: (int, float),
+            _BOOL: (bool,),
+            _NULL: (type(None),),
+        }
+        if (isinstance(value, bool) and tag != _BOOL) or not isinstance(value, wanted[tag]):
+            self.error(node, path, f"{text!r} is not a valid {_short_tag(tag)}")
+            return None
+        return float(value) if tag == _FLOAT and isinstance(value, int) else value
+
+    def mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
+        merged_positions: dict[str, tuple[Position, Position]] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and (
+                key_node.tag == _MERGE or (key_node.tag == _PLAIN and key_node.value == "<<")
+            ):
+                self.merge(value_node, path, merged, merged_positions)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.error(key_node, path, "a mapping key must be a plain value, not a collection")
+                continue
+            key_value = self.scalar(key_node, path)
+            key = key_value if isinstance(key_value, str) else key_node.value
+            child = (*path, key)
+            if key in result:
+                first = self.doc.key_positions[child]
+                self.error(
+                    key_node,
+                    child,
+                    f"key {key!r} is written twice in this mapping (first at line {first.line})",
+                )
+                continue
+            self.doc.key_positions[child] = _pos(key_node)
+            result[key] = self.build(value_node, child)
+        for key, value in merged.items():
+            if key not in result:
+                result[key] = value
+                key_at, value_at = merged_positions[key]
+                self.doc.key_positions[(*path, key)] = key_at
+                self.doc.positions.setdefault((*path, key), value_at)
+        return result
+
+    def merge(
+        self,
+        node: yaml.Node,
+        path: PathKey,
+        merged: dict[str, Any],
+        merged_positions: dict[str, tuple[Position, Position]],
+    ) -> None:
+        """``<<: *a`` or ``<<: [*a, *b]``: earlier sources win, the mapping's own keys win."""
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                self.error(source, path, "a << merge takes a mapping or a list of mappings")
+                continue
+            scratch = _Builder(self.file)
+            value = scratch.build(source, ())
+            self.diagnostics.extend(
+                Diagnostic(
+                    d.file,
+                    d.line,
+                    d.column,
+                    format_path((*path, *parse_path(d.path))) if d.path else format_path(path),
+                    d.message,
+                )
+                for d in scratch.diagnostics
+            )
+            if not isinstance(value, dict):
+                continue
+            for key, item in value.items():
+                if key in merged:
+                    continue
+                merged[key] = item
+                merged_positions[key] = (
+                    scratch.doc.key_positions.get((key,), _pos(source)),
+                    scratch.doc.positions.get((key,), _pos(source)),
+                )
+                for sub, where in scratch.doc.positions.items():
+                    if sub and sub[0] == key:
+                        self.doc.positions.setdefault((*path, *sub), where)
+                for sub, where in scratch.doc.key_positions.items():
+                    if sub and sub[0] == key:
+                        self.doc.key_positions.setdefault((*path, *sub), where)
+
+
+def parse_path(text: str) -> PathKey:
+    """``shots[3].images[1]`` -> ``("shots", 3, "images", 1)``."""
+    parts: list[str | int] = []
+    for piece in re.findall(r"\[(\d+)\]|([^.\[\]]+)", text):
+        parts.append(int(piece[0]) if piece[0] else piece[1])
+    return tuple(parts)
+
+
+def _expanded_size(root: yaml.Node) -> tuple[yaml.Node | None, str]:
+    """Find a node whose expansion passes the bound (or that contains itself).
+
+    Sizes are memoised per node, so shared (aliased) subtrees are measured once and the
+    check is linear in the composed document, not in its expansion.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            size = 1
+            for child in _children(node):
+                size += sizes[id(child)]
+            sizes[key] = size
+            if size > MAX_EXPANDED_NODES:
+                return node, (
+                    f"aliases expand this document past {MAX_EXPANDED_NODES:,} values "
+                    "(an alias bomb?); refusing to build it"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            return node, "an alias refers to a node that contains it (a recursive alias)"
+        active.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in active:
+                return child, "an alias refers to a node that contains it (a recursive alias)"
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return None, ""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _reader_position(data: bytes, char_index: int) -> Position:
+    text = data.decode("utf-8", errors="replace")[:char_index]
+    line = text.count("\n") + 1
+    return Position(line, char_index - (text.rfind("\n") + 1) + 1)
+
+
+def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]]:
+    """Compose and build one YAML document; on any problem, the located diagnostics."""
+
+    def located(where: Position, message: str) -> list[Diagnostic]:
+        return [Diagnostic(file, where.line, where.column, "", message)]
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        where = _reader_position(data[: error.start], len(data[: error.start].decode()))
+        return None, located(where, f"not UTF-8 text (byte 0x{data[error.start]:02x})")
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.reader.ReaderError as error:
+        where = _reader_position(data, error.position)
+        return None, located(where, f"not a YAML text file (binary data?): {error.reason}")
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+        problem = error.problem or error.context or "invalid YAML"
+        context = f" ({error.context})" if error.context and error.problem else ""
+        return None, located(where, f"invalid YAML: {problem}{context}")
+    except yaml.YAMLError as error:
+        return None, located(Position(1, 1), f"invalid YAML: {error}")
+    except RecursionError:
+        return None, located(Position(1, 1), "invalid YAML: nested too deeply")
+    if root is None:
+        return None, located(Position(1, 1), "the manifest is empty")
+    bomb, reason = _expanded_size(root)
+    if bomb is not None:
+        return None, located(_pos(bomb), reason)
+    builder = _Builder(file)
+    try:
+        builder.doc.value = builder.build(root, ())
+    except RecursionError:
+        return None, located(_pos(root), "invalid YAML: nested too deeply")
+    return builder.doc, builder.diagnostics
