@@ -1,0 +1,497 @@
+"""The HTTP client of the video API: create, retrieve, and stream a finished clip to disk.
+
+One attempt per call: every failure becomes a kind from ``runner.api.errors`` and the engine
+decides what to do with ``runner.retry``. The client knows nothing of the state store.
+
+The API key travels to the API's own origin (scheme, host, port) and nowhere else: each request,
+including every hop of a download's redirects (followed here, not by httpx), is checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self
+from urllib.parse import quote
+
+import httpx
+
+from runner import __version__
+from runner.api.errors import (
+    ApiError,
+    AuthError,
+    DownloadError,
+    LinkExpired,
+    NotFound,
+    RateLimited,
+    Rejected,
+    TransientError,
+)
+from runner.api.task import Task
+from runner.errors import ConfigError
+
+ProgressCallback = Callable[[int, int | None], None]
+
+MAX_REDIRECTS = 10
+_EXCERPT = 200
+_ERROR_BODY_LIMIT = 64 * 1024
+_HASH_CHUNK = 1024 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]+>")
+_LINK_GONE = frozenset({403, 404, 410})
+
+Origin = tuple[str, str, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """A download that reached the end: the hash and size of the whole part file."""
+
+    sha256: str
+    bytes: int
+
+
+class ApiClient:
+    """One client per run, as an async context manager."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        connect_timeout: float = 10,
+        read_timeout: float = 60,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        try:
+            base = httpx.URL(self.base_url)
+        except httpx.InvalidURL as error:
+            raise ConfigError(f"unusable API base {base_url!r}: {error}") from None
+        if base.scheme not in _DEFAULT_PORTS or not base.host:
+            raise ConfigError(f"unusable API base {base_url!r}: expected http(s)://host/...")
+        self._origin = _origin_of(base)
+        self._api_key = api_key
+        #: HTTP requests sent, redirects and failures included (for benchmarks).
+        self.requests_sent = 0
+        # The read timeout bounds each read from the socket, so a download that keeps moving
+        # is never cut off, however long it takes; a stalled one is.
+        timeout = httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=read_timeout
+        )
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": f"shotrunner/{__version__}"},
+        )
+
+    def __repr__(self) -> str:
+        return f"ApiClient({self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- the API -------------------------------------------------------------------------------
+
+    async def create(self, body: dict[str, Any], idempotency_key: str) -> Task:
+        """Submit a task. A lost answer raises ``TransientError(sent=True)``: it may exist."""
+        response = await self._call(
+            "POST",
+            f"{self.base_url}/videos",
+            json_body=body,
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        return self._task_from(response)
+
+    async def retrieve(self, task_id: str) -> Task:
+        """The task as the server sees it now."""
+        response = await self._call("GET", f"{self.base_url}/videos/{quote(task_id, safe='')}")
+        return self._task_from(response)
+
+    def content_url(self, task_id: str) -> str:
+        """The gateway's own route to a finished clip, for tasks that give no URL."""
+        return f"{self.base_url}/videos/{quote(task_id, safe='')}/content"
+
+    async def download(
+        self, url: str, part_path: Path, *, on_progress: ProgressCallback | None = None
+    ) -> Downloaded:
+        """Stream ``url`` into ``part_path``, continuing an existing part file where allowed.
+
+        The part file is left in place (the caller renames it when it is whole): kept on a
+        broken stream so that the next call resumes, removed when its bytes cannot be trusted.
+        """
+        part_path.parent.mkdir(parents=True, exist_ok=True)
+        have = part_path.stat().st_size if part_path.exists() else 0
+        response = await self._open_download(url, have)
+        try:
+            return await self._receive(response, part_path, have, on_progress)
+        finally:
+            await response.aclose()
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        target = httpx.URL(url)
+        response = await self._send(method, target, headers=headers, json_body=json_body)
+        if response.is_success:
+            return response
+        raise self._error_for(response, response.content, _describe(method, target), download=False)
+
+    async def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send one request; the only place that decides whether the key goes along."""
+        all_headers = dict(headers or {})
+        if _origin_of(url) == self._origin:
+            all_headers["Authorization"] = f"Bearer {self._api_key}"
+        what = _describe(method, url)
+        try:
+            request = self._http.build_request(method, url, headers=all_headers, json=json_body)
+        except httpx.InvalidURL as error:
+            raise ApiError(self._redact(f"{what}: unusable URL: {error}")) from None
+        self.requests_sent += 1
+        try:
+            return await self._http.send(request, stream=stream)
+        except httpx.HTTPError as error:
+            # ``from None``: httpx errors hold the request, and with it the Authorization header.
+            raise self._transport_error(error, what) from None
+
+    def _transport_error(self, error: httpx.HTTPError, what: str) -> ApiError:
+        detail = self._redact(f"{what}: {type(error).__name__}: {error}".rstrip(": "))
+        if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+            return TransientError(f"{detail} (not sent)", sent=False)
+        if isinstance(error, httpx.ProxyError):
+            return TransientError(f"{detail} (not sent)", sent=False)
+        if isinstance(error, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+            return ApiError(detail)
+        return TransientError(f"{detail} (sent; the answer was lost)", sent=True)
+
+    def _task_from(self, response: httpx.Response) -> Task:
+        try:
+            task = Task.from_json(response.json())
+        except ValueError as error:
+            what = _describe(response.request.method, response.request.url)
+            excerpt = _excerpt(response.content, response.headers.get("Content-Type", ""))
+            raise TransientError(
+                self._redact(
+                    f"{what}: HTTP {response.status_code} with an unreadable task ({error}): "
+                    f"{excerpt}"
+                ),
+                status=response.status_code,
+                sent=True,
+            ) from None
+        if self._api_key in f"{task.error_code}{task.error_message}":
+            # A server that echoes the key must not get it into the store or onto a screen.
+            task = dataclasses.replace(
+                task,
+                error_code=task.error_code and self._redact(task.error_code),
+                error_message=task.error_message and self._redact(task.error_message),
+            )
+        return task
+
+    # -- downloads -----------------------------------------------------------------------------
+
+    async def _open_download(self, url: str, have: int) -> httpx.Response:
+        """The streaming response (200, 206 or 416) after following redirects ourselves."""
+        try:
+            current = httpx.URL(url)
+        except httpx.InvalidURL as error:
+            raise ApiError(self._redact(f"download: unusable URL: {error}")) from None
+        for _ in range(MAX_REDIRECTS + 1):
+            headers = {"Accept-Encoding": "identity"}
+            if have:
+                headers["Range"] = f"bytes={have}-"
+            response = await self._send("GET", current, headers=headers, stream=True)
+            if response.status_code in (200, 206, 416):
+                return response
+            try:
+                if response.is_redirect:
+                    current = current.join(response.headers["Location"])
+                    continue
+                content = await _read_some(response)
+                raise self._error_for(response, content, _describe("GET", current), download=True)
+            finally:
+                await response.aclose()
+        raise DownloadError(self._redact(f"download: more than {MAX_REDIRECTS} redirects"))
+
+    async def _receive(
+        self,
+        response: httpx.Response,
+        part_path: Path,
+        have: int,
+        on_progress: ProgressCallback | None,
+    ) -> Downloaded:
+        what = _describe("GET", response.request.url)
+        length = _int_header(response.headers.get("Content-Length"))
+        digest = hashlib.sha256()
+        body: int | None
+        if response.status_code == 416:
+            return self._already_whole(response, part_path, have, on_progress, what)
+        if response.status_code == 206:
+            start, end, total = self._content_range(response, part_path, have, what)
+            body = end - start + 1
+            if length is not None and length != body:
+                part_path.unlink(missing_ok=True)
+                raise DownloadError(
+                    f"{what}: Content-Length {length} disagrees with Content-Range {start}-{end}",
+                    status=206,
+                )
+            _hash_file(part_path, digest)
+            done, mode = have, "ab"
+        else:
+            # A 200 is the whole file from the start, whatever was asked: begin again.
+            body = length
+            total = length
+            done, mode = 0, "wb"
+        if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+            # Lengths then count encoded bytes, not the clip's: only the stream's end can tell.
+            body = total = None
+        if on_progress is not None:
+            on_progress(done, total)
+        received = 0
+        with part_path.open(mode) as out:
+            try:
+                async for chunk in response.aiter_bytes():
+                    received += len(chunk)
+                    if body is not None and received > body:
+                        out.close()
+                        part_path.unlink(missing_ok=True)
+                        raise DownloadError(
+                            f"{what}: body longer than the announced {body} bytes",
+                            status=response.status_code,
+                        )
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if on_progress is not None:
+                        on_progress(done, total)
+            except httpx.HTTPError as error:
+                raise DownloadError(
+                    self._redact(
+                        f"{what}: broke off after {done} bytes: {type(error).__name__}: {error}"
+                    ),
+                    status=response.status_code,
+                ) from None
+        if body is not None and received < body:
+            raise DownloadError(
+                f"{what}: body ended after {received} of {body} bytes", status=response.status_code
+            )
+        return Downloaded(sha256=digest.hexdigest(), bytes=done)
+
+    def _content_range(
+        self, response: httpx.Response, part_path: Path, have: int, what: str
+    ) -> tuple[int, int, int | None]:
+        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        if not match or int(match.group(1)) != have or int(match.group(2)) < have:
+            part_path.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{what}: 206 with Content-Range {response.headers.get('Content-Range')!r} "
+                f"for a request from byte {have}; starting over",
+                status=206,
+            )
+        total = None if match.group(3) == "*" else int(match.group(3))
+        return int(match.group(1)), int(match.group(2)), total
+
+    def _already_whole(
+        self,
+        response: httpx.Response,
+        part_path: Path,
+        have: int,
+        on_progress: ProgressCallback | None,
+        what: str,
+    ) -> Downloaded:
+        """416 to a resume: the part file is whole if the server's size is exactly its size."""
+        match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
+        if have and match and int(match.group(1)) == have:
+            digest = hashlib.sha256()
+            _hash_file(part_path, digest)
+            if on_progress is not None:
+                on_progress(have, have)
+            return Downloaded(sha256=digest.hexdigest(), bytes=have)
+        part_path.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{what}: HTTP 416 for a part file of {have} bytes; starting over", status=416
+        )
+
+    # -- failures ------------------------------------------------------------------------------
+
+    def _error_for(
+        self, response: httpx.Response, content: bytes, what: str, *, download: bool
+    ) -> ApiError:
+        """The failure kind for an HTTP answer that is not a success."""
+        status = response.status_code
+        code, server_message = _error_body(content)
+        code = self._redact(code) if code else None
+        reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+        if server_message:
+            detail = _shorten(server_message, _EXCERPT * 2)
+        else:
+            detail = _excerpt(content, response.headers.get("Content-Type", ""))
+        coded = f" (code {code})" if code else ""
+        message = self._redact(f"{what}: HTTP {status}{reason}: {detail}{coded}")
+        on_api = _origin_of(response.request.url) == self._origin
+        if download and (status in _LINK_GONE or (status == 401 and not on_api)):
+            return LinkExpired(message, status=status, code=code)
+        if status in (401, 403):
+            return AuthError(
+                self._redact(f"the API refused the key: {message}"), status=status, code=code
+            )
+        if status == 429:
+            return RateLimited(
+                message,
+                status=status,
+                code=code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if status == 404 or (status == 400 and (code or "").lower() == "task_not_exist"):
+            return NotFound(message, status=status, code=code)
+        if status >= 500 or status in (408, 425):
+            return TransientError(message, status=status, code=code, sent=True)
+        if 400 <= status < 500:
+            return Rejected(message, status=status, code=code)
+        location = response.headers.get("Location")
+        where = f" to {_describe_url(response.request.url.join(location))}" if location else ""
+        return ApiError(f"{message}: unexpected answer{where}", status=status, code=code)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "[key]") if self._api_key else text
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def _error_body(content: bytes) -> tuple[str | None, str | None]:
+    """``(code, message)`` from a nested ``{"error": {...}}`` or a flat ``{"code","message"}``."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    error = data.get("error")
+    if isinstance(error, dict):
+        return _scalar(error.get("code")), _scalar(error.get("message"))
+    message = _scalar(data.get("message")) or _scalar(error) or _scalar(data.get("detail"))
+    return _scalar(data.get("code")), message
+
+
+def _excerpt(content: bytes, content_type: str) -> str:
+    """A short, single-line excerpt of a body that is not a JSON error: HTML, text or nothing."""
+    text = content[:_ERROR_BODY_LIMIT].decode("utf-8", errors="replace").strip()
+    if not text:
+        return "empty body"
+    if "html" in content_type.lower() or text.startswith("<"):
+        title = _HTML_TITLE.search(text)
+        text = title.group(1) if title else _HTML_TAG.sub(" ", text)
+    return _shorten(text, _EXCERPT) or "empty body"
+
+
+def _shorten(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _scalar(value: object) -> str | None:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def _origin_of(url: httpx.URL) -> Origin:
+    scheme = url.scheme.lower()
+    return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _describe(method: str, url: httpx.URL) -> str:
+    return f"{method} {_describe_url(url)}"
+
+
+def _describe_url(url: httpx.URL) -> str:
+    # Without the query: signed download URLs carry their signature there.
+    return str(url.copy_with(query=None, fragment=None))
+
+
+def _int_header(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+async def _read_some(response: httpx.Response) -> bytes:
+    """Read an error body up to a limit, so a huge error page is not loaded whole."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= _ERROR_BODY_LIMIT:
+                break
+    except httpx.HTTPError:
+        pass  # the status alone still says what happened
+    return b"".join(chunks)
+
+
+class _Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+def _hash_file(path: Path, digest: _Digest) -> None:
+    with path.open("rb") as source:
+        while block := source.read(_HASH_CHUNK):
+            digest.update(block)

@@ -1,0 +1,317 @@
+"""The client's API calls against MockTransport: requests sent, answers read, failures typed."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from runner.api.client import ApiClient
+from runner.api.errors import (
+    ApiError,
+    AuthError,
+    NotFound,
+    RateLimited,
+    Rejected,
+    TransientError,
+)
+from runner.errors import ConfigError, ExitCode
+from tests.api.conftest import BASE, KEY, Handler, answer, task_json
+
+MakeClient = Callable[[Handler], ApiClient]
+BODY = {"model": "omni-fast", "prompt": "Ocean waves", "seconds": "8"}
+
+
+def raising(error: type[httpx.HTTPError]) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error("simulated", request=request)  # type: ignore[call-arg]
+
+    return handler
+
+
+async def test_create_posts_the_body_with_key_and_idempotency_key(client_for: MakeClient) -> None:
+    """create sends POST {base}/videos with the JSON body, the bearer key and Idempotency-Key."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=task_json())
+
+    await client_for(handler).create(BODY, "fp-g1-a1")
+    [request] = seen
+    assert (request.method, str(request.url)) == ("POST", f"{BASE}/videos")
+    assert json.loads(request.content) == BODY
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert request.headers["Idempotency-Key"] == "fp-g1-a1"
+    assert request.headers["Content-Type"] == "application/json"
+
+
+async def test_create_returns_the_normalised_task(client_for: MakeClient) -> None:
+    """The answer to create is read into a Task."""
+    task = await client_for(answer(200, task_json(status="QUEUED"))).create(BODY, "k")
+    assert (task.id, task.status, task.raw_status) == ("video_abc123", "pending", "QUEUED")
+
+
+async def test_retrieve_gets_the_task_by_id(client_for: MakeClient) -> None:
+    """retrieve sends GET {base}/videos/{id} with the key, and reads the task."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=task_json(status="completed", progress="100%"))
+
+    task = await client_for(handler).retrieve("video_abc123")
+    assert str(seen[0].url) == f"{BASE}/videos/video_abc123"
+    assert seen[0].headers["Authorization"] == f"Bearer {KEY}"
+    assert (task.status, task.progress) == ("completed", 100.0)
+
+
+async def test_task_ids_are_escaped_in_paths(client_for: MakeClient) -> None:
+    """A task id with odd characters cannot change the route it is sent to."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path.decode())
+        return httpx.Response(200, json=task_json())
+
+    await client_for(handler).retrieve("a/../b?c")
+    assert seen == ["/v1/videos/a%2F..%2Fb%3Fc"]
+
+
+def test_content_url_is_under_the_api_base() -> None:
+    """content_url points at the gateway's /content route of the task."""
+    client = ApiClient(BASE + "/", KEY)
+    assert client.content_url("video_1") == f"{BASE}/videos/video_1/content"
+
+
+@pytest.mark.parametrize("base", ["", "octopusx.ai/v1", "ftp://host/v1", "http://"])
+def test_unusable_base_url_is_a_config_error(base: str) -> None:
+    """An API base that is not an http(s) URL with a host is a configuration error."""
+    with pytest.raises(ConfigError):
+        ApiClient(base, KEY)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_auth_failures_raise_auth_error(client_for: MakeClient, status: int) -> None:
+    """401 and 403 on the API mean a bad key: AuthError, which exits 2."""
+    client = client_for(answer(status, {"error": {"message": "invalid token", "code": "x"}}))
+    with pytest.raises(AuthError) as caught:
+        await client.retrieve("video_1")
+    assert caught.value.status == status
+    assert isinstance(caught.value, ConfigError)
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    assert "invalid token" in caught.value.message
+
+
+async def test_429_is_rate_limited_without_retry_after(client_for: MakeClient) -> None:
+    """429 without Retry-After: RateLimited with retry_after None (own backoff applies)."""
+    client = client_for(answer(429, {"error": {"message": "upstream saturated"}}))
+    with pytest.raises(RateLimited) as caught:
+        await client.create(BODY, "k")
+    assert caught.value.retry_after is None
+    assert caught.value.status == 429
+
+
+async def test_429_retry_after_seconds(client_for: MakeClient) -> None:
+    """Retry-After given in seconds is carried on the exception."""
+    client = client_for(answer(429, headers={"Retry-After": "7"}))
+    with pytest.raises(RateLimited) as caught:
+        await client.retrieve("v")
+    assert caught.value.retry_after == 7.0
+
+
+async def test_429_retry_after_http_date(client_for: MakeClient) -> None:
+    """Retry-After given as an HTTP-date becomes the seconds until then."""
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    client = client_for(answer(429, headers={"Retry-After": when}))
+    with pytest.raises(RateLimited) as caught:
+        await client.retrieve("v")
+    assert caught.value.retry_after is not None
+    assert 100 <= caught.value.retry_after <= 121
+
+
+@pytest.mark.parametrize("value", ["soon", "", "-5"])
+async def test_429_odd_retry_after(client_for: MakeClient, value: str) -> None:
+    """An unreadable Retry-After is None; a negative one is 0."""
+    client = client_for(answer(429, headers={"Retry-After": value}))
+    with pytest.raises(RateLimited) as caught:
+        await client.retrieve("v")
+    assert caught.value.retry_after == (0.0 if value == "-5" else None)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
+async def test_server_errors_are_transient_and_sent(client_for: MakeClient, status: int) -> None:
+    """5xx (and 408) are transient, and the request is known to have reached the server."""
+    with pytest.raises(TransientError) as caught:
+        await client_for(answer(status)).create(BODY, "k")
+    assert (caught.value.status, caught.value.sent) == (status, True)
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout])
+async def test_never_sent_failures(client_for: MakeClient, error: type[httpx.HTTPError]) -> None:
+    """Connect errors and pool timeouts are transient with sent=False: safe to retry a create."""
+    with pytest.raises(TransientError) as caught:
+        await client_for(raising(error)).create(BODY, "k")
+    assert caught.value.sent is False
+    assert caught.value.status is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.WriteError],
+)
+async def test_answer_lost_failures(client_for: MakeClient, error: type[httpx.HTTPError]) -> None:
+    """Read errors, read timeouts and dropped connections are transient with sent=True."""
+    with pytest.raises(TransientError) as caught:
+        await client_for(raising(error)).create(BODY, "k")
+    assert caught.value.sent is True
+
+
+async def test_rejected_carries_the_server_message(client_for: MakeClient) -> None:
+    """400 with a nested error object: Rejected, with the server's message and code."""
+    body = {"error": {"message": "prompt is required", "code": "invalid_request"}}
+    with pytest.raises(Rejected) as caught:
+        await client_for(answer(400, body)).create(BODY, "k")
+    assert "prompt is required" in caught.value.message
+    assert "400" in caught.value.message
+    assert (caught.value.status, caught.value.code) == (400, "invalid_request")
+
+
+async def test_422_is_rejected(client_for: MakeClient) -> None:
+    """422 is a refusal of the request, like 400."""
+    with pytest.raises(Rejected) as caught:
+        await client_for(answer(422, {"message": "bad seconds"})).create(BODY, "k")
+    assert "bad seconds" in caught.value.message
+
+
+async def test_404_is_not_found(client_for: MakeClient) -> None:
+    """404 on a task: NotFound."""
+    with pytest.raises(NotFound):
+        await client_for(answer(404, {"error": {"message": "no such task"}})).retrieve("v")
+
+
+async def test_400_task_not_exist_is_not_found(client_for: MakeClient) -> None:
+    """400 with the flat code task_not_exist is NotFound, not Rejected."""
+    body = {"code": "task_not_exist", "message": "task_not_exist", "data": None}
+    with pytest.raises(NotFound) as caught:
+        await client_for(answer(400, body)).retrieve("v")
+    assert caught.value.code == "task_not_exist"
+
+
+async def test_flat_error_body_gives_message_and_code(client_for: MakeClient) -> None:
+    """A flat {"code","message","data"} body is read like a nested one."""
+    body = {"code": "bad_resolution", "message": "resolution 8k unsupported", "data": None}
+    with pytest.raises(Rejected) as caught:
+        await client_for(answer(400, body)).create(BODY, "k")
+    assert caught.value.code == "bad_resolution"
+    assert "resolution 8k unsupported" in caught.value.message
+
+
+async def test_html_error_body_gives_its_title(client_for: MakeClient) -> None:
+    """An HTML page from a proxy gives its title, not a page of markup."""
+    page = "<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>"
+    handler = answer(502, content=page, headers={"Content-Type": "text/html"})
+    with pytest.raises(TransientError) as caught:
+        await client_for(handler).retrieve("v")
+    assert "502 Bad Gateway" in caught.value.message
+    assert "<" not in caught.value.message
+
+
+async def test_empty_error_body_still_says_what_happened(client_for: MakeClient) -> None:
+    """An empty body gives the status and says the body was empty."""
+    with pytest.raises(TransientError) as caught:
+        await client_for(answer(503)).retrieve("v")
+    assert "503" in caught.value.message
+    assert "empty body" in caught.value.message
+
+
+async def test_long_text_error_body_is_shortened(client_for: MakeClient) -> None:
+    """A long plain-text body is cut to a short one-line excerpt."""
+    handler = answer(500, content="line one\n" + "x" * 5000)
+    with pytest.raises(TransientError) as caught:
+        await client_for(handler).retrieve("v")
+    assert "line one x" in caught.value.message
+    assert len(caught.value.message) < 400
+
+
+async def test_success_with_unreadable_body_is_transient(client_for: MakeClient) -> None:
+    """A 200 whose body is not a task is an answer lost: transient, sent=True."""
+    with pytest.raises(TransientError) as caught:
+        await client_for(answer(200, content=b"<html>oops</html>")).create(BODY, "k")
+    assert caught.value.sent is True
+
+
+async def test_redirect_on_the_api_is_not_followed(client_for: MakeClient) -> None:
+    """An API call answered with a redirect is an ApiError naming the target; nothing follows."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(301, headers={"Location": "https://elsewhere.test/v1/videos"})
+
+    with pytest.raises(ApiError) as caught:
+        await client_for(handler).create(BODY, "k")
+    assert type(caught.value) is ApiError
+    assert "elsewhere.test" in caught.value.message
+    assert seen == [f"{BASE}/videos"]
+
+
+async def test_requests_sent_counts_every_request(client_for: MakeClient) -> None:
+    """requests_sent counts each HTTP request, failed ones included."""
+    answers = iter([httpx.Response(200, json=task_json()), httpx.Response(500)])
+    client = client_for(lambda request: next(answers))
+    await client.retrieve("v")
+    with pytest.raises(TransientError):
+        await client.retrieve("v")
+    assert client.requests_sent == 2
+
+
+def _everything_about(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error)) + repr(error) + str(error)
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        answer(400, {"error": {"message": f"bad key {KEY} in request", "code": KEY}}),
+        answer(401, {"code": "unauthorized", "message": f"Bearer {KEY} is not valid"}),
+        answer(500, content=f"<html><title>Error for {KEY}</title></html>"),
+        answer(429, content=f"slow down {KEY}"),
+        answer(200, content=f"not json {KEY}"),
+        raising(httpx.ConnectError),
+        raising(httpx.ReadTimeout),
+    ],
+    ids=["rejected", "auth", "html", "429", "garbage", "connect", "timeout"],
+)
+async def test_key_never_appears_in_exceptions(client_for: MakeClient, handler: Handler) -> None:
+    """Even when the server echoes the key back, no message, repr or traceback contains it."""
+    with pytest.raises(ApiError) as caught:
+        await client_for(handler).create(BODY, "k")
+    assert KEY not in _everything_about(caught.value)
+
+
+def test_client_repr_hides_the_key() -> None:
+    """The client's repr names the base URL only."""
+    assert KEY not in repr(ApiClient(BASE, KEY))
+
+
+async def test_client_is_an_async_context_manager() -> None:
+    """``async with`` gives the client and closes it at the end."""
+    transport = httpx.MockTransport(answer(200, task_json()))
+    async with ApiClient(BASE, KEY, transport=transport) as client:
+        await client.retrieve("v")
+    with pytest.raises(RuntimeError):
+        await client.retrieve("v")
+
+
+async def test_key_echoed_in_a_task_error_is_redacted(client_for: MakeClient) -> None:
+    """A failed task whose error repeats the key does not hand the key to the caller."""
+    error = {"code": f"bad_{KEY}", "message": f"upstream saw key {KEY}"}
+    task = await client_for(answer(200, task_json(status="failed", error=error))).retrieve("v")
+    assert KEY not in f"{task!r}"
+    assert task.error_message == "upstream saw key [key]"

@@ -1,0 +1,344 @@
+"""Downloads against MockTransport: streaming, resume, length checks, expiry, the key's reach."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runner.api.client import ApiClient
+from runner.api.errors import AuthError, DownloadError, LinkExpired, TransientError
+from tests.api.conftest import FILES, KEY, Handler, answer
+
+MakeClient = Callable[[Handler], ApiClient]
+CLIP = bytes(range(256)) * 40  # 10 240 bytes
+CLIP_URL = f"{FILES}/clips/video_1.mp4?sig=abc&expires=99"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_host(data: bytes = CLIP, *, ranges: bool = True) -> tuple[Handler, list[httpx.Request]]:
+    """A file host serving ``data``, honouring ``Range: bytes=N-`` when ``ranges``."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        match = re.fullmatch(r"bytes=(\d+)-", request.headers.get("Range", ""))
+        if ranges and match:
+            start = int(match.group(1))
+            if start >= len(data):
+                return httpx.Response(416, headers={"Content-Range": f"bytes */{len(data)}"})
+            return httpx.Response(
+                206,
+                content=data[start:],
+                headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"},
+            )
+        return httpx.Response(200, content=data)
+
+    return handler, seen
+
+
+class BrokenStream(httpx.AsyncByteStream):
+    """A body that yields ``head`` and then fails the way a dropped connection does."""
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.head
+        raise httpx.ReadError("connection reset")
+
+
+async def test_download_writes_and_hashes_the_file(client_for: MakeClient, tmp_path: Path) -> None:
+    """A plain download streams the whole body into the part file and returns its hash and size."""
+    handler, _ = file_host()
+    part = tmp_path / "take-1.mp4.part"
+    result = await client_for(handler).download(CLIP_URL, part)
+    assert part.read_bytes() == CLIP
+    assert (result.sha256, result.bytes) == (sha(CLIP), len(CLIP))
+
+
+async def test_download_does_not_rename(client_for: MakeClient, tmp_path: Path) -> None:
+    """The part file stays where it is; renaming is the caller's job."""
+    handler, _ = file_host()
+    await client_for(handler).download(CLIP_URL, tmp_path / "clip" / "take-1.mp4.part")
+    assert [p.name for p in (tmp_path / "clip").iterdir()] == ["take-1.mp4.part"]
+
+
+async def test_download_reports_progress(client_for: MakeClient, tmp_path: Path) -> None:
+    """on_progress sees the bytes so far rising to the total, with the total known."""
+    handler, _ = file_host()
+    calls: list[tuple[int, int | None]] = []
+    await client_for(handler).download(
+        CLIP_URL, tmp_path / "a.part", on_progress=lambda done, total: calls.append((done, total))
+    )
+    assert calls[-1] == (len(CLIP), len(CLIP))
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+async def test_no_key_to_another_origin(client_for: MakeClient, tmp_path: Path) -> None:
+    """A download from the file host carries no Authorization header."""
+    handler, seen = file_host()
+    await client_for(handler).download(CLIP_URL, tmp_path / "a.part")
+    assert "Authorization" not in seen[0].headers
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.example.test/v1/videos/v/content",  # other scheme
+        "https://api.example.test:8443/v1/videos/v/content",  # other port
+        "https://sub.api.example.test/v1/videos/v/content",  # other host
+    ],
+)
+async def test_no_key_to_a_near_origin(client_for: MakeClient, tmp_path: Path, url: str) -> None:
+    """Scheme, host and port must all match the API's for the key to go along."""
+    handler, seen = file_host()
+    await client_for(handler).download(url, tmp_path / "a.part")
+    assert "Authorization" not in seen[0].headers
+
+
+async def test_content_route_carries_the_key(client_for: MakeClient, tmp_path: Path) -> None:
+    """The gateway's /content route is on the API origin, so it gets the key."""
+    handler, seen = file_host()
+    client = client_for(handler)
+    await client.download(client.content_url("video_1"), tmp_path / "a.part")
+    assert seen[0].headers["Authorization"] == f"Bearer {KEY}"
+    assert client.content_url("video_1") == str(seen[0].url)
+
+
+async def test_no_key_after_a_cross_origin_redirect(client_for: MakeClient, tmp_path: Path) -> None:
+    """/content redirecting to the file host: the key goes to the API hop only."""
+    serve, seen = file_host()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "api.example.test":
+            seen.append(request)
+            return httpx.Response(302, headers={"Location": CLIP_URL})
+        return serve(request)
+
+    client = client_for(handler)
+    result = await client.download(client.content_url("video_1"), tmp_path / "a.part")
+    api_hop, file_hop = seen
+    assert api_hop.headers["Authorization"] == f"Bearer {KEY}"
+    assert file_hop.url.host == "files.example.test"
+    assert "Authorization" not in file_hop.headers
+    assert result.sha256 == sha(CLIP)
+    assert client.requests_sent == 2
+
+
+async def test_relative_redirects_are_followed(client_for: MakeClient, tmp_path: Path) -> None:
+    """A relative Location is resolved against the URL that gave it."""
+    serve, seen = file_host()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/old.mp4":
+            return httpx.Response(307, headers={"Location": "/clips/new.mp4"})
+        return serve(request)
+
+    await client_for(handler).download(f"{FILES}/old.mp4", tmp_path / "a.part")
+    assert str(seen[0].url) == f"{FILES}/clips/new.mp4"
+
+
+async def test_redirect_loop_is_a_download_error(client_for: MakeClient, tmp_path: Path) -> None:
+    """Endless redirects end in DownloadError instead of spinning."""
+    handler = answer(302, headers={"Location": CLIP_URL})
+    with pytest.raises(DownloadError):
+        await client_for(handler).download(CLIP_URL, tmp_path / "a.part")
+
+
+async def test_resume_sends_range_and_hashes_the_whole(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    """An existing part file is continued with Range; the hash covers the resumed prefix too."""
+    handler, seen = file_host()
+    part = tmp_path / "a.part"
+    part.write_bytes(CLIP[:4000])
+    result = await client_for(handler).download(CLIP_URL, part)
+    assert seen[0].headers["Range"] == "bytes=4000-"
+    assert part.read_bytes() == CLIP
+    assert (result.sha256, result.bytes) == (sha(CLIP), len(CLIP))
+
+
+async def test_resume_progress_starts_at_the_prefix(client_for: MakeClient, tmp_path: Path) -> None:
+    """Progress of a resumed download counts the bytes already on disk."""
+    handler, _ = file_host()
+    part = tmp_path / "a.part"
+    part.write_bytes(CLIP[:4000])
+    calls: list[tuple[int, int | None]] = []
+    await client_for(handler).download(
+        CLIP_URL, part, on_progress=lambda done, total: calls.append((done, total))
+    )
+    assert calls[0] == (4000, len(CLIP))
+
+
+async def test_200_to_a_range_request_restarts(client_for: MakeClient, tmp_path: Path) -> None:
+    """A server that ignores Range sends the whole file; the part file starts over cleanly."""
+    handler, seen = file_host(ranges=False)
+    part = tmp_path / "a.part"
+    part.write_bytes(b"stale bytes from an older try")
+    result = await client_for(handler).download(CLIP_URL, part)
+    assert seen[0].headers["Range"] == "bytes=29-"
+    assert part.read_bytes() == CLIP
+    assert result.sha256 == sha(CLIP)
+
+
+async def test_no_range_without_a_part_file(client_for: MakeClient, tmp_path: Path) -> None:
+    """A fresh download asks for the whole file."""
+    handler, seen = file_host()
+    await client_for(handler).download(CLIP_URL, tmp_path / "a.part")
+    assert "Range" not in seen[0].headers
+
+
+async def test_206_from_the_wrong_offset_discards_the_part(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    """A 206 that does not start where the part file ends: DownloadError, part file removed."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            206, content=CLIP[10:], headers={"Content-Range": "bytes 10-10239/10240"}
+        )
+
+    part = tmp_path / "a.part"
+    part.write_bytes(CLIP[:4000])
+    with pytest.raises(DownloadError):
+        await client_for(handler).download(CLIP_URL, part)
+    assert not part.exists()
+
+
+async def test_416_with_a_whole_part_file_is_done(client_for: MakeClient, tmp_path: Path) -> None:
+    """A part file already as long as the clip (416, size matches) is hashed and returned."""
+    handler, _ = file_host()
+    part = tmp_path / "a.part"
+    part.write_bytes(CLIP)
+    result = await client_for(handler).download(CLIP_URL, part)
+    assert (result.sha256, result.bytes) == (sha(CLIP), len(CLIP))
+
+
+async def test_416_with_an_oversized_part_restarts(client_for: MakeClient, tmp_path: Path) -> None:
+    """A part file longer than the clip cannot be trusted: DownloadError, part file removed."""
+    handler, _ = file_host()
+    part = tmp_path / "a.part"
+    part.write_bytes(CLIP + b"junk")
+    with pytest.raises(DownloadError):
+        await client_for(handler).download(CLIP_URL, part)
+    assert not part.exists()
+
+
+async def test_short_body_is_a_download_error(client_for: MakeClient, tmp_path: Path) -> None:
+    """A body shorter than Content-Length raises DownloadError (transient, sent)."""
+    handler = answer(200, content=CLIP[:5000], headers={"Content-Length": str(len(CLIP))})
+    with pytest.raises(DownloadError) as caught:
+        await client_for(handler).download(CLIP_URL, tmp_path / "a.part")
+    assert isinstance(caught.value, TransientError)
+    assert caught.value.sent is True
+    assert "5000 of 10240" in caught.value.message
+
+
+async def test_short_body_leaves_a_resumable_part(client_for: MakeClient, tmp_path: Path) -> None:
+    """After a short body the next download continues from where it stopped."""
+    answers = iter(["short", "rest"])
+    serve, seen = file_host()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if next(answers) == "short":
+            return httpx.Response(200, content=CLIP[:6000], headers={"Content-Length": "10240"})
+        return serve(request)
+
+    client = client_for(handler)
+    part = tmp_path / "a.part"
+    with pytest.raises(DownloadError):
+        await client.download(CLIP_URL, part)
+    result = await client.download(CLIP_URL, part)
+    assert seen[0].headers["Range"] == "bytes=6000-"
+    assert result.sha256 == sha(CLIP)
+
+
+async def test_long_body_is_a_download_error(client_for: MakeClient, tmp_path: Path) -> None:
+    """A body longer than Content-Length raises DownloadError and discards the part file."""
+    handler = answer(200, content=CLIP + b"extra", headers={"Content-Length": str(len(CLIP))})
+    part = tmp_path / "a.part"
+    with pytest.raises(DownloadError):
+        await client_for(handler).download(CLIP_URL, part)
+    assert not part.exists()
+
+
+async def test_broken_stream_keeps_what_arrived(client_for: MakeClient, tmp_path: Path) -> None:
+    """A connection dropped mid-body is a DownloadError; the bytes received stay for a resume."""
+    length = {"Content-Length": str(len(CLIP))}
+    handler = answer(200, stream=BrokenStream(CLIP[:3000]), headers=length)
+    part = tmp_path / "a.part"
+    with pytest.raises(DownloadError) as caught:
+        await client_for(handler).download(CLIP_URL, part)
+    assert caught.value.sent is True
+    assert part.read_bytes() == CLIP[:3000]
+
+
+@pytest.mark.parametrize("status", [403, 404, 410])
+async def test_expired_link(client_for: MakeClient, tmp_path: Path, status: int) -> None:
+    """403, 404 and 410 on a download mean the signed URL expired: LinkExpired."""
+    handler = answer(status, text="Signature expired")
+    with pytest.raises(LinkExpired) as caught:
+        await client_for(handler).download(CLIP_URL, tmp_path / "a.part")
+    assert caught.value.status == status
+    assert "Signature expired" in caught.value.message
+    assert "sig=abc" not in caught.value.message
+
+
+async def test_403_on_content_route_is_an_expired_link(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    """Even on the API origin, a download's 403 is an expired link, not a bad key."""
+    handler = answer(403)
+    client = client_for(handler)
+    with pytest.raises(LinkExpired):
+        await client.download(client.content_url("v"), tmp_path / "a.part")
+
+
+async def test_401_on_content_route_is_auth(client_for: MakeClient, tmp_path: Path) -> None:
+    """A 401 from the API's own /content route means the key was refused."""
+    handler = answer(401)
+    client = client_for(handler)
+    with pytest.raises(AuthError):
+        await client.download(client.content_url("v"), tmp_path / "a.part")
+
+
+async def test_401_on_file_host_is_an_expired_link(client_for: MakeClient, tmp_path: Path) -> None:
+    """The file host never saw the key, so its 401 is about the link."""
+    handler = answer(401)
+    with pytest.raises(LinkExpired):
+        await client_for(handler).download(CLIP_URL, tmp_path / "a.part")
+
+
+async def test_5xx_on_download_is_transient(client_for: MakeClient, tmp_path: Path) -> None:
+    """A file host's 503 is transient and leaves any part file alone."""
+    handler = answer(503)
+    part = tmp_path / "a.part"
+    part.write_bytes(b"abc")
+    with pytest.raises(TransientError):
+        await client_for(handler).download(CLIP_URL, part)
+    assert part.read_bytes() == b"abc"
+
+
+async def test_encoded_body_is_stored_decoded(client_for: MakeClient, tmp_path: Path) -> None:
+    """A host that compresses anyway still yields the clip's own bytes on disk."""
+    handler = answer(200, content=gzip.compress(CLIP), headers={"Content-Encoding": "gzip"})
+    part = tmp_path / "a.part"
+    result = await client_for(handler).download(CLIP_URL, part)
+    assert part.read_bytes() == CLIP
+    assert result.sha256 == sha(CLIP)
+
+
+async def test_download_asks_for_identity_encoding(client_for: MakeClient, tmp_path: Path) -> None:
+    """Downloads ask for the bytes as stored so that lengths and ranges mean what they say."""
+    handler, seen = file_host()
+    await client_for(handler).download(CLIP_URL, tmp_path / "a.part")
+    assert seen[0].headers["Accept-Encoding"] == "identity"
