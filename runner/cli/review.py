@@ -1,29 +1,135 @@
-"""The review surface: ``report``, ``pick``, ``reject``, ``export``."""
+"""The review surface: ``report``, ``pick``, ``reject``, ``export``.
+
+Each command loads the manifest, opens the batch's store and calls one function of
+``runner.report`` or ``runner.export``; none of them reaches the network.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
+
+from runner.cli.common import echo_err, handles_errors, out_option
+from runner.errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from runner.model import Manifest
+    from runner.report import Verdict
+
+manifest_argument = click.argument("manifest_path", metavar="MANIFEST")
+
+
+def _load(manifest_path: str, out: Path | None) -> Manifest:
+    from runner.manifest import load_manifest
+
+    return load_manifest(manifest_path, out=out)
+
+
+def _no_batch(manifest: Manifest) -> InputError:
+    return InputError(
+        f"no batch at {manifest.output_dir} (no state.db): nothing has been rendered yet; "
+        f"run `shotrunner run {manifest.display_path}` first, or pass the batch's --out"
+    )
 
 
 @click.command(name="report")
-def report_cmd() -> None:
+@manifest_argument
+@out_option
+@handles_errors
+def report_cmd(manifest_path: str, out: Path | None) -> None:
     """Write the contact sheet, <output_dir>/index.html."""
-    raise click.ClickException("not built yet")
+    from runner.report import write_report
+    from runner.store import Store
+
+    manifest = _load(manifest_path, out)
+    store = Store.open_existing(manifest.output_dir)
+    try:
+        page = write_report(manifest, store)
+    finally:
+        if store is not None:
+            store.close()
+    click.echo(str(page))
+
+
+def _give_verdict(
+    manifest_path: str, out: Path | None, shot_id: str, take: int, verdict: Verdict
+) -> None:
+    from runner.report import set_verdict, write_report
+    from runner.store import STATE_DB, Store
+
+    manifest = _load(manifest_path, out)
+    if not (manifest.output_dir / STATE_DB).is_file():
+        raise _no_batch(manifest)
+    with Store.open(manifest.output_dir) as store:
+        shot = set_verdict(manifest, store, shot_id, take, verdict)
+        page = write_report(manifest, store)
+    click.echo(f"{verdict} {shot.id} take {take} ({page})")
 
 
 @click.command(name="pick")
-def pick_cmd() -> None:
-    """Mark a take as the chosen one for its shot."""
-    raise click.ClickException("not built yet")
+@manifest_argument
+@click.argument("shot_id", metavar="SHOT")
+@click.argument("take", metavar="TAKE", type=int)
+@out_option
+@handles_errors
+def pick_cmd(manifest_path: str, shot_id: str, take: int, out: Path | None) -> None:
+    """Mark a take as the chosen one for its shot (un-picks the shot's other take)."""
+    _give_verdict(manifest_path, out, shot_id, take, "picked")
 
 
 @click.command(name="reject")
-def reject_cmd() -> None:
+@manifest_argument
+@click.argument("shot_id", metavar="SHOT")
+@click.argument("take", metavar="TAKE", type=int)
+@out_option
+@handles_errors
+def reject_cmd(manifest_path: str, shot_id: str, take: int, out: Path | None) -> None:
     """Mark a take as rejected (``run --rerender-rejected`` renders it again)."""
-    raise click.ClickException("not built yet")
+    _give_verdict(manifest_path, out, shot_id, take, "rejected")
 
 
 @click.command(name="export")
-def export_cmd() -> None:
-    """Copy the chosen take of each shot, in storyboard order, with a cut list."""
-    raise click.ClickException("not built yet")
+@manifest_argument
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to copy the chosen clips, cut.csv and animatic.mp4 into.",
+)
+@click.option("--no-animatic", is_flag=True, help="Do not join the clips into animatic.mp4.")
+@out_option
+@handles_errors
+def export_cmd(manifest_path: str, to: Path, no_animatic: bool, out: Path | None) -> None:
+    """Copy the chosen take of each shot, in storyboard order, with a cut list.
+
+    Exits 1 when a shot has no finished take (it is listed in cut.csv with an empty file)
+    or when ffmpeg failed to make the animatic.
+    """
+    from runner.export import export_cut, find_ffmpeg
+    from runner.store import Store
+
+    manifest = _load(manifest_path, out)
+    store = Store.open_existing(manifest.output_dir)
+    if store is None:
+        raise _no_batch(manifest)
+    with store:
+        ffmpeg = None if no_animatic else find_ffmpeg()
+        result = export_cut(manifest, store, to, ffmpeg=ffmpeg, animatic=not no_animatic)
+    for entry in result.entries:
+        if entry.file is not None:
+            click.echo(f"{to / entry.file}  {entry.shot.id} take {entry.take} ({entry.reason})")
+        else:
+            echo_err(f"error: shot {entry.shot.id}: {entry.problem}; left out of the cut")
+    click.echo(str(result.cut_list))
+    if result.animatic is not None:
+        click.echo(str(result.animatic))
+    elif result.animatic_failed:
+        echo_err(f"error: {result.animatic_note}")
+    elif not no_animatic and result.animatic_note:
+        echo_err(f"note: {result.animatic_note}")
+    if result.missing or result.animatic_failed:
+        sys.exit(int(ExitCode.JOBS_FAILED))

@@ -1,0 +1,165 @@
+"""Fixtures for the review tests: a batch folder with a real store, real clips and a manifest.
+
+``make_batch(yaml_text)`` writes the manifest, loads it, and returns a ``Batch`` whose
+methods put takes into given states the way the engine records them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import runner.sim
+from runner.jobs import fingerprint
+from runner.manifest import load_manifest
+from runner.model import Manifest, Shot
+from runner.store import RenderRow, Store, now_iso
+
+SIM_CLIP = Path(runner.sim.__file__).parent / "assets" / "clip.mp4"
+
+STORYBOARD = """\
+version: 1
+name: beach-spot
+defaults:
+  seconds: 4
+  aspect_ratio: "16:9"
+shots:
+  - id: s01-wide
+    prompt: Ocean waves rolling onto a sandy beach at golden hour
+  - id: s02-hero
+    mode: first_frame
+    images: [frames/s02.png]
+    prompt: A surfer walks into frame
+    takes: 3
+  - id: s03-turn
+    prompt: the camera orbits from dusk to night
+    takes: 2
+"""
+
+
+def tiny_png(width: int = 8, height: int = 6, rgb: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+    """A real PNG of one colour, made without any imaging library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + bytes(rgb) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
+
+
+@dataclass
+class Batch:
+    """A batch folder being filled in as the engine would."""
+
+    manifest_path: Path
+    manifest: Manifest
+
+    @property
+    def out(self) -> Path:
+        return self.manifest.output_dir
+
+    def shot(self, shot_id: str) -> Shot:
+        return next(s for s in self.manifest.shots if s.id == shot_id)
+
+    def _render(self, store: Store, shot_id: str, take: int, **fields: object) -> None:
+        fp = fingerprint(self.shot(shot_id), take)
+        store.bind_job(None, shot_id, take, fp, 1)
+        store.update_render(None, RenderRow(fp, 1, **fields), job=(shot_id, take))  # type: ignore[arg-type]
+
+    def done(self, shot_id: str, take: int, clip: Path = SIM_CLIP) -> Path:
+        """A finished take: render done, clip delivered into its folder."""
+        rel = f"{shot_id}/take-{take}.mp4"
+        target = self.out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(clip, target)
+        with Store.open(self.out) as store:
+            self._render(
+                store,
+                shot_id,
+                take,
+                state="done",
+                attempt=1,
+                task_id=f"task-{shot_id}-{take}",
+                progress=100.0,
+                submitted_at="2026-11-26T05:00:00.000000+00:00",
+                completed_at="2026-11-26T05:00:30.000000+00:00",
+                downloaded_at="2026-11-26T05:00:31.000000+00:00",
+            )
+            job = store.jobs()[(shot_id, take)]
+            stat = target.stat()
+            digest = hashlib.sha256(target.read_bytes()).hexdigest()
+            store.record_delivery(
+                None, job, file=rel, size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=digest
+            )
+        return target
+
+    def failed(self, shot_id: str, take: int, error: str) -> None:
+        with Store.open(self.out) as store:
+            self._render(
+                store,
+                shot_id,
+                take,
+                state="failed",
+                attempt=3,
+                task_id=f"task-{shot_id}-{take}",
+                error=error,
+                submitted_at=now_iso(),
+            )
+
+    def in_flight(
+        self, shot_id: str, take: int, state: str = "running", progress: float = 40.0
+    ) -> None:
+        with Store.open(self.out) as store:
+            self._render(
+                store,
+                shot_id,
+                take,
+                state=state,
+                attempt=1,
+                task_id=f"task-{shot_id}-{take}",
+                progress=progress,
+                submitted_at=now_iso(),
+            )
+
+    def store(self) -> Store:
+        store = Store.open_existing(self.out)
+        assert store is not None, "nothing recorded in this batch yet"
+        return store
+
+
+MakeBatch = Callable[..., Batch]
+
+
+@pytest.fixture
+def make_batch(tmp_path: Path) -> MakeBatch:
+    """Write a manifest (with its frame images) under tmp_path and load it."""
+
+    def make(yaml_text: str = STORYBOARD, name: str = "storyboard.yaml") -> Batch:
+        frames = tmp_path / "frames"
+        frames.mkdir(exist_ok=True)
+        (frames / "s02.png").write_bytes(tiny_png())
+        path = tmp_path / name
+        path.write_text(yaml_text, encoding="utf-8")
+        return Batch(path, load_manifest(path))
+
+    return make
+
+
+@pytest.fixture
+def batch(make_batch: MakeBatch) -> Batch:
+    """The three-shot storyboard with nothing rendered yet."""
+    return make_batch()

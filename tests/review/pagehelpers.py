@@ -1,0 +1,34 @@
+"""Reading the contact sheet in tests: its elements and the part of the page about one shot."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+
+def elements(page: str, tag: str) -> list[dict[str, str | None]]:
+    """The attributes of every ``tag`` element, in page order."""
+    collector = _Collector()
+    collector.feed(page)
+    return [attrs for name, attrs in collector.elements if name == tag]
+
+
+def shot_section(page: str, shot_id: str) -> str:
+    """The HTML of one shot's section."""
+    start = page.index(f'data-shot="{shot_id}"')
+    return page[start : page.index("</section>", start)]
+
+
+def take_article(page: str, shot_id: str, take: int) -> str:
+    """The HTML of one take's card."""
+    section = shot_section(page, shot_id)
+    start = section.index(f'data-take="{take}"')
+    return section[start : section.index("</article>", start)]

@@ -1,0 +1,217 @@
+"""The contact sheet's content: what ``write_report`` puts on the page for each shot and take."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+from runner.report import collect, render_html, write_report
+from runner.store import Store
+from tests.review.conftest import Batch, MakeBatch, tiny_png
+from tests.review.pagehelpers import elements, shot_section, take_article
+
+
+def page_of(batch: Batch) -> str:
+    store = batch.store() if (batch.out / "state.db").exists() else None
+    try:
+        return write_report(batch.manifest, store).read_text(encoding="utf-8")
+    finally:
+        if store is not None:
+            store.close()
+
+
+def test_report_is_written_as_index_html_in_the_batch_folder(batch: Batch) -> None:
+    """write_report writes <output_dir>/index.html and returns its path."""
+    batch.done("s01-wide", 1)
+    with batch.store() as store:
+        path = write_report(batch.manifest, store)
+    assert path == batch.out / "index.html"
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_shots_appear_in_storyboard_order(batch: Batch) -> None:
+    """Shots are listed in the manifest's order, each numbered from 01."""
+    page = page_of(batch)
+    ids = [attrs["data-shot"] for attrs in elements(page, "section")]
+    assert ids == ["s01-wide", "s02-hero", "s03-turn"]
+    assert '<span class="idx">02</span> s02-hero' in page
+
+
+def test_each_shot_shows_prompt_mode_and_parameters(batch: Batch) -> None:
+    """A shot's section holds its prompt, mode and the parameters that shape the video."""
+    section = shot_section(page_of(batch), "s02-hero")
+    assert "A surfer walks into frame" in section
+    assert '<span class="mode">first_frame</span>' in section
+    for name, value in (("model", "omni-fast"), ("seconds", "4"), ("aspect ratio", "16:9")):
+        assert f"<dt>{name}</dt><dd>{value}</dd>" in section
+
+
+def test_finished_take_is_an_inline_video_with_a_relative_source(batch: Batch) -> None:
+    """A done take is a muted, looping <video> with controls whose src is relative to the page."""
+    batch.done("s02-hero", 2)
+    page = page_of(batch)
+    videos = elements(take_article(page, "s02-hero", 2), "video")
+    assert len(videos) == 1
+    video = videos[0]
+    assert set(video) >= {"controls", "muted", "loop"}
+    assert video["preload"] == "metadata"
+    assert video["src"] == "s02-hero/take-2.mp4"
+    assert (batch.out / unquote(str(video["src"]))).is_file()
+
+
+def test_failed_take_shows_failed_badge_and_its_error(batch: Batch) -> None:
+    """A failed take carries the failed badge and the server's error message."""
+    batch.failed("s03-turn", 1, "upstream_error: the model crashed")
+    card = take_article(page_of(batch), "s03-turn", 1)
+    assert '<span class="badge failed">failed</span>' in card
+    assert '<p class="error">upstream_error: the model crashed</p>' in card
+    assert "<video" not in card
+
+
+def test_take_in_flight_shows_its_badge_state_and_progress(batch: Batch) -> None:
+    """A running take carries the in-flight badge, its state word and its progress."""
+    batch.in_flight("s01-wide", 1, state="running", progress=40.0)
+    card = take_article(page_of(batch), "s01-wide", 1)
+    assert '<span class="badge in_flight">in flight</span>' in card
+    assert "running · 40%" in card
+
+
+def test_take_the_store_does_not_know_is_not_started(batch: Batch) -> None:
+    """A take without a row in the store is shown as not started."""
+    batch.done("s01-wide", 1)
+    card = take_article(page_of(batch), "s03-turn", 2)
+    assert '<span class="badge not_started">not started</span>' in card
+
+
+def test_page_without_a_store_shows_every_take_not_started(batch: Batch) -> None:
+    """Before any run (no state.db) the page lists every take as not started."""
+    page = render_html(collect(batch.manifest, None))
+    assert page.count('class="badge not_started"') == 6
+    assert not (batch.out / "state.db").exists()
+
+
+def test_task_ids_and_times_are_shown(batch: Batch) -> None:
+    """A take's card shows its task id and its submitted, completed and downloaded times."""
+    batch.done("s01-wide", 1)
+    card = take_article(page_of(batch), "s01-wide", 1)
+    assert "<dt>task</dt><dd>task-s01-wide-1</dd>" in card
+    assert "<dt>submitted</dt><dd>2026-11-26 05:00:00</dd>" in card
+    assert "<dt>completed</dt><dd>2026-11-26 05:00:30</dd>" in card
+    assert "<dt>downloaded</dt><dd>2026-11-26 05:00:31</dd>" in card
+
+
+def test_done_take_whose_clip_was_deleted_says_it_is_missing(batch: Batch) -> None:
+    """A done take whose file is gone shows a note instead of a broken <video>."""
+    batch.done("s01-wide", 1).unlink()
+    card = take_article(page_of(batch), "s01-wide", 1)
+    assert "<video" not in card
+    assert "clip missing" in card
+
+
+def test_totals_count_takes_by_status(batch: Batch) -> None:
+    """The totals at the top count shots, takes and each status."""
+    batch.done("s01-wide", 1)
+    batch.done("s02-hero", 1)
+    batch.failed("s02-hero", 2, "boom")
+    batch.in_flight("s03-turn", 1)
+    page = page_of(batch)
+    totals = dict(re.findall(r'<li data-total="(\w+)"><b>(\d+)</b>', page))
+    assert totals == {
+        "shots": "3",
+        "takes": "6",
+        "done": "2",
+        "failed": "1",
+        "in_flight": "1",
+        "not_started": "2",
+        "picked": "0",
+        "rejected": "0",
+        "seconds_done": "8",
+    }
+
+
+def test_filters_for_failed_in_flight_and_picked_are_on_the_page(batch: Batch) -> None:
+    """The page has filter buttons and each shot carries the flags the filters test."""
+    batch.failed("s02-hero", 1, "boom")
+    batch.in_flight("s03-turn", 2)
+    page = page_of(batch)
+    assert [b["data-filter"] for b in elements(page, "button")] == [
+        "all",
+        "failed",
+        "inflight",
+        "picked",
+    ]
+    flags = {
+        s["data-shot"]: (s["data-failed"], s["data-inflight"]) for s in elements(page, "section")
+    }
+    assert flags == {"s01-wide": ("0", "0"), "s02-hero": ("1", "0"), "s03-turn": ("0", "1")}
+
+
+def test_picked_and_rejected_takes_are_marked(batch: Batch) -> None:
+    """A picked take and a rejected take carry their marks, and the shot counts as picked."""
+    batch.done("s02-hero", 1)
+    batch.done("s02-hero", 2)
+    with Store.open(batch.out) as store:
+        store.set_verdict("s02-hero", 2, "picked")
+        store.set_verdict("s02-hero", 1, "rejected")
+    page = page_of(batch)
+    assert '<span class="mark picked">picked</span>' in take_article(page, "s02-hero", 2)
+    assert '<span class="mark rejected">rejected</span>' in take_article(page, "s02-hero", 1)
+    section = elements(page, "section")[1]
+    assert section["data-picked"] == "1"
+
+
+def test_page_needs_nothing_from_the_network(batch: Batch) -> None:
+    """CSS and JS are inline: no external stylesheet, script or remote media on the page."""
+    batch.done("s01-wide", 1)
+    page = page_of(batch)
+    assert elements(page, "link") == []
+    assert all("src" not in s for s in elements(page, "script"))
+    sources = [e.get("src") or "" for tag in ("img", "video") for e in elements(page, tag)]
+    assert sources
+    assert not any(re.match(r"(https?:)?//", s) for s in sources)
+
+
+def test_text_from_the_manifest_is_escaped(make_batch: MakeBatch) -> None:
+    """A prompt with markup is shown as text, never run as HTML."""
+    batch = make_batch(
+        "version: 1\nshots:\n  - id: s1\n    prompt: '<script>alert(1)</script> & co'\n"
+    )
+    page = page_of(batch)
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
+
+
+def test_local_image_is_a_thumbnail_with_a_path_relative_to_the_page(batch: Batch) -> None:
+    """A local input image is an <img> whose relative src leads from the page to the file."""
+    page = page_of(batch)
+    images = elements(shot_section(page, "s02-hero"), "img")
+    assert len(images) == 1
+    src = str(images[0]["src"])
+    assert not Path(src).is_absolute()
+    assert (batch.out / unquote(src)).resolve() == (batch.manifest_path.parent / "frames/s02.png")
+
+
+def test_data_uri_image_is_inlined(make_batch: MakeBatch) -> None:
+    """An image given as a data URI is shown inline from that URI."""
+    uri = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+    batch = make_batch(
+        f"version: 1\nshots:\n  - id: s1\n    mode: first_frame\n    images: ['{uri}']\n"
+        "    prompt: p\n"
+    )
+    images = elements(page_of(batch), "img")
+    assert [i["src"] for i in images] == [uri]
+
+
+def test_url_image_is_a_link_so_the_page_fetches_nothing(make_batch: MakeBatch) -> None:
+    """An image given as a URL is linked, not loaded, so rendering the page needs no network."""
+    batch = make_batch(
+        "version: 1\nshots:\n  - id: s1\n    mode: reference\n"
+        "    images: ['https://example.com/style.jpg']\n    prompt: p\n"
+    )
+    page = page_of(batch)
+    assert elements(page, "img") == []
+    assert {"class": "remote", "href": "https://example.com/style.jpg"}.items() <= (
+        elements(page, "a")[0].items()
+    )
