@@ -2,10 +2,134 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import click
+
+from runner.cli.common import handles_errors
+from runner.errors import ConfigError
+
+if TYPE_CHECKING:
+    from runner.sim import RecordedRequest, SimConfig
+
+_RATE = click.FloatRange(0.0, 1.0)
+_SECONDS = click.FloatRange(min=0.0)
+_PORT = click.IntRange(0, 65535)
+
+
+_Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _rate(name: str, help_text: str) -> _Decorator:
+    return click.option(name, type=_RATE, default=0.0, show_default=True, help=help_text)
 
 
 @click.command(name="sim")
-def sim_cmd() -> None:
-    """Serve the built-in simulator of the video API until interrupted."""
-    raise click.ClickException("not built yet")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=_PORT, default=8765, show_default=True, help="API port (0 picks a free one)."
+)
+@click.option(
+    "--file-port",
+    type=_PORT,
+    default=0,
+    show_default=True,
+    help="Port of the file host that video_url points to (0 picks a free one).",
+)
+@click.option(
+    "--job-seconds",
+    type=_SECONDS,
+    default=5.0,
+    show_default=True,
+    help="How long a task takes, in seconds (with a little jitter).",
+)
+@_rate("--fail-rate", "Share of tasks that fail upstream (upstream_error).")
+@_rate("--refuse-rate", "Share of tasks refused by a policy check (content_policy_violation).")
+@_rate("--hang-rate", "Share of tasks that stay in_progress forever.")
+@_rate("--lose-rate", "Share of tasks the server forgets (later polls answer not found).")
+@_rate("--error-rate", "Share of API requests answered with 500, 502 or 503.")
+@_rate("--rate-limit-rate", "Share of API requests answered with 429.")
+@_rate("--drop-rate", "Share of creates whose connection drops after the task is made.")
+@click.option(
+    "--max-active",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Answer creates with 429 while this many tasks are unfinished.",
+)
+@click.option(
+    "--url-ttl",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Seconds a signed video_url stays valid.",
+)
+@click.option("--token", default=None, help="Require this API key as a Bearer token.")
+@click.option(
+    "--clip-bytes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Pad every clip to this many bytes (still playable).",
+)
+@click.option("--quirks", is_flag=True, help="Answer in the gateway's odder dialect.")
+@click.option("--ignore-idempotency", is_flag=True, help="Ignore Idempotency-Key headers.")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keep tasks in this SQLite file, so a restarted simulator knows them.",
+)
+@click.option("--seed", type=int, default=None, help="Seed the random draws for repeatable runs.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the base URL, no request lines.")
+@handles_errors
+def sim_cmd(quiet: bool, **knobs: Any) -> None:
+    """Serve the built-in simulator of the video API until interrupted.
+
+    The first line on stdout is the API's base URL (for --api-base); then one line per
+    request unless --quiet. Ctrl-C or SIGTERM stops it (exit 0).
+    """
+    import asyncio
+
+    from runner.sim import SimConfig
+
+    try:
+        # A long-lived server keeps no request log: memory stays flat however long it runs.
+        config = SimConfig(**knobs, record=False)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        asyncio.run(_serve_until_signal(config, quiet))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(f"cannot listen on {config.host}: {reason}") from None
+
+
+async def _serve_until_signal(config: SimConfig, quiet: bool) -> None:
+    import asyncio
+    import signal
+
+    from runner.sim import serve
+
+    def ready(base_url: str) -> None:
+        click.echo(base_url)
+        sys.stdout.flush()
+
+    def log(request: RecordedRequest) -> None:
+        status = "dropped" if request.status is None else str(request.status)
+        click.echo(f"{request.listener} {request.method} {request.path} {status}")
+
+    server = asyncio.ensure_future(serve(config, ready, None if quiet else log))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, server.cancel)
+    try:
+        await server
+    except asyncio.CancelledError:
+        if not server.cancelled():
+            raise
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
