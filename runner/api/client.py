@@ -50,6 +50,8 @@ _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HTML_TAG = re.compile(r"<[^>]+>")
 _LINK_GONE = frozenset({403, 404, 410})
+# Failures before a byte of the request reached the server: retrying cannot duplicate anything.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
 Origin = tuple[str, str, int | None]
 
@@ -194,9 +196,7 @@ class ApiClient:
 
     def _transport_error(self, error: httpx.HTTPError, what: str) -> ApiError:
         detail = self._redact(f"{what}: {type(error).__name__}: {error}".rstrip(": "))
-        if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            return TransientError(f"{detail} (not sent)", sent=False)
-        if isinstance(error, httpx.ProxyError):
+        if isinstance(error, _NEVER_SENT):
             return TransientError(f"{detail} (not sent)", sent=False)
         if isinstance(error, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
             return ApiError(detail)
@@ -312,6 +312,9 @@ class ApiClient:
             raise DownloadError(
                 f"{what}: body ended after {received} of {body} bytes", status=response.status_code
             )
+        if total is not None and done != total:
+            # A range that stops short of the end: what arrived is good, the rest is still due.
+            raise DownloadError(f"{what}: {done} of {total} bytes so far", status=206)
         return Downloaded(sha256=digest.hexdigest(), bytes=done)
 
     def _content_range(

@@ -342,3 +342,14 @@ async def test_download_asks_for_identity_encoding(client_for: MakeClient, tmp_p
     handler, seen = file_host()
     await client_for(handler).download(CLIP_URL, tmp_path / "a.part")
     assert seen[0].headers["Accept-Encoding"] == "identity"
+
+
+async def test_partial_range_is_not_whole(client_for: MakeClient, tmp_path: Path) -> None:
+    """A 206 that stops before the end of the clip is a DownloadError, keeping what arrived."""
+    headers = {"Content-Range": f"bytes 4000-5999/{len(CLIP)}"}
+    handler = answer(206, content=CLIP[4000:6000], headers=headers)
+    part = tmp_path / "a.part"
+    part.write_bytes(CLIP[:4000])
+    with pytest.raises(DownloadError):
+        await client_for(handler).download(CLIP_URL, part)
+    assert part.read_bytes() == CLIP[:6000]
