@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from runner.sim import RunningSim
 from tests.plugins.sim_fixtures import StartSim
 from tests.sim.conftest import BODY, Connect, create
 
-PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(40)).decode()
 URL = "https://example.com/a.png"
 
 REFUSED: dict[str, dict[str, Any]] = {
