@@ -1,0 +1,129 @@
+"""The contact sheet in a real browser: headless Chromium opens it from file:// and plays it.
+
+Playwright drives the system's Chromium (Debian's ``chromium`` package); Playwright's own
+browser downloads are never used. Skipped, with the reason, only where no Chromium exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from runner.report import write_report
+from runner.store import Store
+from tests.review.conftest import Batch
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FAILED_ERROR = "upstream_error: the model crashed on this prompt"
+
+
+def find_chromium() -> str | None:
+    """Chromium from SHOTRUNNER_CHROMIUM, else the system's (Debian installs /usr/bin/chromium)."""
+    for candidate in (
+        os.environ.get("SHOTRUNNER_CHROMIUM"),
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        "/usr/bin/chromium",
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@pytest.fixture
+def reviewed_batch(batch: Batch) -> Batch:
+    """A batch in every state the page shows: done, picked, rejected, failed, in flight, idle."""
+    batch.done("s01-wide", 1)
+    batch.done("s02-hero", 1)
+    batch.failed("s02-hero", 2, FAILED_ERROR)
+    batch.in_flight("s02-hero", 3, state="running", progress=55.0)
+    batch.done("s03-turn", 1)
+    batch.done("s03-turn", 2)
+    with Store.open(batch.out) as store:
+        store.set_verdict("s03-turn", 2, "picked")
+        store.set_verdict("s03-turn", 1, "rejected")
+        write_report(batch.manifest, store)
+    return batch
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[tuple[Page, list[str]]]:
+    """A fresh headless Chromium page, and the list its console errors are gathered into."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium found (install Debian's chromium or set SHOTRUNNER_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    errors: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            tab = context.new_page()
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda e: errors.append(str(e)))
+            yield tab, errors
+        finally:
+            context.close()
+
+
+def visible_shots(tab: Page) -> list[str]:
+    return [str(s.get_attribute("data-shot")) for s in tab.locator("section.shot:visible").all()]
+
+
+def test_contact_sheet_plays_and_filters_in_chromium(
+    reviewed_batch: Batch, page: tuple[Page, list[str]], tmp_path: Path
+) -> None:
+    """From file:// the page logs no error, every clip plays, errors show, the filters work."""
+    tab, errors = page
+    tab.goto((reviewed_batch.out / "index.html").as_uri())
+
+    videos = tab.locator("video")
+    assert videos.count() == 4  # s01-wide 1, s02-hero 1, s03-turn 1 and 2
+    # Playing (muted, so allowed without a gesture) proves the clip decodes, not just parses.
+    tab.evaluate("document.querySelectorAll('video').forEach(v => v.play())")
+    tab.wait_for_function(
+        "Array.from(document.querySelectorAll('video')).every(v => v.readyState >= 2)",
+        timeout=20_000,
+    )
+
+    failed = tab.locator('section[data-shot="s02-hero"] .error')
+    assert failed.is_visible()
+    assert failed.inner_text() == FAILED_ERROR
+
+    tab.screenshot(path=str(tmp_path / "contact-sheet.png"), full_page=True)
+
+    assert visible_shots(tab) == ["s01-wide", "s02-hero", "s03-turn"]
+    tab.click('button[data-filter="failed"]')
+    assert visible_shots(tab) == ["s02-hero"]
+    tab.click('button[data-filter="inflight"]')
+    assert visible_shots(tab) == ["s02-hero"]
+    tab.click('button[data-filter="picked"]')
+    assert visible_shots(tab) == ["s03-turn"]
+    assert tab.get_attribute('button[data-filter="picked"]', "aria-pressed") == "true"
+    tab.click('button[data-filter="picked"]')  # a second click shows everything again
+    assert visible_shots(tab) == ["s01-wide", "s02-hero", "s03-turn"]
+
+    assert errors == []
