@@ -236,6 +236,8 @@ def _check_prompt(
     checker: _Checker, prompt: _Field | None, index: int, variables: dict[str, str]
 ) -> str | None:
     if prompt is None:
+        if checker.broken(("shots", index)):
+            return None  # e.g. a misspelt prompt key, already reported with a did-you-mean
         checker.report(
             ("shots", index), "the shot has no prompt (set prompt on the shot or in defaults)"
         )

@@ -43,6 +43,7 @@ _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "b
 _MAP, _SEQ, _MERGE = _TAG + "map", _TAG + "seq", _TAG + "merge"
 _SCALAR_TAGS = {_PLAIN, _STR, _INT, _FLOAT, _BOOL, _NULL}
 
+_NON_STRING_STARTS = frozenset("0123456789+-.~nNtTfF")
 _NULLS = {"", "~", "null", "Null", "NULL"}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
@@ -104,6 +105,8 @@ def format_path(path: Iterable[str | int]) -> str:
 
 def resolve_plain(text: str) -> Any:
     """A plain scalar's value under the narrowed YAML 1.2 core schema described above."""
+    if text and text[0] not in _NON_STRING_STARTS:
+        return text  # most scalars are words: skip the checks below
     if text in _NULLS:
         return None
     if text in _TRUE:
@@ -349,7 +352,8 @@ def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]
         return None, located(Position(1, 1), "invalid YAML: nested too deeply")
     if root is None:
         return None, located(Position(1, 1), "the manifest is empty")
-    bomb, reason = _expanded_size(root)
+    # Without an anchor there is no alias, so nothing can expand: skip the walk.
+    bomb, reason = _expanded_size(root) if "&" in text else (None, "")
     if bomb is not None:
         return None, located(_pos(bomb), reason)
     builder = _Builder(file)

@@ -1,0 +1,174 @@
+"""validate and plan through the real command line: output formats and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.manifest.conftest import EXAMPLES, CliResult, WriteManifest
+
+GOOD = "version: 1\nshots:\n  - {id: a, prompt: p, seconds: 5, takes: 2}\n  - {id: b, prompt: q}\n"
+
+
+def test_validate_reports_a_valid_file_on_stdout(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """A valid manifest: exit 0, a one-line result on stdout, nothing on stderr."""
+    write_manifest(GOOD)
+    result = run_cli("validate", "m.yaml")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        "m.yaml: valid, 2 shot(s), 3 job(s)\n",
+        "",
+    )
+
+
+def test_validate_prints_warnings_and_exits_0(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """Warnings go to stderr in the diagnostic format and do not fail."""
+    write_manifest("version: 1\nshots:\n  - {id: a, prompt: p, seconds: 2}\n")
+    result = run_cli("validate", "m.yaml")
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "m.yaml:3:33: warning: seconds 2 is outside the documented range 4 to 30 "
+        "(at shots[0].seconds)\n"
+    )
+
+
+def test_validate_json_lists_each_file(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """--json prints SPEC.md's document; one bad file makes the exit code 2."""
+    write_manifest(GOOD)
+    write_manifest("version: 1\nshots: [{id: a, prompt: p, takes: 0, seconds: 3}]\n", "bad.yaml")
+    result = run_cli("validate", "--json", "m.yaml", "bad.yaml")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == {
+        "files": [
+            {"path": "m.yaml", "valid": True, "errors": [], "warnings": []},
+            {
+                "path": "bad.yaml",
+                "valid": False,
+                "errors": [
+                    {
+                        "line": 2,
+                        "column": 35,
+                        "path": "shots[0].takes",
+                        "message": "takes must be a whole number from 1 to 20, not 0",
+                    }
+                ],
+                "warnings": [
+                    {
+                        "line": 2,
+                        "column": 47,
+                        "path": "shots[0].seconds",
+                        "message": "seconds 3 is outside the documented range 4 to 30",
+                    }
+                ],
+            },
+        ]
+    }
+
+
+def test_plan_lists_every_job_as_submit(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """Without a state store, every job is new: action submit, state pending."""
+    write_manifest(GOOD)
+    result = run_cli("plan", "m.yaml")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["SHOT", "TAKE", "MODE", "SECONDS", "FINGERPRINT", "ACTION"]
+    assert [line.split()[:4] + line.split()[5:] for line in lines[1:4]] == [
+        ["a", "1", "text", "5", "submit"],
+        ["a", "2", "text", "5", "submit"],
+        ["b", "1", "text", "-", "submit"],
+    ]
+    assert lines[-1] == (
+        "m.yaml -> renders/m: 3 job(s) (3 submit); 3 task(s) to submit, 18 s of video to pay for"
+    )
+
+
+def test_plan_json_follows_the_spec(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult], workdir: Path
+) -> None:
+    """plan --json: manifest, output_dir, jobs with every field (null if unset), summary."""
+    write_manifest(GOOD)
+    result = run_cli("plan", "--json", "--out", "batch", "m.yaml")
+    assert result.exit_code == 0
+    document = json.loads(result.stdout)
+    assert (document["manifest"], document["output_dir"]) == ("m.yaml", str(workdir / "batch"))
+    first = document["jobs"][0]
+    assert len(first.pop("fingerprint")) == 64
+    assert first == {
+        "shot": "a",
+        "take": 1,
+        "generation": 1,
+        "state": "pending",
+        "action": "submit",
+        "attempts": 0,
+        "task_id": None,
+        "progress": None,
+        "file": None,
+        "error": None,
+        "possible_duplicate": False,
+    }
+    assert document["summary"] == {
+        "submit": 3,
+        "resume": 0,
+        "skip": 0,
+        "fetch": 0,
+        "retry": 0,
+        "hold": 0,
+        "jobs": 3,
+        "possible_duplicates": 0,
+        "seconds_to_pay": 18,
+    }
+
+
+def test_validate_in_a_subprocess_exits_2_with_located_errors(tmp_path: Path) -> None:
+    """python -m runner validate: exit 2, diagnostics on stderr, no traceback."""
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text("version: 1\nshots:\n  - {id: a/b, prompt: p, resolution: 8k}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "validate", str(manifest)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"{manifest}:3:10: error: shot id 'a/b' may not contain a slash: it names a folder "
+        "inside output_dir (at shots[0].id)",
+        f"{manifest}:3:38: error: resolution must be one of 720p, 1080p, 2k, 4k, not '8k' "
+        "(at shots[0].resolution)",
+    ]
+
+
+def test_plan_in_a_subprocess_refuses_an_alias_bomb(tmp_path: Path) -> None:
+    """An alias bomb is refused quickly with exit 2, before it is expanded."""
+    rows = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    rows += [f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    manifest = tmp_path / "bomb.yaml"
+    manifest.write_text("\n".join(rows) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "plan", str(manifest)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "alias bomb" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_plan_of_the_storyboard_example_shows_its_cost(run_cli: Callable[..., CliResult]) -> None:
+    """The README's storyboard plans 6 jobs and 52 seconds of video."""
+    result = run_cli("plan", "--json", str(EXAMPLES / "storyboard.yaml"))
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["submit"], summary["seconds_to_pay"]) == (6, 52)

@@ -1,0 +1,109 @@
+"""The YAML layer: 1.2-style scalars, positions, merges, aliases, refused tags."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.yamlsrc import Position, format_path, load_yaml, parse_path
+
+
+def load(text: str) -> object:
+    doc, diagnostics = load_yaml(text.encode(), "f.yaml")
+    assert doc is not None, diagnostics
+    assert diagnostics == []
+    return doc.value
+
+
+@pytest.mark.parametrize(
+    ("plain", "value"),
+    [
+        ("16:9", "16:9"),
+        ("08", 8),
+        ("010", 10),
+        ("0o17", "0o17"),
+        ("0x1f", "0x1f"),
+        ("yes", "yes"),
+        ("no", "no"),
+        ("on", "on"),
+        ("True", True),
+        ("false", False),
+        ("~", None),
+        ("", None),
+        ("1.5", 1.5),
+        ("-3", -3),
+        ("1_000", "1_000"),
+        ("2026-01-01", "2026-01-01"),
+    ],
+)
+def test_plain_scalars_follow_the_core_schema(plain: str, value: object) -> None:
+    """Plain scalars resolve by YAML 1.2 core rules: no sexagesimal, octal or yes/no."""
+    assert load(f"a: {plain}\n") == {"a": value}
+
+
+def test_quoted_scalars_stay_strings() -> None:
+    """A quoted scalar is always a string, whatever it looks like."""
+    assert load("a: '08'\nb: \"true\"\n") == {"a": "08", "b": "true"}
+
+
+def test_standard_explicit_tags_are_honoured() -> None:
+    """!!int and !!str convert as the YAML spec says."""
+    assert load("a: !!int '08'\nb: !!str 8\n") == {"a": 8, "b": "8"}
+
+
+def test_every_value_keeps_its_line_and_column() -> None:
+    """Positions are recorded for values and for keys, counting from 1."""
+    doc, _ = load_yaml(b"shots:\n  - id: a\n    images: [x, y]\n", "f.yaml")
+    assert doc is not None
+    assert doc.where(("shots", 0, "images", 1)) == Position(3, 17)
+    assert doc.where(("shots", 0, "images"), key=True) == Position(3, 5)
+
+
+def test_merge_keys_apply_with_the_mapping_own_keys_winning() -> None:
+    """<< merges a mapping; keys written in the mapping itself override merged ones."""
+    value = load("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n")
+    assert value == {"base": {"x": 1, "y": 2}, "use": {"x": 1, "y": 3}}
+
+
+def test_merge_of_several_mappings_prefers_the_first() -> None:
+    """With <<: [*a, *b], a key of a wins over the same key of b."""
+    value = load("a: &a {x: 1}\nb: &b {x: 2, z: 3}\nc:\n  <<: [*a, *b]\n")
+    assert isinstance(value, dict)
+    assert value["c"] == {"x": 1, "z": 3}
+
+
+def test_merged_values_are_located_where_they_are_written() -> None:
+    """A merged key's value points at the anchored mapping's text."""
+    doc, _ = load_yaml(b"a: &a {x: 1}\nc:\n  <<: *a\n", "f.yaml")
+    assert doc is not None
+    assert doc.where(("c", "x")) == Position(1, 11)
+
+
+def test_aliases_are_expanded() -> None:
+    """An alias reuses the anchored value."""
+    assert load("a: &l [1, 2]\nb: *l\n") == {"a": [1, 2], "b": [1, 2]}
+
+
+def test_recursive_alias_is_refused() -> None:
+    """A node that contains an alias to itself is refused with a location."""
+    doc, diagnostics = load_yaml(b"a: &x [1, *x]\n", "f.yaml")
+    assert doc is None
+    assert "recursive alias" in diagnostics[0].message
+
+
+def test_multiple_documents_are_refused() -> None:
+    """A manifest is one YAML document."""
+    doc, diagnostics = load_yaml(b"a: 1\n---\nb: 2\n", "f.yaml")
+    assert doc is None
+    assert diagnostics[0].line == 2
+
+
+def test_non_string_keys_are_kept_as_written() -> None:
+    """A key like 1 stays the string '1', so the schema reports it as an unknown key."""
+    assert load("1: x\n") == {"1": "x"}
+
+
+def test_paths_format_and_parse_back() -> None:
+    """Paths print as shots[3].images[1] and parse back to the same tuple."""
+    path = ("shots", 3, "images", 1)
+    assert format_path(path) == "shots[3].images[1]"
+    assert parse_path("shots[3].images[1]") == path
