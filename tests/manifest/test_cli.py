@@ -152,7 +152,10 @@ def test_validate_in_a_subprocess_exits_2_with_located_errors(tmp_path: Path) ->
 def test_plan_in_a_subprocess_refuses_an_alias_bomb(tmp_path: Path) -> None:
     """An alias bomb is refused quickly with exit 2, before it is expanded."""
     rows = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
-    rows += [f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    rows += [
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
     manifest = tmp_path / "bomb.yaml"
     manifest.write_text("\n".join(rows) + "\n")
     done = subprocess.run(
