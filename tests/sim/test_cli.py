@@ -1,0 +1,105 @@
+"""``shotrunner sim``: the base URL first on stdout, a line per request, clean exit on signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from runner.cli import cli
+from tests.plugins.sim_fixtures import StartSim
+
+Launch = Callable[..., "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def launch() -> Iterator[Launch]:
+    """Start ``shotrunner sim`` as a subprocess; any still running are killed at teardown."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        command = [sys.executable, "-m", "runner", "sim", "--port", "0", *args]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+def _base_url(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.readline().strip()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sim_prints_its_base_url_first_and_exits_0_on_a_signal(launch: Launch, signum: int) -> None:
+    """The first stdout line is the base URL, which answers; Ctrl-C or SIGTERM exits 0."""
+    process = launch("--quiet")
+    base_url = _base_url(process)
+    assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+    assert httpx.get(f"{base_url}/videos/video_x").status_code == 404
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_sim_prints_a_line_per_request_unless_quiet(launch: Launch) -> None:
+    """Without --quiet each request gets a short line on stdout after the URL."""
+    process = launch("--job-seconds", "0")
+    base_url = _base_url(process)
+    httpx.post(f"{base_url}/videos", json={"model": "omni-fast", "prompt": "p"})
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "api POST /v1/videos 200"
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=10)
+    assert process.returncode == 0
+
+
+def test_sim_passes_its_knobs_to_the_simulator(launch: Launch) -> None:
+    """Options reach the simulator: --token makes a keyless request answer 401."""
+    process = launch("--quiet", "--token", "sekrit", "--quirks")
+    base_url = _base_url(process)
+    assert httpx.get(f"{base_url}/videos/video_x").status_code == 401
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--fail-rate", "1.5"],
+        ["--error-rate", "-0.1"],
+        ["--job-seconds", "-1"],
+        ["--url-ttl", "0"],
+        ["--max-active", "0"],
+        ["--clip-bytes", "-5"],
+        ["--port", "70000"],
+        ["--fail-rate", "0.6", "--refuse-rate", "0.6"],
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_sim_refuses_bad_knob_values_with_exit_2(args: list[str]) -> None:
+    """Out-of-range rates, durations, limits and ports exit 2 before serving."""
+    result = CliRunner().invoke(cli, ["sim", *args])
+    assert result.exit_code == 2, result.output
+    assert "Error" in result.output
+
+
+def test_sim_exits_2_when_the_port_is_taken(start_sim: StartSim) -> None:
+    """A port already in use is a configuration error: a message and exit 2."""
+    busy = httpx.URL(start_sim().base_url).port
+    result = CliRunner().invoke(cli, ["sim", "--port", str(busy)])
+    assert result.exit_code == 2
+    assert "cannot listen" in result.output
