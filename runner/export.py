@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from runner.jobs import fingerprint
 from runner.model import Manifest, Shot
 from runner.report import ReviewStore, TakeRecord, clip_path, take_records
 
@@ -40,6 +41,8 @@ class CutEntry:
     source: Path | None
     reason: Reason | None
     problem: str | None = None
+    #: The clip is of an earlier version of the shot (edited since, not yet run again).
+    outdated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,9 @@ def plan_cut(
         else:
             take, source, reason = choice
             name = clip_name(position, count, shot.id)
-            entries.append(CutEntry(position, shot, take, name, source, reason))
+            recorded = records[(shot.id, take)].fingerprint
+            outdated = recorded is not None and recorded != fingerprint(shot, take)
+            entries.append(CutEntry(position, shot, take, name, source, reason, outdated=outdated))
     return tuple(entries)
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 from runner.errors import InputError
+from runner.jobs import fingerprint
 from runner.model import Manifest, Shot
 
 Status = Literal["done", "failed", "in_flight", "not_started"]
@@ -84,6 +85,8 @@ class TakeView:
     clip_missing: bool
     record: TakeRecord
     verdict: Verdict | None = None
+    #: The store's row is of an earlier version of the shot (edited since; not yet run again).
+    outdated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +203,7 @@ def _shot_view(
             missing = not path.is_file()
             clip = _href(path, out)
         verdict = verdicts.get((shot.id, n))
+        outdated = record.fingerprint is not None and record.fingerprint != fingerprint(shot, n)
         takes.append(
             TakeView(
                 take=n,
@@ -208,7 +212,8 @@ def _shot_view(
                 clip=clip,
                 clip_missing=missing,
                 record=record,
-                verdict=verdict if verdict in ("picked", "rejected") else None,  # type: ignore[arg-type]
+                verdict=_as_verdict(verdict),
+                outdated=outdated,
             )
         )
     return ShotView(
@@ -222,6 +227,14 @@ def _shot_view(
         ),
         takes=tuple(takes),
     )
+
+
+def _as_verdict(value: str | None) -> Verdict | None:
+    if value == "picked":
+        return "picked"
+    if value == "rejected":
+        return "rejected"
+    return None
 
 
 def _params(shot: Shot) -> tuple[tuple[str, str], ...]:
@@ -449,6 +462,11 @@ def _render_take(shot: ShotView, take: TakeView, manifest: str) -> str:
     if take.verdict:
         classes.append(take.verdict)
         marks.append(f'<span class="mark {take.verdict}">{take.verdict}</span>')
+    if take.outdated:
+        marks.append(
+            '<span class="mark dup" title="the shot was edited after this take was rendered; '
+            '`shotrunner run` renders it again">outdated</span>'
+        )
     if r.possible_duplicate:
         marks.append('<span class="mark dup" title="the service may have billed twice">dup?</span>')
     if take.clip and not take.clip_missing:

@@ -122,6 +122,11 @@ def export_cmd(manifest_path: str, to: Path, no_animatic: bool, out: Path | None
     for entry in result.entries:
         if entry.file is not None:
             click.echo(f"{to / entry.file}  {entry.shot.id} take {entry.take} ({entry.reason})")
+            if entry.outdated:
+                echo_err(
+                    f"note: shot {entry.shot.id} take {entry.take} was rendered before the shot "
+                    "was last edited; `shotrunner run` renders it again"
+                )
         else:
             echo_err(f"error: shot {entry.shot.id}: {entry.problem}; left out of the cut")
     click.echo(str(result.cut_list))

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from runner import export as export_module
 from runner.cli import cli
-from tests.review.conftest import Batch
+from tests.review.conftest import Batch, MakeBatch
 
 
 def shotrunner(*args: str | Path) -> Result:
@@ -171,3 +171,14 @@ def test_export_requires_to(batch: Batch) -> None:
     result = shotrunner("export", batch.manifest_path)
     assert result.exit_code == 2
     assert "--to" in result.stderr
+
+
+def test_export_of_a_take_older_than_its_shot_says_so(
+    make_batch: MakeBatch, tmp_path: Path
+) -> None:
+    """A clip rendered before the shot was edited is exported with a note on stderr."""
+    make_batch("version: 1\nshots:\n  - id: s1\n    prompt: waves\n").done("s1", 1)
+    edited = make_batch("version: 1\nshots:\n  - id: s1\n    prompt: storm\n")
+    result = shotrunner("export", edited.manifest_path, "--to", tmp_path / "cut", "--no-animatic")
+    assert result.exit_code == 0, result.stderr
+    assert "note: shot s1 take 1 was rendered before the shot was last edited" in result.stderr

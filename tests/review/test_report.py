@@ -215,3 +215,16 @@ def test_url_image_is_a_link_so_the_page_fetches_nothing(make_batch: MakeBatch) 
     assert {"class": "remote", "href": "https://example.com/style.jpg"}.items() <= (
         elements(page, "a")[0].items()
     )
+
+
+def test_take_rendered_before_the_shot_was_edited_is_marked_outdated(
+    make_batch: MakeBatch,
+) -> None:
+    """A take whose recorded fingerprint is not the shot's current one is marked outdated."""
+    before = make_batch("version: 1\nshots:\n  - id: s1\n    prompt: waves\n    takes: 2\n")
+    before.done("s1", 1)
+    before.done("s1", 2)
+    after = make_batch("version: 1\nshots:\n  - id: s1\n    prompt: storm\n    takes: 2\n")
+    card = take_article(page_of(after), "s1", 1)
+    assert ">outdated</span>" in card
+    assert ">outdated</span>" not in take_article(page_of(before), "s1", 1)
