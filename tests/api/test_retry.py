@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from runner.retry import INSTANT_ENV, RetryPolicy, instant_retries
-
-
-@pytest.fixture(autouse=True)
-def _seeded() -> None:
-    random.seed(1234)
 
 
 @pytest.mark.parametrize(("failures", "bound"), [(1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0)])
