@@ -251,10 +251,14 @@ class Simulator:
             response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
         response.content_length = stop - start
         await response.prepare(request)
-        if request.method != "HEAD":
-            for chunk in iter_clip(task_id, self.config.clip_bytes, start, stop):
-                await response.write(chunk)
-        await response.write_eof()
+        try:
+            if request.method != "HEAD":
+                for chunk in iter_clip(task_id, self.config.clip_bytes, start, stop):
+                    await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:
+            # The client went away mid-download: normal for a client that resumes later.
+            pass
         return response
 
     # ----- pieces -------------------------------------------------------------------------

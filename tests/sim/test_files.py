@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
+import pytest
 
 from runner.sim import RunningSim
 from runner.sim.clip import base_clip
@@ -161,3 +163,28 @@ def test_content_needs_the_key_when_a_token_is_set(start_sim: StartSim, connect:
     client = connect(sim, headers={"Authorization": "Bearer sekrit"})
     task_id = create(client).json()["id"]
     assert connect(sim).get(f"/videos/{task_id}/content").status_code == 401
+
+
+def test_a_head_request_gives_the_size_without_the_body(
+    instant: RunningSim, connect: Connect
+) -> None:
+    """HEAD on a file URL answers its Content-Length and no bytes."""
+    url = _done(connect(instant))["video_url"]
+    response = httpx.head(url)
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == len(httpx.get(url).content)
+    assert response.content == b""
+
+
+def test_a_download_abandoned_midway_is_taken_quietly(
+    start_sim: StartSim, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that hangs up mid-download leaves no error logged and the server serving."""
+    sim = start_sim(job_seconds=0.0, clip_bytes=50_000_000)
+    client = connect(sim)
+    url = _done(client)["video_url"]
+    with caplog.at_level(logging.ERROR), httpx.stream("GET", url) as response:
+        next(response.iter_bytes())
+    poll(client, "video_x", lambda _: len(sim.recorder.on("files")) == 1)
+    assert httpx.get(url, headers={"Range": "bytes=0-9"}).status_code == 206
+    assert [r.message for r in caplog.records if r.levelno >= logging.ERROR] == []
