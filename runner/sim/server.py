@@ -38,6 +38,8 @@ from runner.sim.validation import check_create
 
 #: How long stopping waits for requests still being answered (a long download, say).
 _SHUTDOWN_SECONDS = 0.5
+#: Images travel inside the JSON as data URIs, so creates can be big (aiohttp allows 1 MiB).
+_MAX_BODY_BYTES = 100 * 1024 * 1024
 #: job_seconds varies by up to this share either way, so tasks do not finish in lockstep.
 _JITTER = 0.1
 _HTML_ERROR = "<html><head><title>{0}</title></head><body><h1>{0}</h1></body></html>"
@@ -104,7 +106,7 @@ class Simulator:
     # ----- applications -------------------------------------------------------------------
 
     def _api_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._recording("api")])
+        app = web.Application(middlewares=[self._recording("api")], client_max_size=_MAX_BODY_BYTES)
         app.router.add_post("/v1/videos", self._create)
         app.router.add_get("/v1/videos/{task_id}", self._retrieve)
         app.router.add_get("/v1/videos/{task_id}/content", self._content)

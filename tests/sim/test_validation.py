@@ -96,3 +96,10 @@ def test_the_right_key_is_accepted(start_sim: StartSim, connect: Connect) -> Non
 def test_no_key_is_needed_without_a_token(sim: RunningSim, connect: Connect) -> None:
     """Without a token the simulator accepts any or no Authorization header."""
     assert create(connect(sim)).status_code == 200
+
+
+def test_a_create_with_megabytes_of_images_is_accepted(sim: RunningSim, connect: Connect) -> None:
+    """Data URIs make creates large: a body of several MB is read, not refused as too big."""
+    image = "data:image/png;base64," + base64.b64encode(bytes(2_000_000)).decode()
+    response = create(connect(sim), images=[image, image])
+    assert response.status_code == 200
