@@ -260,10 +260,14 @@ def join_clips(clips: Sequence[Path], target: Path, ffmpeg: str) -> Path:
     """Join clips into ``target``: stream copy when they match, else one re-encode."""
     signatures = [stream_signature(clip, ffmpeg) for clip in clips]
     part = target.with_name(f".{target.stem}.part{target.suffix}")
-    if len(set(signatures)) == 1 and signatures[0]:
-        _concat_copy(clips, part, ffmpeg)
-    else:
-        _concat_reencode(clips, signatures, part, ffmpeg)
+    try:
+        if len(set(signatures)) == 1 and signatures[0]:
+            _concat_copy(clips, part, ffmpeg)
+        else:
+            _concat_reencode(clips, signatures, part, ffmpeg)
+    except AnimaticError:
+        part.unlink(missing_ok=True)
+        raise
     os.replace(part, target)
     return target
 

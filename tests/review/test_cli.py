@@ -182,3 +182,20 @@ def test_export_of_a_take_older_than_its_shot_says_so(
     result = shotrunner("export", edited.manifest_path, "--to", tmp_path / "cut", "--no-animatic")
     assert result.exit_code == 0, result.stderr
     assert "note: shot s1 take 1 was rendered before the shot was last edited" in result.stderr
+
+
+def test_export_when_ffmpeg_fails_exits_1_with_its_message(
+    batch: Batch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ffmpeg that fails leaves no animatic, prints its last words, and exits 1."""
+    broken = tmp_path / "ffmpeg"
+    broken.write_text("#!/bin/sh\necho 'Invalid data found' >&2\nexit 1\n", encoding="utf-8")
+    broken.chmod(0o755)
+    monkeypatch.setattr(export_module, "find_ffmpeg", lambda: str(broken))
+    for shot in ("s01-wide", "s02-hero", "s03-turn"):
+        batch.done(shot, 1)
+    to = tmp_path / "cut"
+    result = shotrunner("export", batch.manifest_path, "--to", to)
+    assert result.exit_code == 1
+    assert "error: ffmpeg failed to make animatic.mp4: Invalid data found" in result.stderr
+    assert not list(to.glob("*animatic*"))

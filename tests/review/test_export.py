@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,24 @@ def test_clips_that_differ_are_re_encoded_into_one_animatic(batch: Batch, tmp_pa
     assert result.animatic is not None
     assert video_size(to / "animatic.mp4") == "256x144"
     assert duration(to / "animatic.mp4") == pytest.approx(3.0, abs=0.3)
+
+
+def test_ffmpeg_is_not_found_without_the_extra_or_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With neither imageio-ffmpeg nor ffmpeg on PATH, there is no ffmpeg."""
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # makes the import fail
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_ffmpeg() is None
+
+
+def test_ffmpeg_on_path_is_used_without_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without imageio-ffmpeg, an ffmpeg on PATH is found."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\n", encoding="utf-8")
+    fake.chmod(0o755)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_ffmpeg() == str(fake)
