@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -325,6 +325,9 @@ class Store:
             record = dict(row)
             record.pop("render_state")
             record["state"] = job_state(job, render)
+            if not job.delivered:
+                # The file on record belongs to an older render of this job (to be replaced).
+                record["file"] = None
             record["possible_duplicate"] = bool(row["possible_duplicate"])
             result.append(record)
         return result
@@ -449,6 +452,37 @@ class Store:
             self._event(run_id, shot, take, (fingerprint, generation), "bound", "")
         return job
 
+    def bind_jobs(
+        self, run_id: str | None, bindings: Sequence[tuple[str, int, str, int]]
+    ) -> dict[JobKey, JobRow]:
+        """Point many jobs (shot, take, fingerprint, generation) at their renders, at once.
+
+        One transaction for all, each binding with its event; returns the jobs' rows.
+        """
+        jobs = self.jobs()
+        known = set(self.renders())
+        at = now_iso()
+        result: dict[JobKey, JobRow] = {}
+        with self.db.atomic():
+            for shot, take, fingerprint, generation in bindings:
+                if (fingerprint, generation) not in known:
+                    known.add((fingerprint, generation))
+                    self.db.execute(
+                        "insert into renders (fingerprint, generation, state, attempt, "
+                        "possible_duplicate, updated_at) values (?, ?, 'pending', 0, 0, ?)",
+                        [fingerprint, generation, at],
+                    )
+                job = jobs.get((shot, take)) or JobRow(shot, take, fingerprint, generation)
+                job.fingerprint, job.generation, job.updated_at = fingerprint, generation, at
+                self.db.execute(
+                    f"insert or replace into jobs ({', '.join(_JOB_FIELDS)}) "
+                    f"values ({', '.join('?' for _ in _JOB_FIELDS)})",
+                    [getattr(job, name) for name in _JOB_FIELDS],
+                )
+                self._event(run_id, shot, take, (fingerprint, generation), "bound", "")
+                result[(shot, take)] = job
+        return result
+
     def update_render(
         self,
         run_id: str | None,
@@ -518,17 +552,19 @@ class Store:
         state: str,
         detail: str,
     ) -> None:
-        _table(self.db, "events").insert(
-            {
-                "at": now_iso(),
-                "run_id": run_id,
-                "shot": shot,
-                "take": take,
-                "fingerprint": render[0] if render else None,
-                "generation": render[1] if render else None,
-                "state": state,
-                "detail": detail,
-            }
+        self.db.execute(
+            "insert into events (at, run_id, shot, take, fingerprint, generation, state, detail) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                now_iso(),
+                run_id,
+                shot,
+                take,
+                render[0] if render else None,
+                render[1] if render else None,
+                state,
+                detail,
+            ],
         )
 
 

@@ -1,0 +1,170 @@
+"""One ``run`` from start to end: plan, (simulator,) client, engine, report, run record.
+
+The CLI calls ``run_batch`` with a loaded manifest and settings; this module opens the
+state store, reconciles, starts the in-process simulator for ``--simulate``, drives the
+engine, writes the contact sheet when the review module is present, and records the run.
+The API key lives only in memory here and in the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from runner.engine import Engine, RunContext, RunOptions
+from runner.errors import ExitCode, Interrupted, ShotrunnerError, exit_code_for
+from runner.reconcile import PlanOptions, reconcile
+from runner.view import RunResult, View
+
+if TYPE_CHECKING:
+    from runner.model import Manifest
+    from runner.reconcile import PlannedJob
+    from runner.sim import RunningSim
+    from runner.store import Store
+
+DEFAULT_API_BASE = "https://octopusx.ai/v1"
+#: With --simulate: how long each simulated task renders, and the default poll interval.
+SIMULATE_JOB_SECONDS = 3.0
+SIMULATE_POLL_INTERVAL = 0.5
+SIMULATOR_DB = "simulator.db"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """Everything ``run`` was asked to do, besides the manifest."""
+
+    api_base: str = DEFAULT_API_BASE
+    api_key: str = field(default="", repr=False)
+    simulate: bool = False
+    run: RunOptions = field(default_factory=RunOptions)
+    plan: PlanOptions = field(default_factory=PlanOptions)
+    argv: tuple[str, ...] = ()
+
+
+def public_base(url: str) -> str:
+    """The API base as it may be recorded: without any user:password part."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[RunResult, int]:
+    """Run the batch; returns the result and the exit code (0, or 1 when jobs failed).
+
+    Raises ``InputError`` (exit 2: ``--max-new`` exceeded, nothing sent), ``ConfigError``
+    (exit 2: the key was refused) or ``Interrupted`` (exit 130), after saving everything.
+    """
+    from runner.jobs import expand_jobs
+    from runner.store import Store
+
+    jobs = expand_jobs(manifest)
+    store = Store.open(manifest.output_dir)
+    sim: RunningSim | None = None
+    outcome = _Outcome()
+    run_id: str | None = None
+    try:
+        api_base, api_key = settings.api_base, settings.api_key
+        if settings.simulate:
+            from runner.sim import SimConfig, start_in_thread
+
+            sim = start_in_thread(
+                SimConfig(
+                    job_seconds=SIMULATE_JOB_SECONDS,
+                    state_path=manifest.output_dir / SIMULATOR_DB,
+                )
+            )
+            api_base, api_key = sim.base_url, "simulated"
+        planned = reconcile(jobs, store, settings.plan)
+        context = RunContext(
+            manifest=manifest, api_base=public_base(api_base), simulated=settings.simulate
+        )
+        run_id = store.start_run(
+            manifest=manifest.display_path,
+            manifest_sha256=manifest.sha256,
+            api_base=context.api_base,
+            simulated=settings.simulate,
+            argv=list(settings.argv),
+        )
+        try:
+            asyncio.run(
+                _drive(outcome, store, planned, settings, context, view, api_base, api_key, run_id)
+            )
+        except KeyboardInterrupt:
+            outcome.error = Interrupted("interrupted: run the same command again to resume")
+        if outcome.started:
+            view.finish(outcome.result)
+            _write_report(manifest, store)
+    finally:
+        if run_id is not None:
+            code = exit_code_for(outcome.error) if outcome.error else _code(outcome.result)
+            store.finish_run(run_id, exit_code=code, summary=outcome.result.summary())
+        store.close()
+        if sim is not None:
+            sim.stop()
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.result, _code(outcome.result)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    result: RunResult = field(default_factory=RunResult)
+    error: BaseException | None = None
+    started: bool = False
+
+
+def _code(result: RunResult) -> int:
+    return int(ExitCode.JOBS_FAILED if result.failed else ExitCode.OK)
+
+
+async def _drive(
+    outcome: _Outcome,
+    store: Store,
+    planned: list[PlannedJob],
+    settings: BatchSettings,
+    context: RunContext,
+    view: View,
+    api_base: str,
+    api_key: str,
+    run_id: str,
+) -> None:
+    from runner.api.client import ApiClient
+    from runner.jobs import provenance_request, request_body
+
+    async with ApiClient(api_base, api_key) as client:
+        engine = Engine(
+            store=store,
+            client=client,
+            planned=planned,
+            options=settings.run,
+            context=context,
+            view=view,
+            run_id=run_id,
+            request_body=request_body,
+            provenance_request=provenance_request,
+        )
+        engine.check_money_guard()
+        outcome.started = True
+        try:
+            outcome.result = await engine.run()
+        except ShotrunnerError as error:
+            outcome.result = engine.result
+            outcome.error = error
+
+
+def _write_report(manifest: Manifest, store: Store) -> None:
+    """The contact sheet, when the review module is installed; never fails the run."""
+    if importlib.util.find_spec("runner.report") is None:
+        return
+    try:
+        from runner.report import write_report
+
+        write_report(manifest, store)
+    except Exception as error:  # the run's outcome must not depend on the page
+        print(f"warning: could not write the report: {error}", file=sys.stderr)

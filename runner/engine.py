@@ -1,0 +1,820 @@
+"""The run engine: joins the store and the API client to submit once, poll, and deliver.
+
+One coroutine drives each render (fingerprint, generation) from where the store says it is:
+
+    pending ──submit──► submitting ──answer──► queued/running ──completed──► downloading ──► done
+                           │ lost answer: same key again, possible duplicate      │
+                           ▼                                                      ▼
+                        failed ◄── rejected, refused, out of attempts, timed out  (clip copied
+                                                                                 into each job)
+
+Money rules (SPEC.md): the store records ``submitting`` (with the attempt) before a create is
+sent and the task id the moment the answer arrives; every create carries
+``Idempotency-Key: <fingerprint>-g<generation>-a<attempt>``; a lost answer, or a
+``submitting`` row found at start, is retried with the same key and flagged as a possible
+duplicate. A paid clip is never deleted: a replaced clip moves to ``.history/``.
+
+Signals: the first SIGINT/SIGTERM stops new submissions, lets a create already on the wire
+record its answer (briefly), cancels polls and downloads (their state is already saved) and
+ends with ``Interrupted``; a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from runner import __version__
+from runner.api.errors import (
+    ApiError,
+    AuthError,
+    LinkExpired,
+    NotFound,
+    RateLimited,
+    Rejected,
+    TransientError,
+)
+from runner.concurrency import AdaptiveLimit
+from runner.delivery import (
+    clip_intact,
+    clip_relpath,
+    copy_to_part,
+    matches,
+    move_to_history,
+    part_of,
+    place,
+    read_sidecar,
+    write_sidecar,
+)
+from runner.errors import ConfigError, InputError, Interrupted
+from runner.reconcile import PlannedJob
+from runner.retry import RetryPolicy
+from runner.store import JobRow, RenderRow, Store, now_iso, parse_iso
+from runner.view import PlanSummary, RunResult, View
+
+if TYPE_CHECKING:
+    from runner.api.client import ApiClient
+    from runner.api.task import Task
+    from runner.model import Job, JobState, Manifest
+
+#: How long a create already on the wire may take to record its answer after a signal.
+CREATE_GRACE = 1.5
+#: Consecutive lost or failed answers to one create before the job is failed (kept ambiguous).
+MAX_CREATE_TRIES = 8
+#: Status words of a task that has not started rendering (shown as ``queued``).
+_NOT_STARTED = frozenset({"queued", "pending", "submitted", "not_start", ""})
+#: Consecutive failed polls or downloads of one task before the job is failed (task id kept).
+MAX_TASK_ERRORS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """The knobs of ``run`` that the engine itself uses."""
+
+    concurrency: int = 4
+    poll_interval: float = 15.0
+    task_timeout: float = 7200.0
+    max_attempts: int = 3
+    retry_failed: bool = False
+    verify: bool = False
+    max_new: int | None = None
+    download_concurrency: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What a sidecar records about where a clip came from."""
+
+    manifest: Manifest
+    api_base: str
+    simulated: bool
+
+
+@dataclass(slots=True)
+class Work:
+    """One render and the jobs (same fingerprint and generation) that share its clip."""
+
+    render: RenderRow
+    jobs: list[PlannedJob]
+    rows: dict[tuple[str, int], JobRow] = field(default_factory=dict)
+    #: Attempts allowed in all for this render during this run.
+    attempt_budget: int = 0
+    deadline: float | None = None
+
+    @property
+    def label(self) -> str:
+        first = self.jobs[0].job.key
+        return first if len(self.jobs) == 1 else f"{first} (+{len(self.jobs) - 1})"
+
+    @property
+    def job(self) -> Job:
+        return self.jobs[0].job
+
+
+Kind = Literal["submit", "resume", "fetch", "none"]
+
+
+def group_work(planned: Sequence[PlannedJob], store: Store) -> list[Work]:
+    """One ``Work`` per render, in storyboard order of its first job."""
+    renders = store.renders()
+    rows = store.jobs()
+    works: dict[tuple[str, int], Work] = {}
+    for item in planned:
+        key = item.render_key
+        work = works.get(key)
+        if work is None:
+            render = renders.get(key) or RenderRow(*key)
+            work = works[key] = Work(render=render, jobs=[])
+        work.jobs.append(item)
+        row = rows.get((item.job.shot.id, item.job.take))
+        if row is not None:
+            work.rows[(item.job.shot.id, item.job.take)] = row
+    return list(works.values())
+
+
+def kind_of(work: Work, retry_failed: bool) -> Kind:
+    """What a render needs now: a new task, a task looked after, a clip delivered, nothing."""
+    state = work.render.state
+    actions = {item.action for item in work.jobs}
+    if state == "pending" or "submit" in actions:
+        return "submit"
+    if state in ("submitting", "queued", "running", "downloading"):
+        return "resume"
+    if state == "failed":
+        return "resume" if retry_failed else "none"
+    return "fetch" if "fetch" in actions else "none"
+
+
+def summarise(works: Sequence[Work], retry_failed: bool) -> PlanSummary:
+    summary = PlanSummary()
+    for work in works:
+        kind = kind_of(work, retry_failed)
+        if kind == "submit" or (kind == "resume" and work.render.state == "failed"):
+            summary.to_submit += 1
+            summary.seconds_to_submit += work.job.shot.seconds_to_pay
+        elif kind == "resume":
+            summary.to_resume += 1
+        elif kind == "fetch":
+            summary.to_fetch += 1
+        elif work.render.state == "failed":
+            summary.held += 1
+        else:
+            summary.done += 1
+    return summary
+
+
+class Engine:
+    """One run over a planned batch. ``await engine.run()`` returns a ``RunResult``."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        client: ApiClient,
+        planned: Sequence[PlannedJob],
+        options: RunOptions,
+        context: RunContext,
+        view: View | None = None,
+        run_id: str | None = None,
+        request_body: Callable[[Any], dict[str, Any]],
+        provenance_request: Callable[[Any], dict[str, Any]],
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.options = options
+        self.context = context
+        self.view = view or View()
+        self.run_id = run_id
+        self.output_dir = store.path.parent
+        self._request_body = request_body
+        self._provenance_request = provenance_request
+        self.works = group_work(planned, store)
+        self.plan = summarise(self.works, options.retry_failed)
+        self.limit = AdaptiveLimit(options.concurrency)
+        self._downloads = asyncio.Semaphore(max(1, options.download_concurrency))
+        self._create_backoff = RetryPolicy(base=0.5, cap=30.0)
+        self._task_backoff = RetryPolicy(base=1.0, cap=60.0)
+        self._stopping = asyncio.Event()
+        self._all_done = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._creating: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._signals = 0
+        self._rate_limited_in_a_row = 0
+        self.result = RunResult()
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def check_money_guard(self) -> None:
+        """Refuse to start (nothing sent) when more than ``--max-new`` tasks would be submitted."""
+        limit = self.options.max_new
+        if limit is not None and self.plan.to_submit > limit:
+            raise InputError(
+                f"{self.plan.to_submit} task(s) would be submitted, more than --max-new {limit}; "
+                "nothing was sent"
+            )
+
+    async def run(self) -> RunResult:
+        started = time.monotonic()
+        self.check_money_guard()
+        self._bind_jobs()
+        self.view.start(self.plan, sum(len(w.jobs) for w in self.works))
+        loop = asyncio.get_running_loop()
+        installed = self._install_signals(loop)
+        try:
+            await self._run_all()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+            self.result.wall_time = time.monotonic() - started
+            self.result.creates = self.limit.accepted
+            self.result.rate_limited = self.limit.rate_limited
+            self._tally()
+        if self._fatal is not None:
+            raise self._fatal
+        return self.result
+
+    def _bind_jobs(self) -> None:
+        """Point each job at its render in the store (one transaction for all new bindings)."""
+        bindings = [
+            (item.job.shot.id, item.job.take, *work.render.key)
+            for work in self.works
+            for item in work.jobs
+            if (row := work.rows.get((item.job.shot.id, item.job.take))) is None
+            or row.render_key != work.render.key
+        ]
+        if bindings:
+            rows = self.store.bind_jobs(self.run_id, bindings)
+            renders = self.store.renders()
+            for work in self.works:
+                work.render = renders.get(work.render.key, work.render)
+                for item in work.jobs:
+                    key = (item.job.shot.id, item.job.take)
+                    work.rows[key] = rows.get(key, work.rows.get(key))  # type: ignore[assignment]
+        for work in self.works:
+            render = work.render
+            if render.state == "failed":
+                work.attempt_budget = render.attempt + self.options.max_attempts
+            else:
+                work.attempt_budget = max(render.attempt, self.options.max_attempts)
+
+    async def _run_all(self) -> None:
+        submits: list[Work] = []
+        for work in self.works:
+            kind = kind_of(work, self.options.retry_failed)
+            if kind == "submit":
+                submits.append(work)
+            elif kind == "resume":
+                if work.render.state in ("submitting", "queued", "running"):
+                    self.limit.take()
+                self._spawn(self._resume(work))
+            elif kind == "fetch":
+                self._spawn(self._fetch(work))
+        self._spawn(self._dispatch(submits))
+        finished = asyncio.ensure_future(self._all_done.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait([finished, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            finished.cancel()
+            stopping.cancel()
+        if self._stopping.is_set():
+            await self._shut_down()
+            if self._fatal is None:
+                self.result.interrupted = True
+                self._fatal = Interrupted(
+                    "interrupted: tasks already submitted keep rendering; "
+                    "run the same command again to collect them"
+                )
+
+    async def _dispatch(self, submits: list[Work]) -> None:
+        for work in submits:
+            await self.limit.acquire()
+            if self._stopping.is_set():
+                await self.limit.release()
+                return
+            self._spawn(self._submit_and_follow(work, new_attempt=True))
+
+    async def _shut_down(self) -> None:
+        for task in list(self._tasks - self._creating):
+            task.cancel()
+        if self._creating:
+            await asyncio.wait(list(self._creating), timeout=CREATE_GRACE)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=0.5)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(self._guard(coroutine))
+        self._tasks.add(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._all_done.set()
+
+    async def _guard(self, coroutine: Any) -> None:
+        """Run one render's coroutine; a stop-everything error ends the whole run."""
+        try:
+            await coroutine
+        except asyncio.CancelledError:
+            raise
+        except AuthError as error:
+            self._stop_with(
+                ConfigError(
+                    f"the API refused the key ({error.message}); check SHOTRUNNER_API_KEY "
+                    "(and SHOTRUNNER_API_BASE / --api-base)"
+                )
+            )
+        except BaseException as error:
+            self._stop_with(error)
+
+    def _stop_with(self, error: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = error
+        self._stopping.set()
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        installed: list[int] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, self._on_signal)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            installed.append(signum)
+        return installed
+
+    def _on_signal(self) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            # Every state change is already committed: nothing is lost by leaving now.
+            os._exit(130)
+        self.view.state("run", "stopping", "no new submissions; saving state")
+        self._stopping.set()
+
+    # -- one render ----------------------------------------------------------------------------
+
+    async def _resume(self, work: Work) -> None:
+        """A render found in flight (or failed, with --retry-failed) at the start."""
+        render = work.render
+        holds_slot = render.state in ("submitting", "queued", "running")
+        if render.state == "submitting":
+            await self._submit_and_follow(work, new_attempt=False, holds_slot=True)
+            return
+        if render.state == "failed":
+            await self._retry_failed(work)
+            return
+        if render.state == "downloading":
+            await self._collect(work, None)
+            return
+        await self._follow(work, holds_slot=holds_slot)
+
+    async def _retry_failed(self, work: Work) -> None:
+        render = work.render
+        if render.task_id is not None and render.error_code in ("timeout", "download"):
+            # Ask the old task first: a clip that finished late is collected, not paid twice.
+            self.limit.take()
+            await self._follow(work, holds_slot=True)
+            return
+        await self.limit.acquire()
+        # A create that never got an answer is retried under the same key.
+        new_attempt = not (render.task_id is None and render.error_code == "unanswered")
+        await self._submit_and_follow(work, new_attempt=new_attempt, holds_slot=True)
+
+    async def _submit_and_follow(
+        self, work: Work, *, new_attempt: bool, holds_slot: bool = True
+    ) -> None:
+        task = await self._submit(work, new_attempt=new_attempt)
+        if task is None:
+            await self.limit.release()
+            return
+        await self._follow(work, holds_slot=holds_slot, task=task)
+
+    async def _submit(self, work: Work, *, new_attempt: bool) -> Task | None:
+        """Create the task of the next attempt (or the same one again); None if it failed."""
+        render = work.render
+        shot = work.job.shot
+        try:
+            body = self._request_body(shot)
+        except InputError as error:
+            self._fail(work, error.message, "input")
+            return None
+        if new_attempt or render.attempt == 0:
+            render.attempt += 1
+        else:
+            # A create whose answer never arrived (found at start): it may exist and be billed.
+            render.possible_duplicate = True
+        render.task_id = None
+        render.progress = None
+        render.error = render.error_code = None
+        failures = 0
+        current = asyncio.current_task()
+        while True:
+            if self._stopping.is_set():
+                return None
+            render.state = "submitting"
+            render.submitted_at = now_iso()
+            self._save(work, f"attempt {render.attempt}")
+            assert current is not None
+            self._creating.add(current)
+            try:
+                task = await self.client.create(body, render.idempotency_key)
+            except RateLimited as error:
+                self._creating.discard(current)
+                render.state = "pending"
+                self._save(work, "rate limited (429): waiting", event=False)
+                await self._on_rate_limited(error)
+                continue
+            except TransientError as error:
+                self._creating.discard(current)
+                failures += 1
+                if error.sent and not render.possible_duplicate:
+                    render.possible_duplicate = True
+                    self._save(work, f"answer lost ({error.message}); same key again")
+                if failures >= MAX_CREATE_TRIES:
+                    self._fail(
+                        work,
+                        f"no answer to the create after {failures} tries: {error.message}",
+                        "unanswered" if render.possible_duplicate else "unavailable",
+                    )
+                    return None
+                await self._sleep(self._create_backoff.delay(failures))
+                continue
+            except AuthError:
+                self._creating.discard(current)
+                # 401/403: the request was refused, nothing was created under this attempt.
+                render.state, render.attempt = "pending", render.attempt - 1
+                self._save(work, "key refused")
+                raise
+            except (Rejected, NotFound) as error:
+                self._creating.discard(current)
+                self._fail(work, f"rejected by the service: {error.message}", error.code)
+                return None
+            except ApiError as error:
+                self._creating.discard(current)
+                self._fail(work, error.message, error.code)
+                return None
+            self._creating.discard(current)
+            break
+        render.task_id = task.id
+        render.state = "queued"
+        self._rate_limited_in_a_row = 0
+        self.limit.on_accepted()
+        self._save(work, f"task {task.id}")
+        work.deadline = time.time() + self.options.task_timeout
+        return task
+
+    async def _on_rate_limited(self, error: RateLimited) -> None:
+        """A 429 on create: give the slot back, shrink the limit, wait for room again."""
+        self._rate_limited_in_a_row += 1
+        wait = self._create_backoff.delay(self._rate_limited_in_a_row, error.retry_after)
+        await self.limit.release()
+        self.limit.on_rate_limited(wait)
+        await self.limit.acquire()
+
+    async def _follow(self, work: Work, *, holds_slot: bool, task: Task | None = None) -> None:
+        """Poll a task until it finishes, then collect its clip (or try again, or fail)."""
+        render = work.render
+        if work.deadline is None:
+            submitted = parse_iso(render.submitted_at) or time.time()
+            work.deadline = submitted + self.options.task_timeout
+            if render.state == "failed":
+                work.deadline = time.time() + self.options.task_timeout
+        first_poll = task is None
+        errors = 0
+        while True:
+            if task is None or task.status == "pending":
+                if not first_poll:
+                    await self._sleep(self.options.poll_interval * random.uniform(0.8, 1.2))
+                first_poll = False
+                if time.time() > work.deadline:
+                    self._fail(
+                        work,
+                        f"timed out after {self.options.task_timeout:g} s "
+                        f"(task {render.task_id} kept; --retry-failed asks it again)",
+                        "timeout",
+                    )
+                    break
+                assert render.task_id is not None
+                try:
+                    task = await self.client.retrieve(render.task_id)
+                except NotFound:
+                    if not await self._again(work, f"the service lost task {render.task_id}"):
+                        break
+                    task = await self._submit(work, new_attempt=True)
+                    if task is None:
+                        break
+                    continue
+                except (TransientError, RateLimited, Rejected) as error:
+                    errors += 1
+                    if errors >= MAX_TASK_ERRORS:
+                        self._fail(work, f"polling failed: {error.message}", "timeout")
+                        break
+                    retry_after = error.retry_after if isinstance(error, RateLimited) else None
+                    await self._sleep(self._task_backoff.delay(errors, retry_after))
+                    task = None
+                    continue
+                errors = 0
+                self._note_progress(work, task)
+                continue
+            if task.status == "failed":
+                message = task.error_message or task.error_code or task.raw_status
+                if task.is_policy_refusal:
+                    self._fail(work, f"refused: {message}", task.error_code or "refused")
+                    break
+                if not await self._again(work, f"failed remotely: {message}"):
+                    break
+                task = await self._submit(work, new_attempt=True)
+                if task is None:
+                    break
+                continue
+            # completed
+            if holds_slot:
+                holds_slot = False
+                await self.limit.release()
+            await self._collect(work, task)
+            return
+        if holds_slot:
+            await self.limit.release()
+
+    async def _again(self, work: Work, reason: str) -> bool:
+        """Whether another attempt is allowed; fails the render with ``reason`` if not."""
+        render = work.render
+        if render.attempt >= work.attempt_budget:
+            self._fail(work, f"{reason} (after {render.attempt} attempt(s))", "failed")
+            return False
+        render.error = reason
+        self._save(work, reason)
+        return not self._stopping.is_set()
+
+    def _note_progress(self, work: Work, task: Task) -> None:
+        render = work.render
+        if task.status == "completed":
+            return
+        state: JobState = "running"
+        if not task.progress and task.raw_status.lower() in _NOT_STARTED:
+            state = "queued"
+        changed = state != render.state
+        if changed or task.progress != render.progress:
+            render.state = state
+            render.progress = task.progress
+            self._save(work, task.raw_status, event=changed)
+            if not changed:
+                self.view.progress(work.label, state, task.progress)
+
+    # -- collecting the clip -------------------------------------------------------------------
+
+    async def _fetch(self, work: Work) -> None:
+        """A done render with jobs whose clip is missing: copy it, or fetch it again."""
+        if self._deliver_locally(work):
+            return
+        await self._collect(work, None)
+
+    async def _collect(self, work: Work, task: Task | None) -> None:
+        """Download a finished task's clip once and deliver it into every job's folder."""
+        render = work.render
+        if self._deliver_locally(work):
+            return
+        async with self._downloads:
+            first = self._final(work.jobs[0].job)
+            part = part_of(first)
+            if render.state == "done" and matches(part, render.sha256, render.bytes):
+                self._deliver_all(work, part)
+                return
+            if render.state != "done":
+                render.state = "downloading"
+                render.progress = 100.0 if render.progress is not None else None
+                render.completed_at = render.completed_at or now_iso()
+                self._save(work, "completed")
+            errors = 0
+            while True:
+                if task is None or task.status != "completed":
+                    assert render.task_id is not None
+                    try:
+                        task = await self.client.retrieve(render.task_id)
+                    except NotFound:
+                        task = None
+                    except (TransientError, RateLimited, Rejected) as error:
+                        errors += 1
+                        if errors >= MAX_TASK_ERRORS:
+                            self._fail(work, f"fetching failed: {error.message}", "download")
+                            return
+                        await self._sleep(self._task_backoff.delay(errors))
+                        continue
+                    if task is None or task.status == "failed":
+                        await self._render_again(work, "the service no longer has the clip")
+                        return
+                    if task.status != "completed":
+                        # Downloading state but the task says otherwise: follow it again.
+                        render.state = "running"
+                        self._save(work, task.raw_status)
+                        self.limit.take()
+                        await self._follow(work, holds_slot=True, task=task)
+                        return
+                url = task.video_url or self.client.content_url(task.id)
+                try:
+                    downloaded = await self.client.download(url, part)
+                except AuthError:
+                    raise
+                except LinkExpired:
+                    errors += 1
+                    task = None
+                    if errors >= MAX_TASK_ERRORS:
+                        self._fail(work, "the clip's link keeps expiring", "download")
+                        return
+                    continue
+                except (TransientError, RateLimited) as error:
+                    # DownloadError is transient: the part file resumes or restarts.
+                    errors += 1
+                    if errors >= MAX_TASK_ERRORS:
+                        self._fail(work, f"download failed: {error.message}", "download")
+                        return
+                    retry_after = error.retry_after if isinstance(error, RateLimited) else None
+                    await self._sleep(self._task_backoff.delay(errors, retry_after))
+                    continue
+                except ApiError as error:
+                    self._fail(work, f"download failed: {error.message}", "download")
+                    return
+                break
+            render.sha256, render.bytes = downloaded.sha256, downloaded.bytes
+            render.downloaded_at = now_iso()
+            render.state = "done"
+            render.progress = 100.0
+            self._save(work, f"{downloaded.bytes} bytes", show=False)
+            self._deliver_all(work, part)
+
+    async def _render_again(self, work: Work, reason: str) -> None:
+        """The service lost a finished clip that was never delivered: render it again."""
+        work.attempt_budget = max(work.attempt_budget, work.render.attempt + 1)
+        if not await self._again(work, reason):
+            return
+        await self.limit.acquire()
+        await self._submit_and_follow(work, new_attempt=True)
+
+    def _final(self, job: Job) -> Path:
+        return self.output_dir / clip_relpath(job.shot.id, job.take)
+
+    def _deliver_locally(self, work: Work) -> bool:
+        """Deliver a done render without the network: adopt or copy intact files on disk."""
+        render = work.render
+        if render.state != "done":
+            return False
+        source = self._intact_copy(work)
+        if source is None:
+            for item in work.jobs:
+                final = self._final(item.job)
+                for candidate in (final, part_of(final)):
+                    if matches(candidate, render.sha256, render.bytes):
+                        source = candidate
+                        break
+                if source is not None:
+                    break
+        if source is None:
+            return False
+        self._deliver_all(work, source)
+        return True
+
+    def _intact_copy(self, work: Work) -> Path | None:
+        for item in work.jobs:
+            row = work.rows.get((item.job.shot.id, item.job.take))
+            if (
+                row is not None
+                and row.delivered
+                and clip_intact(self.output_dir, row, verify=self.options.verify)
+            ):
+                return self.output_dir / clip_relpath(item.job.shot.id, item.job.take)
+        return None
+
+    def _deliver_all(self, work: Work, source: Path) -> None:
+        """Put the clip at ``source`` into every job's folder that lacks it (source last)."""
+        render = work.render
+        finals = [self._final(item.job) for item in work.jobs]
+        order = sorted(range(len(work.jobs)), key=lambda i: part_of(finals[i]) == source)
+        for index in order:
+            item, final = work.jobs[index], finals[index]
+            key = (item.job.shot.id, item.job.take)
+            row = work.rows[key]
+            if final == source or (
+                row.delivered and clip_intact(self.output_dir, row, verify=self.options.verify)
+            ):
+                if final == source and not row.delivered:
+                    self._record(work, item, row, final)
+                continue
+            if final.exists() and matches(final, render.sha256, render.bytes):
+                self._record(work, item, row, final)
+                continue
+            self._make_room(row, final)
+            part = source if source == part_of(final) else copy_to_part(source, final)
+            place(part, final)
+            self._record(work, item, row, final)
+        self.view.state(work.label, "done", f"{render.bytes} bytes")
+
+    def _make_room(self, row: JobRow, final: Path) -> None:
+        """Move whatever clip sits at ``final`` (an older render's) into ``.history/``."""
+        if not final.exists():
+            return
+        sidecar = read_sidecar(final) or {}
+        if row.file_fingerprint is not None and row.file == clip_relpath(row.shot, row.take):
+            label = f"{row.file_fingerprint[:12]}-g{row.file_generation}"
+        elif sidecar.get("fingerprint"):
+            label = f"{str(sidecar['fingerprint'])[:12]}-g{sidecar.get('generation', 1)}"
+        else:
+            label = "unknown"
+        moved = move_to_history(final, label)
+        if row.file is not None:
+            self.store.record_file_moved(self.run_id, row, f"moved to {moved}")
+
+    def _record(self, work: Work, item: PlannedJob, row: JobRow, final: Path) -> None:
+        render = work.render
+        write_sidecar(final, self._sidecar(work, item))
+        stat = final.stat()
+        assert render.sha256 is not None
+        self.store.record_delivery(
+            self.run_id,
+            row,
+            file=clip_relpath(item.job.shot.id, item.job.take),
+            size=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            sha256=render.sha256,
+        )
+        self.result.delivered += 1
+        self.result.seconds_delivered += item.job.shot.seconds_to_pay
+
+    def _sidecar(self, work: Work, item: PlannedJob) -> dict[str, Any]:
+        render, job, manifest = work.render, item.job, self.context.manifest
+        return {
+            "shot": job.shot.id,
+            "take": job.take,
+            "fingerprint": render.fingerprint,
+            "generation": render.generation,
+            "attempt": render.attempt,
+            "task_id": render.task_id,
+            "model": job.shot.model,
+            "request": self._provenance_request(job.shot),
+            "sha256": render.sha256,
+            "bytes": render.bytes,
+            "submitted_at": render.submitted_at,
+            "completed_at": render.completed_at,
+            "downloaded_at": render.downloaded_at,
+            "manifest": manifest.display_path,
+            "manifest_sha256": manifest.sha256,
+            "api_base": self.context.api_base,
+            "runner_version": __version__,
+            "possible_duplicate": render.possible_duplicate,
+            "simulated": self.context.simulated,
+        }
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _save(self, work: Work, detail: str, *, event: bool = True, show: bool = True) -> None:
+        self.store.update_render(
+            self.run_id,
+            work.render,
+            detail=detail,
+            job=(work.job.shot.id, work.job.take),
+            event=event,
+        )
+        if event and show:
+            self.view.state(work.label, work.render.state, detail)
+
+    def _fail(self, work: Work, message: str, code: str | None) -> None:
+        render = work.render
+        render.state = "failed"
+        render.error = message
+        render.error_code = code
+        self._save(work, message)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when the run is stopping."""
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return
+        raise asyncio.CancelledError
+
+    def _tally(self) -> None:
+        for work in self.works:
+            render = work.render
+            if render.possible_duplicate:
+                self.result.possible_duplicates.append(work.label)
+            for item in work.jobs:
+                if render.state == "failed":
+                    self.result.failed.append((item.job.key, render.error or "failed"))
+                elif render.state == "done":
+                    row = work.rows.get((item.job.shot.id, item.job.take))
+                    if row is not None and row.delivered:
+                        self.result.done += 1
