@@ -172,6 +172,8 @@ def _describe(error: jsonschema.ValidationError, doc: Document, file: str) -> li
         else:
             reason = _ID_RULE
         return [at(path, f"shot id {instance!r} {reason}")]
+    if kind == "type" and field == "id" and path[-1:] == ("id",):
+        return [at(path, f"a shot id must be text, not {describe_value(instance)}; quote it")]
     if field in _RULES and kind in {"pattern", "anyOf", "type", "minimum", "maximum", "const"}:
         return [at(path, f"{_RULES[field]}, not {describe_value(instance)}")]
     if kind == "enum":
@@ -186,7 +188,8 @@ def _describe(error: jsonschema.ValidationError, doc: Document, file: str) -> li
         what = format_path(path) or "the manifest"
         if isinstance(path[-1:], tuple) and path and isinstance(path[-1], int):
             what = f"each item of {format_path(path[:-1])}"
-        return [at(path, f"{what} must be {expected}, not {describe_value(instance)}")]
+        hint = f"; write [{instance}]" if names == ["array"] and isinstance(instance, str) else ""
+        return [at(path, f"{what} must be {expected}, not {describe_value(instance)}{hint}")]
     if kind == "minLength":
         return [at(path, f"{format_path(path)} must not be empty")]
     return [at(path, error.message)]
