@@ -51,6 +51,16 @@ class Recorder:
         for listener in listeners:
             listener(request)
 
+    @property
+    def listening(self) -> bool:
+        """Whether anyone wants each request; if not, the server only counts creates."""
+        return self._keep or bool(self._listeners)
+
+    def count_created(self) -> None:
+        """Count a new task without recording its request."""
+        with self._lock:
+            self._tasks_created += 1
+
     def subscribe(self, listener: Callable[[RecordedRequest], None]) -> None:
         """Call ``listener`` with each request from now on (in the server's thread)."""
         with self._lock:

@@ -137,20 +137,23 @@ class Simulator:
                 code = error.reason.lower().replace(" ", "_")
                 response = _json(error_body(code, error.reason, self.config.quirks), status)
             finally:
-                recorder.add(
-                    RecordedRequest(
-                        listener=listener,
-                        method=request.method,
-                        path=request.path,
-                        query=dict(request.query),
-                        headers={k.lower(): v for k, v in request.headers.items()},
-                        json=request.get(_BODY),
-                        status=status,
-                        task_id=request.get(_TASK_ID) or request.match_info.get("task_id"),
-                        created=bool(request.get(_CREATED)),
-                        at=time.time(),
+                if recorder.listening:
+                    recorder.add(
+                        RecordedRequest(
+                            listener=listener,
+                            method=request.method,
+                            path=request.path,
+                            query=dict(request.query),
+                            headers={k.lower(): v for k, v in request.headers.items()},
+                            json=request.get(_BODY),
+                            status=status,
+                            task_id=request.get(_TASK_ID) or request.match_info.get("task_id"),
+                            created=bool(request.get(_CREATED)),
+                            at=time.time(),
+                        )
                     )
-                )
+                elif request.get(_CREATED):
+                    recorder.count_created()
             return response
 
         return record
@@ -220,7 +223,7 @@ class Simulator:
         task_id = request.match_info["task_id"]
         expires = request.query.get("exp", "")
         signature = request.query.get("sig", "")
-        if not hmac.compare_digest(signature, self._sign(task_id, expires)):
+        if not hmac.compare_digest(signature.encode(), self._sign(task_id, expires).encode()):
             return web.Response(status=403, text="Signature does not match.\n")
         try:
             expired = float(expires) < time.time()

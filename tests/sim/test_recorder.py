@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from runner.sim import RunningSim
+from tests.plugins.sim_fixtures import StartSim
 from tests.sim.conftest import BODY, Connect, create
 
 
@@ -52,3 +53,15 @@ def test_retrieves_name_the_task_they_asked_about(sim: RunningSim, connect: Conn
     connect(sim).get("/videos/video_abc")
     assert sim.recorder.requests[0].task_id == "video_abc"
     assert sim.recorder.requests[0].status == 404
+
+
+def test_record_false_keeps_no_requests_but_counts_tasks(
+    start_sim: StartSim, connect: Connect
+) -> None:
+    """A simulator started with record=False logs nothing yet still counts created tasks."""
+    sim = start_sim(record=False)
+    client = connect(sim)
+    create(client)
+    create(client)
+    assert sim.recorder.requests == []
+    assert sim.recorder.tasks_created == 2
