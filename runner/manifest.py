@@ -204,7 +204,10 @@ def _check_shot(
     mode_field = fields.get("mode")
     if mode_field is not None and mode_field.value in IMAGE_COUNTS:
         mode = mode_field.value
-    images = _check_images(checker, fields.get("images"), mode, mode_field, index, resolver)
+    images: tuple[ImageRef, ...] | None = None
+    if mode_field is None or mode_field.value in IMAGE_COUNTS:
+        # with an unknown mode (already reported) an image count would be judged wrongly
+        images = _check_images(checker, fields.get("images"), mode, mode_field, index, resolver)
     model = DEFAULT_MODEL
     if "model" in fields and isinstance(fields["model"].value, str):
         model = fields["model"].value

@@ -30,7 +30,10 @@ def test_single_image_string_suggests_a_list(write_manifest: WriteManifest) -> N
 
 def test_misspelt_mode_gets_a_did_you_mean(write_manifest: WriteManifest) -> None:
     """An enum value close to a valid one is suggested."""
-    found = messages(write_manifest, "version: 1\nshots: [{id: a, prompt: p, mode: first-frame}]\n")
+    found = messages(
+        write_manifest,
+        "version: 1\nshots: [{id: a, prompt: p, mode: first-frame, images: [frames/s02.png]}]\n",
+    )
     assert found == [
         "mode must be one of text, first_frame, first_last, reference, not 'first-frame'; "
         "did you mean 'first_frame'?"
