@@ -1,0 +1,234 @@
+"""``shotrunner run`` and ``status`` end to end, against a well-behaved simulator."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from runner.sim import RunningSim
+from tests.e2e.conftest import KEY, Batch, RunBatch, cli_env, run_cli
+from tests.plugins.sim_fixtures import StartSim
+
+SIDECAR_KEYS = {
+    "shot",
+    "take",
+    "fingerprint",
+    "generation",
+    "task_id",
+    "model",
+    "request",
+    "sha256",
+    "bytes",
+    "submitted_at",
+    "completed_at",
+    "downloaded_at",
+    "manifest",
+    "manifest_sha256",
+    "api_base",
+    "runner_version",
+    "possible_duplicate",
+    "simulated",
+}
+
+
+def test_run_delivers_every_clip_with_its_sidecar(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Each job's clip lands at <shot>/take-1.mp4 with a sidecar naming its task and hash."""
+    result = run_batch(sim.base_url)
+    assert result.returncode == 0, result.stderr
+    assert [p.relative_to(batch.out).as_posix() for p in batch.clips()] == [
+        f"{shot}/take-1.mp4" for shot in batch.shots
+    ]
+    for clip in batch.clips():
+        sidecar = json.loads(clip.with_suffix(".json").read_text())
+        assert set(sidecar) >= SIDECAR_KEYS
+        assert sidecar["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
+        assert sidecar["bytes"] == clip.stat().st_size
+    assert not list(batch.out.rglob("*.part"))
+    assert "plan: 4 task(s) to submit (16 s of video)" in result.stdout
+    assert "done: 4 job(s)" in result.stdout
+
+
+def test_each_create_carries_the_idempotency_key(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Creates carry Idempotency-Key <fingerprint>-g1-a1 and the service makes one task each."""
+    assert run_batch(sim.base_url).returncode == 0
+    keys = sorted(r.headers["idempotency-key"] for r in sim.recorder.creates())
+    fingerprints = sorted(r["fingerprint"] for r in batch.renders())
+    assert keys == [f"{fp}-g1-a1" for fp in fingerprints]
+
+
+def test_second_run_submits_nothing(sim: RunningSim, batch: Batch, run_batch: RunBatch) -> None:
+    """A second run over a finished batch sends no request at all."""
+    assert run_batch(sim.base_url).returncode == 0
+    sent = len(sim.recorder.requests)
+    second = run_batch(sim.base_url)
+    assert second.returncode == 0
+    assert "plan: 0 task(s) to submit" in second.stdout
+    assert len(sim.recorder.requests) == sent
+
+
+def test_editing_one_shot_renders_only_it_and_keeps_the_old_clip(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """An edited shot is rendered again alone; its old clip and sidecar move to .history/."""
+    assert run_batch(sim.base_url).returncode == 0
+    old = (batch.out / "s02/take-1.mp4").read_bytes()
+    batch.write({**_prompts(), "s02": "an edited prompt"})
+    before = sim.recorder.tasks_created
+    assert run_batch(sim.base_url).returncode == 0
+    assert sim.recorder.tasks_created == before + 1
+    history = sorted((batch.out / "s02/.history").iterdir())
+    assert [p.suffix for p in history] == [".json", ".mp4"]
+    assert history[1].read_bytes() == old
+    assert (batch.out / "s02/take-1.mp4").read_bytes() != old
+
+
+def _prompts() -> dict[str, str]:
+    return {f"s{i:02d}": f"shot number {i}, waves at dusk" for i in range(1, 5)}
+
+
+def test_renamed_shot_is_not_rendered_again(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Renaming a shot keeps its fingerprint: its clip is copied, nothing is submitted."""
+    assert run_batch(sim.base_url).returncode == 0
+    prompts = _prompts()
+    prompts["renamed"] = prompts.pop("s01")
+    batch.write(prompts)
+    sent = sim.recorder.tasks_created
+    assert run_batch(sim.base_url).returncode == 0
+    assert sim.recorder.tasks_created == sent
+    assert (batch.out / "renamed/take-1.mp4").read_bytes() == (
+        batch.out / "s01/take-1.mp4"
+    ).read_bytes()
+
+
+def test_identical_shots_share_one_task(sim: RunningSim, batch: Batch, run_batch: RunBatch) -> None:
+    """Two shots with the same fingerprint make one task; the clip is copied into both."""
+    batch.write({"a": "the same prompt", "b": "the same prompt"})
+    assert run_batch(sim.base_url).returncode == 0
+    assert sim.recorder.tasks_created == 1
+    assert (batch.out / "a/take-1.mp4").read_bytes() == (batch.out / "b/take-1.mp4").read_bytes()
+
+
+def test_deleted_clip_is_fetched_not_rendered(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A deleted clip comes back from its task; no new task is created."""
+    assert run_batch(sim.base_url).returncode == 0
+    clip = batch.out / "s03/take-1.mp4"
+    content = clip.read_bytes()
+    clip.unlink()
+    sent = sim.recorder.tasks_created
+    assert run_batch(sim.base_url).returncode == 0
+    assert sim.recorder.tasks_created == sent
+    assert clip.read_bytes() == content
+
+
+def test_force_renders_a_done_shot_again(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """--force ID submits that shot under generation 2; the old clip moves to .history/."""
+    assert run_batch(sim.base_url).returncode == 0
+    assert run_batch(sim.base_url, "--force", "s01").returncode == 0
+    keys = [r.headers["idempotency-key"] for r in sim.recorder.creates()]
+    assert len(keys) == 5 and keys[-1].endswith("-g2-a1")
+    assert len(list((batch.out / "s01/.history").glob("*.mp4"))) == 1
+
+
+def test_only_runs_the_named_shots(sim: RunningSim, batch: Batch, run_batch: RunBatch) -> None:
+    """--only ID submits that shot's jobs and nothing else."""
+    assert run_batch(sim.base_url, "--only", "s02").returncode == 0
+    assert [p.parent.name for p in batch.clips()] == ["s02"]
+
+
+def test_max_new_refuses_and_sends_nothing(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """More new tasks than --max-new: exit 2, nothing sent to the service."""
+    result = run_batch(sim.base_url, "--max-new", "3")
+    assert result.returncode == 2
+    assert "--max-new 3" in result.stderr
+    assert sim.recorder.requests == []
+
+
+def test_missing_key_is_exit_2_naming_the_variable(batch: Batch) -> None:
+    """Without a key (and without --simulate): exit 2, the message names SHOTRUNNER_API_KEY."""
+    result = run_cli("run", str(batch.manifest), env=cli_env(None))
+    assert result.returncode == 2
+    assert "SHOTRUNNER_API_KEY" in result.stderr
+    assert not batch.out.exists()
+
+
+def test_rejected_key_stops_after_a_few_requests(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A key the API refuses stops the run at once: exit 2, a handful of requests at most."""
+    sim = start_sim(token="the-right-key")
+    batch.write({f"s{i:02d}": f"prompt {i}" for i in range(20)})
+    result = run_batch(sim.base_url)
+    assert result.returncode == 2
+    assert "SHOTRUNNER_API_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(sim.recorder.requests) <= 4
+
+
+def test_key_appears_nowhere_on_disk_in_output_or_at_the_file_host(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """The API key is sent to the API only: not to the file host, not in any file or output."""
+    sim = start_sim(token=KEY)
+    result = run_batch(sim.base_url)
+    assert result.returncode == 0, result.stderr
+    assert KEY not in result.stdout + result.stderr
+    for path in batch.out.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+    file_requests = sim.recorder.on("files")
+    assert file_requests
+    assert all("authorization" not in r.headers for r in file_requests)
+
+
+def test_status_without_state_db_lists_pending(batch: Batch) -> None:
+    """status before any run: every job pending, exit 0, no database created."""
+    document = batch.status()
+    assert {job["state"] for job in document["jobs"]} == {"pending"}
+    assert not (batch.out / "state.db").exists()
+
+
+def test_status_reports_done_jobs_with_their_files(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """status after a run: each job done, with task id and file, in SPEC.md's JSON shape."""
+    assert run_batch(sim.base_url).returncode == 0
+    document = batch.status()
+    job = document["jobs"][0]
+    assert set(job) == {
+        "shot",
+        "take",
+        "fingerprint",
+        "generation",
+        "state",
+        "attempts",
+        "task_id",
+        "progress",
+        "file",
+        "error",
+        "possible_duplicate",
+    }
+    assert (job["state"], job["file"]) == ("done", "s01/take-1.mp4")
+    assert document["summary"]["done"] == 4
+
+
+def test_simulate_needs_no_key_and_keeps_its_tasks(tmp_path: Path, batch: Batch) -> None:
+    """run --simulate works without a key and keeps the simulator's tasks in simulator.db."""
+    result = run_cli(
+        "run", str(batch.manifest), "--out", str(batch.out), "--simulate", env=cli_env(None)
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(batch.clips()) == 4
+    assert (batch.out / "simulator.db").is_file()
