@@ -117,9 +117,9 @@ def sim_process(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Path]]]:
 
     def start(*args: str) -> tuple[str, Path]:
         state = tmp_path / "sim-state.db"
+        command = [sys.executable, "-m", "runner", "sim", "--port", "0", "--quiet"]
         process = subprocess.Popen(
-            [sys.executable, "-m", "runner", "sim", "--port", "0", "--quiet", "--state", str(state)]
-            + list(args),
+            [*command, "--state", str(state), *args],
             stdout=subprocess.PIPE,
             text=True,
             env=cli_env(None),
