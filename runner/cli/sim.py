@@ -76,6 +76,11 @@ def _rate(name: str, help_text: str) -> _Decorator:
 @click.option("--quirks", is_flag=True, help="Answer in the gateway's odder dialect.")
 @click.option("--ignore-idempotency", is_flag=True, help="Ignore Idempotency-Key headers.")
 @click.option(
+    "--redirect-content",
+    is_flag=True,
+    help="Answer /content with a redirect to the file host instead of the bytes.",
+)
+@click.option(
     "--state",
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -48,6 +48,8 @@ class SimConfig:
     seed: int | None = None
     hang_rate: float = 0.0
     lose_rate: float = 0.0
+    #: Answer ``/content`` with a 302 to the signed URL on the file host (another origin).
+    redirect_content: bool = False
     #: Keep every request in the recorder. Long-lived servers turn it off to bound memory.
     record: bool = True
 

@@ -2,7 +2,8 @@
 
 In quirks mode each task keeps one dialect for its life, picked by its ``variant``: status
 words in other cases and spellings, progress as a float or a ``"50%"`` string, the URL in
-``metadata.url`` or only behind ``/content``, extra unknown fields. Error bodies are flat
+``metadata.url`` or only behind ``/content`` (which may redirect to the file host), extra
+unknown fields. Error bodies are flat
 (``{"code", "message", "data"}``) instead of nested.
 """
 
@@ -26,6 +27,11 @@ _STATUS_WORDS: dict[str, tuple[str, ...]] = {
 
 def url_place(task: Task, quirks: bool) -> UrlPlace:
     return URL_PLACES[task.variant % len(URL_PLACES)] if quirks else "video_url"
+
+
+def redirects_content(task: Task) -> bool:
+    """Whether, in quirks mode, this task's ``/content`` redirects to the file host."""
+    return (task.variant // 9) % 2 == 1
 
 
 def task_body(

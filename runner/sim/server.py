@@ -31,7 +31,7 @@ from aiohttp import web
 
 from runner.sim.clip import clip_size, iter_clip
 from runner.sim.config import SimConfig
-from runner.sim.dialect import error_body, task_body, url_place
+from runner.sim.dialect import error_body, redirects_content, task_body, url_place
 from runner.sim.recorder import Listener, RecordedRequest, Recorder
 from runner.sim.state import OUTCOMES, Outcome, Task, TaskStore
 from runner.sim.validation import check_create
@@ -215,6 +215,9 @@ class Simulator:
         if status != "completed":
             message = f"Task {task.id} is not completed (status {status})."
             return self._error(400, "task_not_completed", message)
+        if self.config.redirect_content or (self.config.quirks and redirects_content(task)):
+            location = self._file_url(task.id, time.time())
+            return web.Response(status=302, headers={"Location": location})
         return await self._send_clip(request, task.id)
 
     # ----- file listener ------------------------------------------------------------------
@@ -261,7 +264,7 @@ class Simulator:
                 for chunk in iter_clip(task_id, self.config.clip_bytes, start, stop):
                     await response.write(chunk)
             await response.write_eof()
-        except ConnectionResetError:
+        except ConnectionError:
             # The client went away mid-download: normal for a client that resumes later.
             pass
         return response

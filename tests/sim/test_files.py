@@ -188,3 +188,17 @@ def test_a_download_abandoned_midway_is_taken_quietly(
     poll(client, "video_x", lambda _: len(sim.recorder.on("files")) == 1)
     assert httpx.get(url, headers={"Range": "bytes=0-9"}).status_code == 206
     assert [r.message for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_redirect_content_sends_content_to_the_file_host(
+    start_sim: StartSim, connect: Connect
+) -> None:
+    """With redirect_content, /content answers 302 to a signed URL on the other origin."""
+    sim = start_sim(redirect_content=True, job_seconds=0.0, token="sekrit")
+    client = connect(sim, headers={"Authorization": "Bearer sekrit"})
+    task_id = create(client).json()["id"]
+    response = client.get(f"/videos/{task_id}/content")
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith(sim.file_base_url + f"/files/{task_id}.mp4?")
+    assert httpx.get(location).status_code == 200

@@ -56,7 +56,8 @@ def test_the_url_is_in_video_url_metadata_or_only_behind_content(
             assert httpx.get(task["metadata"]["url"]).status_code == 200
         else:
             places.add("content_only")
-            assert client.get(f"/videos/{task['id']}/content").status_code == 200
+            content = client.get(f"/videos/{task['id']}/content", follow_redirects=True)
+            assert content.status_code == 200
     assert places == {"video_url", "metadata", "content_only"}
 
 
@@ -88,3 +89,13 @@ def test_a_failed_task_keeps_an_error_object_and_an_odd_status(
     tasks = _finished_tasks(sim, connect(sim), 10)
     assert {task["status"].lower() for task in tasks} <= {"failed", "failure"}
     assert all(task["error"]["code"] == "upstream_error" for task in tasks)
+
+
+def test_content_redirects_to_the_file_host_for_some_tasks(
+    quirky: RunningSim, connect: Connect
+) -> None:
+    """In quirks mode /content answers the bytes for some tasks and a 302 for others."""
+    client = connect(quirky)
+    tasks = _finished_tasks(quirky, client, 30)
+    statuses = {client.get(f"/videos/{task['id']}/content").status_code for task in tasks}
+    assert statuses == {200, 302}
