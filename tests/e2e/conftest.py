@@ -138,3 +138,5 @@ def sim_process(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Path]]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

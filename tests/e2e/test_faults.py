@@ -1,0 +1,177 @@
+"""``shotrunner run`` against every fault knob of the simulator."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from tests.e2e.conftest import Batch, RunBatch, cli_env
+from tests.plugins.sim_fixtures import StartSim
+
+INSTANT = cli_env(SHOTRUNNER_INSTANT_RETRY="1")
+
+
+def test_remote_failures_are_resubmitted_up_to_max_attempts(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Tasks that fail upstream are tried --max-attempts times in all, then the job fails."""
+    sim = start_sim(fail_rate=1.0)
+    result = run_batch(sim.base_url, "--max-attempts", "3")
+    assert result.returncode == 1
+    keys = sorted(r.headers["idempotency-key"][-3:] for r in sim.recorder.creates())
+    assert keys == ["-a1"] * 4 + ["-a2"] * 4 + ["-a3"] * 4
+    assert "failed: 4" in result.stdout
+    assert "upstream" in result.stdout.lower()
+    assert batch.clips() == []
+
+
+def test_policy_refusals_are_never_resubmitted(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A moderation refusal fails its job after one task; a second run holds it."""
+    sim = start_sim(refuse_rate=1.0)
+    assert run_batch(sim.base_url).returncode == 1
+    assert sim.recorder.tasks_created == 4
+    assert run_batch(sim.base_url).returncode == 1
+    assert sim.recorder.tasks_created == 4
+    errors = {job["error"] for job in batch.status()["jobs"]}
+    assert all("policy" in error for error in errors)
+
+
+def test_server_errors_are_retried_without_extra_tasks(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """5xx answers are retried with the same key: every clip arrives, one task per job."""
+    sim = start_sim(error_rate=0.4, seed=3)
+    result = run_batch(sim.base_url, env=INSTANT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(batch.clips()) == 4
+    assert sim.recorder.tasks_created == 4
+    assert any(r.status and r.status >= 500 for r in sim.recorder.requests)
+
+
+def test_rate_limits_are_waited_out(start_sim: StartSim, batch: Batch, run_batch: RunBatch) -> None:
+    """429 answers on any request are waited out: every clip arrives, one task per job."""
+    sim = start_sim(rate_limit_rate=0.4, seed=5)
+    result = run_batch(sim.base_url, env=INSTANT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(batch.clips()) == 4
+    assert sim.recorder.tasks_created == 4
+    assert any(r.status == 429 for r in sim.recorder.requests)
+
+
+def test_concurrency_limit_of_the_service_is_respected(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Against max_active=2 with --concurrency 8, few creates meet a 429 and all clips arrive."""
+    sim = start_sim(max_active=2)
+    batch.write({f"s{i:02d}": f"prompt {i}" for i in range(10)})
+    result = run_batch(sim.base_url, "--concurrency", "8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(batch.clips()) == 10
+    answered_429 = [r for r in sim.recorder.on("api") if r.method == "POST" and r.status == 429]
+    assert len(answered_429) <= 5
+
+
+def test_dropped_answers_are_retried_with_the_same_key_and_flagged(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A create whose answer is lost is retried under the same key (no extra task), flagged."""
+    sim = start_sim(drop_rate=0.5, seed=7)
+    result = run_batch(sim.base_url, env=INSTANT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(batch.clips()) == 4
+    assert sim.recorder.tasks_created == 4
+    flagged = [job for job in batch.status()["jobs"] if job["possible_duplicate"]]
+    assert flagged
+    assert "possible duplicates" in result.stdout
+
+
+def test_without_idempotency_every_extra_task_is_flagged(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """When the service ignores the key, every fingerprint with an extra task is flagged."""
+    sim = start_sim(drop_rate=0.5, seed=7, ignore_idempotency=True)
+    assert run_batch(sim.base_url, env=INSTANT).returncode == 0
+    per_fingerprint = Counter(
+        r.headers["idempotency-key"].split("-g")[0] for r in sim.recorder.creates()
+    )
+    assert sum(per_fingerprint.values()) > 4
+    flagged = {r["fingerprint"] for r in batch.renders() if r["possible_duplicate"]}
+    assert {fp for fp, count in per_fingerprint.items() if count > 1} <= flagged
+
+
+def test_expired_links_are_refreshed(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """With links that expire almost at once, the clips still arrive (fresh URLs asked)."""
+    sim = start_sim(url_ttl=0.5, clip_bytes=64_000)
+    result = run_batch(sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(batch.clips()) == 4
+
+
+def test_gateway_quirks_are_understood(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Odd statuses, progress strings, URLs in metadata or only at /content: all delivered."""
+    sim = start_sim(quirks=True, seed=11)
+    batch.write({f"s{i:02d}": f"prompt {i}" for i in range(8)})
+    result = run_batch(sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(batch.clips()) == 8
+
+
+def test_padded_clips_arrive_whole(start_sim: StartSim, batch: Batch, run_batch: RunBatch) -> None:
+    """Large clips stream to .part and arrive with exactly the served size."""
+    sim = start_sim(clip_bytes=300_000)
+    assert run_batch(sim.base_url).returncode == 0
+    assert {clip.stat().st_size for clip in batch.clips()} == {300_000}
+
+
+def test_lost_tasks_are_resubmitted_then_failed(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Tasks the service forgets are submitted again, up to --max-attempts in all."""
+    sim = start_sim(lose_rate=1.0)
+    result = run_batch(sim.base_url, "--max-attempts", "2")
+    assert result.returncode == 1
+    assert sim.recorder.tasks_created == 8
+    assert all("lost" in job["error"] for job in batch.status()["jobs"])
+
+
+def test_hanging_tasks_time_out_and_keep_their_task(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A task past --task-timeout fails as timed out, its task id kept for --retry-failed."""
+    sim = start_sim(hang_rate=1.0)
+    result = run_batch(sim.base_url, "--task-timeout", "0.5")
+    assert result.returncode == 1
+    jobs = batch.status()["jobs"]
+    assert all(job["task_id"] and "timed out" in job["error"] for job in jobs)
+    assert sim.recorder.tasks_created == 4
+
+
+def test_retry_failed_collects_a_late_finish_without_paying_again(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A task that finished after its timeout is collected by --retry-failed: no new task."""
+    sim = start_sim(job_seconds=1.5)
+    assert run_batch(sim.base_url, "--task-timeout", "0.3").returncode == 1
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not _all_finished(sim):
+        time.sleep(0.1)
+    result = run_batch(sim.base_url, "--retry-failed")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sim.recorder.tasks_created == 4
+    assert len(batch.clips()) == 4
+
+
+def _all_finished(sim: object) -> bool:
+    import httpx
+
+    base = sim.base_url  # type: ignore[attr-defined]
+    ids = {r.task_id for r in sim.recorder.creates()}  # type: ignore[attr-defined]
+    return all(
+        httpx.get(f"{base}/videos/{task_id}").json()["status"] == "completed" for task_id in ids
+    )

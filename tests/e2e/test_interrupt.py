@@ -1,0 +1,142 @@
+"""Signals and crashes: SIGINT saves and exits 130; SIGKILL at any moment loses nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import POLL, Batch, RunBatch, cli_env
+from tests.plugins.sim_fixtures import StartSim
+
+SimProcess = Callable[..., tuple[str, Path]]
+
+
+def _start_run(batch: Batch, base_url: str, *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "runner", "run", str(batch.manifest), "--out", str(batch.out)]
+    return subprocess.Popen(
+        [*command, "--api-base", base_url, "--poll-interval", POLL, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+
+
+def _wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float = 15) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if needle in line:
+            return
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"never saw {needle!r}")
+
+
+def test_sigint_exits_130_quickly_and_the_next_run_resumes(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Ctrl-C: exit 130 within a few seconds; the same command again collects the same tasks."""
+    sim = start_sim(job_seconds=2.0)
+    process = _start_run(batch, sim.base_url)
+    _wait_for_line(process, " queued")
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=10)
+    assert time.monotonic() - started < 3
+    assert process.returncode == 130, stderr
+    assert "run the same command again" in stderr
+    created = sim.recorder.tasks_created
+    assert created >= 1
+    result = run_batch(sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(batch.clips()) == 4
+    assert sim.recorder.tasks_created == 4
+
+
+def test_sigterm_is_an_interruption_too(start_sim: StartSim, batch: Batch) -> None:
+    """SIGTERM stops a run like Ctrl-C: exit 130, state saved."""
+    sim = start_sim(job_seconds=2.0)
+    process = _start_run(batch, sim.base_url)
+    _wait_for_line(process, " queued")
+    process.terminate()
+    process.communicate(timeout=10)
+    assert process.returncode == 130
+    states = {r["state"] for r in batch.renders()}
+    assert states <= {"pending", "submitting", "queued", "running"}
+
+
+def _check_batch_whole(batch: Batch) -> None:
+    """Every clip present once, whole (hash as recorded), nothing partial, nothing replaced."""
+    document = batch.status()
+    assert {job["state"] for job in document["jobs"]} == {"done"}
+    for job in document["jobs"]:
+        clip = batch.out / job["file"]
+        sidecar = json.loads(clip.with_suffix(".json").read_text())
+        assert sidecar["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
+        assert sidecar["fingerprint"] == job["fingerprint"]
+    assert not list(batch.out.rglob("*.part"))
+    assert not list(batch.out.rglob(".history"))
+
+
+def _tasks_per_fingerprint(state: Path) -> Counter[str]:
+    with sqlite3.connect(state) as conn:
+        keys = [row[0] for row in conn.execute("select idempotency_key from tasks")]
+    return Counter(key.split("-g")[0] for key in keys)
+
+
+def _kill_repeatedly(batch: Batch, base_url: str, kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(kills):
+        process = _start_run(batch, base_url)
+        time.sleep(rng.uniform(0.3, 1.2))
+        process.kill()
+        process.communicate()
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_loses_nothing_and_pays_once(
+    sim_process: SimProcess, batch: Batch, run_batch: RunBatch
+) -> None:
+    """~10 kill -9s, then a run: every clip whole exactly once, one task per fingerprint."""
+    base_url, state = sim_process("--job-seconds", "0.6", "--drop-rate", "0.2", "--seed", "1")
+    batch.write({f"s{i:02d}": f"prompt {i}" for i in range(4)}, takes=3)
+    _kill_repeatedly(batch, base_url, kills=10, seed=42)
+    result = run_batch(base_url, env=cli_env(SHOTRUNNER_INSTANT_RETRY="1"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    _check_batch_whole(batch)
+    per_fingerprint = _tasks_per_fingerprint(state)
+    assert len(per_fingerprint) == 12
+    assert set(per_fingerprint.values()) == {1}
+
+
+@pytest.mark.slow
+def test_sigkill_without_idempotency_flags_every_extra_task(
+    sim_process: SimProcess, batch: Batch, run_batch: RunBatch
+) -> None:
+    """When the service ignores the key, each fingerprint with an extra task is flagged."""
+    base_url, state = sim_process(
+        "--job-seconds", "0.6", "--drop-rate", "0.2", "--seed", "2", "--ignore-idempotency"
+    )
+    batch.write({f"s{i:02d}": f"prompt {i}" for i in range(4)}, takes=3)
+    _kill_repeatedly(batch, base_url, kills=10, seed=43)
+    result = run_batch(base_url, env=cli_env(SHOTRUNNER_INSTANT_RETRY="1"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    _check_batch_whole(batch)
+    per_fingerprint = _tasks_per_fingerprint(state)
+    extra = {fp for fp, count in per_fingerprint.items() if count > 1}
+    assert extra, "the faults never produced an extra task: the test proves nothing"
+    flagged = {r["fingerprint"] for r in batch.renders() if r["possible_duplicate"]}
+    assert extra <= flagged
