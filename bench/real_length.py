@@ -1,0 +1,103 @@
+"""Benchmark 5, real-length jobs: 100 jobs of a minute, default poll settings on both sides.
+
+shotrunner runs with its defaults (``--poll-interval`` unset: 15 s with jitter) and the SDK
+script with its own (``videos.poll``: every second). Both sides run at the same time, each
+against a simulator of its own, since both spend the minute waiting; requests per job and
+the delay from a task's completion on the server to its clip whole on disk are compared.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import harness
+from report import Section, fmt, ratio
+
+
+@dataclass(frozen=True)
+class Size:
+    jobs: int
+    seconds: float
+    concurrency: int
+    #: None: shotrunner's default poll interval (15 s); the SDK always keeps its own default.
+    poll: float | None
+
+
+SIZES = {
+    "full": Size(jobs=100, seconds=60.0, concurrency=100, poll=None),
+    "quick": Size(jobs=30, seconds=30.0, concurrency=30, poll=None),
+    "tiny": Size(jobs=4, seconds=1.0, concurrency=4, poll=0.2),
+}
+DEFAULT_POLL = 15.0
+
+
+def run(mode: str) -> Section:
+    size = SIZES[mode]
+    poll = DEFAULT_POLL if size.poll is None else size.poll
+    options = ["--concurrency", str(size.concurrency)]
+    if size.poll is not None:
+        options += ["--poll-interval", str(size.poll)]
+    section = Section(
+        "5. Real-length jobs",
+        f"{size.jobs} jobs of {size.seconds:g} s, concurrency {size.concurrency}; shotrunner "
+        f"`run {' '.join(options)}` (poll interval {poll:g} s), the SDK script with its "
+        "default polling; both at once, each against its own simulator.",
+        header=[
+            "side",
+            "makespan s",
+            "requests / job (create+poll+download)",
+            "CPU s",
+            "delay median s",
+            "delay worst s",
+        ],
+    )
+    with harness.scratch("real-length") as tmp:
+        (tmp / "runner").mkdir()
+        (tmp / "sdk").mkdir()
+        with (
+            harness.simulator(tmp / "runner", job_seconds=size.seconds) as ours_sim,
+            harness.simulator(tmp / "sdk", job_seconds=size.seconds) as sdk_sim,
+            ThreadPoolExecutor(2) as pool,
+        ):
+            ours_future = pool.submit(
+                harness.shotrunner_batch, tmp / "runner", ours_sim, size.jobs, options
+            )
+            sdk_future = pool.submit(
+                harness.sdk_batch, tmp / "sdk", sdk_sim, size.jobs, size.concurrency
+            )
+            ours, sdk = ours_future.result(), sdk_future.result()
+    for side in (ours, sdk):
+        t = side.traffic
+        split = (
+            f"{fmt(t.creates / side.jobs)}+{fmt(t.polls / side.jobs)}+"
+            f"{fmt(t.downloads / side.jobs)}"
+        )
+        section.rows.append(
+            [
+                side.name,
+                fmt(side.process.wall),
+                f"{fmt(side.requests_per_job)} ({split})",
+                fmt(side.process.cpu),
+                fmt(side.delays.median),
+                fmt(side.delays.worst),
+            ]
+        )
+    share = ratio(ours.requests_per_job, sdk.requests_per_job)
+    section.target(
+        "requests per job vs the SDK",
+        f"{fmt(share)}x ({fmt(ours.requests_per_job)} vs {fmt(sdk.requests_per_job)})",
+        "<= 0.25x",
+        share <= 0.25,
+    )
+    section.target(
+        "median completion-to-disk delay",
+        f"{fmt(ours.delays.median)} s (worst {fmt(ours.delays.worst)} s)",
+        f"<= one poll interval ({poll:g} s)",
+        ours.delays.median <= poll,
+    )
+    section.notes.append(
+        f"The SDK's delay: median {fmt(sdk.delays.median)} s, worst {fmt(sdk.delays.worst)} s, "
+        f"bought with {fmt(sdk.requests_per_job)} requests per job."
+    )
+    return section
