@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -97,6 +98,7 @@ def sim_cmd(quiet: bool, **knobs: Any) -> None:
     request unless --quiet. Ctrl-C or SIGTERM stops it (exit 0).
     """
     import asyncio
+    import sqlite3
 
     from runner.sim import SimConfig
 
@@ -107,6 +109,8 @@ def sim_cmd(quiet: bool, **knobs: Any) -> None:
         raise click.UsageError(str(error)) from None
     try:
         asyncio.run(_serve_until_signal(config, quiet))
+    except sqlite3.Error as error:
+        raise ConfigError(f"cannot use the state file {config.state_path}: {error}") from None
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigError(f"cannot listen on {config.host}: {reason}") from None
@@ -122,9 +126,21 @@ async def _serve_until_signal(config: SimConfig, quiet: bool) -> None:
         click.echo(base_url)
         sys.stdout.flush()
 
+    reader_gone = False
+
     def log(request: RecordedRequest) -> None:
+        nonlocal reader_gone
+        if reader_gone:
+            return
         status = "dropped" if request.status is None else str(request.status)
-        click.echo(f"{request.listener} {request.method} {request.path} {status}")
+        try:
+            click.echo(f"{request.listener} {request.method} {request.path} {status}")
+        except BrokenPipeError:
+            # Whoever read our stdout (``| head -1`` for the URL) is gone; keep serving.
+            reader_gone = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
     server = asyncio.ensure_future(serve(config, ready, None if quiet else log))
     loop = asyncio.get_running_loop()

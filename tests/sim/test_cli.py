@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -103,3 +104,25 @@ def test_sim_exits_2_when_the_port_is_taken(start_sim: StartSim) -> None:
     result = CliRunner().invoke(cli, ["sim", "--port", str(busy)])
     assert result.exit_code == 2
     assert "cannot listen" in result.output
+
+
+def test_sim_keeps_serving_when_its_stdout_reader_goes_away(launch: Launch) -> None:
+    """Like ``shotrunner sim | head -1``: once stdout's reader is gone, requests still answer."""
+    process = launch("--job-seconds", "0")
+    base_url = _base_url(process)
+    assert process.stdout is not None
+    process.stdout.close()
+    statuses = [httpx.get(f"{base_url}/videos/video_x").status_code for _ in range(3)]
+    assert statuses == [404, 404, 404]
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def test_sim_exits_2_when_the_state_file_cannot_be_opened(tmp_path: Path) -> None:
+    """A --state path in a folder that does not exist is a configuration error, not a crash."""
+    state = tmp_path / "missing" / "sim.db"
+    result = CliRunner().invoke(cli, ["sim", "--port", "0", "--state", str(state)])
+    assert result.exit_code == 2
+    assert "cannot use the state file" in result.output
