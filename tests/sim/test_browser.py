@@ -22,8 +22,13 @@ PLAYS = """async (urls) => {
     video.muted = true;
     video.src = url;
     document.body.appendChild(video);
+    const advanced = new Promise((resolve, reject) => {
+      video.addEventListener("timeupdate", () => video.currentTime > 0 && resolve());
+      video.addEventListener("error", () => reject(new Error(video.error.message)));
+      setTimeout(() => reject(new Error("the clip did not play")), 10000);
+    });
     await video.play();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await advanced;
     results.push({time: video.currentTime, error: video.error && video.error.message,
                   width: video.videoWidth});
   }
