@@ -478,8 +478,12 @@ class Engine:
     async def _on_rate_limited(self, error: RateLimited) -> None:
         """A 429 on create: give the slot back, shrink the limit, wait for room again."""
         self._rate_limited_in_a_row += 1
-        wait = self._create_backoff.delay(self._rate_limited_in_a_row, error.retry_after)
         await self.limit.release()
+        # With tasks in flight, the smaller limit alone makes the wait (for one to finish);
+        # with none, back off so a saturated service is not asked again at once.
+        wait = 0.0
+        if error.retry_after is not None or self.limit.active == 0:
+            wait = self._create_backoff.delay(self._rate_limited_in_a_row, error.retry_after)
         self.limit.on_rate_limited(wait)
         await self.limit.acquire()
 
