@@ -1,0 +1,127 @@
+"""The engine in-process against the simulator: the windows a crash or a slow link opens."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from runner.api.client import ApiClient, Downloaded
+from runner.delivery import clip_relpath, part_of
+from runner.engine import Engine, RunContext, RunOptions
+from runner.jobs import expand_jobs, provenance_request, request_body
+from runner.model import Manifest, Shot
+from runner.reconcile import reconcile
+from runner.sim import RunningSim
+from runner.store import Store
+from runner.view import RunResult
+from tests.plugins.sim_fixtures import StartSim
+
+
+def _manifest(out_dir: Path, *prompts: str) -> Manifest:
+    shots = tuple(
+        Shot(id=f"s{i:02d}", index=i, prompt=prompt, seconds=4) for i, prompt in enumerate(prompts)
+    )
+    return Manifest(
+        path=out_dir.parent / "m.yaml",
+        display_path="m.yaml",
+        name="m",
+        output_dir=out_dir,
+        sha256="0" * 64,
+        shots=shots,
+    )
+
+
+async def _run(manifest: Manifest, store: Store, client: ApiClient, **options: Any) -> RunResult:
+    engine = Engine(
+        store=store,
+        client=client,
+        planned=reconcile(expand_jobs(manifest), store),
+        options=RunOptions(poll_interval=0.05, **options),
+        context=RunContext(manifest=manifest, api_base="http://sim/v1", simulated=True),
+        request_body=request_body,
+        provenance_request=provenance_request,
+    )
+    return await engine.run()
+
+
+async def test_submitting_row_at_start_is_sent_again_with_the_same_key(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A crash between 'submitting' and the answer: same key again, flagged possible duplicate."""
+    manifest = _manifest(out_dir, "waves")
+    (job,) = expand_jobs(manifest)
+    store.bind_job(None, job.shot.id, 1, job.fingerprint, 1)
+    render = store.renders()[(job.fingerprint, 1)]
+    render.state, render.attempt = "submitting", 1
+    store.update_render(None, render)
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    (create,) = sim.recorder.creates()
+    assert create.headers["idempotency-key"] == f"{job.fingerprint}-g1-a1"
+    assert result.possible_duplicates == ["s00/1"]
+    assert store.renders()[(job.fingerprint, 1)].state == "done"
+
+
+async def test_downloaded_part_found_at_start_is_delivered_without_network(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A crash after the download was recorded but before the rename: the part is put in place."""
+    manifest = _manifest(out_dir, "waves")
+    (job,) = expand_jobs(manifest)
+    content = b"a whole clip"
+    store.bind_job(None, job.shot.id, 1, job.fingerprint, 1)
+    render = store.renders()[(job.fingerprint, 1)]
+    render.state, render.attempt, render.task_id = "done", 1, "video_x"
+    render.sha256, render.bytes = hashlib.sha256(content).hexdigest(), len(content)
+    store.update_render(None, render)
+    final = out_dir / clip_relpath(job.shot.id, 1)
+    final.parent.mkdir(parents=True)
+    part_of(final).write_bytes(content)
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert final.read_bytes() == content
+    assert result.delivered == 1
+    assert sim.recorder.requests == []
+
+
+async def test_unknown_file_at_a_final_path_moves_to_history(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A file the store does not know, where a clip goes, is kept in .history/, never deleted."""
+    manifest = _manifest(out_dir, "waves")
+    stranger = out_dir / "s00" / "take-1.mp4"
+    stranger.parent.mkdir(parents=True)
+    stranger.write_bytes(b"someone else's clip")
+    async with ApiClient(sim.base_url, "k") as client:
+        await _run(manifest, store, client)
+    (kept,) = (out_dir / "s00" / ".history").glob("*.mp4")
+    assert kept.read_bytes() == b"someone else's clip"
+    assert stranger.read_bytes() != b"someone else's clip"
+
+
+class _SlowFirstDownload(ApiClient):
+    """A client whose first download starts late, after its link has expired."""
+
+    delayed = False
+
+    async def download(self, url: str, part_path: Path, **kwargs: Any) -> Downloaded:
+        if not self.delayed:
+            self.delayed = True
+            await asyncio.sleep(0.4)
+        return await super().download(url, part_path, **kwargs)
+
+
+async def test_expired_link_is_replaced_by_a_fresh_one(
+    start_sim: StartSim, store: Store, out_dir: Path
+) -> None:
+    """A download link that expired (403) makes the engine ask the task again, then succeed."""
+    sim = start_sim(url_ttl=0.2)
+    manifest = _manifest(out_dir, "waves")
+    async with _SlowFirstDownload(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert result.delivered == 1
+    statuses = [r.status for r in sim.recorder.on("files")]
+    assert statuses[0] == 403 and statuses[-1] == 200
+    assert sim.recorder.tasks_created == 1
