@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +20,8 @@ import pytest
 
 from runner.report import write_report
 from runner.store import Store
-from tests.review.conftest import Batch
+from tests.plugins.sim_fixtures import StartSim
+from tests.review.conftest import Batch, MakeBatch
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -125,5 +130,127 @@ def test_contact_sheet_plays_and_filters_in_chromium(
     assert tab.get_attribute('button[data-filter="picked"]', "aria-pressed") == "true"
     tab.click('button[data-filter="picked"]')  # a second click shows everything again
     assert visible_shots(tab) == ["s01-wide", "s02-hero", "s03-turn"]
+
+    assert errors == []
+
+
+SIMULATED_STORYBOARD = """\
+version: 1
+name: simulated
+defaults:
+  seconds: 4
+shots:
+  - id: s01-wide
+    prompt: Ocean waves rolling onto a sandy beach at golden hour
+  - id: s02-hero
+    mode: first_frame
+    images: [frames/s02.png]
+    prompt: A surfer walks into frame
+    takes: 2
+  - id: s03-turn
+    prompt: the camera orbits from dusk to night
+  - id: s04-night
+    prompt: the pier at night, lanterns swaying
+"""
+
+
+def shotrunner(batch: Batch, base_url: str, *args: str) -> subprocess.Popen[str]:
+    """``shotrunner run`` of the batch against a simulator, as its own process."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "run",
+            str(batch.manifest_path),
+            "--api-base",
+            base_url,
+            "--poll-interval",
+            "0.1",
+            *args,
+        ],
+        env={**os.environ, "SHOTRUNNER_API_KEY": "sk-review-test", "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+def job_state(batch: Batch, shot: str) -> str | None:
+    store = Store.open_existing(batch.out)
+    if store is None:
+        return None
+    with store:
+        return next((str(r["state"]) for r in store.job_states() if r["shot"] == shot), None)
+
+
+@pytest.fixture
+def simulated_batch(make_batch: MakeBatch, start_sim: StartSim) -> Batch:
+    """A batch rendered by ``shotrunner run`` against the simulator: three takes done, one
+    failed (fail knob), one left in flight (a task that never ends, run interrupted)."""
+    batch = make_batch(SIMULATED_STORYBOARD)
+    good = start_sim()
+    code, stderr = finish(
+        shotrunner(batch, good.base_url, "--only", "s01-wide", "--only", "s02-hero")
+    )
+    assert code == 0, stderr
+    failing = start_sim(fail_rate=1.0)
+    code, stderr = finish(
+        shotrunner(batch, failing.base_url, "--only", "s03-turn", "--max-attempts", "1")
+    )
+    assert code == 1, stderr
+    hanging = start_sim(hang_rate=1.0)
+    process = shotrunner(batch, hanging.base_url, "--only", "s04-night")
+    deadline = time.monotonic() + 30
+    while job_state(batch, "s04-night") not in ("queued", "running"):
+        assert time.monotonic() < deadline, "s04-night never reached the service"
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    code, stderr = finish(process)
+    assert code == 130, stderr
+    return batch
+
+
+def test_report_of_a_simulated_run_plays_and_filters_in_chromium(
+    simulated_batch: Batch, page: tuple[Page, list[str]], tmp_path: Path
+) -> None:
+    """The page of a real simulated run (after ``pick``) plays, shows the error, filters."""
+    from click.testing import CliRunner
+
+    from runner.cli import cli
+
+    batch = simulated_batch
+    picked = CliRunner().invoke(cli, ["pick", str(batch.manifest_path), "s02-hero", "2"])
+    assert picked.exit_code == 0, picked.stderr
+    with batch.store() as store:
+        error = next(r["error"] for r in store.job_states() if r["shot"] == "s03-turn")
+    tab, errors = page
+    tab.goto((batch.out / "index.html").as_uri())
+
+    assert tab.locator("video").count() == 3
+    tab.evaluate("document.querySelectorAll('video').forEach(v => v.play())")
+    tab.wait_for_function(
+        "Array.from(document.querySelectorAll('video')).every(v => v.readyState >= 2)",
+        timeout=20_000,
+    )
+    shown = tab.locator('section[data-shot="s03-turn"] .error')
+    assert shown.is_visible()
+    assert error and shown.inner_text() == error
+    tab.screenshot(path=str(tmp_path / "contact-sheet.png"), full_page=True)
+
+    tab.click('button[data-filter="failed"]')
+    assert visible_shots(tab) == ["s03-turn"]
+    tab.click('button[data-filter="inflight"]')
+    assert visible_shots(tab) == ["s04-night"]
+    tab.click('button[data-filter="picked"]')
+    assert visible_shots(tab) == ["s02-hero"]
+    tab.click('button[data-filter="all"]')
+    assert visible_shots(tab) == ["s01-wide", "s02-hero", "s03-turn", "s04-night"]
 
     assert errors == []
