@@ -368,7 +368,7 @@ def render_html(data: ReportData) -> str:
  · written {_e(data.generated_at)}</p>
 <div class="bar">
 {_render_totals(data.totals)}
-{_render_filters(data.totals)}
+{_render_filters(data.shots)}
 </div>
 </header>
 <main>
@@ -400,19 +400,20 @@ def _render_totals(t: Totals) -> str:
     return f'<ul class="totals">{lis}</ul>'
 
 
-def _render_filters(t: Totals) -> str:
+def _render_filters(shots: tuple[ShotView, ...]) -> str:
+    """Buttons that show only some shots; each says how many shots it would show."""
     buttons = [
-        ("all", "All", t.shots),
-        ("failed", "Failed", None),
-        ("inflight", "In flight", None),
-        ("picked", "Picked", None),
+        ("all", "All", len(shots)),
+        ("failed", "Failed", sum(s.has("failed") for s in shots)),
+        ("inflight", "In flight", sum(s.has("in_flight") for s in shots)),
+        ("picked", "Picked", sum(s.picked for s in shots)),
     ]
     return (
         '<nav class="filters" aria-label="Filter shots">'
         + "".join(
             f'<button type="button" data-filter="{key}" aria-pressed="{str(key == "all").lower()}">'
-            f"{_e(label)}</button>"
-            for key, label, _ in buttons
+            f'{_e(label)} <span class="count">{count}</span></button>'
+            for key, label, count in buttons
         )
         + "</nav>"
     )

@@ -228,3 +228,12 @@ def test_take_rendered_before_the_shot_was_edited_is_marked_outdated(
     card = take_article(page_of(after), "s1", 1)
     assert ">outdated</span>" in card
     assert ">outdated</span>" not in take_article(page_of(before), "s1", 1)
+
+
+def test_each_filter_says_how_many_shots_it_shows(batch: Batch) -> None:
+    """Filter buttons carry the number of shots each would show."""
+    batch.failed("s02-hero", 1, "boom")
+    batch.failed("s03-turn", 1, "boom")
+    page = page_of(batch)
+    counts = dict(re.findall(r'data-filter="(\w+)"[^>]*>[^<]*<span class="count">(\d+)<', page))
+    assert counts == {"all": "3", "failed": "2", "inflight": "0", "picked": "0"}
