@@ -41,9 +41,9 @@ FAILED_ERROR = "upstream_error: the model crashed on this prompt"
 
 
 def find_chromium() -> str | None:
-    """Chromium from SHOTRUNNER_CHROMIUM, else the system's (Debian installs /usr/bin/chromium)."""
+    """Chromium from CHROME_BIN, else the system's (Debian installs /usr/bin/chromium)."""
     for candidate in (
-        os.environ.get("SHOTRUNNER_CHROMIUM"),
+        os.environ.get("CHROME_BIN"),
         shutil.which("chromium"),
         shutil.which("chromium-browser"),
         "/usr/bin/chromium",
@@ -74,7 +74,7 @@ def page(tmp_path: Path) -> Iterator[tuple[Page, list[str]]]:
     """A fresh headless Chromium page, and the list its console errors are gathered into."""
     chromium = find_chromium()
     if chromium is None:
-        pytest.skip("no Chromium found (install Debian's chromium or set SHOTRUNNER_CHROMIUM)")
+        pytest.skip("no Chromium found (install Debian's chromium package or set CHROME_BIN)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     errors: list[str] = []
     with sync_api.sync_playwright() as playwright:
@@ -99,7 +99,7 @@ def visible_shots(tab: Page) -> list[str]:
 
 
 def test_contact_sheet_plays_and_filters_in_chromium(
-    reviewed_batch: Batch, page: tuple[Page, list[str]], tmp_path: Path
+    page: tuple[Page, list[str]], reviewed_batch: Batch, tmp_path: Path
 ) -> None:
     """From file:// the page logs no error, every clip plays, errors show, the filters work."""
     tab, errors = page
@@ -218,7 +218,7 @@ def simulated_batch(make_batch: MakeBatch, start_sim: StartSim) -> Batch:
 
 
 def test_report_of_a_simulated_run_plays_and_filters_in_chromium(
-    simulated_batch: Batch, page: tuple[Page, list[str]], tmp_path: Path
+    page: tuple[Page, list[str]], simulated_batch: Batch, tmp_path: Path
 ) -> None:
     """The page of a real simulated run (after ``pick``) plays, shows the error, filters."""
     from click.testing import CliRunner
