@@ -232,3 +232,22 @@ def test_simulate_needs_no_key_and_keeps_its_tasks(tmp_path: Path, batch: Batch)
     assert result.returncode == 0, result.stderr
     assert len(batch.clips()) == 4
     assert (batch.out / "simulator.db").is_file()
+
+
+def test_invalid_manifest_sends_nothing(sim: RunningSim, batch: Batch, run_batch: RunBatch) -> None:
+    """A manifest with an error: exit 2 with a located diagnostic, no request, no batch folder."""
+    batch.manifest.write_text("version: 1\nshots:\n  - id: s01\n    promt: typo\n")
+    result = run_batch(sim.base_url)
+    assert result.returncode == 2
+    assert f"{batch.manifest}:4:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sim.recorder.requests == []
+    assert not batch.out.exists()
+
+
+def test_unknown_only_id_is_exit_2(sim: RunningSim, batch: Batch, run_batch: RunBatch) -> None:
+    """--only naming no shot of the manifest: exit 2, nothing sent."""
+    result = run_batch(sim.base_url, "--only", "nope")
+    assert result.returncode == 2
+    assert "nope" in result.stderr
+    assert sim.recorder.requests == []
