@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from runner.engine import Engine, RunContext, RunOptions
-from runner.errors import ExitCode, Interrupted, ShotrunnerError, exit_code_for
+from runner.errors import ExitCode, InputError, Interrupted, ShotrunnerError, exit_code_for
 from runner.reconcile import PlanOptions, reconcile
 from runner.view import RunResult, View
 
@@ -65,6 +67,11 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
 
     jobs = expand_jobs(manifest)
     store = Store.open(manifest.output_dir)
+    try:
+        lock = _lock_batch(manifest.output_dir)
+    except BaseException:
+        store.close()
+        raise
     sim: RunningSim | None = None
     outcome = _Outcome()
     run_id: str | None = None
@@ -105,6 +112,7 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
             code = exit_code_for(outcome.error) if outcome.error else _code(outcome.result)
             store.finish_run(run_id, exit_code=code, summary=outcome.result.summary())
         store.close()
+        os.close(lock)
         if sim is not None:
             sim.stop()
     if outcome.error is not None:
@@ -117,6 +125,25 @@ class _Outcome:
     result: RunResult = field(default_factory=RunResult)
     error: BaseException | None = None
     started: bool = False
+
+
+def _lock_batch(output_dir: Path) -> int:
+    """Hold an exclusive lock on the batch folder: two runs of one batch could pay twice.
+
+    The lock is on the folder itself (not on state.db, whose POSIX locks belong to SQLite),
+    and the kernel drops it when the process ends, however it ends.
+    """
+    import fcntl
+
+    fd = os.open(output_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise InputError(
+            f"another run is using {output_dir} right now; wait for it to end (or stop it)"
+        ) from None
+    return fd
 
 
 def _code(result: RunResult) -> int:

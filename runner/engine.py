@@ -53,7 +53,7 @@ from runner.delivery import (
     read_sidecar,
     write_sidecar,
 )
-from runner.errors import ConfigError, InputError, Interrupted
+from runner.errors import ConfigError, InputError, Interrupted, ShotrunnerError
 from runner.reconcile import PlannedJob
 from runner.retry import RetryPolicy
 from runner.store import JobRow, RenderRow, Store, now_iso, parse_iso
@@ -335,6 +335,9 @@ class Engine:
                     "(and SHOTRUNNER_API_BASE / --api-base)"
                 )
             )
+        except OSError as error:
+            # A full disk or a folder without permission: a message, not a traceback.
+            self._stop_with(ShotrunnerError(f"cannot write the batch: {error}"))
         except BaseException as error:
             self._stop_with(error)
 
@@ -520,7 +523,10 @@ class Engine:
                     if task is None:
                         break
                     continue
-                except (TransientError, RateLimited, Rejected) as error:
+                except AuthError:
+                    raise
+                except ApiError as error:
+                    # Anything else (5xx, 429, an odd 400) may pass: poll again later.
                     errors += 1
                     if errors >= MAX_TASK_ERRORS:
                         self._fail(work, f"polling failed: {error.message}", "timeout")
@@ -609,7 +615,9 @@ class Engine:
                         task = await self.client.retrieve(render.task_id)
                     except NotFound:
                         task = None
-                    except (TransientError, RateLimited, Rejected) as error:
+                    except AuthError:
+                        raise
+                    except ApiError as error:
                         errors += 1
                         if errors >= MAX_TASK_ERRORS:
                             self._fail(work, f"fetching failed: {error.message}", "download")

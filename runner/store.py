@@ -30,6 +30,7 @@ from typing import Any, Literal, cast
 import sqlite_utils
 from sqlite_utils.db import Table
 
+from runner.errors import InputError
 from runner.model import JobState
 
 STATE_DB = "state.db"
@@ -235,15 +236,18 @@ class Store:
     @classmethod
     def open(cls, output_dir: Path) -> Store:
         """Open (creating the folder and the database if needed) for reading and writing."""
-        output_dir.mkdir(parents=True, exist_ok=True)
         path = output_dir / STATE_DB
-        db = sqlite_utils.Database(path, execute_plugins=False)
-        db.enable_wal()
-        # NORMAL in WAL mode survives a killed process (the WAL is in the OS's hands);
-        # only a power cut could cost the last transactions.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        migrations.apply(db)
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            db = sqlite_utils.Database(path, execute_plugins=False)
+            db.execute("PRAGMA busy_timeout=5000")
+            db.enable_wal()
+            # NORMAL in WAL mode survives a killed process (the WAL is in the OS's hands);
+            # only a power cut could cost the last transactions.
+            db.execute("PRAGMA synchronous=NORMAL")
+            migrations.apply(db)
+        except (OSError, sqlite3.DatabaseError) as error:
+            raise InputError(f"cannot use the state database {path}: {error}") from None
         return cls(db, path)
 
     @classmethod
@@ -255,10 +259,14 @@ class Store:
         path = output_dir / STATE_DB
         if not path.is_file():
             return None
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        conn.execute("PRAGMA busy_timeout=5000")
-        db = sqlite_utils.Database(conn, execute_plugins=False)
-        if migrations.pending(db):
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            conn.execute("PRAGMA busy_timeout=5000")
+            db = sqlite_utils.Database(conn, execute_plugins=False)
+            pending = migrations.pending(db)
+        except sqlite3.DatabaseError as error:
+            raise InputError(f"cannot read the state database {path}: {error}") from None
+        if pending:
             # An older database: read it through a writable connection that migrates it.
             conn.close()
             return cls.open(output_dir)

@@ -140,3 +140,20 @@ def test_sigkill_without_idempotency_flags_every_extra_task(
     assert extra, "the faults never produced an extra task: the test proves nothing"
     flagged = {r["fingerprint"] for r in batch.renders() if r["possible_duplicate"]}
     assert extra <= flagged
+
+
+def test_a_second_run_of_the_same_batch_is_refused_while_one_runs(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Two runs of one batch at once could pay twice: the second exits 2, sending nothing."""
+    sim = start_sim(job_seconds=2.0)
+    first = _start_run(batch, sim.base_url)
+    try:
+        _wait_for_line(first, " queued")
+        second = run_batch(sim.base_url)
+        assert second.returncode == 2
+        assert "another run" in second.stderr
+        assert "plan:" not in second.stdout
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=10)
