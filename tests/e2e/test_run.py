@@ -251,3 +251,19 @@ def test_unknown_only_id_is_exit_2(sim: RunningSim, batch: Batch, run_batch: Run
     assert result.returncode == 2
     assert "nope" in result.stderr
     assert sim.recorder.requests == []
+
+
+def test_rejected_take_renders_again_once(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """--rerender-rejected: a rejected take renders under generation 2, old clip to .history/."""
+    from runner.store import Store
+
+    assert run_batch(sim.base_url).returncode == 0
+    with Store.open(batch.out) as store:
+        store.set_verdict("s03", 1, "rejected")
+    assert run_batch(sim.base_url, "--rerender-rejected").returncode == 0
+    assert run_batch(sim.base_url, "--rerender-rejected").returncode == 0
+    keys = [r.headers["idempotency-key"] for r in sim.recorder.creates()]
+    assert len(keys) == 5 and keys[-1].endswith("-g2-a1")
+    assert len(list((batch.out / "s03/.history").glob("*.mp4"))) == 1

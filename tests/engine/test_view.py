@@ -1,0 +1,41 @@
+"""The plain view and the end-of-run summary."""
+
+from __future__ import annotations
+
+import io
+
+from runner.view import PlainView, PlanSummary, RunResult, make_view, summary_lines
+
+
+def test_plain_view_prints_one_line_per_state_change() -> None:
+    """Each state change is one line naming the job, its state and the detail."""
+    stream = io.StringIO()
+    view = PlainView(stream)
+    view.start(PlanSummary(to_submit=2, seconds_to_submit=16), 2)
+    view.state("s01/1", "queued", "task video_1")
+    view.progress("s01/1", "running", 50.0)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("plan: 2 task(s) to submit (16 s of video)")
+    assert lines[1].endswith("s01/1 queued: task video_1")
+    assert len(lines) == 2
+
+
+def test_summary_lists_failures_with_reasons_and_possible_duplicates() -> None:
+    """The summary names failed jobs with their reasons and the possible duplicates."""
+    result = RunResult(
+        delivered=3,
+        seconds_delivered=24,
+        done=3,
+        failed=[("s02/1", "refused: flagged")],
+        possible_duplicates=["s03/1"],
+        wall_time=4.2,
+    )
+    text = "\n".join(summary_lines(result))
+    assert "delivered this run: 3 clip(s), 24 s of video" in text
+    assert "s02/1: refused: flagged" in text
+    assert "possible duplicates" in text and "s03/1" in text
+
+
+def test_a_pipe_gets_the_plain_view() -> None:
+    """Output that is not a terminal gets plain lines, not the live display."""
+    assert isinstance(make_view(io.StringIO()), PlainView)
