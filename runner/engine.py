@@ -577,6 +577,9 @@ class Engine:
             state = "queued"
         changed = state != render.state
         if changed or task.progress != render.progress:
+            if render.state == "failed":
+                # A timed-out task asked again (--retry-failed) that is still alive.
+                render.error = render.error_code = None
             render.state = state
             render.progress = task.progress
             self._save(work, task.raw_status, event=changed)
@@ -593,78 +596,87 @@ class Engine:
 
     async def _collect(self, work: Work, task: Task | None) -> None:
         """Download a finished task's clip once and deliver it into every job's folder."""
-        render = work.render
         if self._deliver_locally(work):
             return
         async with self._downloads:
-            first = self._final(work.jobs[0].job)
-            part = part_of(first)
-            if render.state == "done" and matches(part, render.sha256, render.bytes):
-                self._deliver_all(work, part)
-                return
-            if render.state != "done":
-                render.state = "downloading"
-                render.progress = 100.0 if render.progress is not None else None
-                render.completed_at = render.completed_at or now_iso()
-                self._save(work, "completed")
-            errors = 0
-            while True:
-                if task is None or task.status != "completed":
-                    assert render.task_id is not None
-                    try:
-                        task = await self.client.retrieve(render.task_id)
-                    except NotFound:
-                        task = None
-                    except AuthError:
-                        raise
-                    except ApiError as error:
-                        errors += 1
-                        if errors >= MAX_TASK_ERRORS:
-                            self._fail(work, f"fetching failed: {error.message}", "download")
-                            return
-                        await self._sleep(self._task_backoff.delay(errors))
-                        continue
-                    if task is None or task.status == "failed":
-                        await self._render_again(work, "the service no longer has the clip")
-                        return
-                    if task.status != "completed":
-                        # Downloading state but the task says otherwise: follow it again.
-                        render.state = "running"
-                        self._save(work, task.raw_status)
-                        self.limit.take()
-                        await self._follow(work, holds_slot=True, task=task)
-                        return
-                url = task.video_url or self.client.content_url(task.id)
+            outcome, task = await self._download(work, task)
+        # Re-rendering or polling again happens outside the download slots.
+        if outcome == "lost":
+            await self._render_again(work, "the service no longer has the clip")
+        elif outcome == "pending" and task is not None:
+            self.limit.take()
+            await self._follow(work, holds_slot=True, task=task)
+
+    async def _download(
+        self, work: Work, task: Task | None
+    ) -> tuple[Literal["done", "failed", "lost", "pending"], Task | None]:
+        render = work.render
+        part = part_of(self._final(work.jobs[0].job))
+        if render.state == "done" and matches(part, render.sha256, render.bytes):
+            self._deliver_all(work, part)
+            return "done", task
+        if render.state != "done":
+            render.state = "downloading"
+            render.error = render.error_code = None
+            render.progress = 100.0 if render.progress is not None else None
+            render.completed_at = render.completed_at or now_iso()
+            self._save(work, "completed")
+        errors = 0
+        while True:
+            if task is None or task.status != "completed":
+                assert render.task_id is not None
                 try:
-                    downloaded = await self.client.download(url, part)
+                    task = await self.client.retrieve(render.task_id)
+                except NotFound:
+                    return "lost", None
                 except AuthError:
                     raise
-                except LinkExpired:
-                    errors += 1
-                    task = None
-                    if errors >= MAX_TASK_ERRORS:
-                        self._fail(work, "the clip's link keeps expiring", "download")
-                        return
-                    continue
-                except (TransientError, RateLimited) as error:
-                    # DownloadError is transient: the part file resumes or restarts.
-                    errors += 1
-                    if errors >= MAX_TASK_ERRORS:
-                        self._fail(work, f"download failed: {error.message}", "download")
-                        return
-                    retry_after = error.retry_after if isinstance(error, RateLimited) else None
-                    await self._sleep(self._task_backoff.delay(errors, retry_after))
-                    continue
                 except ApiError as error:
+                    errors += 1
+                    if errors >= MAX_TASK_ERRORS:
+                        self._fail(work, f"fetching failed: {error.message}", "download")
+                        return "failed", None
+                    await self._sleep(self._task_backoff.delay(errors))
+                    continue
+                if task.status == "failed":
+                    return "lost", task
+                if task.status != "completed":
+                    # Recorded as downloading, but the task says otherwise: follow it again.
+                    render.state = "running"
+                    self._save(work, task.raw_status)
+                    return "pending", task
+            url = task.video_url or self.client.content_url(task.id)
+            try:
+                downloaded = await self.client.download(url, part)
+            except AuthError:
+                raise
+            except LinkExpired:
+                errors += 1
+                task = None
+                if errors >= MAX_TASK_ERRORS:
+                    self._fail(work, "the clip's link keeps expiring", "download")
+                    return "failed", None
+                continue
+            except (TransientError, RateLimited) as error:
+                # DownloadError is transient: the part file resumes or restarts.
+                errors += 1
+                if errors >= MAX_TASK_ERRORS:
                     self._fail(work, f"download failed: {error.message}", "download")
-                    return
-                break
-            render.sha256, render.bytes = downloaded.sha256, downloaded.bytes
-            render.downloaded_at = now_iso()
-            render.state = "done"
-            render.progress = 100.0
-            self._save(work, f"{downloaded.bytes} bytes", show=False)
-            self._deliver_all(work, part)
+                    return "failed", None
+                retry_after = error.retry_after if isinstance(error, RateLimited) else None
+                await self._sleep(self._task_backoff.delay(errors, retry_after))
+                continue
+            except ApiError as error:
+                self._fail(work, f"download failed: {error.message}", "download")
+                return "failed", None
+            break
+        render.sha256, render.bytes = downloaded.sha256, downloaded.bytes
+        render.downloaded_at = now_iso()
+        render.state = "done"
+        render.progress = 100.0
+        self._save(work, f"{downloaded.bytes} bytes", show=False)
+        self._deliver_all(work, part)
+        return "done", task
 
     async def _render_again(self, work: Work, reason: str) -> None:
         """The service lost a finished clip that was never delivered: render it again."""
