@@ -64,8 +64,17 @@ def plan_cmd(manifest_path: str, out: Path | None, as_json: bool) -> None:
     manifest = load_manifest(manifest_path, out=out)
     for warning in manifest.warnings:
         echo_err(warning.format())
-    store = None  # the state store of output_dir, once it exists
-    planned = reconcile(expand_jobs(manifest), store, PlanOptions())
+    # Read-only, and only when the batch has a state database: plan never creates one.
+    store = None
+    if (manifest.output_dir / "state.db").is_file():
+        from runner.store import Store
+
+        store = Store.open_existing(manifest.output_dir)
+    try:
+        planned = reconcile(expand_jobs(manifest), store, PlanOptions())
+    finally:
+        if store is not None:
+            store.close()
     if as_json:
         click.echo(json.dumps(jobs_document(manifest, planned, with_action=True), indent=2))
     else:

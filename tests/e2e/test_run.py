@@ -267,3 +267,17 @@ def test_rejected_take_renders_again_once(
     keys = [r.headers["idempotency-key"] for r in sim.recorder.creates()]
     assert len(keys) == 5 and keys[-1].endswith("-g2-a1")
     assert len(list((batch.out / "s03/.history").glob("*.mp4"))) == 1
+
+
+def test_plan_reads_the_store_without_writing_it(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """plan after a run: done jobs skip, a deleted clip is fetched; plan never creates state.db."""
+    before = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--json")
+    assert before.returncode == 0, before.stderr
+    assert not (batch.out / "state.db").exists()
+    assert run_batch(sim.base_url).returncode == 0
+    (batch.out / "s02/take-1.mp4").unlink()
+    after = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--json")
+    actions = {job["shot"]: job["action"] for job in json.loads(after.stdout)["jobs"]}
+    assert actions == {"s01": "skip", "s02": "fetch", "s03": "skip", "s04": "skip"}
