@@ -35,6 +35,7 @@ DEFAULT_POLL = 15.0
 def run(mode: str) -> Section:
     size = SIZES[mode]
     poll = DEFAULT_POLL if size.poll is None else size.poll
+    ideal = size.jobs * size.seconds / size.concurrency
     options = ["--concurrency", str(size.concurrency)]
     if size.poll is not None:
         options += ["--poll-interval", str(size.poll)]
@@ -46,6 +47,7 @@ def run(mode: str) -> Section:
         header=[
             "side",
             "makespan s",
+            "x ideal",
             "requests / job (create+poll+download)",
             "CPU s",
             "delay median s",
@@ -77,6 +79,7 @@ def run(mode: str) -> Section:
             [
                 side.name,
                 fmt(side.process.wall),
+                fmt(side.process.wall / ideal),
                 f"{fmt(side.requests_per_job)} ({split})",
                 fmt(side.process.cpu),
                 fmt(side.delays.median),
