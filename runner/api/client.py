@@ -9,6 +9,7 @@ including every hop of a download's redirects (followed here, not by httpx), is 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email.utils
 import hashlib
@@ -191,8 +192,10 @@ class ApiClient:
         try:
             return await self._http.send(request, stream=stream)
         except httpx.HTTPError as error:
-            # ``from None``: httpx errors hold the request, and with it the Authorization header.
-            raise self._transport_error(error, what) from None
+            failure = self._transport_error(error, what)
+        # Raised outside the ``except`` so that the httpx error is not even kept as the
+        # ``__context__``: it holds the request, and with it the Authorization header.
+        raise failure
 
     def _transport_error(self, error: httpx.HTTPError, what: str) -> ApiError:
         detail = self._redact(f"{what}: {type(error).__name__}: {error}".rstrip(": "))
@@ -206,16 +209,23 @@ class ApiClient:
         try:
             task = Task.from_json(response.json())
         except ValueError as error:
-            what = _describe(response.request.method, response.request.url)
-            excerpt = _excerpt(response.content, response.headers.get("Content-Type", ""))
-            raise TransientError(
-                self._redact(
-                    f"{what}: HTTP {response.status_code} with an unreadable task ({error}): "
-                    f"{excerpt}"
-                ),
-                status=response.status_code,
-                sent=True,
-            ) from None
+            problem = str(error)
+        else:
+            return self._without_key(task)
+        # Raised outside the ``except``: a JSONDecodeError keeps the whole body, which may
+        # echo the key, and would otherwise travel along as the ``__context__``.
+        what = _describe(response.request.method, response.request.url)
+        excerpt = _excerpt(response.content, response.headers.get("Content-Type", ""))
+        raise TransientError(
+            self._redact(
+                f"{what}: HTTP {response.status_code} with an unreadable task ({problem}): "
+                f"{excerpt}"
+            ),
+            status=response.status_code,
+            sent=True,
+        )
+
+    def _without_key(self, task: Task) -> Task:
         if self._api_key in f"{task.error_code}{task.error_message}":
             # A server that echoes the key must not get it into the store or onto a screen.
             task = dataclasses.replace(
@@ -262,7 +272,7 @@ class ApiClient:
         digest = hashlib.sha256()
         body: int | None
         if response.status_code == 416:
-            return self._already_whole(response, part_path, have, on_progress, what)
+            return await self._already_whole(response, part_path, have, on_progress, what)
         if response.status_code == 206:
             start, end, total = self._content_range(response, part_path, have, what)
             body = end - start + 1
@@ -272,7 +282,7 @@ class ApiClient:
                     f"{what}: Content-Length {length} disagrees with Content-Range {start}-{end}",
                     status=206,
                 )
-            _hash_file(part_path, digest)
+            await _hash_file(part_path, digest)
             done, mode = have, "ab"
         else:
             # A 200 is the whole file from the start, whatever was asked: begin again.
@@ -285,6 +295,7 @@ class ApiClient:
         if on_progress is not None:
             on_progress(done, total)
         received = 0
+        broken: DownloadError | None = None
         with part_path.open(mode) as out:
             try:
                 async for chunk in response.aiter_bytes():
@@ -302,12 +313,15 @@ class ApiClient:
                     if on_progress is not None:
                         on_progress(done, total)
             except httpx.HTTPError as error:
-                raise DownloadError(
+                broken = DownloadError(
                     self._redact(
                         f"{what}: broke off after {done} bytes: {type(error).__name__}: {error}"
                     ),
                     status=response.status_code,
-                ) from None
+                )
+        if broken is not None:
+            # Outside the ``except``: the httpx error (and its request) stays out of the chain.
+            raise broken
         if body is not None and received < body:
             raise DownloadError(
                 f"{what}: body ended after {received} of {body} bytes", status=response.status_code
@@ -331,7 +345,7 @@ class ApiClient:
         total = None if match.group(3) == "*" else int(match.group(3))
         return int(match.group(1)), int(match.group(2)), total
 
-    def _already_whole(
+    async def _already_whole(
         self,
         response: httpx.Response,
         part_path: Path,
@@ -343,7 +357,7 @@ class ApiClient:
         match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
         if have and match and int(match.group(1)) == have:
             digest = hashlib.sha256()
-            _hash_file(part_path, digest)
+            await _hash_file(part_path, digest)
             if on_progress is not None:
                 on_progress(have, have)
             return Downloaded(sha256=digest.hexdigest(), bytes=have)
@@ -494,7 +508,13 @@ class _Digest(Protocol):
     def update(self, data: bytes, /) -> None: ...
 
 
-def _hash_file(path: Path, digest: _Digest) -> None:
+async def _hash_file(path: Path, digest: _Digest) -> None:
+    """Feed a file to ``digest`` in a worker thread: a resumed prefix may be gigabytes, and
+    reading and hashing it on the event loop would stall every other task's polling."""
+    await asyncio.to_thread(_hash_blocks, path, digest)
+
+
+def _hash_blocks(path: Path, digest: _Digest) -> None:
     with path.open("rb") as source:
         while block := source.read(_HASH_CHUNK):
             digest.update(block)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -271,8 +272,21 @@ async def test_requests_sent_counts_every_request(client_for: MakeClient) -> Non
     assert client.requests_sent == 2
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and every exception it keeps as a cause or context, shown or not."""
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
 def _everything_about(error: BaseException) -> str:
-    return "".join(traceback.format_exception(error)) + repr(error) + str(error)
+    text = "".join(traceback.format_exception(error))
+    for link in _chain(error):
+        text += repr(link) + str(link) + repr(vars(link)) + repr(link.args)
+    return text
 
 
 @pytest.mark.parametrize(
@@ -293,6 +307,41 @@ async def test_key_never_appears_in_exceptions(client_for: MakeClient, handler: 
     with pytest.raises(ApiError) as caught:
         await client_for(handler).create(BODY, "k")
     assert KEY not in _everything_about(caught.value)
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [raising(httpx.ConnectError), raising(httpx.ReadError), answer(200, content=f"{{{KEY}")],
+    ids=["connect", "read", "bad-json"],
+)
+async def test_exceptions_keep_no_httpx_error_or_request(
+    client_for: MakeClient, handler: Handler
+) -> None:
+    """No exception in the chain holds an httpx error (its request carries the header) or the
+    undecodable body (a JSONDecodeError keeps it whole), even as a hidden context."""
+    with pytest.raises(ApiError) as caught:
+        await client_for(handler).create(BODY, "k")
+    assert [type(link) for link in _chain(caught.value)] == [TransientError]
+
+
+async def test_key_never_reaches_a_log_record(
+    client_for: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With every logger at DEBUG (httpx and httpcore included), no record holds the key."""
+    answers = iter(
+        [
+            httpx.Response(200, json=task_json()),
+            httpx.Response(401, json={"message": f"Bearer {KEY} refused"}),
+        ]
+    )
+    client = client_for(lambda request: next(answers))
+    with caplog.at_level(logging.DEBUG):
+        await client.create(BODY, "k")
+        with pytest.raises(AuthError):
+            await client.retrieve("v")
+    logged = [record.getMessage() + repr(record.args) for record in caplog.records]
+    assert any("HTTP Request" in line for line in logged)  # httpx did log the requests
+    assert not [line for line in logged if KEY in line]
 
 
 def test_client_repr_hides_the_key() -> None:

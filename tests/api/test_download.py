@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from runner.api.client import ApiClient
-from runner.api.errors import AuthError, DownloadError, LinkExpired, TransientError
+from runner.api.errors import ApiError, AuthError, DownloadError, LinkExpired, TransientError
 from tests.api.conftest import FILES, KEY, Handler, answer
 
 MakeClient = Callable[[Handler], ApiClient]
@@ -152,6 +152,16 @@ async def test_redirect_loop_is_a_download_error(client_for: MakeClient, tmp_pat
     handler = answer(302, headers={"Location": CLIP_URL})
     with pytest.raises(DownloadError):
         await client_for(handler).download(CLIP_URL, tmp_path / "a.part")
+
+
+async def test_redirect_to_an_unusable_url_is_an_api_error(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    """A Location that is not a URL (a non-numeric port) is an ApiError, not an httpx error."""
+    handler = answer(302, headers={"Location": "http://files.example.test:port/x.mp4"})
+    with pytest.raises(ApiError) as caught:
+        await client_for(handler).download(CLIP_URL, tmp_path / "a.part")
+    assert "Invalid port" in caught.value.message
 
 
 async def test_resume_sends_range_and_hashes_the_whole(
