@@ -74,6 +74,20 @@ def _rate(name: str, help_text: str) -> _Decorator:
     default=None,
     help="Pad every clip to this many bytes (still playable).",
 )
+@click.option(
+    "--file-rate",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    metavar="BYTES_PER_S",
+    help="Serve clip bodies at about this many bytes per second (slow but moving).",
+)
+@click.option(
+    "--stall-after",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="BYTES",
+    help="Send at most this many body bytes per file response, then go silent (a stall).",
+)
 @click.option("--quirks", is_flag=True, help="Answer in the gateway's odder dialect.")
 @click.option("--ignore-idempotency", is_flag=True, help="Ignore Idempotency-Key headers.")
 @click.option(

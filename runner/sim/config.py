@@ -50,6 +50,11 @@ class SimConfig:
     lose_rate: float = 0.0
     #: Answer ``/content`` with a 302 to the signed URL on the file host (another origin).
     redirect_content: bool = False
+    #: Serve file bodies at about this many bytes per second (None: as fast as possible).
+    file_rate: float | None = None
+    #: Each file response sends at most this many bytes of its body, then stays open and
+    #: silent until the client hangs up (a stalled download; resuming gains this many more).
+    stall_after: int | None = None
     #: Keep every request in the recorder. Long-lived servers turn it off to bound memory.
     record: bool = True
 
@@ -78,6 +83,12 @@ def config_problems(config: SimConfig) -> list[str]:
         problems.append(f"--max-active: must be 1 or more, not {config.max_active!r}")
     if config.clip_bytes is not None and config.clip_bytes < 0:
         problems.append(f"--clip-bytes: must be 0 or more, not {config.clip_bytes!r}")
+    if config.file_rate is not None and not (
+        _is_number(config, "file_rate") and 0.0 < config.file_rate < math.inf
+    ):
+        problems.append(f"--file-rate: must be more than 0, not {config.file_rate!r}")
+    if config.stall_after is not None and config.stall_after < 0:
+        problems.append(f"--stall-after: must be 0 or more, not {config.stall_after!r}")
     for name in ("port", "file_port"):
         value = getattr(config, name)
         if not 0 <= value <= 65535:

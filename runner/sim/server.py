@@ -42,6 +42,9 @@ _SHUTDOWN_SECONDS = 0.5
 _MAX_BODY_BYTES = 100 * 1024 * 1024
 #: job_seconds varies by up to this share either way, so tasks do not finish in lockstep.
 _JITTER = 0.1
+#: How many writes a second a paced file body gets; how often a stalled one looks for a hang-up.
+_PACE_PER_SECOND = 20
+_STALL_CHECK_SECONDS = 0.05
 _HTML_ERROR = "<html><head><title>{0}</title></head><body><h1>{0}</h1></body></html>"
 # What a handler tells the recording middleware about its request.
 _BODY = web.RequestKey("body", object)
@@ -194,21 +197,15 @@ class Simulator:
         return self._maybe_drop(request, _json(fresh))
 
     async def _retrieve(self, request: web.Request) -> web.StreamResponse:
-        refusal = self._gate(request)
-        if refusal is not None:
-            return refusal
-        task = self.store.get(request.match_info["task_id"])
-        if task is None:
-            return self._not_found()
+        task = self._known_task(request)
+        if isinstance(task, web.Response):
+            return task
         return self._task_response(task, time.time())
 
     async def _content(self, request: web.Request) -> web.StreamResponse:
-        refusal = self._gate(request)
-        if refusal is not None:
-            return refusal
-        task = self.store.get(request.match_info["task_id"])
-        if task is None:
-            return self._not_found()
+        task = self._known_task(request)
+        if isinstance(task, web.Response):
+            return task
         status, _ = task.phase(time.time())
         if status == "gone":
             return self._not_found()
@@ -261,15 +258,50 @@ class Simulator:
         await response.prepare(request)
         try:
             if request.method != "HEAD":
-                for chunk in iter_clip(task_id, self.config.clip_bytes, start, stop):
-                    await response.write(chunk)
+                await self._write_body(request, response, task_id, start, stop)
             await response.write_eof()
         except ConnectionError:
             # The client went away mid-download: normal for a client that resumes later.
             pass
         return response
 
+    async def _write_body(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        task_id: str,
+        start: int,
+        stop: int,
+    ) -> None:
+        """Bytes ``[start, stop)`` of the clip, paced by ``file_rate``, cut by ``stall_after``."""
+        config = self.config
+        stalls = config.stall_after is not None and start + config.stall_after < stop
+        if config.stall_after is not None and stalls:
+            stop = start + config.stall_after
+        rate = config.file_rate
+        began = time.monotonic()
+        sent = 0
+        for chunk in iter_clip(task_id, config.clip_bytes, start, stop):
+            piece = len(chunk) if rate is None else max(1, int(rate / _PACE_PER_SECOND))
+            for offset in range(0, len(chunk), piece):
+                block = chunk[offset : offset + piece]
+                await response.write(block)
+                sent += len(block)
+                if rate is not None:
+                    # Sleep until these bytes are due, so that the rate holds on average.
+                    await asyncio.sleep(max(0.0, began + sent / rate - time.monotonic()))
+        if stalls:
+            await _until_gone(request)
+
     # ----- pieces -------------------------------------------------------------------------
+
+    def _known_task(self, request: web.Request) -> Task | web.Response:
+        """The task a request names, or the answer to give instead (a fault, 401, not found)."""
+        refusal = self._gate(request)
+        if refusal is not None:
+            return refusal
+        task = self.store.get(request.match_info["task_id"])
+        return self._not_found() if task is None else task
 
     def _gate(self, request: web.Request) -> web.Response | None:
         """The request-level faults and auth, in the order a real deployment meets them."""
@@ -364,6 +396,12 @@ class Simulator:
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+async def _until_gone(request: web.Request) -> None:
+    """Hold a stalled response open, sending nothing, until the client hangs up."""
+    while request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(_STALL_CHECK_SECONDS)
 
 
 def _url_host(host: str) -> str:

@@ -14,6 +14,7 @@ import pytest
 from runner.api.client import ApiClient
 from runner.api.errors import (
     AuthError,
+    DownloadError,
     LinkExpired,
     NotFound,
     RateLimited,
@@ -22,6 +23,7 @@ from runner.api.errors import (
 )
 from runner.api.task import Task
 from runner.sim import RunningSim
+from runner.sim.clip import clip_bytes_of
 from tests.plugins.sim_fixtures import StartSim
 
 KEY = "sk-loopback-Secret-1a2b3c"
@@ -34,8 +36,8 @@ async def client_on() -> AsyncIterator[Callable[..., ApiClient]]:
     """Build real-HTTP clients on a simulator's base URL; all are closed at the end."""
     clients: list[ApiClient] = []
 
-    def make(sim: RunningSim, key: str = KEY) -> ApiClient:
-        client = ApiClient(sim.base_url, key, connect_timeout=5, read_timeout=10)
+    def make(sim: RunningSim, key: str = KEY, read_timeout: float = 10) -> ApiClient:
+        client = ApiClient(sim.base_url, key, connect_timeout=5, read_timeout=read_timeout)
         clients.append(client)
         return client
 
@@ -289,3 +291,58 @@ async def test_nothing_listening_is_not_sent() -> None:
     finally:
         await client.aclose()
     assert caught.value.sent is False
+
+
+async def test_slow_but_moving_download_outlasts_the_read_timeout(
+    start_sim: StartSim, client_on: Callable[..., ApiClient], tmp_path: Path
+) -> None:
+    """A body that keeps arriving succeeds although the whole takes several read timeouts."""
+    sim = start_sim(job_seconds=0.0, clip_bytes=40_000, file_rate=40_000)
+    client = client_on(sim, read_timeout=0.3)
+    task = await finished(client, (await client.create(BODY, "k")).id)
+    assert task.video_url is not None
+    began = time.monotonic()
+    result = await client.download(task.video_url, tmp_path / "a.part")
+    assert time.monotonic() - began > 0.6
+    assert result.sha256 == hashlib.sha256(clip_bytes_of(task.id, 40_000)).hexdigest()
+
+
+async def test_stalled_download_fails_after_the_read_timeout(
+    start_sim: StartSim, client_on: Callable[..., ApiClient], tmp_path: Path
+) -> None:
+    """A body that stops arriving is a DownloadError about one read timeout later, keeping
+    the bytes that did arrive."""
+    sim = start_sim(job_seconds=0.0, stall_after=2_000)
+    client = client_on(sim, read_timeout=0.3)
+    task = await finished(client, (await client.create(BODY, "k")).id)
+    assert task.video_url is not None
+    part = tmp_path / "a.part"
+    began = time.monotonic()
+    with pytest.raises(DownloadError) as caught:
+        await client.download(task.video_url, part)
+    assert 0.3 <= time.monotonic() - began < 5
+    assert "ReadTimeout" in caught.value.message
+    assert part.stat().st_size == 2_000
+
+
+async def test_stalled_downloads_resume_to_the_whole_clip(
+    start_sim: StartSim, client_on: Callable[..., ApiClient], tmp_path: Path
+) -> None:
+    """Each try after a stall resumes where the last one stopped, until the clip is whole."""
+    sim = start_sim(job_seconds=0.0, stall_after=2_000)
+    client = client_on(sim, read_timeout=0.2)
+    task = await finished(client, (await client.create(BODY, "k")).id)
+    assert task.video_url is not None
+    whole = clip_bytes_of(task.id, None)
+    part = tmp_path / "a.part"
+    sizes = []
+    for _ in range(len(whole) // 2_000 + 1):
+        try:
+            result = await client.download(task.video_url, part)
+            break
+        except DownloadError:
+            sizes.append(part.stat().st_size)
+    else:
+        pytest.fail("the download never finished")
+    assert sizes == list(range(2_000, len(whole), 2_000))
+    assert result.sha256 == hashlib.sha256(whole).hexdigest()

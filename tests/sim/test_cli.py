@@ -86,6 +86,8 @@ def test_sim_passes_its_knobs_to_the_simulator(launch: Launch) -> None:
         ["--url-ttl", "0"],
         ["--max-active", "0"],
         ["--clip-bytes", "-5"],
+        ["--file-rate", "0"],
+        ["--stall-after", "-1"],
         ["--port", "70000"],
         ["--fail-rate", "0.6", "--refuse-rate", "0.6"],
     ],
@@ -96,6 +98,22 @@ def test_sim_refuses_bad_knob_values_with_exit_2(args: list[str]) -> None:
     result = CliRunner().invoke(cli, ["sim", *args])
     assert result.exit_code == 2, result.output
     assert "Error" in result.output
+
+
+def test_sim_passes_file_host_knobs_to_the_simulator(launch: Launch, tmp_path: Path) -> None:
+    """--stall-after reaches the file host: a body stops after that many bytes."""
+    process = launch("--quiet", "--job-seconds", "0", "--stall-after", "100")
+    base_url = _base_url(process)
+    task = httpx.post(f"{base_url}/videos", json={"model": "omni-fast", "prompt": "p"}).json()
+    url = httpx.get(f"{base_url}/videos/{task['id']}").json()["video_url"]
+    received = b""
+    with pytest.raises(httpx.ReadTimeout), httpx.stream("GET", url, timeout=0.5) as response:
+        for chunk in response.iter_bytes():
+            received += chunk
+    assert len(received) == 100
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=10)
+    assert process.returncode == 0
 
 
 def test_sim_exits_2_when_the_port_is_taken(start_sim: StartSim) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import httpx
 import pytest
 
 from runner.sim import RunningSim
-from runner.sim.clip import base_clip
+from runner.sim.clip import base_clip, clip_bytes_of
 from tests.plugins.sim_fixtures import StartSim
 from tests.sim.conftest import Connect, create, finished, poll
 
@@ -202,3 +203,57 @@ def test_redirect_content_sends_content_to_the_file_host(
     location = response.headers["location"]
     assert location.startswith(sim.file_base_url + f"/files/{task_id}.mp4?")
     assert httpx.get(location).status_code == 200
+
+
+def test_file_rate_paces_the_body(start_sim: StartSim, connect: Connect) -> None:
+    """With file_rate, a 20 kB clip at 50 kB/s takes about 0.4 s and arrives whole."""
+    sim = start_sim(job_seconds=0.0, clip_bytes=20_000, file_rate=50_000)
+    url = _done(connect(sim))["video_url"]
+    began = time.monotonic()
+    response = httpx.get(url)
+    elapsed = time.monotonic() - began
+    assert len(response.content) == 20_000
+    assert 0.3 < elapsed < 3
+
+
+def _read_until_silent(url: str, headers: dict[str, str] | None = None) -> bytes:
+    """Whatever a body sends before going quiet for 0.3 s."""
+    received = b""
+    with (
+        pytest.raises(httpx.ReadTimeout),
+        httpx.stream("GET", url, headers=headers, timeout=0.3) as response,
+    ):
+        for chunk in response.iter_bytes():
+            received += chunk
+    return received
+
+
+def test_stall_after_sends_that_many_bytes_then_goes_silent(
+    start_sim: StartSim, connect: Connect
+) -> None:
+    """With stall_after, a file response stops after that many body bytes and stays open."""
+    sim = start_sim(job_seconds=0.0, stall_after=1_000)
+    client = connect(sim)
+    task = _done(client)
+    received = _read_until_silent(task["video_url"])
+    assert received == clip_bytes_of(task["id"], None)[:1_000]
+
+
+def test_stall_after_counts_from_the_start_of_a_range(
+    start_sim: StartSim, connect: Connect
+) -> None:
+    """A resumed download gets the next stall_after bytes, so resuming makes progress."""
+    sim = start_sim(job_seconds=0.0, stall_after=1_000)
+    task = _done(connect(sim))
+    received = _read_until_silent(task["video_url"], {"Range": "bytes=1000-"})
+    assert received == clip_bytes_of(task["id"], None)[1_000:2_000]
+
+
+def test_a_range_shorter_than_stall_after_is_not_stalled(
+    start_sim: StartSim, connect: Connect
+) -> None:
+    """A response whose body fits under stall_after ends normally."""
+    sim = start_sim(job_seconds=0.0, stall_after=1_000)
+    url = _done(connect(sim))["video_url"]
+    response = httpx.get(url, headers={"Range": "bytes=0-499"}, timeout=2)
+    assert (response.status_code, len(response.content)) == (206, 500)
