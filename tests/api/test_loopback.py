@@ -22,7 +22,7 @@ from runner.api.errors import (
     TransientError,
 )
 from runner.api.task import Task
-from runner.sim import RunningSim
+from runner.sim import RecordedRequest, RunningSim
 from runner.sim.clip import clip_bytes_of
 from tests.plugins.sim_fixtures import StartSim
 
@@ -57,6 +57,16 @@ async def finished(client: ApiClient, task_id: str) -> Task:
         await asyncio.sleep(0.05)
 
 
+async def recorded(sim: RunningSim, count: int) -> list[RecordedRequest]:
+    """The simulator's requests once ``count`` are recorded: it records a download only after
+    its last byte is written, which may be just after the client has it."""
+    deadline = time.monotonic() + DEADLINE
+    while len(requests := sim.recorder.requests) < count:
+        assert time.monotonic() < deadline, f"only {len(requests)} requests recorded"
+        await asyncio.sleep(0.01)
+    return requests
+
+
 async def test_create_poll_download(
     start_sim: StartSim, client_on: Callable[..., ApiClient], tmp_path: Path
 ) -> None:
@@ -82,13 +92,15 @@ async def test_key_never_reaches_the_file_host(
     client = client_on(sim)
     task = await finished(client, (await client.create(BODY, "k1")).id)
     assert task.video_url is not None
+    api_requests = sim.recorder.on("api")
+    assert api_requests
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in api_requests)
+    sim.recorder.clear()
     await client.download(task.video_url, tmp_path / "a.part")
-    file_requests = sim.recorder.on("files")
-    assert file_requests
-    for request in file_requests:
-        assert "authorization" not in request.headers
-        assert KEY not in str(request.headers)
-    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in sim.recorder.on("api"))
+    [download] = await recorded(sim, 1)
+    assert download.listener == "files"
+    assert "authorization" not in download.headers
+    assert KEY not in str(download.headers)
 
 
 async def test_content_route_download_carries_the_key(
@@ -117,7 +129,7 @@ async def test_resume_against_the_file_host(
     sim.recorder.clear()
     resumed = await client.download(task.video_url, part)
     assert resumed == whole
-    [request] = sim.recorder.on("files")
+    [request] = await recorded(sim, 1)
     assert (request.headers["range"], request.status) == (f"bytes={whole.bytes // 2}-", 206)
 
 
@@ -346,3 +358,69 @@ async def test_stalled_downloads_resume_to_the_whole_clip(
         pytest.fail("the download never finished")
     assert sizes == list(range(2_000, len(whole), 2_000))
     assert result.sha256 == hashlib.sha256(whole).hexdigest()
+
+
+async def test_clip_bytes_download_is_that_big_and_hashed(
+    start_sim: StartSim, client_on: Callable[..., ApiClient], tmp_path: Path
+) -> None:
+    """A clip padded by --clip-bytes downloads to exactly that size with the right hash."""
+    sim = start_sim(job_seconds=0.0, clip_bytes=3_000_000)
+    client = client_on(sim)
+    task = await finished(client, (await client.create(BODY, "k")).id)
+    assert task.video_url is not None
+    result = await client.download(task.video_url, tmp_path / "a.part")
+    assert result.bytes == 3_000_000
+    assert result.sha256 == hashlib.sha256(clip_bytes_of(task.id, 3_000_000)).hexdigest()
+
+
+async def test_ignored_idempotency_key_makes_a_second_task(
+    start_sim: StartSim, client_on: Callable[..., ApiClient]
+) -> None:
+    """With --ignore-idempotency, as on the real gateway, the same key makes two tasks."""
+    sim = start_sim(ignore_idempotency=True)
+    client = client_on(sim)
+    first = await client.create(BODY, "fp-g1-a1")
+    second = await client.create(BODY, "fp-g1-a1")
+    assert first.id != second.id
+    assert sim.recorder.tasks_created == 2
+
+
+async def test_lost_task_becomes_not_found(
+    start_sim: StartSim, client_on: Callable[..., ApiClient]
+) -> None:
+    """A task the server forgets (--lose-rate) is NotFound once its job would have ended."""
+    client = client_on(start_sim(lose_rate=1.0, job_seconds=0.1))
+    task = await client.create(BODY, "k")
+    deadline = time.monotonic() + DEADLINE
+    with pytest.raises(NotFound):
+        while time.monotonic() < deadline:
+            await client.retrieve(task.id)
+            await asyncio.sleep(0.05)
+
+
+async def test_hung_task_stays_pending(
+    start_sim: StartSim, client_on: Callable[..., ApiClient]
+) -> None:
+    """A hung task (--hang-rate) still reads as pending well after its job should have ended."""
+    client = client_on(start_sim(hang_rate=1.0, job_seconds=0.05))
+    task = await client.create(BODY, "k")
+    await asyncio.sleep(0.3)
+    again = await client.retrieve(task.id)
+    assert (again.status, again.raw_status) == ("pending", "in_progress")
+
+
+async def test_content_redirect_keeps_the_key_on_the_api_hop(
+    start_sim: StartSim, client_on: Callable[..., ApiClient], tmp_path: Path
+) -> None:
+    """/content answering 302 to the file host: the API hop has the key, the file hop none."""
+    sim = start_sim(token=KEY, redirect_content=True, job_seconds=0.0)
+    client = client_on(sim)
+    task = await finished(client, (await client.create(BODY, "k")).id)
+    sim.recorder.clear()
+    result = await client.download(client.content_url(task.id), tmp_path / "a.part")
+    api_hop, file_hop = await recorded(sim, 2)
+    assert (api_hop.listener, api_hop.status) == ("api", 302)
+    assert api_hop.headers["authorization"] == f"Bearer {KEY}"
+    assert (file_hop.listener, file_hop.status) == ("files", 200)
+    assert "authorization" not in file_hop.headers
+    assert result.sha256 == hashlib.sha256(clip_bytes_of(task.id, None)).hexdigest()
