@@ -43,6 +43,7 @@ IMAGE_COUNTS: dict[str, tuple[int, int, str]] = {
     "first_last": (2, 2, "exactly 2 images (first and last frame)"),
     "reference": (1, 5, "1 to 5 images"),
 }
+MAX_IMAGES = max(high for _, high, _ in IMAGE_COUNTS.values())
 SHOT_FIELDS = (
     "prompt",
     "mode",
@@ -204,10 +205,7 @@ def _check_shot(
     mode_field = fields.get("mode")
     if mode_field is not None and mode_field.value in IMAGE_COUNTS:
         mode = mode_field.value
-    images: tuple[ImageRef, ...] | None = None
-    if mode_field is None or mode_field.value in IMAGE_COUNTS:
-        # with an unknown mode (already reported) an image count would be judged wrongly
-        images = _check_images(checker, fields.get("images"), mode, mode_field, index, resolver)
+    images = _check_images(checker, fields.get("images"), mode_field, index, resolver)
     model = DEFAULT_MODEL
     if "model" in fields and isinstance(fields["model"].value, str):
         model = fields["model"].value
@@ -265,18 +263,39 @@ def _check_prompt(
 def _check_images(
     checker: _Checker,
     images: _Field | None,
-    mode: str,
     mode_field: _Field | None,
     index: int,
     resolver: ImageResolver,
 ) -> tuple[ImageRef, ...] | None:
+    """Every image resolved and their count checked against the mode, each problem reported.
+
+    Images are resolved even when their count is wrong, so a missing file shows in the
+    same pass as the count.
+    """
     sources: list[Any] = []
     if images is not None:
-        if not isinstance(images.value, list) or checker.broken(images.path):
-            return None
+        if not isinstance(images.value, list):
+            return None  # reported by the schema
         sources = images.value
+    ok = True
+    resolved: list[ImageRef] = []
+    for position, source in enumerate(sources):
+        assert images is not None
+        path = (*images.path, position)
+        if not isinstance(source, str) or checker.broken(path):
+            ok = False
+            continue
+        try:
+            resolved.append(resolver.resolve(source))
+        except ImageProblem as problem:
+            checker.report(path, problem.message)
+            ok = False
+    mode = "text" if mode_field is None else mode_field.value
+    if mode not in IMAGE_COUNTS:
+        return None  # reported by the schema; a count would be judged against the wrong mode
     low, high, wanted = IMAGE_COUNTS[mode]
-    if not low <= len(sources) <= high:
+    # More than any mode takes is the schema's to report.
+    if not low <= len(sources) <= high and len(sources) <= MAX_IMAGES:
         where = images.path if images is not None else ("shots", index)
         if mode_field is None:
             message = (
@@ -286,16 +305,7 @@ def _check_images(
         else:
             message = f"mode {mode} takes {wanted}, but {len(sources)} given"
         checker.report(where, message)
-        return None
-    resolved: list[ImageRef] = []
-    ok = True
-    for position, source in enumerate(sources):
-        assert images is not None
-        try:
-            resolved.append(resolver.resolve(source))
-        except ImageProblem as problem:
-            checker.report((*images.path, position), problem.message)
-            ok = False
+        ok = False
     return tuple(resolved) if ok else None
 
 
@@ -378,6 +388,11 @@ def _iter_schema_paths(diagnostics: list[Diagnostic]) -> Iterator[PathKey]:
             yield path[:length]
 
 
+def _under(path: PathKey, refused: set[PathKey]) -> bool:
+    """Whether ``path`` is one of ``refused`` or lies inside one."""
+    return bool(refused) and any(path[:length] in refused for length in range(len(path) + 1))
+
+
 def _read(path: Path, display: str) -> tuple[bytes | None, list[Diagnostic]]:
     try:
         return path.read_bytes(), []
@@ -408,12 +423,18 @@ def _check(path: str | Path, out: Path | None) -> tuple[Manifest | None, list[Di
     if doc is None:
         return None, diagnostics
     if not isinstance(doc.value, dict):
+        if () in doc.refused:
+            return None, diagnostics  # the refused tag is the whole story
         found = schema.describe_value(doc.value)
         where = doc.where(())
         message = f"a manifest must be a mapping (version, shots, ...), not {found}"
         diagnostics.append(Diagnostic(display, where.line, where.column, "", message))
         return None, diagnostics
-    schema_diagnostics = schema.check(doc, display)
+    # A refused value stands as None; the schema's "must be a string, not empty" about it
+    # would only mislead.
+    schema_diagnostics = [
+        d for d in schema.check(doc, display) if not _under(parse_path(d.path), doc.refused)
+    ]
     checker = _Checker(doc=doc, file=display, base_dir=absolute.parent)
     checker.schema_errors = set(_iter_schema_paths(diagnostics + schema_diagnostics))
     checker.diagnostics = diagnostics + schema_diagnostics

@@ -1,17 +1,23 @@
-"""Presenting a plan or a status: the human table and SPEC.md's JSON document.
+"""A plan or a status without side effects, and its presentation: table and JSON document.
 
-``plan`` and ``status`` share both; ``plan`` shows each job's action and sums by action,
-``status`` shows states and sums by state. Knows nothing of HTTP.
+``plan_jobs`` reconciles a manifest's jobs with its batch's state database read-only (the
+database is never created; without one every job is new). ``check_shot_ids`` refuses
+``--only``/``--force`` ids that name no shot, with a did-you-mean. ``plan`` and ``status``
+share the table and SPEC.md's JSON document: ``plan`` shows each job's action and sums by
+action, ``status`` shows states and sums by state. Knows nothing of HTTP.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Sequence
 from typing import Any
 
+from runner.errors import InputError
+from runner.jobs import expand_jobs
 from runner.model import ACTIONS, JOB_STATES, Manifest
-from runner.reconcile import PlannedJob
+from runner.reconcile import PlannedJob, PlanOptions, reconcile
 
 #: Actions that would pay for a render.
 PAYING_ACTIONS = frozenset({"submit", "retry"})
@@ -19,6 +25,56 @@ PAYING_ACTIONS = frozenset({"submit", "retry"})
 _ACTION_NOTES = {
     "fetch": "will fetch again; renders only if the service lost it",
 }
+
+
+def plan_jobs(manifest: Manifest, options: PlanOptions | None = None) -> list[PlannedJob]:
+    """What ``run`` with ``options`` would do now for each job in scope, read-only.
+
+    Raises ``InputError`` when ``options`` name a shot the manifest lacks, and when the
+    batch's state database cannot be read.
+    """
+    options = options or PlanOptions()
+    check_shot_ids(manifest, options)
+    jobs = expand_jobs(manifest)
+    # sqlite-utils is imported only for a batch that has a database, so that planning a
+    # new batch stays fast.
+    if not (manifest.output_dir / "state.db").is_file():
+        return reconcile(jobs, None, options)
+    from runner.store import Store
+
+    store = Store.open_existing(manifest.output_dir)
+    try:
+        return reconcile(jobs, store, options)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def check_shot_ids(manifest: Manifest, options: PlanOptions) -> None:
+    """Raise ``InputError`` naming each ``--only``/``--force`` id that is no shot, with a hint.
+
+    Ids are matched exactly, as the plan selects shots; the hint offers the id written in
+    another case, else the one id it begins, else the closest one.
+    """
+    known = [shot.id for shot in manifest.shots]
+    known_set = set(known)
+    problems = []
+    for option, ids in (("--only", options.only), ("--force", options.force)):
+        unknown = sorted(set(ids) - known_set)
+        if unknown:
+            named = ", ".join(f"{i!r}{_id_hint(i, known)}" for i in unknown)
+            problems.append(f"{option}: no shot with id {named}")
+    if problems:
+        raise InputError(f"{'; '.join(problems)} in {manifest.display_path}")
+
+
+def _id_hint(shot_id: str, known: Sequence[str]) -> str:
+    folded = shot_id.casefold()
+    same_case = [k for k in known if k.casefold() == folded]
+    prefixed = [k for k in known if k.casefold().startswith(folded)]
+    close = same_case or (prefixed if len(prefixed) == 1 else [])
+    close = close or difflib.get_close_matches(shot_id, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def seconds_to_pay(planned: Sequence[PlannedJob]) -> int:
@@ -100,16 +156,21 @@ def render_table(manifest: Manifest, planned: Sequence[PlannedJob], *, with_acti
                 f"{word} ({note})" if note else word,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    lines = [
+    lines = format_columns(rows)
+    lines.append("")
+    lines.append(summary_line(manifest, planned, with_action=with_action))
+    return "\n".join(lines)
+
+
+def format_columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as lines of left-aligned columns two spaces apart; the last column is not padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
         + "  "
         + row[-1]
         for row in rows
     ]
-    lines.append("")
-    lines.append(summary_line(manifest, planned, with_action=with_action))
-    return "\n".join(lines)
 
 
 def summary_line(manifest: Manifest, planned: Sequence[PlannedJob], *, with_action: bool) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,11 @@ if TYPE_CHECKING:
 
 SCHEMA_NAME = "manifest.schema.json"
 
+MAX_ID_LENGTH = 64
+_ID_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ID_RULE = (
     "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' "
-    "(at most 64 characters)"
+    f"(at most {MAX_ID_LENGTH} characters)"
 )
 _RULES = {
     "id": f"a shot id {_ID_RULE}",
@@ -169,10 +172,14 @@ def _describe(error: jsonschema.ValidationError, doc: Document, file: str) -> li
             reason = "may not contain a slash: it names a folder inside output_dir"
         elif instance.startswith("."):
             reason = "may not start with a dot: it names a folder inside output_dir"
+        elif len(instance) > MAX_ID_LENGTH and _ID_CHARS.fullmatch(instance):
+            reason = f"is {len(instance)} characters long; the limit is {MAX_ID_LENGTH}"
         else:
             reason = _ID_RULE
         return [at(path, f"shot id {instance!r} {reason}")]
     if kind == "type" and field == "id" and path[-1:] == ("id",):
+        if instance is None:
+            return [at(path, "a shot id must not be empty")]
         return [at(path, f"a shot id must be text, not {describe_value(instance)}; quote it")]
     if field in _RULES and kind in {"pattern", "anyOf", "type", "minimum", "maximum", "const"}:
         return [at(path, f"{_RULES[field]}, not {describe_value(instance)}")]

@@ -73,12 +73,15 @@ class Document:
     """A loaded YAML document: plain Python values plus where each came from.
 
     ``positions`` maps a path (``("shots", 3, "images", 1)``) to where its value starts;
-    ``key_positions`` maps a mapping entry's path to where its key is written.
+    ``key_positions`` maps a mapping entry's path to where its key is written;
+    ``refused`` holds the paths whose value was refused (a forbidden tag, a tagged scalar
+    that is not of its tag's type): they hold None, and the problem is already reported.
     """
 
     value: Any
     positions: dict[PathKey, Position] = field(default_factory=dict)
     key_positions: dict[PathKey, Position] = field(default_factory=dict)
+    refused: set[PathKey] = field(default_factory=set)
 
     def where(self, path: PathKey, *, key: bool = False) -> Position:
         """The position of ``path`` (its key if asked and known), else of its nearest parent."""
@@ -140,6 +143,15 @@ def _short_tag(tag: str) -> str:
     return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
 
 
+@dataclass(slots=True)
+class _Merged:
+    """Where a key merged in by ``<<`` was written, and its refused values (if any)."""
+
+    key_at: Position
+    value_at: Position
+    refused: list[PathKey]
+
+
 class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
@@ -152,28 +164,35 @@ class _Builder:
             Diagnostic(self.file, where.line, where.column, format_path(path), message)
         )
 
+    def refuse(self, node: yaml.Node, path: PathKey, message: str) -> None:
+        """Report ``node`` and record that its value, at ``path``, stands as None."""
+        self.error(node, path, message)
+        self.doc.refused.add(path)
+
     def build(self, node: yaml.Node, path: PathKey) -> Any:
         self.doc.positions[path] = _pos(node)
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _SEQ:
-                self.error(node, path, f"YAML tag {_short_tag(node.tag)} is not allowed")
+                self.refuse(node, path, f"YAML tag {_short_tag(node.tag)} is not allowed")
                 return None
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         if node.tag != _MAP or not isinstance(node, yaml.MappingNode):
-            self.error(node, path, f"YAML tag {_short_tag(node.tag)} is not allowed")
+            self.refuse(node, path, f"YAML tag {_short_tag(node.tag)} is not allowed")
             return None
         return self.mapping(node, path)
 
-    def scalar(self, node: yaml.ScalarNode, path: PathKey) -> Any:
+    def scalar(self, node: yaml.ScalarNode, path: PathKey, *, key: bool = False) -> Any:
+        """The scalar's value; a refused one is None (a refused key leaves its mapping be)."""
         tag, text = node.tag, node.value
         if tag == _PLAIN:
             return resolve_plain(text)
         if tag == _STR:
             return text
+        report = self.error if key else self.refuse
         if tag not in _SCALAR_TAGS:
-            self.error(node, path, f"YAML tag {_short_tag(tag)} is not allowed")
+            report(node, path, f"YAML tag {_short_tag(tag)} is not allowed")
             return None
         value = resolve_plain(text)
         wanted: dict[str, tuple[type, ...]] = {
@@ -183,14 +202,14 @@ class _Builder:
             _NULL: (type(None),),
         }
         if (isinstance(value, bool) and tag != _BOOL) or not isinstance(value, wanted[tag]):
-            self.error(node, path, f"{text!r} is not a valid {_short_tag(tag)}")
+            report(node, path, f"{text!r} is not a valid {_short_tag(tag)}")
             return None
         return float(value) if tag == _FLOAT and isinstance(value, int) else value
 
     def mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
         result: dict[str, Any] = {}
         merged: dict[str, Any] = {}
-        merged_positions: dict[str, tuple[Position, Position]] = {}
+        merged_positions: dict[str, _Merged] = {}
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode) and (
                 key_node.tag == _MERGE or (key_node.tag == _PLAIN and key_node.value == "<<")
@@ -200,7 +219,7 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.error(key_node, path, "a mapping key must be a plain value, not a collection")
                 continue
-            key_value = self.scalar(key_node, path)
+            key_value = self.scalar(key_node, path, key=True)
             key = key_value if isinstance(key_value, str) else key_node.value
             child = (*path, key)
             if key in result:
@@ -216,9 +235,10 @@ class _Builder:
         for key, value in merged.items():
             if key not in result:
                 result[key] = value
-                key_at, value_at = merged_positions[key]
-                self.doc.key_positions[(*path, key)] = key_at
-                self.doc.positions.setdefault((*path, key), value_at)
+                found = merged_positions[key]
+                self.doc.key_positions[(*path, key)] = found.key_at
+                self.doc.positions.setdefault((*path, key), found.value_at)
+                self.doc.refused.update((*path, *sub) for sub in found.refused)
         return result
 
     def merge(
@@ -226,7 +246,7 @@ class _Builder:
         node: yaml.Node,
         path: PathKey,
         merged: dict[str, Any],
-        merged_positions: dict[str, tuple[Position, Position]],
+        merged_positions: dict[str, _Merged],
     ) -> None:
         """``<<: *a`` or ``<<: [*a, *b]``: earlier sources win, the mapping's own keys win."""
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
@@ -252,9 +272,10 @@ class _Builder:
                 if key in merged:
                     continue
                 merged[key] = item
-                merged_positions[key] = (
+                merged_positions[key] = _Merged(
                     scratch.doc.key_positions.get((key,), _pos(source)),
                     scratch.doc.positions.get((key,), _pos(source)),
+                    [sub for sub in scratch.doc.refused if sub and sub[0] == key],
                 )
                 for sub, where in scratch.doc.positions.items():
                     if sub and sub[0] == key:
@@ -272,49 +293,63 @@ def parse_path(text: str) -> PathKey:
     return tuple(parts)
 
 
-def _expanded_size(root: yaml.Node) -> tuple[yaml.Node | None, str]:
-    """Find a node whose expansion passes the bound (or that contains itself).
+def _expanded_size(root: yaml.Node) -> tuple[yaml.Node | None, PathKey, str]:
+    """Find a node whose expansion passes the bound (or that contains itself), and its path.
 
     Sizes are memoised per node, so shared (aliased) subtrees are measured once and the
-    check is linear in the composed document, not in its expansion.
+    check is linear in the composed document, not in its expansion. The walk goes in
+    document order, so a node is first met where it is written (an anchor comes before its
+    aliases) and the path returned is the one its position belongs to.
     """
     sizes: dict[int, int] = {}
-    active: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    active: dict[int, PathKey] = {}  # the nodes being measured, and where each is written
+    stack: list[tuple[yaml.Node, PathKey, bool]] = [(root, (), False)]
     while stack:
-        node, done = stack.pop()
+        node, path, done = stack.pop()
         key = id(node)
         if done:
-            active.discard(key)
+            del active[key]
             size = 1
-            for child in _children(node):
+            for child, _ in _children(node, path):
                 size += sizes[id(child)]
             sizes[key] = size
             if size > MAX_EXPANDED_NODES:
-                return node, (
-                    f"aliases expand this document past {MAX_EXPANDED_NODES:,} values "
-                    "(an alias bomb?); refusing to build it"
+                return (
+                    node,
+                    path,
+                    (
+                        f"aliases expand this document past {MAX_EXPANDED_NODES:,} values "
+                        "(an alias bomb?); refusing to build it"
+                    ),
                 )
             continue
         if key in sizes:
             continue
         if key in active:
-            return node, "an alias refers to a node that contains it (a recursive alias)"
-        active.add(key)
-        stack.append((node, True))
-        for child in _children(node):
+            return node, active[key], _RECURSIVE
+        active[key] = path
+        stack.append((node, path, True))
+        for child, child_path in reversed(_children(node, path)):
             if id(child) in active:
-                return child, "an alias refers to a node that contains it (a recursive alias)"
+                return child, active[id(child)], _RECURSIVE
             if id(child) not in sizes:
-                stack.append((child, False))
-    return None, ""
+                stack.append((child, child_path, False))
+    return None, (), ""
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
+_RECURSIVE = "an alias refers to a node that contains it (a recursive alias)"
+
+
+def _children(node: yaml.Node, path: PathKey) -> list[tuple[yaml.Node, PathKey]]:
+    """A collection's child nodes with their paths; a mapping's keys take the mapping's."""
     if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
+        return [(child, (*path, i)) for i, child in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
+        children: list[tuple[yaml.Node, PathKey]] = []
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) and key.value != "<<" else None
+            children += [(key, path), (value, (*path, name) if name is not None else path)]
+        return children
     return []
 
 
@@ -353,9 +388,10 @@ def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]
     if root is None:
         return None, located(Position(1, 1), "the manifest is empty")
     # Without an anchor there is no alias, so nothing can expand: skip the walk.
-    bomb, reason = _expanded_size(root) if "&" in text else (None, "")
+    bomb, bomb_path, reason = _expanded_size(root) if "&" in text else (None, (), "")
     if bomb is not None:
-        return None, located(_pos(bomb), reason)
+        where = _pos(bomb)
+        return None, [Diagnostic(file, where.line, where.column, format_path(bomb_path), reason)]
     builder = _Builder(file)
     try:
         builder.doc.value = builder.build(root, ())

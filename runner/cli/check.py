@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import click
 
 from runner.cli.common import echo_err, handles_errors, out_option
 from runner.errors import ExitCode
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @click.command(name="validate")
@@ -49,32 +54,70 @@ def validate_cmd(manifests: tuple[str, ...], as_json: bool) -> None:
         sys.exit(int(ExitCode.BAD_INPUT))
 
 
+#: The options that choose what a run does to each job; ``plan`` shows their effect.
+_PLAN_OPTIONS = (
+    click.option(
+        "--only", "only", multiple=True, metavar="ID", help="Only this shot (repeatable)."
+    ),
+    click.option(
+        "--force",
+        "force",
+        multiple=True,
+        metavar="ID",
+        help="Render this shot again even if done (repeatable).",
+    ),
+    click.option(
+        "--retry-failed", is_flag=True, help="Retry failed jobs (asks timed-out tasks first)."
+    ),
+    click.option("--rerender-rejected", is_flag=True, help="Render rejected takes again."),
+    click.option(
+        "--verify", is_flag=True, help="Re-hash existing clips instead of trusting size and time."
+    ),
+)
+
+
+def plan_options(command: Callable[P, R]) -> Callable[P, R]:
+    """Add ``--only``, ``--force``, ``--retry-failed``, ``--rerender-rejected``, ``--verify``."""
+    for option in reversed(_PLAN_OPTIONS):
+        command = option(command)
+    return command
+
+
 @click.command(name="plan")
 @click.argument("manifest_path", metavar="MANIFEST", type=click.Path(path_type=str))
 @out_option
+@plan_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @handles_errors
-def plan_cmd(manifest_path: str, out: Path | None, as_json: bool) -> None:
-    """Show what ``run`` would do now for each job (offline)."""
-    from runner.jobs import expand_jobs
+def plan_cmd(
+    manifest_path: str,
+    out: Path | None,
+    only: tuple[str, ...],
+    force: tuple[str, ...],
+    retry_failed: bool,
+    rerender_rejected: bool,
+    verify: bool,
+    as_json: bool,
+) -> None:
+    """Show what run with the same options would do now for each job (offline).
+
+    Reads the batch's state database if there is one, and never writes it.
+    """
     from runner.manifest import load_manifest
-    from runner.plan import jobs_document, render_table
-    from runner.reconcile import PlanOptions, reconcile
+    from runner.plan import jobs_document, plan_jobs, render_table
+    from runner.reconcile import PlanOptions
 
     manifest = load_manifest(manifest_path, out=out)
     for warning in manifest.warnings:
         echo_err(warning.format())
-    # Read-only, and only when the batch has a state database: plan never creates one.
-    store = None
-    if (manifest.output_dir / "state.db").is_file():
-        from runner.store import Store
-
-        store = Store.open_existing(manifest.output_dir)
-    try:
-        planned = reconcile(expand_jobs(manifest), store, PlanOptions())
-    finally:
-        if store is not None:
-            store.close()
+    options = PlanOptions(
+        only=frozenset(only),
+        force=frozenset(force),
+        retry_failed=retry_failed,
+        verify=verify,
+        rerender_rejected=rerender_rejected,
+    )
+    planned = plan_jobs(manifest, options)
     if as_json:
         click.echo(json.dumps(jobs_document(manifest, planned, with_action=True), indent=2))
     else:

@@ -57,6 +57,35 @@ CASES = [
         "shots[0].id",
     ),
     (
+        "empty_id",
+        "version: 1\nshots:\n  - {id: , prompt: p}\n",
+        "3:10",
+        "a shot id must not be empty",
+        "shots[0].id",
+    ),
+    (
+        "id_with_backslash",
+        "version: 1\nshots:\n  - {id: 'a\\b', prompt: p}\n",
+        "3:10",
+        "may not contain a slash",
+        "shots[0].id",
+    ),
+    (
+        "id_too_long",
+        "version: 1\nshots:\n  - id: " + "x" * 65 + "\n    prompt: p\n",
+        "3:9",
+        "is 65 characters long; the limit is 64",
+        "shots[0].id",
+    ),
+    (
+        "name_not_a_slug",
+        "version: 1\nname: my batch\nshots:\n  - {id: a, prompt: p}\n",
+        "2:7",
+        "name must start with a letter or digit and hold only letters, digits, '.', '_' and '-' "
+        "(at most 64 characters), not 'my batch'",
+        "name",
+    ),
+    (
         "empty_prompt",
         "version: 1\nshots:\n  - {id: a, prompt: '  '}\n",
         "3:21",
@@ -76,6 +105,20 @@ CASES = [
         "4:21",
         "unknown var ${heor} in prompt; did you mean 'hero'?",
         "shots[0].prompt",
+    ),
+    (
+        "var_name_not_a_name",
+        "version: 1\nvars:\n  1b: x\nshots:\n  - {id: a, prompt: p}\n",
+        "3:3",
+        "var name '1b' must be letters, digits and '_', not starting with a digit",
+        "vars.1b",
+    ),
+    (
+        "var_value_a_list",
+        "version: 1\nvars:\n  c: [y]\nshots:\n  - {id: a, prompt: p}\n",
+        "3:6",
+        "vars.c must be a string or a number, not a list",
+        "vars.c",
     ),
     (
         "first_frame_with_two_images",
@@ -185,6 +228,27 @@ CASES = [
         "shots[0].seconds",
     ),
     (
+        "seconds_zero",
+        "version: 1\nshots:\n  - {id: a, prompt: p, seconds: 0}\n",
+        "3:33",
+        "seconds must be a whole number of at least 1, not 0",
+        "shots[0].seconds",
+    ),
+    (
+        "seconds_a_quoted_fraction",
+        "version: 1\nshots:\n  - {id: a, prompt: p, seconds: '8.0'}\n",
+        "3:33",
+        "seconds must be a whole number of at least 1, not '8.0'",
+        "shots[0].seconds",
+    ),
+    (
+        "aspect_ratio_not_w_h",
+        "version: 1\nshots:\n  - {id: a, prompt: p, aspect_ratio: wide}\n",
+        "3:38",
+        "aspect_ratio must be W:H in whole numbers, like \"16:9\", not 'wide'",
+        "shots[0].aspect_ratio",
+    ),
+    (
         "unknown_resolution",
         "version: 1\nshots:\n  - {id: a, prompt: p, resolution: 1080}\n",
         "3:36",
@@ -252,6 +316,13 @@ CASES = [
         "shots[0].id",
     ),
     (
+        "tagged_scalar_of_the_wrong_type",
+        "version: 1\nshots:\n  - id: a\n    prompt: p\n    takes: !!int many\n",
+        "5:12",
+        "'many' is not a valid !!int",
+        "shots[0].takes",
+    ),
+    (
         "duplicate_key",
         "version: 1\nshots:\n  - id: a\n    prompt: p\n    prompt: q\n",
         "5:5",
@@ -267,7 +338,14 @@ CASES = [
         ),
         "6:4",
         "aliases expand this document past 1,000,000 values",
-        "",
+        "f",
+    ),
+    (
+        "recursive_alias",
+        "version: 1\nshots:\n  - &s {id: a, prompt: p, extra: {again: *s}}\n",
+        "3:5",
+        "an alias refers to a node that contains it (a recursive alias)",
+        "shots[0]",
     ),
 ]
 
@@ -336,3 +414,86 @@ def test_plan_refuses_an_invalid_manifest_with_exit_2(
     assert result.exit_code == 2
     assert "m.yaml:3:31: error: takes must be a whole number from 1 to 20" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            "version: 1\nshots:\n  - id: a\n    prompt: !!python/object/apply:os.system [ls]\n",
+            id="object_tag_on_a_string_field",
+        ),
+        pytest.param("version: 1\nshots:\n  - !!set {a}\n", id="set_tag_on_a_shot"),
+        pytest.param("version: 1\nshots:\n  - {id: !!binary aGk=, prompt: p}\n", id="binary_id"),
+        pytest.param("!!python/object:x {version: 1}\n", id="object_tag_on_the_document"),
+        pytest.param(
+            "t: &t {prompt: !!python/name:os.system x}\nversion: 1\nshots:\n  - {id: a, <<: *t}\n",
+            id="object_tag_merged_into_a_shot",
+        ),
+    ],
+)
+def test_a_refused_tag_is_the_only_error_at_its_place(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult], text: str
+) -> None:
+    """A refused YAML tag is not followed by a "must be a string, not empty" about its value."""
+    write_manifest(text)
+    result = run_cli("validate", "m.yaml")
+    assert result.exit_code == 2
+    tag_lines = [line for line in result.stderr.splitlines() if "is not allowed" in line]
+    places = {line.rsplit(" (at ", 1)[-1] for line in tag_lines}
+    others = [
+        line
+        for line in result.stderr.splitlines()
+        if line not in tag_lines and line.rsplit(" (at ", 1)[-1] in places
+    ]
+    assert tag_lines and others == [], result.stderr
+    assert "not empty" not in result.stderr and "must be a mapping" not in result.stderr
+
+
+def test_a_missing_image_is_reported_with_a_wrong_image_count(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """Images of a text-mode shot are still resolved, so a missing file shows in the same pass."""
+    write_manifest("version: 1\nshots:\n  - {id: a, prompt: p, images: [frames/nope.png]}\n")
+    result = run_cli("validate", "m.yaml")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert [line.split(": error: ")[0] for line in lines] == ["m.yaml:3:32", "m.yaml:3:33"]
+    assert lines[0].endswith(
+        "the shot's mode is text, which takes no images; set mode: "
+        "first_frame, first_last or reference (at shots[0].images)"
+    )
+    assert "image file not found: frames/nope.png" in lines[1]
+    assert lines[1].endswith("(at shots[0].images[0])")
+
+
+def test_a_missing_image_in_defaults_is_reported_once_at_defaults(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """An image set in defaults is checked once for all shots and located in defaults."""
+    write_manifest(
+        "version: 1\ndefaults:\n  mode: first_frame\n  images: [frames/nope.png]\n"
+        "shots:\n  - {id: a, prompt: p}\n  - {id: b, prompt: q}\n"
+    )
+    result = run_cli("validate", "m.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"m.yaml:4:12: error: image file not found: frames/nope.png "
+        f"(looked for {Path.cwd() / 'frames' / 'nope.png'}) (at defaults.images[0])"
+    ]
+
+
+def test_an_unknown_mode_still_resolves_its_images(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """With a misspelt mode, its images are checked but their count is not judged."""
+    write_manifest(
+        "version: 1\nshots:\n  - {id: a, prompt: p, mode: frist_frame, images: [nope.png, x.png]}\n"
+    )
+    result = run_cli("validate", "m.yaml")
+    assert result.exit_code == 2
+    assert [line.rsplit(" (at ", 1)[-1] for line in result.stderr.splitlines()] == [
+        "shots[0].mode)",
+        "shots[0].images[0])",
+        "shots[0].images[1])",
+    ]

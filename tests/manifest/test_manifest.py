@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import ManifestInvalid
+from runner.jobs import expand_jobs, request_body
 from runner.manifest import check_manifest, load_manifest, substitute
 from tests.manifest.conftest import WriteManifest
 
@@ -211,3 +212,20 @@ def test_examples_are_valid(name: str) -> None:
     examples = Path(__file__).resolve().parents[2] / "examples" / "manifests"
     manifest, diagnostics = check_manifest(examples / f"{name}.yaml")
     assert manifest is not None, diagnostics
+
+
+def test_whole_numbers_written_with_a_zero_fraction_are_accepted(
+    write_manifest: WriteManifest,
+) -> None:
+    """seconds 8.0 and takes 2.0 are 8 and 2, the same request and jobs as 8 and 2."""
+    floats = load_manifest(
+        write_manifest("version: 1\nshots: [{id: a, prompt: p, seconds: 8.0, takes: 2.0}]\n")
+    )
+    ints = load_manifest(
+        write_manifest("version: 1\nshots: [{id: a, prompt: p, seconds: 8, takes: 2}]\n", "i.yaml")
+    )
+    assert (floats.shots[0].seconds, floats.shots[0].takes) == (8, 2)
+    assert [j.fingerprint for j in expand_jobs(floats)] == [
+        j.fingerprint for j in expand_jobs(ints)
+    ]
+    assert request_body(floats.shots[0])["seconds"] == "8"

@@ -1,0 +1,188 @@
+"""plan shows what run would do now: the batch's states and run's options, read-only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runner.jobs import expand_jobs
+from runner.manifest import load_manifest
+from runner.model import Job
+from runner.store import Store
+from tests.manifest.conftest import CliResult, WriteManifest
+
+BATCH = """
+version: 1
+output_dir: batch
+shots:
+  - {id: done-shot, prompt: waves}
+  - {id: failed-shot, prompt: storm}
+  - {id: rejected-shot, prompt: gulls}
+  - {id: altered-shot, prompt: dunes}
+"""
+
+
+def _deliver(store: Store, out: Path, job: Job, content: bytes) -> Path:
+    """Record ``job`` as rendered and its clip as written into its folder."""
+    store.bind_job(None, job.shot.id, job.take, job.fingerprint, 1)
+    render = store.renders()[(job.fingerprint, 1)]
+    render.state, render.task_id = "done", f"task-{job.shot.id}"
+    store.update_render(None, render)
+    clip = out / job.shot.id / "take-1.mp4"
+    clip.parent.mkdir(parents=True, exist_ok=True)
+    clip.write_bytes(content)
+    stat = clip.stat()
+    store.record_delivery(
+        None,
+        store.jobs()[(job.shot.id, 1)],
+        file=f"{job.shot.id}/take-1.mp4",
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
+    return clip
+
+
+@pytest.fixture
+def batch(write_manifest: WriteManifest, workdir: Path) -> Path:
+    """A batch folder whose state database holds one job in each interesting state.
+
+    done-shot is done and intact; failed-shot failed; rejected-shot is done and rejected;
+    altered-shot's clip was rewritten with the same size and modification time, so only
+    ``--verify`` notices.
+    """
+    manifest = load_manifest(write_manifest(BATCH))
+    jobs = {job.shot.id: job for job in expand_jobs(manifest)}
+    out = manifest.output_dir
+    with Store.open(out) as store:
+        _deliver(store, out, jobs["done-shot"], b"clip one")
+        _deliver(store, out, jobs["rejected-shot"], b"clip two")
+        store.set_verdict("rejected-shot", 1, "rejected")
+        clip = _deliver(store, out, jobs["altered-shot"], b"clip three")
+        before = clip.stat()
+        clip.write_bytes(b"clip THREE")
+        os.utime(clip, ns=(before.st_atime_ns, before.st_mtime_ns))
+        failed = jobs["failed-shot"]
+        store.bind_job(None, failed.shot.id, 1, failed.fingerprint, 1)
+        render = store.renders()[(failed.fingerprint, 1)]
+        render.state, render.error, render.attempt = "failed", "the service failed", 3
+        store.update_render(None, render)
+    return out
+
+
+def _plan(run_cli: Callable[..., CliResult], *options: str) -> dict[str, dict[str, object]]:
+    result = run_cli("plan", "--json", "m.yaml", *options)
+    assert result.exit_code == 0, result.stderr
+    return {job["shot"]: job for job in json.loads(result.stdout)["jobs"]}
+
+
+def _actions(run_cli: Callable[..., CliResult], *options: str) -> dict[str, object]:
+    return {shot: job["action"] for shot, job in _plan(run_cli, *options).items()}
+
+
+def test_plan_shows_the_states_of_the_batch_database(
+    batch: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """Without options: done jobs are skipped, a failed one is held."""
+    assert _actions(run_cli) == {
+        "done-shot": "skip",
+        "failed-shot": "hold",
+        "rejected-shot": "skip",
+        "altered-shot": "skip",
+    }
+
+
+def test_plan_only_limits_the_plan_to_those_shots(
+    batch: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """--only (repeatable) plans only the shots it names."""
+    assert _actions(run_cli, "--only", "failed-shot", "--only", "done-shot") == {
+        "done-shot": "skip",
+        "failed-shot": "hold",
+    }
+
+
+def test_plan_force_renders_a_done_shot_as_a_new_generation(
+    batch: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """--force turns a done job into a submit of generation 2."""
+    job = _plan(run_cli, "--force", "done-shot")["done-shot"]
+    assert (job["action"], job["generation"]) == ("submit", 2)
+
+
+def test_plan_retry_failed_retries_failed_jobs(
+    batch: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """--retry-failed turns hold into retry."""
+    assert _actions(run_cli, "--retry-failed")["failed-shot"] == "retry"
+
+
+def test_plan_rerender_rejected_submits_rejected_takes(
+    batch: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """--rerender-rejected renders a rejected take again."""
+    assert _actions(run_cli, "--rerender-rejected")["rejected-shot"] == "submit"
+
+
+def test_plan_verify_notices_a_clip_altered_in_place(
+    batch: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """--verify re-hashes clips, so one rewritten with the same size and time is fetched."""
+    actions = _actions(run_cli, "--verify")
+    assert (actions["altered-shot"], actions["done-shot"]) == ("fetch", "skip")
+
+
+def test_plan_writes_nothing_to_the_batch(batch: Path, run_cli: Callable[..., CliResult]) -> None:
+    """plan with every option leaves the database and the clips exactly as they were."""
+
+    def snapshot() -> dict[str, tuple[int, bytes]]:
+        # SQLite's -wal and -shm companions may appear when a WAL database is read: they
+        # hold no data of the batch.
+        return {
+            str(p.relative_to(batch)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(batch.rglob("*"))
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+        }
+
+    before = snapshot()
+    _plan(run_cli, "--force", "done-shot", "--retry-failed", "--rerender-rejected", "--verify")
+    assert snapshot() == before
+
+
+def test_plan_without_a_database_creates_no_batch_folder(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult], workdir: Path
+) -> None:
+    """Planning a new batch creates neither its folder nor a state database."""
+    write_manifest(BATCH)
+    assert set(_actions(run_cli, "--force", "done-shot").values()) == {"submit"}
+    assert not (workdir / "batch").exists()
+
+
+def test_plan_refuses_an_unknown_only_id_with_a_did_you_mean(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """An --only id that names no shot: exit 2, the closest id offered, no plan printed."""
+    write_manifest(BATCH)
+    result = run_cli("plan", "m.yaml", "--only", "done-shto")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: --only: no shot with id 'done-shto' (did you mean 'done-shot'?) in m.yaml\n"
+    )
+
+
+def test_plan_refuses_unknown_force_ids_naming_each(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """Every unknown --force id is named, with the id in another case or the one it begins."""
+    write_manifest(BATCH)
+    result = run_cli("plan", "m.yaml", "--force", "DONE-SHOT", "--force", "alt", "--force", "zz")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: --force: no shot with id 'DONE-SHOT' (did you mean 'done-shot'?), "
+        "'alt' (did you mean 'altered-shot'?), 'zz' in m.yaml\n"
+    )
