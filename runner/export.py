@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from runner.jobs import fingerprint
 from runner.model import Manifest, Shot
-from runner.report import ReviewStore, TakeRecord, clip_path, take_records
+from runner.report import ReviewStore, TakeRecord, take_records
 
 CUT_LIST = "cut.csv"
 ANIMATIC = "animatic.mp4"
@@ -80,9 +79,7 @@ def choose_take(
         record = records.get((shot.id, take))
         if record is None or record.state != "done":
             continue
-        path = Path(record.file) if record.file else clip_path(out, shot.id, take)
-        if not path.is_absolute():
-            path = out / path
+        path = record.clip_file(out, shot.id, take)
         if path.is_file():
             finished.append((take, path))
         else:
@@ -125,8 +122,7 @@ def plan_cut(
         else:
             take, source, reason = choice
             name = clip_name(position, count, shot.id)
-            recorded = records[(shot.id, take)].fingerprint
-            outdated = recorded is not None and recorded != fingerprint(shot, take)
+            outdated = records[(shot.id, take)].outdated_for(shot, take)
             entries.append(CutEntry(position, shot, take, name, source, reason, outdated=outdated))
     return tuple(entries)
 
@@ -272,8 +268,12 @@ def join_clips(clips: Sequence[Path], target: Path, ffmpeg: str) -> Path:
     return target
 
 
-def _run_ffmpeg(args: list[str]) -> None:
-    result = subprocess.run(args, capture_output=True, text=True, check=False)
+def _run_ffmpeg(ffmpeg: str, args: Sequence[str], part: Path) -> None:
+    """Run ffmpeg quietly with ``args`` (inputs and encoding), writing a faststart MP4 to
+    ``part``; a failure raises AnimaticError with ffmpeg's last lines."""
+    command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", *args]
+    command += ["-movflags", "+faststart", "-f", "mp4", str(part)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         last = [line for line in result.stderr.splitlines() if line.strip()][-3:]
         raise AnimaticError("ffmpeg failed to make animatic.mp4: " + " | ".join(last))
@@ -288,28 +288,7 @@ def _concat_copy(clips: Sequence[Path], part: Path, ffmpeg: str) -> None:
             quoted = str(clip.absolute()).replace("'", "'\\''")
             lines.append(f"file '{quoted}'\n")
         listing.write_text("".join(lines), encoding="utf-8")
-        _run_ffmpeg(
-            [
-                ffmpeg,
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "concat",
-                "-safe",
-                "0",
-                "-i",
-                str(listing),
-                "-c",
-                "copy",
-                "-movflags",
-                "+faststart",
-                "-f",
-                "mp4",
-                str(part),
-            ]
-        )
+        _run_ffmpeg(ffmpeg, ["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy"], part)
 
 
 def _concat_reencode(
@@ -347,29 +326,5 @@ def _concat_reencode(
     if with_audio:
         graph += "[a]"
         maps += ["-map", "[a]", "-c:a", "aac"]
-    _run_ffmpeg(
-        [
-            ffmpeg,
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            *inputs,
-            "-filter_complex",
-            graph,
-            *maps,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "20",
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            "-f",
-            "mp4",
-            str(part),
-        ]
-    )
+    encode = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
+    _run_ffmpeg(ffmpeg, [*inputs, "-filter_complex", graph, *maps, *encode], part)

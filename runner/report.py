@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,11 @@ from runner.model import Manifest, Shot
 
 Status = Literal["done", "failed", "in_flight", "not_started"]
 Verdict = Literal["picked", "rejected"]
+
+#: Up to this many clips on a page, every ``<video>`` preloads its metadata at once. Beyond
+#: it each preloads nothing until it scrolls near the viewport (``sheet.js``), so that a
+#: sheet of 10,000 takes does not start 10,000 media loads when it opens.
+EAGER_VIDEOS = 60
 
 STATUS_LABELS: dict[Status, str] = {
     "done": "done",
@@ -63,6 +69,15 @@ class TakeRecord:
     submitted_at: str | None = None
     completed_at: str | None = None
     downloaded_at: str | None = None
+
+    def clip_file(self, out: Path, shot_id: str, take: int) -> Path:
+        """Where this take's clip is: the file the store recorded, else SPEC.md's place."""
+        path = Path(self.file) if self.file else clip_path(out, shot_id, take)
+        return path if path.is_absolute() else out / path
+
+    def outdated_for(self, shot: Shot, take: int) -> bool:
+        """The row is of an earlier version of the shot (edited since, not yet run again)."""
+        return self.fingerprint is not None and self.fingerprint != fingerprint(shot, take)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +212,10 @@ def _shot_view(
         clip: str | None = None
         missing = False
         if status == "done":
-            path = Path(record.file) if record.file else clip_path(out, shot.id, n)
-            if not path.is_absolute():
-                path = out / path
+            path = record.clip_file(out, shot.id, n)
             missing = not path.is_file()
             clip = _href(path, out)
         verdict = verdicts.get((shot.id, n))
-        outdated = record.fingerprint is not None and record.fingerprint != fingerprint(shot, n)
         takes.append(
             TakeView(
                 take=n,
@@ -213,7 +225,7 @@ def _shot_view(
                 clip_missing=missing,
                 record=record,
                 verdict=_as_verdict(verdict),
-                outdated=outdated,
+                outdated=record.outdated_for(shot, n),
             )
         )
     return ShotView(
@@ -252,6 +264,10 @@ def _params(shot: Shot) -> tuple[tuple[str, str], ...]:
 
 
 def _image_view(source: str, kind: str, path: Path | None, out: Path) -> ImageView:
+    if kind == "url" and not source.lower().startswith(("http://", "https://")):
+        # The manifest admits only http(s) URLs; a page must not link anything else
+        # (``javascript:``) whatever reached it.
+        return ImageView(kind="text", label=source, src="")
     if kind == "data":
         return ImageView(kind=kind, label=source.split(",", 1)[0], src=source)
     if kind == "file" and path is not None:
@@ -348,7 +364,9 @@ def render_html(data: ReportData) -> str:
     """The whole page: one HTML document with its CSS and JS inline."""
     css = _asset("sheet.css")
     js = _asset("sheet.js").replace("</", "<\\/")
-    shots = "\n".join(_render_shot(shot, data.manifest) for shot in data.shots)
+    clips = sum(take.clip is not None and not take.clip_missing for take in _takes(data))
+    lazy = clips > EAGER_VIDEOS
+    shots = "\n".join(_render_shot(shot, data.manifest, lazy) for shot in data.shots)
     if not data.shots:
         shots = '<p class="hint">This manifest has no shots.</p>'
     return f"""<!DOCTYPE html>
@@ -380,6 +398,10 @@ def render_html(data: ReportData) -> str:
 </body>
 </html>
 """
+
+
+def _takes(data: ReportData) -> Iterable[TakeView]:
+    return (take for shot in data.shots for take in shot.takes)
 
 
 def _render_totals(t: Totals) -> str:
@@ -419,7 +441,7 @@ def _render_filters(shots: tuple[ShotView, ...]) -> str:
     )
 
 
-def _render_shot(shot: ShotView, manifest: str) -> str:
+def _render_shot(shot: ShotView, manifest: str, lazy: bool) -> str:
     flags = {
         "failed": shot.has("failed"),
         "inflight": shot.has("in_flight"),
@@ -431,7 +453,7 @@ def _render_shot(shot: ShotView, manifest: str) -> str:
     images = ""
     if shot.images:
         images = '<div class="images">' + "".join(_render_image(i) for i in shot.images) + "</div>"
-    takes = "".join(_render_take(shot, take, manifest) for take in shot.takes)
+    takes = "".join(_render_take(shot, take, manifest, lazy) for take in shot.takes)
     return f"""<section class="shot" id="shot-{_e(shot.id)}" data-shot="{_e(shot.id)}" {attrs}>
 <div class="shot-meta">
 <h2><span class="idx">{shot.index:02d}</span> {_e(shot.id)}
@@ -445,7 +467,9 @@ def _render_shot(shot: ShotView, manifest: str) -> str:
 
 
 def _render_image(image: ImageView) -> str:
-    if image.kind == "url":
+    if image.kind == "text":
+        body = ""
+    elif image.kind == "url":
         # A link, not an <img>: the page must render without reaching the network.
         body = (
             f'<a class="remote" href="{_e(image.src)}" title="{_e(image.label)}">remote image</a>'
@@ -456,7 +480,7 @@ def _render_image(image: ImageView) -> str:
     return f'<figure>{body}<figcaption title="{_e(image.label)}">{_e(label)}</figcaption></figure>'
 
 
-def _render_take(shot: ShotView, take: TakeView, manifest: str) -> str:
+def _render_take(shot: ShotView, take: TakeView, manifest: str, lazy: bool) -> str:
     r = take.record
     classes = ["take", f"status-{take.status}"]
     marks = []
@@ -471,7 +495,8 @@ def _render_take(shot: ShotView, take: TakeView, manifest: str) -> str:
     if r.possible_duplicate:
         marks.append('<span class="mark dup" title="the service may have billed twice">dup?</span>')
     if take.clip and not take.clip_missing:
-        media = f'<video controls muted loop preload="metadata" src="{_e(take.clip)}"></video>'
+        preload = 'preload="none" data-lazy' if lazy else 'preload="metadata"'
+        media = f'<video controls muted loop {preload} src="{_e(take.clip)}"></video>'
     elif take.clip_missing:
         media = '<div class="placeholder">clip missing: run again to fetch it</div>'
     else:
@@ -490,10 +515,9 @@ def _render_take(shot: ShotView, take: TakeView, manifest: str) -> str:
     dl = "".join(f"<dt>{k}</dt><dd>{_e(v)}</dd>" for k, v in details if v)
     hint = ""
     if take.status == "done" and take.verdict != "picked":
-        hint = (
-            f'<p class="hint">pick: <code>shotrunner pick {_e(manifest)} {_e(shot.id)} '
-            f"{take.take}</code></p>"
-        )
+        # Quoted for a shell, so that the command can be copied as it is.
+        command = shlex.join(["shotrunner", "pick", manifest, shot.id, str(take.take)])
+        hint = f'<p class="hint">pick: <code>{_e(command)}</code></p>'
     badge = f'<span class="badge {take.status}">{STATUS_LABELS[take.status]}</span>'
     attrs = f'class="{" ".join(classes)}" data-take="{take.take}" data-status="{take.status}"'
     return f"""<article {attrs}>

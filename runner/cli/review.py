@@ -46,11 +46,11 @@ def report_cmd(manifest_path: str, out: Path | None) -> None:
 
     manifest = _load(manifest_path, out)
     store = Store.open_existing(manifest.output_dir)
-    try:
-        page = write_report(manifest, store)
-    finally:
-        if store is not None:
-            store.close()
+    if store is None:  # before any run: every take not started, and no database created
+        page = write_report(manifest, None)
+    else:
+        with store:
+            page = write_report(manifest, store)
     click.echo(str(page))
 
 
@@ -69,26 +69,27 @@ def _give_verdict(
     click.echo(f"{verdict} {shot.id} take {take} ({page})")
 
 
-@click.command(name="pick")
-@manifest_argument
-@click.argument("shot_id", metavar="SHOT")
-@click.argument("take", metavar="TAKE", type=int)
-@out_option
-@handles_errors
-def pick_cmd(manifest_path: str, shot_id: str, take: int, out: Path | None) -> None:
-    """Mark a take as the chosen one for its shot (un-picks the shot's other take)."""
-    _give_verdict(manifest_path, out, shot_id, take, "picked")
+def _verdict_command(name: str, verdict: Verdict, summary: str) -> click.Command:
+    """``pick`` and ``reject``: the same arguments, a different verdict."""
+
+    @click.command(name=name, help=summary)
+    @manifest_argument
+    @click.argument("shot_id", metavar="SHOT")
+    @click.argument("take", metavar="TAKE", type=int)
+    @out_option
+    @handles_errors
+    def verdict_cmd(manifest_path: str, shot_id: str, take: int, out: Path | None) -> None:
+        _give_verdict(manifest_path, out, shot_id, take, verdict)
+
+    return verdict_cmd
 
 
-@click.command(name="reject")
-@manifest_argument
-@click.argument("shot_id", metavar="SHOT")
-@click.argument("take", metavar="TAKE", type=int)
-@out_option
-@handles_errors
-def reject_cmd(manifest_path: str, shot_id: str, take: int, out: Path | None) -> None:
-    """Mark a take as rejected (``run --rerender-rejected`` renders it again)."""
-    _give_verdict(manifest_path, out, shot_id, take, "rejected")
+pick_cmd = _verdict_command(
+    "pick", "picked", "Mark a take as the chosen one for its shot (un-picks the shot's other take)."
+)
+reject_cmd = _verdict_command(
+    "reject", "rejected", "Mark a take as rejected (run --rerender-rejected renders it again)."
+)
 
 
 @click.command(name="export")

@@ -1,4 +1,6 @@
 // The contact sheet's filters: show only the shots that have a failed, in-flight or picked take.
+// On a big sheet (videos marked data-lazy, preload="none"), a video starts loading its metadata
+// only once it comes near the viewport.
 (function () {
   "use strict";
   var buttons = Array.prototype.slice.call(document.querySelectorAll("nav.filters [data-filter]"));
@@ -32,4 +34,23 @@
     });
   });
   apply("all");
+
+  var lazy = Array.prototype.slice.call(document.querySelectorAll("video[data-lazy]"));
+  if (lazy.length && "IntersectionObserver" in window) {
+    var observer = new IntersectionObserver(
+      function (entries) {
+        entries.forEach(function (entry) {
+          if (entry.isIntersecting) {
+            observer.unobserve(entry.target);
+            entry.target.removeAttribute("data-lazy");
+            entry.target.preload = "metadata";
+          }
+        });
+      },
+      { rootMargin: "600px 0px" }
+    );
+    lazy.forEach(function (video) {
+      observer.observe(video);
+    });
+  }
 })();
