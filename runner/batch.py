@@ -84,6 +84,9 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
                 SimConfig(
                     job_seconds=SIMULATE_JOB_SECONDS,
                     state_path=manifest.output_dir / SIMULATOR_DB,
+                    # The recorder would hold every request body (base64 images included)
+                    # for the whole run.
+                    record=False,
                 )
             )
             api_base, api_key = sim.base_url, "simulated"
@@ -161,28 +164,34 @@ async def _drive(
     api_key: str,
     run_id: str,
 ) -> None:
-    from runner.api.client import ApiClient
     from runner.jobs import provenance_request, request_body
 
-    async with ApiClient(api_base, api_key) as client:
-        engine = Engine(
-            store=store,
-            client=client,
-            planned=planned,
-            options=settings.run,
-            context=context,
-            view=view,
-            run_id=run_id,
-            request_body=request_body,
-            provenance_request=provenance_request,
-        )
-        engine.check_money_guard()
-        outcome.started = True
-        try:
+    engine = Engine(
+        store=store,
+        client=None,
+        planned=planned,
+        options=settings.run,
+        context=context,
+        view=view,
+        run_id=run_id,
+        request_body=request_body,
+        provenance_request=provenance_request,
+    )
+    engine.check_money_guard()
+    outcome.started = True
+    try:
+        if engine.needs_network:
+            from runner.api.client import ApiClient
+
+            async with ApiClient(api_base, api_key) as client:
+                engine.client = client
+                outcome.result = await engine.run()
+        else:
+            # Nothing to submit, poll or fetch: no HTTP stack to import or open.
             outcome.result = await engine.run()
-        except ShotrunnerError as error:
-            outcome.result = engine.result
-            outcome.error = error
+    except ShotrunnerError as error:
+        outcome.result = engine.result
+        outcome.error = error
 
 
 def _write_report(manifest: Manifest, store: Store) -> None:
@@ -190,8 +199,26 @@ def _write_report(manifest: Manifest, store: Store) -> None:
     if importlib.util.find_spec("runner.report") is None:
         return
     try:
-        from runner.report import write_report
+        from runner.report import REPORT_NAME, write_report
 
+        if _page_is_current(manifest, store, manifest.output_dir / REPORT_NAME):
+            return
         write_report(manifest, store)
     except Exception as error:  # the run's outcome must not depend on the page
         print(f"warning: could not write the report: {error}", file=sys.stderr)
+
+
+def _page_is_current(manifest: Manifest, store: Store, page: Path) -> bool:
+    """Whether the contact sheet was written after the manifest and the store last changed.
+
+    Over a batch where nothing changed (a run over thousands of done jobs), rewriting it
+    would cost more than the rest of the run; every change of state, verdicts included,
+    is an event with its time, so the newest event dates the store.
+    """
+    try:
+        written = page.stat().st_mtime
+        edited = manifest.path.stat().st_mtime
+    except OSError:
+        return False
+    changed = store.last_change_at()
+    return written >= edited and changed is not None and written >= changed

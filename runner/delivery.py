@@ -51,14 +51,16 @@ def clip_intact(output_dir: Path, row: JobRow, *, verify: bool = False) -> bool:
     """
     if row.file is None:
         return False
+    # A string join, not Path arithmetic: this runs once per job on every run.
+    path = os.path.join(output_dir, row.file)
     try:
-        stat = (output_dir / row.file).stat()
+        stat = os.stat(path)
     except OSError:
         return False
     if stat.st_size != row.file_size:
         return False
     if verify:
-        return file_sha256(output_dir / row.file) == row.file_sha256
+        return file_sha256(Path(path)) == row.file_sha256
     return stat.st_mtime_ns == row.file_mtime_ns
 
 

@@ -26,7 +26,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -72,6 +72,12 @@ MAX_CREATE_TRIES = 8
 _NOT_STARTED = frozenset({"queued", "pending", "submitted", "not_start", ""})
 #: Consecutive failed polls or downloads of one task before the job is failed (task id kept).
 MAX_TASK_ERRORS = 12
+
+
+def _exit_now(*_: object) -> None:
+    """The second Ctrl-C: leave at once. Every state change is already committed, and the
+    kernel drops the batch lock; the next run resumes from the store."""
+    os._exit(130)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,21 +127,20 @@ class Work:
 Kind = Literal["submit", "resume", "fetch", "none"]
 
 
-def group_work(planned: Sequence[PlannedJob], store: Store) -> list[Work]:
-    """One ``Work`` per render, in storyboard order of its first job."""
-    renders = store.renders()
-    rows = store.jobs()
+def group_work(planned: Sequence[PlannedJob]) -> list[Work]:
+    """One ``Work`` per render, in storyboard order of its first job.
+
+    The plan already carries the store's rows (read once by ``reconcile``).
+    """
     works: dict[tuple[str, int], Work] = {}
     for item in planned:
         key = item.render_key
         work = works.get(key)
         if work is None:
-            render = renders.get(key) or RenderRow(*key)
-            work = works[key] = Work(render=render, jobs=[])
+            work = works[key] = Work(render=item.render or RenderRow(*key), jobs=[])
         work.jobs.append(item)
-        row = rows.get((item.job.shot.id, item.job.take))
-        if row is not None:
-            work.rows[(item.job.shot.id, item.job.take)] = row
+        if item.row is not None:
+            work.rows[(item.job.shot.id, item.job.take)] = item.row
     return list(works.values())
 
 
@@ -177,7 +182,7 @@ class Engine:
         self,
         *,
         store: Store,
-        client: ApiClient,
+        client: ApiClient | None,
         planned: Sequence[PlannedJob],
         options: RunOptions,
         context: RunContext,
@@ -187,7 +192,8 @@ class Engine:
         provenance_request: Callable[[Any], dict[str, Any]],
     ) -> None:
         self.store = store
-        self.client = client
+        #: Opened by the caller only when ``needs_network``; set before ``run``.
+        self._client = client
         self.options = options
         self.context = context
         self.view = view or View()
@@ -195,7 +201,7 @@ class Engine:
         self.output_dir = store.path.parent
         self._request_body = request_body
         self._provenance_request = provenance_request
-        self.works = group_work(planned, store)
+        self.works = group_work(planned)
         self.plan = summarise(self.works, options.retry_failed)
         self.limit = AdaptiveLimit(options.concurrency)
         self._downloads = asyncio.Semaphore(max(1, options.download_concurrency))
@@ -207,8 +213,24 @@ class Engine:
         self._creating: set[asyncio.Task[Any]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._signals = 0
+        self._installed_signals: list[int] = []
         self._rate_limited_in_a_row = 0
         self.result = RunResult()
+
+    @property
+    def client(self) -> ApiClient:
+        if self._client is None:
+            raise RuntimeError("the engine needs an API client for this run")
+        return self._client
+
+    @client.setter
+    def client(self, client: ApiClient) -> None:
+        self._client = client
+
+    @property
+    def needs_network(self) -> bool:
+        """Whether any render may have to talk to the API (submit, poll, fetch)."""
+        return any(kind_of(work, self.options.retry_failed) != "none" for work in self.works)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -227,7 +249,7 @@ class Engine:
         self._bind_jobs()
         self.view.start(self.plan, sum(len(w.jobs) for w in self.works))
         loop = asyncio.get_running_loop()
-        installed = self._install_signals(loop)
+        installed = self._installed_signals = self._install_signals(loop)
         try:
             await self._run_all()
         finally:
@@ -266,18 +288,25 @@ class Engine:
                 work.attempt_budget = max(render.attempt, self.options.max_attempts)
 
     async def _run_all(self) -> None:
-        submits: list[Work] = []
+        # Bounded fan-out, so 10,000 jobs are not 10,000 coroutines: renders that need a
+        # slot (new ones, failed ones retried) wait in the dispatcher's list; clips to fetch
+        # wait for one of a few workers. Only renders already in flight start at once.
+        needs_slot: list[Work] = []
+        fetches: list[Work] = []
         for work in self.works:
             kind = kind_of(work, self.options.retry_failed)
-            if kind == "submit":
-                submits.append(work)
+            if kind == "submit" or (kind == "resume" and work.render.state == "failed"):
+                needs_slot.append(work)
             elif kind == "resume":
                 if work.render.state in ("submitting", "queued", "running"):
                     self.limit.take()
                 self._spawn(self._resume(work))
             elif kind == "fetch":
-                self._spawn(self._fetch(work))
-        self._spawn(self._dispatch(submits))
+                fetches.append(work)
+        self._spawn(self._dispatch(needs_slot))
+        queue = iter(fetches)
+        for _ in range(min(len(fetches), max(1, self.options.download_concurrency))):
+            self._spawn(self._fetch_each(queue))
         finished = asyncio.ensure_future(self._all_done.wait())
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
@@ -294,13 +323,22 @@ class Engine:
                     "run the same command again to collect them"
                 )
 
-    async def _dispatch(self, submits: list[Work]) -> None:
-        for work in submits:
+    async def _dispatch(self, works: list[Work]) -> None:
+        """Start each render that needs a slot once one is free, in storyboard order."""
+        for work in works:
             await self.limit.acquire()
             if self._stopping.is_set():
                 await self.limit.release()
                 return
-            self._spawn(self._submit_and_follow(work, new_attempt=True))
+            if work.render.state == "failed":
+                self._spawn(self._retry_failed(work))
+            else:
+                self._spawn(self._submit_and_follow(work, new_attempt=True))
+
+    async def _fetch_each(self, works: Iterator[Work]) -> None:
+        """One fetch worker: deliver done renders' clips, one after the other."""
+        for work in works:
+            await self._fetch(work)
 
     async def _shut_down(self) -> None:
         for task in list(self._tasks - self._creating):
@@ -361,22 +399,22 @@ class Engine:
     def _on_signal(self) -> None:
         self._signals += 1
         if self._signals > 1:
-            # Every state change is already committed: nothing is lost by leaving now.
-            os._exit(130)
+            _exit_now()
+        # The loop runs this handler only between callbacks; a plain handler runs the
+        # second signal at once even while the loop is busy (hashing a clip, say).
+        for signum in self._installed_signals:
+            signal.signal(signum, _exit_now)
         self.view.state("run", "stopping", "no new submissions; saving state")
         self._stopping.set()
 
     # -- one render ----------------------------------------------------------------------------
 
     async def _resume(self, work: Work) -> None:
-        """A render found in flight (or failed, with --retry-failed) at the start."""
+        """A render found in flight at the start."""
         render = work.render
         holds_slot = render.state in ("submitting", "queued", "running")
         if render.state == "submitting":
             await self._submit_and_follow(work, new_attempt=False, holds_slot=True)
-            return
-        if render.state == "failed":
-            await self._retry_failed(work)
             return
         if render.state == "downloading":
             await self._collect(work, None)
@@ -384,13 +422,12 @@ class Engine:
         await self._follow(work, holds_slot=holds_slot)
 
     async def _retry_failed(self, work: Work) -> None:
+        """A failed render, with --retry-failed (a slot is held)."""
         render = work.render
         if render.task_id is not None and render.error_code in ("timeout", "download"):
             # Ask the old task first: a clip that finished late is collected, not paid twice.
-            self.limit.take()
             await self._follow(work, holds_slot=True)
             return
-        await self.limit.acquire()
         # A create that never got an answer is retried under the same key.
         new_attempt = not (render.task_id is None and render.error_code == "unanswered")
         await self._submit_and_follow(work, new_attempt=new_attempt, holds_slot=True)
@@ -407,68 +444,74 @@ class Engine:
     async def _submit(self, work: Work, *, new_attempt: bool) -> Task | None:
         """Create the task of the next attempt (or the same one again); None if it failed."""
         render = work.render
-        shot = work.job.shot
-        try:
-            body = self._request_body(shot)
-        except InputError as error:
-            self._fail(work, error.message, "input")
-            return None
+        #: Whether a create under this key may have reached the service without an answer.
+        ambiguous = False
         if new_attempt or render.attempt == 0:
             render.attempt += 1
         else:
             # A create whose answer never arrived (found at start): it may exist and be billed.
-            render.possible_duplicate = True
+            render.possible_duplicate = ambiguous = True
         render.task_id = None
         render.progress = None
         render.error = render.error_code = None
         failures = 0
         current = asyncio.current_task()
+        assert current is not None
         while True:
             if self._stopping.is_set():
                 return None
             render.state = "submitting"
             render.submitted_at = now_iso()
             self._save(work, f"attempt {render.attempt}")
-            assert current is not None
+            try:
+                # Built just before the call and dropped after it: with data URIs a body can
+                # weigh megabytes, and only the creates on the wire should hold one.
+                body = self._body(work)
+            except InputError as error:
+                self._fail(work, error.message, "input")
+                return None
             self._creating.add(current)
             try:
                 task = await self.client.create(body, render.idempotency_key)
             except RateLimited as error:
-                self._creating.discard(current)
-                render.state = "pending"
+                if not ambiguous:
+                    # Refused, not created: nothing under this key to look for after a crash.
+                    render.state = "pending"
                 self._save(work, "rate limited (429): waiting", event=False)
                 await self._on_rate_limited(error)
                 continue
             except TransientError as error:
-                self._creating.discard(current)
                 failures += 1
+                if error.sent:
+                    ambiguous = True
                 if error.sent and not render.possible_duplicate:
+                    # Sent, but no task id came back (a lost answer, or a 5xx after which
+                    # the gateway may have created it on another channel): it may be billed.
                     render.possible_duplicate = True
-                    self._save(work, f"answer lost ({error.message}); same key again")
+                    self._save(work, f"no usable answer ({error.message}); same key again")
                 if failures >= MAX_CREATE_TRIES:
                     self._fail(
                         work,
                         f"no answer to the create after {failures} tries: {error.message}",
-                        "unanswered" if render.possible_duplicate else "unavailable",
+                        "unanswered" if ambiguous else "unavailable",
                     )
                     return None
                 await self._sleep(self._create_backoff.delay(failures))
                 continue
             except AuthError:
-                self._creating.discard(current)
-                # 401/403: the request was refused, nothing was created under this attempt.
+                # 401/403: refused; the next run sends this attempt again under the same key.
                 render.state, render.attempt = "pending", render.attempt - 1
                 self._save(work, "key refused")
                 raise
             except (Rejected, NotFound) as error:
-                self._creating.discard(current)
                 self._fail(work, f"rejected by the service: {error.message}", error.code)
                 return None
             except ApiError as error:
-                self._creating.discard(current)
                 self._fail(work, error.message, error.code)
                 return None
-            self._creating.discard(current)
+            finally:
+                self._creating.discard(current)
+                del body
             break
         render.task_id = task.id
         render.state = "queued"
@@ -477,6 +520,10 @@ class Engine:
         self._save(work, f"task {task.id}")
         work.deadline = time.time() + self.options.task_timeout
         return task
+
+    def _body(self, work: Work) -> dict[str, Any]:
+        """The create's body; raises ``InputError`` if a local image vanished or changed."""
+        return self._request_body(work.job.shot)
 
     async def _on_rate_limited(self, error: RateLimited) -> None:
         """A 429 on create: give the slot back, shrink the limit, wait for room again."""
@@ -600,16 +647,17 @@ class Engine:
             return
         async with self._downloads:
             outcome, task = await self._download(work, task)
-        # Re-rendering or polling again happens outside the download slots.
+        # Re-rendering or polling again happens outside the download slots (and apart
+        # from a fetch worker, which goes on with the next clip).
         if outcome == "lost":
-            await self._render_again(work, "the service no longer has the clip")
+            self._spawn(self._render_again(work, "the service no longer has the clip"))
         elif outcome == "pending" and task is not None:
             self.limit.take()
-            await self._follow(work, holds_slot=True, task=task)
+            self._spawn(self._follow(work, holds_slot=True, task=task))
 
     async def _download(
         self, work: Work, task: Task | None
-    ) -> tuple[Literal["done", "failed", "lost", "pending"], Task | None]:
+    ) -> tuple[Literal["done", "owed", "lost", "pending"], Task | None]:
         render = work.render
         part = part_of(self._final(work.jobs[0].job))
         if render.state == "done" and matches(part, render.sha256, render.bytes):
@@ -634,8 +682,8 @@ class Engine:
                 except ApiError as error:
                     errors += 1
                     if errors >= MAX_TASK_ERRORS:
-                        self._fail(work, f"fetching failed: {error.message}", "download")
-                        return "failed", None
+                        self._keep_owed(work, f"fetching failed: {error.message}")
+                        return "owed", None
                     await self._sleep(self._task_backoff.delay(errors))
                     continue
                 if task.status == "failed":
@@ -654,23 +702,24 @@ class Engine:
                 errors += 1
                 task = None
                 if errors >= MAX_TASK_ERRORS:
-                    self._fail(work, "the clip's link keeps expiring", "download")
-                    return "failed", None
+                    self._keep_owed(work, "the clip's link keeps expiring")
+                    return "owed", None
                 continue
             except (TransientError, RateLimited) as error:
                 # DownloadError is transient: the part file resumes or restarts.
                 errors += 1
                 if errors >= MAX_TASK_ERRORS:
-                    self._fail(work, f"download failed: {error.message}", "download")
-                    return "failed", None
+                    self._keep_owed(work, f"download failed: {error.message}")
+                    return "owed", None
                 retry_after = error.retry_after if isinstance(error, RateLimited) else None
                 await self._sleep(self._task_backoff.delay(errors, retry_after))
                 continue
             except ApiError as error:
-                self._fail(work, f"download failed: {error.message}", "download")
-                return "failed", None
+                self._keep_owed(work, f"download failed: {error.message}")
+                return "owed", None
             break
         render.sha256, render.bytes = downloaded.sha256, downloaded.bytes
+        render.error = render.error_code = None
         render.downloaded_at = now_iso()
         render.state = "done"
         render.progress = 100.0
@@ -812,6 +861,17 @@ class Engine:
         if event and show:
             self.view.state(work.label, work.render.state, detail)
 
+    def _keep_owed(self, work: Work, message: str) -> None:
+        """Give up downloading for this run, but not on the clip: it is paid for.
+
+        The render stays ``downloading`` with its task id and the reason, so the next run
+        (no flag needed) fetches it again; this run counts it as failed (exit 1).
+        """
+        render = work.render
+        render.error = f"{message}; task {render.task_id} kept, the next run fetches it again"
+        render.error_code = "download"
+        self._save(work, render.error)
+
     def _fail(self, work: Work, message: str, code: str | None) -> None:
         render = work.render
         render.state = "failed"
@@ -835,10 +895,12 @@ class Engine:
             render = work.render
             if render.possible_duplicate:
                 self.result.possible_duplicates.append(work.label)
+            # A finished task whose clip could not be fetched this run: still owed to the user.
+            owed = render.state in ("downloading", "done") and render.error_code == "download"
             for item in work.jobs:
-                if render.state == "failed":
+                row = work.rows.get((item.job.shot.id, item.job.take))
+                delivered = render.state == "done" and row is not None and row.delivered
+                if delivered:
+                    self.result.done += 1
+                elif render.state == "failed" or owed:
                     self.result.failed.append((item.job.key, render.error or "failed"))
-                elif render.state == "done":
-                    row = work.rows.get((item.job.shot.id, item.job.take))
-                    if row is not None and row.delivered:
-                        self.result.done += 1
