@@ -198,5 +198,6 @@ def _describe(error: jsonschema.ValidationError, doc: Document, file: str) -> li
         hint = f"; write [{instance}]" if names == ["array"] and isinstance(instance, str) else ""
         return [at(path, f"{what} must be {expected}, not {describe_value(instance)}{hint}")]
     if kind == "minLength":
-        return [at(path, f"{format_path(path)} must not be empty")]
+        what = "an image" if field == "images" else field
+        return [at(path, f"{what} must not be empty")]
     return [at(path, error.message)]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from runner.cli.common import echo_err, handles_errors, out_option
 from runner.errors import ExitCode
 
-P = ParamSpec("P")
+if TYPE_CHECKING:
+    from runner.reconcile import PlanOptions
+
 R = TypeVar("R")
 
 
@@ -76,11 +79,38 @@ _PLAN_OPTIONS = (
 )
 
 
-def plan_options(command: Callable[P, R]) -> Callable[P, R]:
-    """Add ``--only``, ``--force``, ``--retry-failed``, ``--rerender-rejected``, ``--verify``."""
+def plan_options(command: Callable[..., R]) -> Callable[..., R]:
+    """Add ``--only``, ``--force``, ``--retry-failed``, ``--rerender-rejected`` and ``--verify``.
+
+    The command receives them as one ``plan: PlanOptions`` argument, so that every command
+    that plans (``plan``, and ``run`` if it likes) builds it the same way.
+    """
+
+    @functools.wraps(command)
+    def with_plan(
+        *args: Any,
+        only: tuple[str, ...],
+        force: tuple[str, ...],
+        retry_failed: bool,
+        rerender_rejected: bool,
+        verify: bool,
+        **kwargs: Any,
+    ) -> R:
+        from runner.reconcile import PlanOptions
+
+        plan = PlanOptions(
+            only=frozenset(only),
+            force=frozenset(force),
+            retry_failed=retry_failed,
+            verify=verify,
+            rerender_rejected=rerender_rejected,
+        )
+        return command(*args, plan=plan, **kwargs)
+
+    decorated: Callable[..., R] = with_plan
     for option in reversed(_PLAN_OPTIONS):
-        command = option(command)
-    return command
+        decorated = option(decorated)
+    return decorated
 
 
 @click.command(name="plan")
@@ -89,35 +119,18 @@ def plan_options(command: Callable[P, R]) -> Callable[P, R]:
 @plan_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @handles_errors
-def plan_cmd(
-    manifest_path: str,
-    out: Path | None,
-    only: tuple[str, ...],
-    force: tuple[str, ...],
-    retry_failed: bool,
-    rerender_rejected: bool,
-    verify: bool,
-    as_json: bool,
-) -> None:
+def plan_cmd(manifest_path: str, out: Path | None, plan: PlanOptions, as_json: bool) -> None:
     """Show what run with the same options would do now for each job (offline).
 
     Reads the batch's state database if there is one, and never writes it.
     """
     from runner.manifest import load_manifest
     from runner.plan import jobs_document, plan_jobs, render_table
-    from runner.reconcile import PlanOptions
 
     manifest = load_manifest(manifest_path, out=out)
     for warning in manifest.warnings:
         echo_err(warning.format())
-    options = PlanOptions(
-        only=frozenset(only),
-        force=frozenset(force),
-        retry_failed=retry_failed,
-        verify=verify,
-        rerender_rejected=rerender_rejected,
-    )
-    planned = plan_jobs(manifest, options)
+    planned = plan_jobs(manifest, plan)
     if as_json:
         click.echo(json.dumps(jobs_document(manifest, planned, with_action=True), indent=2))
     else:

@@ -199,6 +199,37 @@ CASES = [
         "shots[0].images[0]",
     ),
     (
+        "data_uri_of_another_type",
+        "version: 1\nshots:\n  - id: a\n    prompt: p\n    mode: first_frame\n"
+        "    images: ['data:image/jpeg;base64,iVBORw0KGgoAAAAAAAAAAA==']\n",
+        "6:14",
+        "it says image/jpeg but its bytes are image/png",
+        "shots[0].images[0]",
+    ),
+    (
+        "data_uri_not_an_image",
+        "version: 1\nshots:\n  - id: a\n    prompt: p\n    mode: first_frame\n"
+        "    images: ['data:image/png;base64,aGVsbG8=']\n",
+        "6:14",
+        "its bytes are not a PNG, JPEG, WebP or GIF image",
+        "shots[0].images[0]",
+    ),
+    (
+        "url_without_host",
+        "version: 1\nshots:\n  - id: a\n    prompt: p\n    mode: first_frame\n"
+        "    images: ['https:///a.png']\n",
+        "6:14",
+        "image URL 'https:///a.png' is malformed: it needs a host",
+        "shots[0].images[0]",
+    ),
+    (
+        "empty_image",
+        "version: 1\nshots:\n  - id: a\n    prompt: p\n    mode: first_frame\n    images: ['']\n",
+        "6:14",
+        "an image must not be empty",
+        "shots[0].images[0]",
+    ),
+    (
         "non_http_url",
         "version: 1\nshots:\n  - id: a\n    prompt: p\n    mode: first_frame\n"
         "    images: ['ftp://example.com/a.png']\n",
@@ -247,6 +278,27 @@ CASES = [
         "3:38",
         "aspect_ratio must be W:H in whole numbers, like \"16:9\", not 'wide'",
         "shots[0].aspect_ratio",
+    ),
+    (
+        "empty_model",
+        "version: 1\nshots:\n  - {id: a, prompt: p, model: ''}\n",
+        "3:31",
+        "model must not be empty",
+        "shots[0].model",
+    ),
+    (
+        "empty_output_dir",
+        "version: 1\noutput_dir: ''\nshots:\n  - {id: a, prompt: p}\n",
+        "2:13",
+        "output_dir must not be empty",
+        "output_dir",
+    ),
+    (
+        "extra_not_a_mapping",
+        "version: 1\nshots:\n  - {id: a, prompt: p, extra: [seed]}\n",
+        "3:31",
+        "shots[0].extra must be a mapping, not a list",
+        "shots[0].extra",
     ),
     (
         "unknown_resolution",

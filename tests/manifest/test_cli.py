@@ -39,6 +39,30 @@ def test_validate_prints_warnings_and_exits_0(
     )
 
 
+def test_validate_warns_of_an_unusual_aspect_ratio(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """An aspect ratio other than 16:9 or 9:16 is a located warning; the file is valid."""
+    write_manifest("version: 1\nshots:\n  - {id: a, prompt: p, aspect_ratio: 4:3}\n")
+    result = run_cli("validate", "m.yaml")
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "m.yaml:3:38: warning: aspect ratio 4:3 is not one the service documents (16:9, 9:16) "
+        "(at shots[0].aspect_ratio)\n"
+    )
+
+
+def test_plan_prints_warnings_before_its_plan(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """plan shows a valid manifest's warnings on stderr and still plans, exit 0."""
+    write_manifest("version: 1\nshots:\n  - {id: a, prompt: p, seconds: 45}\n")
+    result = run_cli("plan", "m.yaml")
+    assert result.exit_code == 0
+    assert result.stderr.startswith("m.yaml:3:33: warning: seconds 45 is outside")
+    assert "1 task(s) to submit, 45 s of video" in result.stdout
+
+
 def test_validate_json_lists_each_file(
     write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
 ) -> None:

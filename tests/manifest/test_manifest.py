@@ -46,6 +46,14 @@ def test_extra_merges_over_defaults_extra_key_by_key(write_manifest: WriteManife
     assert load_manifest(path).shots[0].extra == {"seed": 1, "style": {"b": 2}}
 
 
+def test_extra_may_carry_video_fields_to_other_models(write_manifest: WriteManifest) -> None:
+    """Only omni-fast refuses video fields in extra; another model gets them as written."""
+    path = write_manifest(
+        "version: 1\nshots: [{id: a, prompt: p, model: omni-pro, extra: {video_url: 'https://x.test/v'}}]\n"
+    )
+    assert load_manifest(path).shots[0].extra == {"video_url": "https://x.test/v"}
+
+
 def test_unquoted_aspect_ratio_is_the_string(write_manifest: WriteManifest) -> None:
     """aspect_ratio: 16:9 unquoted is "16:9", not the sexagesimal 969."""
     path = write_manifest("version: 1\nshots: [{id: a, prompt: p, aspect_ratio: 16:9}]\n")

@@ -15,45 +15,41 @@ from tests.manifest.conftest import EXAMPLES
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _pip(*args: str | Path, cwd: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "-q", *map(str, args)],
+def _python(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.slow
 def test_installed_wheel_validates_with_its_packaged_schema(tmp_path: Path) -> None:
     """A wheel installed into a plain folder finds runner/schemas/ inside it and validates."""
     dist, target, elsewhere = tmp_path / "dist", tmp_path / "target", tmp_path / "elsewhere"
-    _pip("wheel", "--no-deps", "-w", dist, ".", cwd=ROOT)
+    built = _python("-m", "pip", "-q", "wheel", "--no-deps", "-w", dist, ".", cwd=ROOT)
+    assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("shotrunner-*.whl")
-    _pip("install", "--no-deps", "--target", target, wheel, cwd=tmp_path)
+    installed = _python(
+        "-m", "pip", "-q", "install", "--no-deps", "--target", target, wheel, cwd=tmp_path
+    )
+    assert installed.returncode == 0, installed.stderr
     shutil.copytree(EXAMPLES, elsewhere / "manifests")
     # The installed copy must come first, before the editable install of the source tree.
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")]),
-    }
+    path = [str(target), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, *args],
-            cwd=elsewhere,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-
-    where = run(
-        "-c", "import runner, runner.schema as s; print(runner.__file__); print(s.schema_path())"
+    where = _python(
+        "-c",
+        "import runner, runner.schema as s; print(runner.__file__); print(s.schema_path())",
+        cwd=elsewhere,
+        env=env,
     )
     assert where.returncode == 0, where.stderr
     assert where.stdout.splitlines() == [
@@ -63,7 +59,9 @@ def test_installed_wheel_validates_with_its_packaged_schema(tmp_path: Path) -> N
     assert (target / "runner" / "schemas" / "manifest.schema.json").read_bytes() == (
         ROOT / "schemas" / "manifest.schema.json"
     ).read_bytes()
-    validated = run("-m", "runner", "validate", "manifests/storyboard.yaml")
+    validated = _python(
+        "-m", "runner", "validate", "manifests/storyboard.yaml", cwd=elsewhere, env=env
+    )
     assert (validated.returncode, validated.stdout, validated.stderr) == (
         0,
         "manifests/storyboard.yaml: valid, 4 shot(s), 6 job(s)\n",
