@@ -146,12 +146,17 @@ MakeBatch = Callable[..., Batch]
 
 @pytest.fixture
 def make_batch(tmp_path: Path) -> MakeBatch:
-    """Write a manifest (with its frame images) under tmp_path and load it."""
+    """Write a manifest (with its frame images, and ``images`` by relative path) under
+    tmp_path and load it."""
 
-    def make(yaml_text: str = STORYBOARD, name: str = "storyboard.yaml") -> Batch:
-        frames = tmp_path / "frames"
-        frames.mkdir(exist_ok=True)
-        (frames / "s02.png").write_bytes(tiny_png())
+    def make(
+        yaml_text: str = STORYBOARD,
+        name: str = "storyboard.yaml",
+        images: dict[str, bytes] | None = None,
+    ) -> Batch:
+        for rel, data in {"frames/s02.png": tiny_png(), **(images or {})}.items():
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_bytes(data)
         path = tmp_path / name
         path.write_text(yaml_text, encoding="utf-8")
         return Batch(path, load_manifest(path))

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import html
 import re
+import shlex
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
-from runner.report import collect, render_html, write_report
+import pytest
+
+from runner.model import ImageRef
+from runner.report import TakeRecord, build_report_data, collect, render_html, write_report
 from runner.store import Store
-from tests.review.conftest import Batch, MakeBatch, tiny_png
+from tests.review.conftest import SIM_CLIP, Batch, MakeBatch, tiny_png
 from tests.review.pagehelpers import elements, shot_section, take_article
+
+#: A clip that exists, by absolute path, for pages built from records alone.
+CLIP = str(SIM_CLIP)
 
 
 def page_of(batch: Batch) -> str:
@@ -237,3 +247,99 @@ def test_each_filter_says_how_many_shots_it_shows(batch: Batch) -> None:
     page = page_of(batch)
     counts = dict(re.findall(r'data-filter="(\w+)"[^>]*>[^<]*<span class="count">(\d+)<', page))
     assert counts == {"all": "3", "failed": "2", "inflight": "0", "picked": "0"}
+
+
+def test_markup_in_errors_task_ids_and_paths_is_escaped(make_batch: MakeBatch) -> None:
+    """Text from the store (an error, a task id) and the manifest's path are shown as text."""
+    batch = make_batch(
+        "version: 1\nshots:\n  - id: s1\n    prompt: p\n    takes: 2\n", name="a<b>x.yaml"
+    )
+    records = {
+        ("s1", 1): TakeRecord(state="failed", error='<img src=x onerror="alert(1)">'),
+        ("s1", 2): TakeRecord(state="done", task_id='"><script>alert(2)</script>', file=CLIP),
+    }
+    page = render_html(build_report_data(batch.manifest, records, {}))
+    assert "<img src=x" not in page and "<script>alert" not in page and "a<b>" not in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert "&quot;&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert "a&lt;b&gt;x.yaml" in page
+    assert elements(page, "img") == []
+    assert len(elements(page, "script")) == 1
+
+
+def test_pick_hint_is_a_command_a_shell_can_run(make_batch: MakeBatch) -> None:
+    """The pick hint quotes a manifest path with spaces and quotes for the shell."""
+    batch = make_batch(
+        "version: 1\nshots:\n  - id: s1\n    prompt: p\n", name="my story's board.yaml"
+    )
+    batch.done("s1", 1)
+    hint = re.search(r'<p class="hint">pick: <code>(.*?)</code>', page_of(batch))
+    assert hint is not None
+    command = html.unescape(hint.group(1))
+    assert shlex.split(command) == ["shotrunner", "pick", batch.manifest.display_path, "s1", "1"]
+
+
+def test_odd_file_names_still_lead_from_the_page_to_the_file(make_batch: MakeBatch) -> None:
+    """Clip and image hrefs survive spaces, #, ?, % and non-ASCII in folder and file names."""
+    odd = "frames/a #1 ?50% é.png"
+    batch = make_batch(
+        "version: 1\noutput_dir: 'out put #2/ré %20'\nshots:\n  - id: S.01_x-y\n"
+        f"    mode: first_frame\n    images: ['{odd}']\n    prompt: p\n",
+        images={odd: tiny_png()},
+    )
+    batch.done("S.01_x-y", 1)
+    page = page_of(batch)
+    [image] = elements(page, "img")
+    [video] = elements(page, "video")
+    for href, target in ((image["src"], batch.manifest_path.parent / odd), (video["src"], None)):
+        assert href is not None and "#" not in href and "?" not in href
+        resolved = (batch.out / unquote(href)).resolve()
+        assert resolved.is_file()
+        if target is not None:
+            assert resolved == target.resolve()
+
+
+def test_unsafe_url_is_never_a_link(batch: Batch) -> None:
+    """Whatever reaches the page, an image URL that is not http(s) is shown, not linked."""
+    shot = batch.shot("s02-hero")
+    bad = dataclasses.replace(shot, images=(ImageRef("javascript:alert(1)", "url"),))
+    shots = tuple(bad if s is shot else s for s in batch.manifest.shots)
+    page = render_html(build_report_data(dataclasses.replace(batch.manifest, shots=shots), {}, {}))
+    assert all(not str(a.get("href")).startswith("javascript") for a in elements(page, "a"))
+    assert "javascript:alert(1)" in page
+
+
+def test_videos_preload_metadata_up_to_the_eager_limit(batch: Batch) -> None:
+    """With no more clips than EAGER_VIDEOS, every video preloads its metadata."""
+    batch.done("s01-wide", 1)
+    batch.done("s02-hero", 1)
+    videos = elements(page_of(batch), "video")
+    assert [v["preload"] for v in videos] == ["metadata", "metadata"]
+    assert all("data-lazy" not in v for v in videos)
+
+
+def test_videos_past_the_eager_limit_preload_nothing_until_seen(
+    batch: Batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past EAGER_VIDEOS clips, every video is preload="none" and marked for lazy loading."""
+    monkeypatch.setattr("runner.report.EAGER_VIDEOS", 1)
+    batch.done("s01-wide", 1)
+    batch.done("s02-hero", 1)
+    videos = elements(page_of(batch), "video")
+    assert [(v["preload"], "data-lazy" in v) for v in videos] == [("none", True)] * 2
+    assert all(v["src"] for v in videos)
+
+
+def test_a_sheet_of_ten_thousand_takes_renders_quickly_and_lazily(make_batch: MakeBatch) -> None:
+    """500 shots of 20 takes, all done: the page is written in seconds, videos lazy."""
+    shots = "".join(f"  - id: s{n:03d}\n    prompt: shot {n}\n    takes: 20\n" for n in range(500))
+    batch = make_batch(f"version: 1\nshots:\n{shots}")
+    records = {
+        (shot.id, take): TakeRecord(state="done", file=CLIP)
+        for shot in batch.manifest.shots
+        for take in range(1, 21)
+    }
+    began = time.monotonic()
+    page = render_html(build_report_data(batch.manifest, records, {}))
+    assert time.monotonic() - began < 10
+    assert page.count("<video ") == page.count('preload="none" data-lazy') == 10_000
