@@ -6,6 +6,7 @@ browser downloads are never used. Skipped, with the reason, only where no Chromi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -89,6 +90,15 @@ def page(tmp_path: Path) -> Iterator[tuple[Page, list[str]]]:
             tab = context.new_page()
             tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             tab.on("pageerror", lambda e: errors.append(str(e)))
+            tab.on(
+                "requestfailed",
+                # A media element may cancel its own range request once it has enough.
+                lambda r: (
+                    None
+                    if r.failure == "net::ERR_ABORTED"
+                    else errors.append(f"{r.url}: {r.failure}")
+                ),
+            )
             yield tab, errors
         finally:
             context.close()
@@ -98,6 +108,37 @@ def visible_shots(tab: Page) -> list[str]:
     return [str(s.get_attribute("data-shot")) for s in tab.locator("section.shot:visible").all()]
 
 
+def assert_every_finished_take_plays(tab: Page, done: int) -> None:
+    """Each done take's card holds a <video> that Chromium decodes (readyState >= 2)."""
+    cards = tab.locator('article[data-status="done"]')
+    assert cards.count() == done
+    assert tab.locator('article[data-status="done"] video').count() == done
+    assert tab.locator("video").count() == done  # and no other card has one
+    # Playing (muted, so allowed without a gesture) proves the clip decodes, not just parses.
+    tab.evaluate("document.querySelectorAll('video').forEach(v => v.play())")
+    tab.wait_for_function(
+        "Array.from(document.querySelectorAll('video'))"
+        ".every(v => v.readyState >= 2 && v.error === null)",
+        timeout=20_000,
+    )
+
+
+def assert_thumbnails_load(tab: Page) -> None:
+    """Every input image thumbnail was found and decoded from its relative path."""
+    tab.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=10_000)
+    widths = tab.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+    assert widths and all(width > 0 for width in widths)
+
+
+def save_screenshot(tab: Page, path: Path) -> None:
+    """A full-page PNG for people to look at; ``CONTACT_SHEET_SCREENSHOT`` keeps a copy."""
+    tab.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep = os.environ.get("CONTACT_SHEET_SCREENSHOT")
+    if keep:
+        shutil.copyfile(path, keep)
+
+
 def test_contact_sheet_plays_and_filters_in_chromium(
     page: tuple[Page, list[str]], reviewed_batch: Batch, tmp_path: Path
 ) -> None:
@@ -105,20 +146,14 @@ def test_contact_sheet_plays_and_filters_in_chromium(
     tab, errors = page
     tab.goto((reviewed_batch.out / "index.html").as_uri())
 
-    videos = tab.locator("video")
-    assert videos.count() == 4  # s01-wide 1, s02-hero 1, s03-turn 1 and 2
-    # Playing (muted, so allowed without a gesture) proves the clip decodes, not just parses.
-    tab.evaluate("document.querySelectorAll('video').forEach(v => v.play())")
-    tab.wait_for_function(
-        "Array.from(document.querySelectorAll('video')).every(v => v.readyState >= 2)",
-        timeout=20_000,
-    )
+    assert_every_finished_take_plays(tab, done=4)  # s01-wide 1, s02-hero 1, s03-turn 1 and 2
+    assert_thumbnails_load(tab)
 
     failed = tab.locator('section[data-shot="s02-hero"] .error')
     assert failed.is_visible()
     assert failed.inner_text() == FAILED_ERROR
 
-    tab.screenshot(path=str(tmp_path / "contact-sheet.png"), full_page=True)
+    save_screenshot(tab, tmp_path / "contact-sheet.png")
 
     assert visible_shots(tab) == ["s01-wide", "s02-hero", "s03-turn"]
     tab.click('button[data-filter="failed"]')
@@ -233,16 +268,12 @@ def test_report_of_a_simulated_run_plays_and_filters_in_chromium(
     tab, errors = page
     tab.goto((batch.out / "index.html").as_uri())
 
-    assert tab.locator("video").count() == 3
-    tab.evaluate("document.querySelectorAll('video').forEach(v => v.play())")
-    tab.wait_for_function(
-        "Array.from(document.querySelectorAll('video')).every(v => v.readyState >= 2)",
-        timeout=20_000,
-    )
+    assert_every_finished_take_plays(tab, done=3)
+    assert_thumbnails_load(tab)
     shown = tab.locator('section[data-shot="s03-turn"] .error')
     assert shown.is_visible()
     assert error and shown.inner_text() == error
-    tab.screenshot(path=str(tmp_path / "contact-sheet.png"), full_page=True)
+    save_screenshot(tab, tmp_path / "contact-sheet.png")
 
     tab.click('button[data-filter="failed"]')
     assert visible_shots(tab) == ["s03-turn"]
@@ -253,4 +284,54 @@ def test_report_of_a_simulated_run_plays_and_filters_in_chromium(
     tab.click('button[data-filter="all"]')
     assert visible_shots(tab) == ["s01-wide", "s02-hero", "s03-turn", "s04-night"]
 
+    assert errors == []
+
+
+HOSTILE_PROMPT = "<script>window.pwned = 'prompt'</script> waves <b>crash</b>"
+HOSTILE_ERROR = "<img src=x onerror=\"window.pwned = 'error'\"> policy says no"
+
+
+def test_markup_in_prompts_and_errors_never_runs(
+    page: tuple[Page, list[str]], make_batch: MakeBatch
+) -> None:
+    """A prompt holding <script> and an error holding an onerror handler show as plain text
+    in Chromium, and neither runs."""
+    batch = make_batch(
+        f"version: 1\nshots:\n  - id: s1\n    prompt: {json.dumps(HOSTILE_PROMPT)}\n"
+    )
+    batch.failed("s1", 1, HOSTILE_ERROR)
+    with batch.store() as store:
+        write_report(batch.manifest, store)
+    tab, errors = page
+    tab.goto((batch.out / "index.html").as_uri())
+    assert tab.locator(".prompt").inner_text() == HOSTILE_PROMPT
+    assert tab.locator(".error").inner_text() == HOSTILE_ERROR
+    assert tab.evaluate("window.pwned === undefined")
+    assert tab.locator("main script, main img, main b").count() == 0
+    assert errors == []
+
+
+def test_a_big_sheet_loads_clips_only_as_they_come_into_view(
+    page: tuple[Page, list[str]], make_batch: MakeBatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the eager limit, a clip near the top preloads its metadata at once; one far
+    below loads nothing until it is scrolled to, then becomes ready."""
+    monkeypatch.setattr("runner.report.EAGER_VIDEOS", 0)
+    shots = "".join(f"  - id: s{n:02d}\n    prompt: shot {n}\n" for n in range(30))
+    batch = make_batch(f"version: 1\nshots:\n{shots}")
+    for shot in batch.manifest.shots:
+        batch.done(shot.id, 1)
+    with batch.store() as store:
+        write_report(batch.manifest, store)
+    tab, errors = page
+    tab.goto((batch.out / "index.html").as_uri())
+    first, last = tab.locator("video").first, tab.locator("video").last
+    first.wait_for()
+    tab.wait_for_function("document.querySelector('video').readyState >= 1", timeout=10_000)
+    assert first.evaluate("v => v.preload") == "metadata"
+    assert last.evaluate("v => [v.preload, v.readyState]") == ["none", 0]
+    last.scroll_into_view_if_needed()
+    tab.wait_for_function(
+        "Array.from(document.querySelectorAll('video')).pop().readyState >= 1", timeout=10_000
+    )
     assert errors == []
