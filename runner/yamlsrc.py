@@ -293,64 +293,80 @@ def parse_path(text: str) -> PathKey:
     return tuple(parts)
 
 
-def _expanded_size(root: yaml.Node) -> tuple[yaml.Node | None, PathKey, str]:
-    """Find a node whose expansion passes the bound (or that contains itself), and its path.
+def _expanded_size(root: yaml.Node) -> tuple[yaml.Node | None, str]:
+    """Find a node whose expansion passes the bound (or that contains itself).
 
     Sizes are memoised per node, so shared (aliased) subtrees are measured once and the
-    check is linear in the composed document, not in its expansion. The walk goes in
-    document order, so a node is first met where it is written (an anchor comes before its
-    aliases) and the path returned is the one its position belongs to.
+    check is linear in the composed document, not in its expansion.
     """
     sizes: dict[int, int] = {}
-    active: dict[int, PathKey] = {}  # the nodes being measured, and where each is written
-    stack: list[tuple[yaml.Node, PathKey, bool]] = [(root, (), False)]
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
-        node, path, done = stack.pop()
+        node, done = stack.pop()
         key = id(node)
         if done:
-            del active[key]
+            active.discard(key)
             size = 1
-            for child, _ in _children(node, path):
+            for child in _children(node):
                 size += sizes[id(child)]
             sizes[key] = size
             if size > MAX_EXPANDED_NODES:
-                return (
-                    node,
-                    path,
-                    (
-                        f"aliases expand this document past {MAX_EXPANDED_NODES:,} values "
-                        "(an alias bomb?); refusing to build it"
-                    ),
+                return node, (
+                    f"aliases expand this document past {MAX_EXPANDED_NODES:,} values "
+                    "(an alias bomb?); refusing to build it"
                 )
             continue
         if key in sizes:
             continue
         if key in active:
-            return node, active[key], _RECURSIVE
-        active[key] = path
-        stack.append((node, path, True))
-        for child, child_path in reversed(_children(node, path)):
+            return node, _RECURSIVE
+        active.add(key)
+        stack.append((node, True))
+        for child in _children(node):
             if id(child) in active:
-                return child, active[id(child)], _RECURSIVE
+                return child, _RECURSIVE
             if id(child) not in sizes:
-                stack.append((child, child_path, False))
-    return None, (), ""
+                stack.append((child, False))
+    return None, ""
 
 
 _RECURSIVE = "an alias refers to a node that contains it (a recursive alias)"
 
 
-def _children(node: yaml.Node, path: PathKey) -> list[tuple[yaml.Node, PathKey]]:
-    """A collection's child nodes with their paths; a mapping's keys take the mapping's."""
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
-        return [(child, (*path, i)) for i, child in enumerate(node.value)]
+        return list(node.value)
     if isinstance(node, yaml.MappingNode):
-        children: list[tuple[yaml.Node, PathKey]] = []
-        for key, value in node.value:
-            name = key.value if isinstance(key, yaml.ScalarNode) and key.value != "<<" else None
-            children += [(key, path), (value, (*path, name) if name is not None else path)]
-        return children
+        return [n for pair in node.value for n in pair]
     return []
+
+
+def _path_to(root: yaml.Node, target: yaml.Node) -> PathKey:
+    """The path where ``target`` is written: its first place in document order.
+
+    An anchor comes before its aliases in the text, so the first place found is the
+    anchored node itself, the one whose position a diagnostic shows. A mapping's key
+    nodes take the mapping's path. Each node is entered once, so this stays linear.
+    """
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, PathKey]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children: list[tuple[yaml.Node, PathKey]] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = [(child, (*path, i)) for i, child in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                named = isinstance(key, yaml.ScalarNode) and key.value != "<<"
+                children += [(key, path), (value, (*path, key.value) if named else path)]
+        stack.extend(reversed(children))
+    return ()
 
 
 def _reader_position(data: bytes, char_index: int) -> Position:
@@ -388,10 +404,10 @@ def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]
     if root is None:
         return None, located(Position(1, 1), "the manifest is empty")
     # Without an anchor there is no alias, so nothing can expand: skip the walk.
-    bomb, bomb_path, reason = _expanded_size(root) if "&" in text else (None, (), "")
+    bomb, reason = _expanded_size(root) if "&" in text else (None, "")
     if bomb is not None:
-        where = _pos(bomb)
-        return None, [Diagnostic(file, where.line, where.column, format_path(bomb_path), reason)]
+        where, path = _pos(bomb), format_path(_path_to(root, bomb))
+        return None, [Diagnostic(file, where.line, where.column, path, reason)]
     builder = _Builder(file)
     try:
         builder.doc.value = builder.build(root, ())
