@@ -57,6 +57,13 @@ async def finished(client: ApiClient, task_id: str) -> Task:
         await asyncio.sleep(0.05)
 
 
+async def rendered(client: ApiClient) -> tuple[Task, str]:
+    """A new task, polled until it completed, and its clip's URL."""
+    task = await finished(client, (await client.create(BODY, "k")).id)
+    assert task.status == "completed" and task.video_url is not None, task
+    return task, task.video_url
+
+
 async def recorded(sim: RunningSim, count: int) -> list[RecordedRequest]:
     """The simulator's requests once ``count`` are recorded: it records a download only after
     its last byte is written, which may be just after the client has it."""
@@ -90,13 +97,12 @@ async def test_key_never_reaches_the_file_host(
     """The simulator's file listener records no Authorization; its API listener records the key."""
     sim = start_sim(token=KEY)
     client = client_on(sim)
-    task = await finished(client, (await client.create(BODY, "k1")).id)
-    assert task.video_url is not None
+    _, url = await rendered(client)
     api_requests = sim.recorder.on("api")
     assert api_requests
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in api_requests)
     sim.recorder.clear()
-    await client.download(task.video_url, tmp_path / "a.part")
+    await client.download(url, tmp_path / "a.part")
     [download] = await recorded(sim, 1)
     assert download.listener == "files"
     assert "authorization" not in download.headers
@@ -109,9 +115,8 @@ async def test_content_route_download_carries_the_key(
     """/content on the API origin needs the key, gets it, and serves the same clip."""
     sim = start_sim(token=KEY)
     client = client_on(sim)
-    task = await finished(client, (await client.create(BODY, "k1")).id)
-    assert task.video_url is not None
-    direct = await client.download(task.video_url, tmp_path / "direct.part")
+    task, url = await rendered(client)
+    direct = await client.download(url, tmp_path / "direct.part")
     via_api = await client.download(client.content_url(task.id), tmp_path / "content.part")
     assert via_api.sha256 == direct.sha256
 
@@ -121,13 +126,12 @@ async def test_resume_against_the_file_host(
 ) -> None:
     """A part file is continued with a 206 and ends identical to a fresh download."""
     client = client_on(sim)
-    task = await finished(client, (await client.create(BODY, "k1")).id)
-    assert task.video_url is not None
-    whole = await client.download(task.video_url, tmp_path / "whole.part")
+    _, url = await rendered(client)
+    whole = await client.download(url, tmp_path / "whole.part")
     part = tmp_path / "resumed.part"
     part.write_bytes((tmp_path / "whole.part").read_bytes()[: whole.bytes // 2])
     sim.recorder.clear()
-    resumed = await client.download(task.video_url, part)
+    resumed = await client.download(url, part)
     assert resumed == whole
     [request] = await recorded(sim, 1)
     assert (request.headers["range"], request.status) == (f"bytes={whole.bytes // 2}-", 206)
@@ -274,12 +278,11 @@ async def test_expired_url_is_link_expired(
     """Past --url-ttl the file host answers 403: LinkExpired; a fresh retrieve works again."""
     sim = start_sim(url_ttl=0.3, job_seconds=0.1)
     client = client_on(sim)
-    task = await finished(client, (await client.create(BODY, "k")).id)
-    assert task.video_url is not None
+    task, url = await rendered(client)
     deadline = time.monotonic() + DEADLINE
     while True:
         try:
-            await client.download(task.video_url, tmp_path / "a.part")
+            await client.download(url, tmp_path / "a.part")
         except LinkExpired as error:
             assert error.status == 403
             break
@@ -311,10 +314,9 @@ async def test_slow_but_moving_download_outlasts_the_read_timeout(
     """A body that keeps arriving succeeds although the whole takes several read timeouts."""
     sim = start_sim(job_seconds=0.0, clip_bytes=40_000, file_rate=40_000)
     client = client_on(sim, read_timeout=0.3)
-    task = await finished(client, (await client.create(BODY, "k")).id)
-    assert task.video_url is not None
+    task, url = await rendered(client)
     began = time.monotonic()
-    result = await client.download(task.video_url, tmp_path / "a.part")
+    result = await client.download(url, tmp_path / "a.part")
     assert time.monotonic() - began > 0.6
     assert result.sha256 == hashlib.sha256(clip_bytes_of(task.id, 40_000)).hexdigest()
 
@@ -326,12 +328,11 @@ async def test_stalled_download_fails_after_the_read_timeout(
     the bytes that did arrive."""
     sim = start_sim(job_seconds=0.0, stall_after=2_000)
     client = client_on(sim, read_timeout=0.3)
-    task = await finished(client, (await client.create(BODY, "k")).id)
-    assert task.video_url is not None
+    _, url = await rendered(client)
     part = tmp_path / "a.part"
     began = time.monotonic()
     with pytest.raises(DownloadError) as caught:
-        await client.download(task.video_url, part)
+        await client.download(url, part)
     assert 0.3 <= time.monotonic() - began < 5
     assert "ReadTimeout" in caught.value.message
     assert part.stat().st_size == 2_000
@@ -343,14 +344,13 @@ async def test_stalled_downloads_resume_to_the_whole_clip(
     """Each try after a stall resumes where the last one stopped, until the clip is whole."""
     sim = start_sim(job_seconds=0.0, stall_after=2_000)
     client = client_on(sim, read_timeout=0.2)
-    task = await finished(client, (await client.create(BODY, "k")).id)
-    assert task.video_url is not None
+    task, url = await rendered(client)
     whole = clip_bytes_of(task.id, None)
     part = tmp_path / "a.part"
     sizes = []
     for _ in range(len(whole) // 2_000 + 1):
         try:
-            result = await client.download(task.video_url, part)
+            result = await client.download(url, part)
             break
         except DownloadError:
             sizes.append(part.stat().st_size)
@@ -366,9 +366,8 @@ async def test_clip_bytes_download_is_that_big_and_hashed(
     """A clip padded by --clip-bytes downloads to exactly that size with the right hash."""
     sim = start_sim(job_seconds=0.0, clip_bytes=3_000_000)
     client = client_on(sim)
-    task = await finished(client, (await client.create(BODY, "k")).id)
-    assert task.video_url is not None
-    result = await client.download(task.video_url, tmp_path / "a.part")
+    task, url = await rendered(client)
+    result = await client.download(url, tmp_path / "a.part")
     assert result.bytes == 3_000_000
     assert result.sha256 == hashlib.sha256(clip_bytes_of(task.id, 3_000_000)).hexdigest()
 
