@@ -9,10 +9,13 @@ and the files, never the API.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import os
 import shlex
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -369,15 +372,16 @@ def render_html(data: ReportData) -> str:
     shots = "\n".join(_render_shot(shot, data.manifest, lazy) for shot in data.shots)
     if not data.shots:
         shots = '<p class="hint">This manifest has no shots.</p>'
+    style, script = f"\n{css}", f"\n{js}"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_e(_policy(style, script))}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="shotrunner">
 <title>{_e(data.title)} · contact sheet</title>
-<style>
-{css}</style>
+<style>{style}</style>
 </head>
 <body data-filter="all">
 <header class="sheet-head">
@@ -393,11 +397,32 @@ def render_html(data: ReportData) -> str:
 {shots}
 <p id="no-match" hidden>No shot matches this filter.</p>
 </main>
-<script>
-{js}</script>
+<script>{script}</script>
 </body>
 </html>
 """
+
+
+def _policy(style: str, script: str) -> str:
+    """The page's Content-Security-Policy: nothing from the network, and no script or style
+    but the page's own (by hash), so that even markup that escaped escaping could not run."""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"style-src {_csp_hash(style)}",
+            f"script-src {_csp_hash(script)}",
+            # Clips and thumbnails next to the page (file:// or a plain web server).
+            "img-src 'self' file: data:",
+            "media-src 'self' file:",
+            "base-uri 'none'",
+            "form-action 'none'",
+        ]
+    )
+
+
+def _csp_hash(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
 
 
 def _takes(data: ReportData) -> Iterable[TakeView]:
@@ -533,9 +558,12 @@ def write_report(manifest: Manifest, store: ReviewStore | None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     page = render_html(collect(manifest, store))
     target = out / REPORT_NAME
-    part = target.with_name(f".{REPORT_NAME}.part")
-    part.write_text(page, encoding="utf-8")
-    os.replace(part, target)
+    # A part file of its own, so that a run and a ``pick`` writing at once cannot mix pages.
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=out, prefix=f".{REPORT_NAME}.", suffix=".part", delete=False
+    ) as part:
+        part.write(page)
+    os.replace(part.name, target)
     return target
 
 

@@ -108,6 +108,18 @@ def visible_shots(tab: Page) -> list[str]:
     return [str(s.get_attribute("data-shot")) for s in tab.locator("section.shot:visible").all()]
 
 
+def wait_until(tab: Page, expression: str, timeout: float = 10) -> None:
+    """Poll a JavaScript expression until it is true, failing after ``timeout`` seconds.
+
+    Not ``wait_for_function``: that evaluates its predicate with ``eval`` inside the page,
+    which the sheet's Content-Security-Policy forbids (as it should).
+    """
+    deadline = time.monotonic() + timeout
+    while not tab.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        tab.wait_for_timeout(50)
+
+
 def assert_every_finished_take_plays(tab: Page, done: int) -> None:
     """Each done take's card holds a <video> that Chromium decodes (readyState >= 2)."""
     cards = tab.locator('article[data-status="done"]')
@@ -116,16 +128,17 @@ def assert_every_finished_take_plays(tab: Page, done: int) -> None:
     assert tab.locator("video").count() == done  # and no other card has one
     # Playing (muted, so allowed without a gesture) proves the clip decodes, not just parses.
     tab.evaluate("document.querySelectorAll('video').forEach(v => v.play())")
-    tab.wait_for_function(
+    wait_until(
+        tab,
         "Array.from(document.querySelectorAll('video'))"
         ".every(v => v.readyState >= 2 && v.error === null)",
-        timeout=20_000,
+        timeout=20,
     )
 
 
 def assert_thumbnails_load(tab: Page) -> None:
     """Every input image thumbnail was found and decoded from its relative path."""
-    tab.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=10_000)
+    wait_until(tab, "Array.from(document.images).every(i => i.complete)")
     widths = tab.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
     assert widths and all(width > 0 for width in widths)
 
@@ -327,11 +340,25 @@ def test_a_big_sheet_loads_clips_only_as_they_come_into_view(
     tab.goto((batch.out / "index.html").as_uri())
     first, last = tab.locator("video").first, tab.locator("video").last
     first.wait_for()
-    tab.wait_for_function("document.querySelector('video').readyState >= 1", timeout=10_000)
+    wait_until(tab, "document.querySelector('video').readyState >= 1")
     assert first.evaluate("v => v.preload") == "metadata"
     assert last.evaluate("v => [v.preload, v.readyState]") == ["none", 0]
     last.scroll_into_view_if_needed()
-    tab.wait_for_function(
-        "Array.from(document.querySelectorAll('video')).pop().readyState >= 1", timeout=10_000
-    )
+    wait_until(tab, "Array.from(document.querySelectorAll('video')).pop().readyState >= 1")
     assert errors == []
+
+
+def test_the_page_policy_blocks_a_script_that_slipped_in(
+    page: tuple[Page, list[str]], batch: Batch
+) -> None:
+    """Even markup that got past escaping cannot run: the page's Content-Security-Policy allows
+    only its own script (by hash), while that script still runs (the filters work)."""
+    path = write_report(batch.manifest, None)
+    injected = "<main><script>window.pwned = 1</script><img src=x onerror='window.pwned = 2'>"
+    path.write_text(path.read_text(encoding="utf-8").replace("<main>", injected, 1))
+    tab, errors = page
+    tab.goto(path.as_uri())
+    assert tab.evaluate("window.pwned === undefined")
+    assert any("Content Security Policy" in error for error in errors)
+    tab.click('button[data-filter="failed"]')
+    assert visible_shots(tab) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import html
 import re
 import shlex
@@ -343,3 +344,16 @@ def test_a_sheet_of_ten_thousand_takes_renders_quickly_and_lazily(make_batch: Ma
     page = render_html(build_report_data(batch.manifest, records, {}))
     assert time.monotonic() - began < 10
     assert page.count("<video ") == page.count('preload="none" data-lazy') == 10_000
+
+
+def test_page_policy_allows_only_its_own_script_and_style(batch: Batch) -> None:
+    """The Content-Security-Policy forbids the network and names the page's script and style
+    by their sha256, so nothing else inline can run."""
+    page = page_of(batch)
+    [meta] = [m for m in elements(page, "meta") if m.get("http-equiv")]
+    policy = dict(part.strip().split(" ", 1) for part in str(meta["content"]).split(";"))
+    assert policy["default-src"] == "'none'"
+    for tag, directive in (("script", "script-src"), ("style", "style-src")):
+        body = page.split(f"<{tag}>", 1)[1].split(f"</{tag}>", 1)[0]
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        assert policy[directive] == f"'sha256-{digest}'"
