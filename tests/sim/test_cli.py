@@ -100,7 +100,7 @@ def test_sim_refuses_bad_knob_values_with_exit_2(args: list[str]) -> None:
     assert "Error" in result.output
 
 
-def test_sim_passes_file_host_knobs_to_the_simulator(launch: Launch, tmp_path: Path) -> None:
+def test_sim_passes_file_host_knobs_to_the_simulator(launch: Launch) -> None:
     """--stall-after reaches the file host: a body stops after that many bytes."""
     process = launch("--quiet", "--job-seconds", "0", "--stall-after", "100")
     base_url = _base_url(process)
