@@ -13,6 +13,7 @@ import difflib
 import functools
 import json
 import re
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,7 +84,29 @@ def _fast_validator() -> Any:
 def _validator() -> jsonschema.Draft202012Validator:
     import jsonschema
 
-    return jsonschema.Draft202012Validator(load_schema())
+    validator = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator, {"pattern": _ecma_pattern}
+    )
+    return validator(load_schema())
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    """``pattern`` as JSON Schema means it (ECMA-262), where ``$`` is the end of the string.
+
+    Python's ``$`` also matches before a final newline, so an id ending in a newline would pass
+    here while jsonschema-rs and editors refuse it: the two validators must agree.
+    """
+    import jsonschema
+
+    if validator.is_type(instance, "string") and not _python_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.cache
+def _python_regex(pattern: str) -> re.Pattern[str]:
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
 
 
 def check(doc: Document, file: str) -> list[Diagnostic]:

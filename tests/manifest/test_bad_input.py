@@ -71,6 +71,13 @@ CASES = [
         "shots[0].id",
     ),
     (
+        "id_ending_in_a_newline",
+        'version: 1\nshots:\n  - {id: "a\\n", prompt: p}\n',
+        "3:10",
+        "shot id 'a\\n' must start with a letter or digit and hold only letters",
+        "shots[0].id",
+    ),
+    (
         "id_too_long",
         "version: 1\nshots:\n  - id: " + "x" * 65 + "\n    prompt: p\n",
         "3:9",

@@ -60,3 +60,16 @@ def test_pure_python_validator_accepts_what_the_fast_one_does(
         write_manifest("version: 1\nshots: [{id: a, prompt: p, seconds: '08'}]\n")
     )
     assert manifest is not None and diagnostics == []
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["jsonschema-rs", "jsonschema"])
+def test_a_pattern_must_match_to_the_very_end(
+    write_manifest: WriteManifest, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    """Both validators refuse a value whose only flaw is a final newline, as editors do."""
+    if not fast:
+        monkeypatch.setattr(schema, "_fast_validator", lambda: None)
+    found = messages(
+        write_manifest, 'version: 1\nshots: [{id: a, prompt: p, aspect_ratio: "16:9\\n"}]\n'
+    )
+    assert found == ["aspect_ratio must be W:H in whole numbers, like \"16:9\", not '16:9\\n'"]
