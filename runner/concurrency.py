@@ -26,22 +26,20 @@ class AdaptiveLimit:
         self.accepted = 0
         self._probe_every = probe_every
         self._paused_until = 0.0
-        self._changed = asyncio.Condition()
+        # Set whenever room may have appeared: a slot released or the limit raised.
+        self._changed = asyncio.Event()
 
     def _has_room(self) -> bool:
         return self.active < int(self.limit) and time.monotonic() >= self._paused_until
 
     async def acquire(self) -> None:
         """Wait for a free slot (and for any pause after a 429 to end), then take it."""
-        async with self._changed:
-            while not self._has_room():
-                pause = self._paused_until - time.monotonic()
-                if pause > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), pause)
-                else:
-                    await self._changed.wait()
-            self.active += 1
+        while not self._has_room():
+            self._changed.clear()
+            pause = self._paused_until - time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), pause if pause > 0 else None)
+        self.active += 1
 
     def take(self) -> None:
         """Take a slot without waiting: a task already in flight on the server (resume)."""
@@ -49,8 +47,7 @@ class AdaptiveLimit:
 
     async def release(self) -> None:
         self.active = max(0, self.active - 1)
-        async with self._changed:
-            self._changed.notify_all()
+        self._changed.set()
 
     def on_accepted(self) -> None:
         """A create was answered with a task: grow (fast below the threshold, slowly above)."""
@@ -60,6 +57,8 @@ class AdaptiveLimit:
         else:
             self.limit += 1 / (self._probe_every * self.limit)
         self.limit = min(self.limit, float(self.ceiling))
+        # Slow start grows per accepted create, not per finished task: wake the dispatcher.
+        self._changed.set()
 
     def on_rate_limited(self, wait: float) -> None:
         """A create was answered 429 (its slot already released): shrink and pause."""
