@@ -21,6 +21,7 @@ import pytest
 
 from runner.report import write_report
 from runner.store import Store
+from tests.plugins.chromium import CHROMIUM_FLAGS, SKIP_REASON, find_chromium
 from tests.plugins.sim_fixtures import StartSim
 from tests.review.conftest import Batch, MakeBatch
 
@@ -29,29 +30,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FAILED_ERROR = "upstream_error: the model crashed on this prompt"
-
-
-def find_chromium() -> str | None:
-    """Chromium from CHROME_BIN, else the system's (Debian installs /usr/bin/chromium)."""
-    for candidate in (
-        os.environ.get("CHROME_BIN"),
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-        "/usr/bin/chromium",
-    ):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
 
 
 @pytest.fixture
@@ -75,7 +54,7 @@ def page(tmp_path: Path) -> Iterator[tuple[Page, list[str]]]:
     """A fresh headless Chromium page, and the list its console errors are gathered into."""
     chromium = find_chromium()
     if chromium is None:
-        pytest.skip("no Chromium found (install Debian's chromium package or set CHROME_BIN)")
+        pytest.skip(SKIP_REASON)
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     errors: list[str] = []
     with sync_api.sync_playwright() as playwright:

@@ -5,11 +5,11 @@ Drives the system's Chromium through Playwright; skipped where either is missing
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.plugins.chromium import CHROMIUM_FLAGS, SKIP_REASON, find_chromium
 from tests.plugins.sim_fixtures import StartSim
 from tests.sim.conftest import Connect, create
 
@@ -40,9 +40,9 @@ def test_clips_play_in_chromium_padded_or_not(
     start_sim: StartSim, connect: Connect, tmp_path: Path
 ) -> None:
     """Chromium plays a task's clip from the file host, with and without clip_bytes padding."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = find_chromium()
     if chromium is None:
-        pytest.skip("no Chromium found")
+        pytest.skip(SKIP_REASON)
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     urls = []
     for clip_bytes in (None, 3_000_000):
@@ -51,7 +51,7 @@ def test_clips_play_in_chromium_padded_or_not(
         urls.append(client.get(f"/videos/{create(client).json()['id']}").json()["video_url"])
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"]
+            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
         )
         try:
             page = browser.new_page()
