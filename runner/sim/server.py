@@ -5,7 +5,8 @@ Two aiohttp listeners, so that the file host is a different origin from the API:
 - API (``/v1``): ``POST /v1/videos``, ``GET /v1/videos/{id}``, ``GET /v1/videos/{id}/content``;
   Bearer auth when a token is set.
 - files: ``GET /files/{id}.mp4?exp=..&sig=..``, HMAC-signed and expiring, no auth,
-  ``Range`` answered with 206.
+  ``Range`` answered with 206. Clip bodies (here and on ``/content``) can be paced
+  (``file_rate``) or stalled after some bytes (``stall_after``).
 
 Request-level faults are drawn per request from the seeded RNG, in this order: a 5xx (as a
 proxy would answer, before auth), auth, a 429, then the request itself. ``start_in_thread``
