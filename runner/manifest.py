@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from runner import schema
 from runner.diagnostics import Diagnostic, has_errors
@@ -201,11 +201,11 @@ def _check_shot(
         ok = False
 
     prompt = _check_prompt(checker, fields.get("prompt"), index, variables)
-    mode: Mode = "text"
     mode_field = fields.get("mode")
-    if mode_field is not None and mode_field.value in IMAGE_COUNTS:
-        mode = mode_field.value
-    images = _check_images(checker, fields.get("images"), mode_field, index, resolver)
+    mode = _known_mode(mode_field)
+    images = _check_images(
+        checker, fields.get("images"), mode, mode_field is not None, index, resolver
+    )
     model = DEFAULT_MODEL
     if "model" in fields and isinstance(fields["model"].value, str):
         model = fields["model"].value
@@ -221,7 +221,7 @@ def _check_shot(
         id=shot_id,
         index=index,
         prompt=prompt,
-        mode=mode,
+        mode=mode or "text",
         images=images,
         model=model,
         seconds=seconds,
@@ -260,17 +260,27 @@ def _check_prompt(
     return text
 
 
+def _known_mode(mode: _Field | None) -> Mode | None:
+    """The shot's mode (``text`` when unset), or None for a value the schema refuses."""
+    if mode is None:
+        return "text"
+    if isinstance(mode.value, str) and mode.value in IMAGE_COUNTS:
+        return cast(Mode, mode.value)
+    return None
+
+
 def _check_images(
     checker: _Checker,
     images: _Field | None,
-    mode_field: _Field | None,
+    mode: Mode | None,
+    mode_written: bool,
     index: int,
     resolver: ImageResolver,
 ) -> tuple[ImageRef, ...] | None:
     """Every image resolved and their count checked against the mode, each problem reported.
 
     Images are resolved even when their count is wrong, so a missing file shows in the
-    same pass as the count.
+    same pass as the count. ``mode`` is None when it is not one the schema allows.
     """
     sources: list[Any] = []
     if images is not None:
@@ -290,14 +300,13 @@ def _check_images(
         except ImageProblem as problem:
             checker.report(path, problem.message)
             ok = False
-    mode = "text" if mode_field is None else mode_field.value
-    if mode not in IMAGE_COUNTS:
+    if mode is None:
         return None  # reported by the schema; a count would be judged against the wrong mode
     low, high, wanted = IMAGE_COUNTS[mode]
     # More than any mode takes is the schema's to report.
     if not low <= len(sources) <= high and len(sources) <= MAX_IMAGES:
         where = images.path if images is not None else ("shots", index)
-        if mode_field is None:
+        if not mode_written:
             message = (
                 f"{len(sources)} image(s) given but the shot's mode is text, which takes "
                 "no images; set mode: first_frame, first_last or reference"
