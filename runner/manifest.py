@@ -8,6 +8,7 @@ raises ``ManifestInvalid`` with all of them. Knows nothing of HTTP, SQLite or th
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -373,7 +374,22 @@ def _check_extra(
                 key=True,
             )
             ok = False
+        for where, number in _non_finite(merged[key], origin[key]):
+            checker.report(where, f"extra holds {number}, which a JSON request cannot carry")
+            ok = False
     return merged if ok else None
+
+
+def _non_finite(value: Any, path: PathKey) -> Iterator[tuple[PathKey, float]]:
+    """Each NaN or infinity inside ``value``, with its path: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, key))
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            yield from _non_finite(item, (*path, position))
 
 
 def _check_vars(checker: _Checker, value: dict[str, Any]) -> dict[str, str]:

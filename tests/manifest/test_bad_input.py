@@ -364,6 +364,13 @@ CASES = [
         "extra may not set 'video_url' with model omni-fast",
         "defaults.extra.video_url",
     ),
+    (
+        "extra_holding_infinity",
+        "version: 1\nshots:\n  - id: a\n    prompt: p\n    extra: {guidance: [1, .inf]}\n",
+        "5:27",
+        "extra holds inf, which a JSON request cannot carry",
+        "shots[0].extra.guidance[1]",
+    ),
     ("top_level_list", "- id: a\n  prompt: p\n", "1:1", "a manifest must be a mapping", ""),
     ("empty_file", "", "1:1", "the manifest is empty", ""),
     ("only_comments", "# nothing here\n", "1:1", "the manifest is empty", ""),
