@@ -11,6 +11,7 @@ Each benchmark's targets are marked PASS or MISS in the output.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -55,10 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"{name}...", flush=True)
         start = time.perf_counter()
+        load = os.getloadavg()[0]
         try:
             section = BENCHMARKS[name](mode)
         except Exception:
             section = Section(name, "This benchmark failed.", error=traceback.format_exc())
+        # Other work on the machine slows both sides; say how busy it was.
+        section.notes.append(
+            f"Load average (1 min) at the start: {load:.2f}; at the end: {os.getloadavg()[0]:.2f} "
+            f"({os.cpu_count()} CPUs); {time.perf_counter() - start:.0f} s in all."
+        )
         sections.append(section)
         for target in section.targets:
             print(f"  {target.verdict} {target.name}: {target.measured}", flush=True)
