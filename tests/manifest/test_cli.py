@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.manifest.conftest import EXAMPLES, CliResult, WriteManifest
 
 GOOD = "version: 1\nshots:\n  - {id: a, prompt: p, seconds: 5, takes: 2}\n  - {id: b, prompt: q}\n"
@@ -26,30 +28,30 @@ def test_validate_reports_a_valid_file_on_stdout(
     )
 
 
+@pytest.mark.parametrize(
+    ("field", "warning"),
+    [
+        pytest.param(
+            "seconds: 2",
+            "3:33: warning: seconds 2 is outside the documented range 4 to 30 "
+            "(at shots[0].seconds)",
+            id="seconds",
+        ),
+        pytest.param(
+            "aspect_ratio: 4:3",
+            "3:38: warning: aspect ratio 4:3 is not one the service documents (16:9, 9:16) "
+            "(at shots[0].aspect_ratio)",
+            id="aspect_ratio",
+        ),
+    ],
+)
 def test_validate_prints_warnings_and_exits_0(
-    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult], field: str, warning: str
 ) -> None:
     """Warnings go to stderr in the diagnostic format and do not fail."""
-    write_manifest("version: 1\nshots:\n  - {id: a, prompt: p, seconds: 2}\n")
+    write_manifest(f"version: 1\nshots:\n  - {{id: a, prompt: p, {field}}}\n")
     result = run_cli("validate", "m.yaml")
-    assert result.exit_code == 0
-    assert result.stderr == (
-        "m.yaml:3:33: warning: seconds 2 is outside the documented range 4 to 30 "
-        "(at shots[0].seconds)\n"
-    )
-
-
-def test_validate_warns_of_an_unusual_aspect_ratio(
-    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
-) -> None:
-    """An aspect ratio other than 16:9 or 9:16 is a located warning; the file is valid."""
-    write_manifest("version: 1\nshots:\n  - {id: a, prompt: p, aspect_ratio: 4:3}\n")
-    result = run_cli("validate", "m.yaml")
-    assert result.exit_code == 0
-    assert result.stderr == (
-        "m.yaml:3:38: warning: aspect ratio 4:3 is not one the service documents (16:9, 9:16) "
-        "(at shots[0].aspect_ratio)\n"
-    )
+    assert (result.exit_code, result.stderr) == (0, f"m.yaml:{warning}\n")
 
 
 def test_plan_prints_warnings_before_its_plan(
