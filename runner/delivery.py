@@ -88,15 +88,17 @@ def move_to_history(clip: Path, label: str) -> Path | None:
     history = clip.parent / HISTORY
     history.mkdir(exist_ok=True)
     stem = f"{clip.stem}.{label}"
+    sidecar = sidecar_of(clip)
     counter = 1
     while True:
         name = stem if counter == 1 else f"{stem}-{counter}"
         target = history / f"{name}{clip.suffix}"
         target_sidecar = history / f"{name}.json"
-        if not target.exists() and not target_sidecar.exists():
+        # A sidecar there without its clip, while ours is gone: a crash between the two
+        # renames below moved ours ahead; the clip follows it under the same name.
+        if not target.exists() and (not target_sidecar.exists() or not sidecar.exists()):
             break
         counter += 1
-    sidecar = sidecar_of(clip)
     if sidecar.exists():
         os.replace(sidecar, target_sidecar)
     os.replace(clip, target)
@@ -136,3 +138,12 @@ def read_sidecar(clip: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def history_candidates(clip: Path, fingerprint: str, generation: int) -> list[Path]:
+    """Clips in ``.history/`` next to ``clip`` that ``move_to_history`` filed for a render."""
+    history = clip.parent / HISTORY
+    if not history.is_dir():
+        return []
+    label = f"{fingerprint[:12]}-g{generation}"
+    return sorted(history.glob(f"{clip.stem}.{label}*{clip.suffix}"))

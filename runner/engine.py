@@ -46,6 +46,7 @@ from runner.delivery import (
     clip_intact,
     clip_relpath,
     copy_to_part,
+    history_candidates,
     matches,
     move_to_history,
     part_of,
@@ -531,9 +532,13 @@ class Engine:
         await self.limit.release()
         # With tasks in flight, the smaller limit alone makes the wait (for one to finish);
         # with none, back off so a saturated service is not asked again at once.
+        in_a_row = self._rate_limited_in_a_row
         wait = 0.0
         if error.retry_after is not None or self.limit.active == 0:
-            wait = self._create_backoff.delay(self._rate_limited_in_a_row, error.retry_after)
+            wait = self._create_backoff.delay(in_a_row, error.retry_after)
+            if in_a_row > 1:
+                # A "Retry-After: 0" answered again and again must not become a tight loop.
+                wait = max(wait, self._create_backoff.delay(in_a_row))
         self.limit.on_rate_limited(wait)
         await self.limit.acquire()
 
@@ -704,6 +709,9 @@ class Engine:
                 if errors >= MAX_TASK_ERRORS:
                     self._keep_owed(work, "the clip's link keeps expiring")
                     return "owed", None
+                if errors > 1:
+                    # The first fresh link is asked at once; links that keep expiring back off.
+                    await self._sleep(self._task_backoff.delay(errors - 1))
                 continue
             except (TransientError, RateLimited) as error:
                 # DownloadError is transient: the part file resumes or restarts.
@@ -745,18 +753,25 @@ class Engine:
             return False
         source = self._intact_copy(work)
         if source is None:
-            for item in work.jobs:
-                final = self._final(item.job)
-                for candidate in (final, part_of(final)):
-                    if matches(candidate, render.sha256, render.bytes):
-                        source = candidate
-                        break
-                if source is not None:
-                    break
+            source = self._copy_on_disk(work)
         if source is None:
             return False
         self._deliver_all(work, source)
         return True
+
+    def _copy_on_disk(self, work: Work) -> Path | None:
+        """The render's clip found whole on disk but not on record: at a final path or in a
+        part file (a crash before the rename or the record), or in ``.history/`` (an edit
+        reverted). Checked by hash, so nothing else is taken for it."""
+        render = work.render
+        for item in work.jobs:
+            final = self._final(item.job)
+            candidates = [final, part_of(final)]
+            candidates += history_candidates(final, render.fingerprint, render.generation)
+            for candidate in candidates:
+                if matches(candidate, render.sha256, render.bytes):
+                    return candidate
+        return None
 
     def _intact_copy(self, work: Work) -> Path | None:
         for item in work.jobs:

@@ -6,12 +6,13 @@ import hashlib
 import json
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,32 @@ def test_sigterm_is_an_interruption_too(start_sim: StartSim, batch: Batch) -> No
     assert process.returncode == 130
     states = {r["state"] for r in batch.renders()}
     assert states <= {"pending", "submitting", "queued", "running"}
+
+
+@pytest.fixture
+def silent_api() -> Iterator[str]:
+    """An API base whose server takes connections and never answers: creates stay on the wire."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+
+
+def test_a_second_ctrl_c_exits_at_once(batch: Batch, silent_api: str) -> None:
+    """The first Ctrl-C waits for creates on the wire; a second one leaves at once with 130."""
+    process = _start_run(batch, silent_api)
+    _wait_for_line(process, " submitting")
+    process.send_signal(signal.SIGINT)
+    _wait_for_line(process, "stopping")
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=10)
+    # The first alone would wait CREATE_GRACE (1.5 s) for the unanswered creates.
+    assert time.monotonic() - started < 1.0
+    assert process.returncode == 130, stderr
+    # Left mid-create: the next run sends the same key again, so nothing is paid twice.
+    assert {r["state"] for r in batch.renders()} <= {"submitting", "pending"}
+    assert "submitting" in {r["state"] for r in batch.renders()}
 
 
 def _check_batch_whole(batch: Batch) -> None:

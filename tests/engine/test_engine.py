@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.api.client import ApiClient, Downloaded
+from runner.api.errors import RateLimited, TransientError
 from runner.delivery import clip_relpath, part_of
 from runner.engine import Engine, RunContext, RunOptions
 from runner.jobs import expand_jobs, provenance_request, request_body
@@ -125,3 +126,50 @@ async def test_expired_link_is_replaced_by_a_fresh_one(
     statuses = [r.status for r in sim.recorder.on("files")]
     assert statuses[0] == 403 and statuses[-1] == 200
     assert sim.recorder.tasks_created == 1
+
+
+class _LostThenRateLimited(ApiClient):
+    """A client whose first create loses its answer and whose second is answered 429."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rate_limited = asyncio.Event()
+        self.calls = 0
+
+    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
+        self.calls += 1
+        await asyncio.sleep(0)  # a real create waits for the network
+        if self.calls == 1:
+            raise TransientError("connection reset (sent; the answer was lost)", sent=True)
+        self.rate_limited.set()
+        raise RateLimited("upstream saturated", retry_after=30)
+
+
+async def test_a_429_after_a_lost_answer_keeps_the_key_across_a_crash(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """Lost answer, then 429, then kill -9: the next run sends the same key, not a new attempt."""
+    manifest = _manifest(out_dir, "waves")
+    engine = Engine(
+        store=store,
+        client=_LostThenRateLimited(sim.base_url, "k"),
+        planned=reconcile(expand_jobs(manifest), store),
+        options=RunOptions(poll_interval=0.05),
+        context=RunContext(manifest=manifest, api_base="http://sim/v1", simulated=True),
+        request_body=request_body,
+        provenance_request=provenance_request,
+    )
+    running = asyncio.ensure_future(engine.run())
+    await asyncio.wait_for(engine.client.rate_limited.wait(), 10)  # type: ignore[attr-defined]
+    await asyncio.sleep(0.05)
+    for task in [running, *engine._tasks]:  # a crash: nothing more is written
+        task.cancel()
+    await asyncio.gather(running, *engine._tasks, return_exceptions=True)
+    await engine.client.aclose()
+    (render,) = store.renders().values()
+    assert (render.state, render.attempt, render.possible_duplicate) == ("submitting", 1, True)
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    (create,) = sim.recorder.creates()
+    assert create.headers["idempotency-key"] == f"{render.fingerprint}-g1-a1"
+    assert result.done == 1

@@ -1,0 +1,79 @@
+"""Paid clips are never abandoned nor paid twice: owed downloads, reverted edits, no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runner.sim import RunningSim
+from tests.e2e.conftest import Batch, RunBatch, cli_env
+from tests.plugins.sim_fixtures import StartSim
+
+INSTANT = cli_env(SHOTRUNNER_INSTANT_RETRY="1")
+
+
+def test_a_clip_that_cannot_be_downloaded_stays_owed_and_the_next_run_fetches_it(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch, tmp_path: Path
+) -> None:
+    """Links that always expire: exit 1, task kept; the next plain run fetches, paying nothing."""
+    state = tmp_path / "sim.db"
+    broken = start_sim(url_ttl=1e-6, state_path=state)
+    batch.write({"s01": "waves"})
+    first = run_batch(broken.base_url, env=INSTANT)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "the next run fetches it again" in first.stdout
+    (job,) = batch.status()["jobs"]
+    assert job["state"] == "downloading"
+    assert job["task_id"] is not None
+    broken.stop()
+    healthy = start_sim(state_path=state)
+    second = run_batch(healthy.base_url)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert healthy.recorder.tasks_created == 0
+    assert [p.name for p in batch.clips()] == ["take-1.mp4"]
+    assert batch.status()["jobs"][0]["error"] is None
+
+
+def test_a_reverted_edit_takes_its_clip_back_from_history(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Edit a shot, then undo the edit: the first clip comes back from .history/, no request."""
+    batch.write({"s01": "waves"})
+    assert run_batch(sim.base_url).returncode == 0
+    clip = batch.out / "s01/take-1.mp4"
+    original = clip.read_bytes()
+    batch.write({"s01": "an edited prompt"})
+    assert run_batch(sim.base_url).returncode == 0
+    edited = clip.read_bytes()
+    assert edited != original
+    batch.write({"s01": "waves"})
+    sent = len(sim.recorder.requests)
+    result = run_batch(sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(sim.recorder.requests) == sent
+    assert clip.read_bytes() == original
+    kept = sorted(p.read_bytes() for p in (batch.out / "s01/.history").glob("*.mp4"))
+    assert kept == sorted([original, edited])
+
+
+def test_a_finished_batch_runs_without_the_network(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Nothing to submit, poll or fetch: a run against an unreachable API base still exits 0."""
+    assert run_batch(sim.base_url).returncode == 0
+    result = run_batch("http://127.0.0.1:9/v1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "plan: 0 task(s) to submit" in result.stdout
+
+
+def test_an_unchanged_batch_keeps_its_contact_sheet(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A run that changes nothing leaves index.html as it was; one that delivers rewrites it."""
+    assert run_batch(sim.base_url).returncode == 0
+    page = batch.out / "index.html"
+    written = page.stat().st_mtime_ns
+    assert run_batch(sim.base_url).returncode == 0
+    assert page.stat().st_mtime_ns == written
+    (batch.out / "s01/take-1.mp4").unlink()
+    assert run_batch(sim.base_url).returncode == 0
+    assert page.stat().st_mtime_ns != written
