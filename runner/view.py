@@ -100,8 +100,9 @@ def summary_lines(result: RunResult) -> list[str]:
         lines.extend(f"  {key}: {reason}" for key, reason in result.failed)
     if result.possible_duplicates:
         lines.append(
-            f"possible duplicates (an answer was lost; the service may have billed twice): "
-            f"{len(result.possible_duplicates)}"
+            "possible duplicates (a create got no task id back, from a lost answer, a server "
+            "error or an interrupted run, and was sent again with the same key; the service "
+            f"may have billed it more than once): {len(result.possible_duplicates)}"
         )
         lines.extend(f"  {label}" for label in result.possible_duplicates)
     if result.interrupted:
@@ -138,7 +139,8 @@ class LiveView(View):
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(no_color="NO_COLOR" in os.environ)
+        # no-color.org: set and not empty.
+        self.console = Console(no_color=bool(os.environ.get("NO_COLOR")))
         self.live = Live(console=self.console, refresh_per_second=4, transient=False)
         self.started = time.monotonic()
         self.total = 0
@@ -205,7 +207,7 @@ class LiveView(View):
             )
         if len(active) > LIVE_ROWS:
             table.add_row(f"… {len(active) - LIVE_ROWS} more", "", "", "")
-        return Group(title, table)
+        return Group(title, table) if active else Group(title)
 
 
 def make_view(stream: TextIO | None = None) -> View:
@@ -216,9 +218,25 @@ def make_view(stream: TextIO | None = None) -> View:
     return PlainView(target)
 
 
+def status_text(manifest: Manifest, *, as_json: bool = False) -> str:
+    """``status``: each job's state from the state database (read-only), as a table or JSON."""
+    import json
+
+    from runner.plan import jobs_document, plan_jobs
+
+    planned = plan_jobs(manifest)
+    for item in planned:
+        # status reports states, not plans: a job without a render yet is pending.
+        if item.render is None:
+            item.state = "pending"
+    if as_json:
+        return json.dumps(jobs_document(manifest, planned, with_action=False), indent=2)
+    return status_table(manifest, planned)
+
+
 def status_table(manifest: Manifest, planned: Sequence[PlannedJob]) -> str:
     """``status`` as a plain table: state, progress, task id, then the file or the error."""
-    from runner.plan import summary_line
+    from runner.plan import format_columns, summary_line
 
     rows = [("SHOT", "TAKE", "STATE", "PROGRESS", "TASK", "FILE / ERROR")]
     for p in planned:
@@ -227,13 +245,5 @@ def status_table(manifest: Manifest, planned: Sequence[PlannedJob]) -> str:
         if p.possible_duplicate:
             note = f"{note} (possible duplicate)".strip()
         rows.append((p.job.shot.id, str(p.job.take), p.state, progress, p.task_id or "", note))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
-        + "  "
-        + row[-1]
-        for row in rows
-    ]
-    lines.append("")
-    lines.append(summary_line(manifest, planned, with_action=False))
+    lines = [*format_columns(rows), "", summary_line(manifest, planned, with_action=False)]
     return "\n".join(line.rstrip() for line in lines)

@@ -36,6 +36,12 @@ def test_summary_lists_failures_with_reasons_and_possible_duplicates() -> None:
     assert "possible duplicates" in text and "s03/1" in text
 
 
+def test_possible_duplicates_are_explained_honestly() -> None:
+    """The summary says why a job may be billed twice: no task id came back, same key resent."""
+    text = "\n".join(summary_lines(RunResult(possible_duplicates=["s03/1"])))
+    assert "server error" in text and "same key" in text and "may have billed" in text
+
+
 def test_a_pipe_gets_the_plain_view() -> None:
     """Output that is not a terminal gets plain lines, not the live display."""
     assert isinstance(make_view(io.StringIO()), PlainView)
