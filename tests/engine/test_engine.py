@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.api.client import ApiClient, Downloaded
-from runner.api.errors import RateLimited, TransientError
+from runner.api.errors import RateLimited, Rejected, TransientError
 from runner.delivery import clip_relpath, part_of
 from runner.engine import Engine, RunContext, RunOptions
 from runner.jobs import expand_jobs, provenance_request, request_body
@@ -173,3 +173,26 @@ async def test_a_429_after_a_lost_answer_keeps_the_key_across_a_crash(
     (create,) = sim.recorder.creates()
     assert create.headers["idempotency-key"] == f"{render.fingerprint}-g1-a1"
     assert result.done == 1
+
+
+class _RejectsOnePrompt(ApiClient):
+    """A client whose service refuses one prompt with 400, as it would an invalid field."""
+
+    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
+        if body["prompt"] == "refused":
+            raise Rejected("'seconds' is out of range.", status=400, code="invalid_request")
+        return await super().create(body, idempotency_key)
+
+
+async def test_a_400_on_create_fails_that_job_and_the_others_go_on(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """400/422 on create: that job fails with the server's message, the rest are delivered."""
+    manifest = _manifest(out_dir, "waves", "refused", "dunes")
+    async with _RejectsOnePrompt(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert result.done == 2
+    ((key, reason),) = result.failed
+    assert key == "s01/1"
+    assert "'seconds' is out of range." in reason
+    assert sim.recorder.tasks_created == 2

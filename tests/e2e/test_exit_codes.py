@@ -1,0 +1,41 @@
+"""Exit codes when several apply: the first of 130, 2, 1 wins (SPEC.md)."""
+
+from __future__ import annotations
+
+import signal
+
+from tests.e2e.conftest import Batch, RunBatch
+from tests.e2e.test_interrupt import _start_run, _wait_for_line
+from tests.plugins.sim_fixtures import StartSim
+
+
+def _one_failed_job(start_sim: StartSim, batch: Batch, run_batch: RunBatch) -> None:
+    refusing = start_sim(refuse_rate=1.0)
+    batch.write({"s01": "a refused prompt"})
+    assert run_batch(refusing.base_url).returncode == 1
+    refusing.stop()
+    batch.write({"s01": "a refused prompt", "s02": "a new shot"})
+
+
+def test_a_refused_key_wins_over_failed_jobs(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A failed job held from before and a key the API refuses: exit 2, not 1."""
+    _one_failed_job(start_sim, batch, run_batch)
+    strict = start_sim(token="another-key")
+    result = run_batch(strict.base_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "SHOTRUNNER_API_KEY" in result.stderr
+
+
+def test_an_interruption_wins_over_failed_jobs(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A failed job held from before and a Ctrl-C: exit 130, not 1."""
+    _one_failed_job(start_sim, batch, run_batch)
+    slow = start_sim(job_seconds=30.0)
+    process = _start_run(batch, slow.base_url)
+    _wait_for_line(process, " queued")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130, stderr
