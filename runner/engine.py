@@ -461,16 +461,17 @@ class Engine:
         while True:
             if self._stopping.is_set():
                 return None
-            render.state = "submitting"
-            render.submitted_at = now_iso()
-            self._save(work, f"attempt {render.attempt}")
             try:
                 # Built just before the call and dropped after it: with data URIs a body can
-                # weigh megabytes, and only the creates on the wire should hold one.
+                # weigh megabytes, and only the creates on the wire should hold one. Built
+                # before "submitting" is recorded, so reading images stays out of the window.
                 body = self._body(work)
             except InputError as error:
                 self._fail(work, error.message, "input")
                 return None
+            render.state = "submitting"
+            render.submitted_at = now_iso()
+            self._save(work, f"attempt {render.attempt}")
             self._creating.add(current)
             try:
                 task = await self.client.create(body, render.idempotency_key)
