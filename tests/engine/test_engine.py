@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,55 @@ async def test_a_400_on_create_fails_that_job_and_the_others_go_on(
     assert key == "s01/1"
     assert "'seconds' is out of range." in reason
     assert sim.recorder.tasks_created == 2
+
+
+async def _delivered_once(sim: RunningSim, store: Store, manifest: Manifest) -> tuple[Path, bytes]:
+    async with ApiClient(sim.base_url, "k") as client:
+        await _run(manifest, store, client)
+    (job,) = expand_jobs(manifest)
+    final = manifest.output_dir / clip_relpath(job.shot.id, job.take)
+    return final, final.read_bytes()
+
+
+async def test_a_crash_mid_download_resumes_the_part_from_the_same_task(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """Killed while downloading: the half-written part is completed; no new task, no new key."""
+    manifest = _manifest(out_dir, "waves")
+    final, content = await _delivered_once(sim, store, manifest)
+    (render,) = store.renders().values()
+    render.state, render.sha256, render.bytes = "downloading", None, None
+    store.update_render(None, render)
+    (row,) = store.jobs().values()
+    store.record_file_moved(None, row, "test: back to mid-download")
+    final.unlink()
+    final.with_suffix(".json").unlink()
+    part_of(final).write_bytes(content[: len(content) // 2])
+    created = sim.recorder.tasks_created
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert result.delivered == 1
+    assert final.read_bytes() == content
+    assert not part_of(final).exists()
+    assert sim.recorder.tasks_created == created
+
+
+async def test_a_crash_mid_sidecar_write_is_finished_without_network(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """Killed after the rename, while writing the sidecar: the next run writes it and records."""
+    manifest = _manifest(out_dir, "waves")
+    final, content = await _delivered_once(sim, store, manifest)
+    sidecar = final.with_suffix(".json")
+    part_of(sidecar).write_text(sidecar.read_text()[:10])
+    sidecar.unlink()
+    (row,) = store.jobs().values()
+    store.record_file_moved(None, row, "test: crash before the record")
+    sim.recorder.clear()
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert result.delivered == 1
+    assert final.read_bytes() == content
+    assert json.loads(sidecar.read_text())["sha256"] == hashlib.sha256(content).hexdigest()
+    assert not part_of(sidecar).exists()
+    assert sim.recorder.requests == []
