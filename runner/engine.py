@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,6 +54,7 @@ from runner.delivery import (
     write_sidecar,
 )
 from runner.errors import ConfigError, InputError, Interrupted, ShotrunnerError
+from runner.polling import PollPlanner
 from runner.reconcile import PlannedJob
 from runner.retry import RetryPolicy
 from runner.store import JobRow, RenderRow, Store, now_iso, parse_iso
@@ -71,8 +71,16 @@ CREATE_GRACE = 1.5
 MAX_CREATE_TRIES = 8
 #: Status words of a task that has not started rendering (shown as ``queued``).
 _NOT_STARTED = frozenset({"queued", "pending", "submitted", "not_start", ""})
-#: Consecutive failed polls or downloads of one task before the job is failed (task id kept).
+#: Consecutive failed polls or downloads of one task before this run gives up on it.
 MAX_TASK_ERRORS = 12
+#: Error codes of a render this run gave up on while its task stays owed (``_keep_owed``).
+OWED_CODES = frozenset({"poll", "download"})
+
+
+def _task_kind(work: Work) -> tuple[str, int | None, str | None]:
+    """What makes tasks take about as long as each other, for the poll planner."""
+    shot = work.job.shot
+    return (shot.model, shot.seconds, shot.resolution)
 
 
 def _exit_now(*_: object) -> None:
@@ -208,6 +216,7 @@ class Engine:
         self._downloads = asyncio.Semaphore(max(1, options.download_concurrency))
         self._create_backoff = RetryPolicy(base=0.5, cap=30.0)
         self._task_backoff = RetryPolicy(base=1.0, cap=60.0)
+        self._polls = PollPlanner(options.poll_interval)
         self._stopping = asyncio.Event()
         self._all_done = asyncio.Event()
         self._fatal: BaseException | None = None
@@ -556,7 +565,8 @@ class Engine:
         while True:
             if task is None or task.status == "pending":
                 if not first_poll:
-                    await self._sleep(self.options.poll_interval * random.uniform(0.8, 1.2))
+                    elapsed = time.time() - (work.deadline - self.options.task_timeout)
+                    await self._sleep(self._polls.next_delay(_task_kind(work), elapsed))
                 first_poll = False
                 if time.time() > work.deadline:
                     self._fail(
@@ -582,7 +592,7 @@ class Engine:
                     # Anything else (5xx, 429, an odd 400) may pass: poll again later.
                     errors += 1
                     if errors >= MAX_TASK_ERRORS:
-                        self._fail(work, f"polling failed: {error.message}", "timeout")
+                        self._keep_owed(work, f"polling failed: {error.message}", "poll")
                         break
                     retry_after = error.retry_after if isinstance(error, RateLimited) else None
                     await self._sleep(self._task_backoff.delay(errors, retry_after))
@@ -603,6 +613,8 @@ class Engine:
                     break
                 continue
             # completed
+            elapsed = time.time() - (work.deadline - self.options.task_timeout)
+            self._polls.observe(_task_kind(work), elapsed)
             if holds_slot:
                 holds_slot = False
                 await self.limit.release()
@@ -629,10 +641,9 @@ class Engine:
         if not task.progress and task.raw_status.lower() in _NOT_STARTED:
             state = "queued"
         changed = state != render.state
-        if changed or task.progress != render.progress:
-            if render.state == "failed":
-                # A timed-out task asked again (--retry-failed) that is still alive.
-                render.error = render.error_code = None
+        if changed or task.progress != render.progress or render.error_code is not None:
+            # A task alive again: a timeout (--retry-failed) or an earlier run's poll errors.
+            render.error = render.error_code = None
             render.state = state
             render.progress = task.progress
             self._save(work, task.raw_status, event=changed)
@@ -688,7 +699,7 @@ class Engine:
                 except ApiError as error:
                     errors += 1
                     if errors >= MAX_TASK_ERRORS:
-                        self._keep_owed(work, f"fetching failed: {error.message}")
+                        self._keep_owed(work, f"fetching failed: {error.message}", "download")
                         return "owed", None
                     await self._sleep(self._task_backoff.delay(errors))
                     continue
@@ -708,7 +719,7 @@ class Engine:
                 errors += 1
                 task = None
                 if errors >= MAX_TASK_ERRORS:
-                    self._keep_owed(work, "the clip's link keeps expiring")
+                    self._keep_owed(work, "the clip's link keeps expiring", "download")
                     return "owed", None
                 if errors > 1:
                     # The first fresh link is asked at once; links that keep expiring back off.
@@ -718,13 +729,13 @@ class Engine:
                 # DownloadError is transient: the part file resumes or restarts.
                 errors += 1
                 if errors >= MAX_TASK_ERRORS:
-                    self._keep_owed(work, f"download failed: {error.message}")
+                    self._keep_owed(work, f"download failed: {error.message}", "download")
                     return "owed", None
                 retry_after = error.retry_after if isinstance(error, RateLimited) else None
                 await self._sleep(self._task_backoff.delay(errors, retry_after))
                 continue
             except ApiError as error:
-                self._keep_owed(work, f"download failed: {error.message}")
+                self._keep_owed(work, f"download failed: {error.message}", "download")
                 return "owed", None
             break
         render.sha256, render.bytes = downloaded.sha256, downloaded.bytes
@@ -877,15 +888,18 @@ class Engine:
         if event and show:
             self.view.state(work.label, work.render.state, detail)
 
-    def _keep_owed(self, work: Work, message: str) -> None:
-        """Give up downloading for this run, but not on the clip: it is paid for.
+    def _keep_owed(self, work: Work, message: str, code: str) -> None:
+        """Give up on a task for this run, but not on its clip: it is (being) paid for.
 
-        The render stays ``downloading`` with its task id and the reason, so the next run
-        (no flag needed) fetches it again; this run counts it as failed (exit 1).
+        The service kept failing to answer about it (``poll``) or to serve its clip
+        (``download``). The render keeps its state (in flight, downloading) and its task id,
+        with the reason, so the next run, with no flag, asks the same task again; this run
+        counts it as failed (exit 1).
         """
         render = work.render
-        render.error = f"{message}; task {render.task_id} kept, the next run fetches it again"
-        render.error_code = "download"
+        again = "fetches it again" if code == "download" else "asks it again"
+        render.error = f"{message}; task {render.task_id} kept, the next run {again}"
+        render.error_code = code
         self._save(work, render.error)
 
     def _fail(self, work: Work, message: str, code: str | None) -> None:
@@ -911,8 +925,8 @@ class Engine:
             render = work.render
             if render.possible_duplicate:
                 self.result.possible_duplicates.append(work.label)
-            # A finished task whose clip could not be fetched this run: still owed to the user.
-            owed = render.state in ("downloading", "done") and render.error_code == "download"
+            # A task given up on for this run only (see _keep_owed): reported, not abandoned.
+            owed = render.state != "failed" and render.error_code in OWED_CODES
             for item in work.jobs:
                 row = work.rows.get((item.job.shot.id, item.job.take))
                 delivered = render.state == "done" and row is not None and row.delivered

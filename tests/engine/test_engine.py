@@ -15,6 +15,7 @@ from runner.engine import Engine, RunContext, RunOptions
 from runner.jobs import expand_jobs, provenance_request, request_body
 from runner.model import Manifest, Shot
 from runner.reconcile import reconcile
+from runner.retry import instant_retries
 from runner.sim import RunningSim
 from runner.store import Store
 from runner.view import RunResult
@@ -249,3 +250,49 @@ async def test_a_crash_mid_sidecar_write_is_finished_without_network(
     assert json.loads(sidecar.read_text())["sha256"] == hashlib.sha256(content).hexdigest()
     assert not part_of(sidecar).exists()
     assert sim.recorder.requests == []
+
+
+class _PollsFail(ApiClient):
+    """A client whose polls all fail (a gateway outage after the create)."""
+
+    async def retrieve(self, task_id: str) -> Any:
+        await asyncio.sleep(0)
+        raise TransientError("502 Bad Gateway", status=502)
+
+
+async def test_a_task_that_cannot_be_polled_stays_in_flight_for_the_next_run(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """Polls failing all run long: exit 1 with the task kept in flight; the next run collects it."""
+    manifest = _manifest(out_dir, "waves")
+    with instant_retries():
+        async with _PollsFail(sim.base_url, "k") as client:
+            first = await _run(manifest, store, client)
+    ((_, reason),) = first.failed
+    assert "the next run asks it again" in reason
+    (render,) = store.renders().values()
+    assert render.state in ("queued", "running") and render.task_id is not None
+    assert reconcile(expand_jobs(manifest), store)[0].action == "resume"
+    async with ApiClient(sim.base_url, "k") as client:
+        second = await _run(manifest, store, client)
+    assert (second.done, second.failed) == (1, [])
+    assert sim.recorder.tasks_created == 1
+    assert store.renders()[render.key].error is None
+
+
+async def test_polls_wait_for_the_finish_seen_on_earlier_tasks_of_the_kind(
+    start_sim: StartSim, store: Store, out_dir: Path
+) -> None:
+    """Once tasks of a kind were seen to take ~0.6 s, later ones are not asked every 0.05 s."""
+    sim = start_sim(job_seconds=0.6)
+    manifest = _manifest(out_dir, *(f"prompt {i}" for i in range(5)))
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client, concurrency=1)
+    assert result.done == 5
+    polls: dict[str, int] = {}
+    for request in sim.recorder.requests:
+        if request.method == "GET" and request.path.startswith("/v1/videos/") and request.task_id:
+            polls[request.task_id] = polls.get(request.task_id, 0) + 1
+    per_task = list(polls.values())  # in submission order (one task at a time)
+    assert per_task[0] >= 6, per_task  # the first is asked at the interval
+    assert per_task[-1] <= per_task[0] // 2, per_task
