@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from runner.sim import RunningSim
@@ -281,3 +282,21 @@ def test_plan_reads_the_store_without_writing_it(
     after = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--json")
     actions = {job["shot"]: job["action"] for job in json.loads(after.stdout)["jobs"]}
     assert actions == {"s01": "skip", "s02": "fetch", "s03": "skip", "s04": "skip"}
+
+
+def test_verify_refetches_a_clip_altered_behind_size_and_time(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Bytes changed, size and time kept: trusted without --verify, fetched again with it."""
+    assert run_batch(sim.base_url).returncode == 0
+    clip = batch.out / "s02/take-1.mp4"
+    content = clip.read_bytes()
+    stat = clip.stat()
+    clip.write_bytes(bytes(len(content)))
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    sent = len(sim.recorder.requests)
+    assert run_batch(sim.base_url).returncode == 0
+    assert len(sim.recorder.requests) == sent
+    assert run_batch(sim.base_url, "--verify").returncode == 0
+    assert clip.read_bytes() == content
+    assert sim.recorder.tasks_created == 4
