@@ -207,6 +207,20 @@ _RENDER_FIELDS = tuple(f.name for f in fields(RenderRow))
 _JOB_FIELDS = tuple(f.name for f in fields(JobRow))
 
 
+def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """One prepared statement per write: sqlite-utils' ``upsert`` reads the schema each time,
+    about a dozen statements for each of the several writes a job makes."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
+        f"insert into {table} ({', '.join(columns)}) values ({', '.join('?' for _ in columns)}) "
+        f"on conflict ({', '.join(key)}) do update set {updates}"
+    )
+
+
+_UPSERT_RENDER = _upsert_sql("renders", _RENDER_FIELDS, ("fingerprint", "generation"))
+_UPSERT_JOB = _upsert_sql("jobs", _JOB_FIELDS, ("shot", "take"))
+
+
 def _render_from_row(row: Mapping[str, Any]) -> RenderRow:
     values: dict[str, Any] = {name: row.get(name) for name in _RENDER_FIELDS}
     values["possible_duplicate"] = bool(values["possible_duplicate"])
@@ -462,9 +476,7 @@ class Store:
                 )
             job = existing or JobRow(shot, take, fingerprint, generation)
             job.fingerprint, job.generation, job.updated_at = fingerprint, generation, now_iso()
-            _table(self.db, "jobs").upsert(
-                {name: getattr(job, name) for name in _JOB_FIELDS}, pk=("shot", "take")
-            )
+            self._upsert_job(job)
             self._event(run_id, shot, take, (fingerprint, generation), "bound", "")
         return job
 
@@ -490,11 +502,7 @@ class Store:
                     )
                 job = jobs.get((shot, take)) or JobRow(shot, take, fingerprint, generation)
                 job.fingerprint, job.generation, job.updated_at = fingerprint, generation, at
-                self.db.execute(
-                    f"insert or replace into jobs ({', '.join(_JOB_FIELDS)}) "
-                    f"values ({', '.join('?' for _ in _JOB_FIELDS)})",
-                    [getattr(job, name) for name in _JOB_FIELDS],
-                )
+                self._upsert_job(job)
                 self._event(run_id, shot, take, (fingerprint, generation), "bound", "")
                 result[(shot, take)] = job
         return result
@@ -513,10 +521,9 @@ class Store:
         ``event=False`` is for progress updates that are not a change of state.
         """
         render.updated_at = now_iso()
+        record = _render_record(render)
         with self.db.atomic():
-            _table(self.db, "renders").upsert(
-                _render_record(render), pk=("fingerprint", "generation")
-            )
+            self.db.execute(_UPSERT_RENDER, [record[name] for name in _RENDER_FIELDS])
             if event:
                 shot, take = job if job else (None, None)
                 self._event(run_id, shot, take, render.key, render.state, detail)
@@ -536,9 +543,7 @@ class Store:
         job.file_fingerprint, job.file_generation = job.fingerprint, job.generation
         job.delivered_at = job.updated_at = now_iso()
         with self.db.atomic():
-            _table(self.db, "jobs").upsert(
-                {name: getattr(job, name) for name in _JOB_FIELDS}, pk=("shot", "take")
-            )
+            self._upsert_job(job)
             self._event(run_id, job.shot, job.take, job.render_key, "delivered", file)
 
     def record_file_moved(self, run_id: str | None, job: JobRow, detail: str) -> None:
@@ -548,12 +553,13 @@ class Store:
         job.file_sha256 = job.delivered_at = None
         job.updated_at = now_iso()
         with self.db.atomic():
-            _table(self.db, "jobs").upsert(
-                {name: getattr(job, name) for name in _JOB_FIELDS}, pk=("shot", "take")
-            )
+            self._upsert_job(job)
             self._event(run_id, job.shot, job.take, job.render_key, "file-moved", detail)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _upsert_job(self, job: JobRow) -> None:
+        self.db.execute(_UPSERT_JOB, [getattr(job, name) for name in _JOB_FIELDS])
 
     def _job(self, shot: str, take: int) -> JobRow | None:
         rows = list(self.db.query("select * from jobs where shot = ? and take = ?", [shot, take]))
