@@ -12,7 +12,15 @@ Money rules (SPEC.md): the store records ``submitting`` (with the attempt) befor
 sent and the task id the moment the answer arrives; every create carries
 ``Idempotency-Key: <fingerprint>-g<generation>-a<attempt>``; a lost answer, or a
 ``submitting`` row found at start, is retried with the same key and flagged as a possible
-duplicate. A paid clip is never deleted: a replaced clip moves to ``.history/``.
+duplicate (a 429 keeps such a render ``submitting``, so a crash never turns it into a new
+key). A paid clip is never deleted: a replaced clip moves to ``.history/``, and comes back
+from there by its hash when an edit is undone. A task this run cannot poll, or whose clip it
+cannot download, is not failed: it keeps its state and task id, the run counts it as failed
+(exit 1), and the next run asks the same task again (``_keep_owed``).
+
+Bounds: renders that need a slot wait in one list (the dispatcher), clips to fetch wait for a
+few workers, request bodies exist only while their create is on the wire; every retry loop
+is counted or backs off.
 
 Signals: the first SIGINT/SIGTERM stops new submissions, lets a create already on the wire
 record its answer (briefly), cancels polls and downloads (their state is already saved) and
