@@ -599,11 +599,8 @@ class Engine:
                 except ApiError as error:
                     # Anything else (5xx, 429, an odd 400) may pass: poll again later.
                     errors += 1
-                    if errors >= MAX_TASK_ERRORS:
-                        self._keep_owed(work, f"polling failed: {error.message}", "poll")
+                    if not await self._back_off(work, errors, error, "polling", "poll"):
                         break
-                    retry_after = error.retry_after if isinstance(error, RateLimited) else None
-                    await self._sleep(self._task_backoff.delay(errors, retry_after))
                     task = None
                     continue
                 errors = 0
@@ -706,10 +703,8 @@ class Engine:
                     raise
                 except ApiError as error:
                     errors += 1
-                    if errors >= MAX_TASK_ERRORS:
-                        self._keep_owed(work, f"fetching failed: {error.message}", "download")
+                    if not await self._back_off(work, errors, error, "fetching", "download"):
                         return "owed", None
-                    await self._sleep(self._task_backoff.delay(errors))
                     continue
                 if task.status == "failed":
                     return "lost", task
@@ -736,11 +731,8 @@ class Engine:
             except (TransientError, RateLimited) as error:
                 # DownloadError is transient: the part file resumes or restarts.
                 errors += 1
-                if errors >= MAX_TASK_ERRORS:
-                    self._keep_owed(work, f"download failed: {error.message}", "download")
+                if not await self._back_off(work, errors, error, "download", "download"):
                     return "owed", None
-                retry_after = error.retry_after if isinstance(error, RateLimited) else None
-                await self._sleep(self._task_backoff.delay(errors, retry_after))
                 continue
             except ApiError as error:
                 self._keep_owed(work, f"download failed: {error.message}", "download")
@@ -895,6 +887,18 @@ class Engine:
         )
         if event and show:
             self.view.state(work.label, work.render.state, detail)
+
+    async def _back_off(
+        self, work: Work, errors: int, error: ApiError, what: str, code: str
+    ) -> bool:
+        """After ``errors`` failed requests in a row about a task: wait before the next one,
+        or, at ``MAX_TASK_ERRORS``, give up on the task for this run (False)."""
+        if errors >= MAX_TASK_ERRORS:
+            self._keep_owed(work, f"{what} failed: {error.message}", code)
+            return False
+        retry_after = error.retry_after if isinstance(error, RateLimited) else None
+        await self._sleep(self._task_backoff.delay(errors, retry_after))
+        return True
 
     def _keep_owed(self, work: Work, message: str, code: str) -> None:
         """Give up on a task for this run, but not on its clip: it is (being) paid for.
