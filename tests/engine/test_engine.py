@@ -296,3 +296,30 @@ async def test_polls_wait_for_the_finish_seen_on_earlier_tasks_of_the_kind(
     per_task = list(polls.values())  # in submission order (one task at a time)
     assert per_task[0] >= 6, per_task  # the first is asked at the interval
     assert per_task[-1] <= per_task[0] // 2, per_task
+
+
+class _CountsTasks(ApiClient):
+    """A client that notes how many coroutines the run has alive at each download."""
+
+    most_tasks = 0
+
+    async def download(self, url: str, part_path: Path, **kwargs: Any) -> Downloaded:
+        self.most_tasks = max(self.most_tasks, len(asyncio.all_tasks()))
+        return await super().download(url, part_path, **kwargs)
+
+
+async def test_fetching_many_clips_keeps_a_few_coroutines(
+    start_sim: StartSim, store: Store, out_dir: Path
+) -> None:
+    """30 deleted clips are fetched by a few workers, not 30 coroutines at once."""
+    sim = start_sim(job_seconds=0.0)
+    manifest = _manifest(out_dir, *(f"prompt {i}" for i in range(30)))
+    async with ApiClient(sim.base_url, "k") as client:
+        assert (await _run(manifest, store, client, concurrency=30)).done == 30
+    for clip in out_dir.glob("*/take-1.mp4"):
+        clip.unlink()
+    async with _CountsTasks(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client, download_concurrency=2)
+    assert result.delivered == 30
+    assert client.most_tasks <= 6, client.most_tasks
+    assert sim.recorder.tasks_created == 30
