@@ -232,6 +232,7 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._signals = 0
         self._installed_signals: list[int] = []
+        self._previous_handlers: dict[int, Any] = {}
         self._rate_limited_in_a_row = 0
         self.result = RunResult()
 
@@ -267,12 +268,11 @@ class Engine:
         self._bind_jobs()
         self.view.start(self.plan, sum(len(w.jobs) for w in self.works))
         loop = asyncio.get_running_loop()
-        installed = self._installed_signals = self._install_signals(loop)
+        self._installed_signals = self._install_signals(loop)
         try:
             await self._run_all()
         finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
+            self._restore_signals(loop)
             self.result.wall_time = time.monotonic() - started
             self.result.creates = self.limit.accepted
             self.result.rate_limited = self.limit.rate_limited
@@ -407,12 +407,21 @@ class Engine:
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         installed: list[int] = []
         for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
             try:
                 loop.add_signal_handler(signum, self._on_signal)
             except (NotImplementedError, RuntimeError, ValueError):
                 continue
+            self._previous_handlers[signum] = previous
             installed.append(signum)
         return installed
+
+    def _restore_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the caller its own handlers back (asyncio would leave the defaults)."""
+        for signum, previous in self._previous_handlers.items():
+            loop.remove_signal_handler(signum)
+            if previous is not None:
+                signal.signal(signum, previous)
 
     def _on_signal(self) -> None:
         self._signals += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,6 +82,8 @@ def run_cmd(
     max_new: int | None,
 ) -> None:
     """Validate, submit, poll and download; a second run continues the first."""
+    # SIGTERM is an interruption like Ctrl-C at every moment, not only while the engine runs.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         from runner.batch import DEFAULT_API_BASE, SIMULATE_POLL_INTERVAL, BatchSettings, run_batch
         from runner.engine import RunOptions
