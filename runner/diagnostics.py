@@ -7,11 +7,18 @@ from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 
+#: What ``(at PATH)`` says of a problem with the whole document rather than one value.
+DOCUMENT = "<document>"
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     """A located problem. ``line`` and ``column`` count from 1; ``path`` is in manifest
-    terms with indexes from 0 (``shots[3].images[1]``), empty for the whole document."""
+    terms with indexes from 0 (``shots[3].images[1]``), empty for the whole document
+    (an empty file, invalid YAML, a file that cannot be read).
+
+    A missing key is reported at the path the key would have (``shots``, ``shots[2].id``),
+    located where its mapping starts."""
 
     file: str
     line: int
@@ -21,9 +28,15 @@ class Diagnostic:
     severity: Severity = "error"
 
     def format(self) -> str:
-        """``FILE:LINE:COL: error: MESSAGE (at PATH)`` as SPEC.md prescribes."""
-        where = f" (at {self.path})" if self.path else ""
-        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}{where}"
+        """``FILE:LINE:COL: error: MESSAGE (at PATH)`` as SPEC.md prescribes.
+
+        A problem of the whole document says ``(at <document>)``, so that every line has
+        the same shape for a reader or a script; its JSON keeps ``"path": ""``.
+        """
+        where = self.path or DOCUMENT
+        return (
+            f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message} (at {where})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -241,7 +241,8 @@ def _check_prompt(
         if checker.broken(("shots", index)):
             return None  # e.g. a misspelt prompt key, already reported with a did-you-mean
         checker.report(
-            ("shots", index), "the shot has no prompt (set prompt on the shot or in defaults)"
+            ("shots", index, "prompt"),
+            "the shot has no prompt (set prompt on the shot or in defaults)",
         )
         return None
     if not isinstance(prompt.value, str) or checker.broken(prompt.path):
@@ -306,7 +307,7 @@ def _check_images(
     low, high, wanted = IMAGE_COUNTS[mode]
     # More than any mode takes is the schema's to report.
     if not low <= len(sources) <= high and len(sources) <= MAX_IMAGES:
-        where = images.path if images is not None else ("shots", index)
+        where = images.path if images is not None else ("shots", index, "images")
         if not mode_written:
             message = (
                 f"{len(sources)} image(s) given but the shot's mode is text, which takes "

@@ -2,22 +2,25 @@
 
 ``plan_jobs`` reconciles a manifest's jobs with its batch's state database read-only (the
 database is never created; without one every job is new). ``check_shot_ids`` refuses
-``--only``/``--force`` ids that name no shot, with a did-you-mean. ``plan`` and ``status``
-share the table and SPEC.md's JSON document: ``plan`` shows each job's action and sums by
-action, ``status`` shows states and sums by state. Knows nothing of HTTP.
+``--only``/``--force`` ids that name no shot, with a did-you-mean, and spells the others as
+the manifest does. ``plan`` and ``status`` share the table and SPEC.md's JSON document:
+``plan`` shows each job's action and sums by action, ``status`` shows states and sums by
+state. Both count what would be paid for per render (fingerprint and generation), since jobs
+that share a fingerprint share one task. Knows nothing of HTTP.
 """
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from runner.errors import InputError
 from runner.jobs import expand_jobs
-from runner.model import ACTIONS, JOB_STATES, Manifest
+from runner.model import ACTIONS, ASSUMED_SECONDS, JOB_STATES, Manifest
 from runner.reconcile import PlannedJob, PlanOptions, reconcile
+from runner.schema import closest
 
 #: Actions that would pay for a render.
 PAYING_ACTIONS = frozenset({"submit", "retry"})
@@ -26,6 +29,12 @@ _ACTION_NOTES = {
     "fetch": "will fetch again; renders only if the service lost it",
 }
 
+#: Marks a length the manifest leaves to the service, counted at ``ASSUMED_SECONDS``.
+ASSUMED_MARK = "*"
+ASSUMED_NOTE = (
+    f"{ASSUMED_MARK} not set: the service's default applies; counted as {ASSUMED_SECONDS} s"
+)
+
 
 def plan_jobs(manifest: Manifest, options: PlanOptions | None = None) -> list[PlannedJob]:
     """What ``run`` with ``options`` would do now for each job in scope, read-only.
@@ -33,8 +42,7 @@ def plan_jobs(manifest: Manifest, options: PlanOptions | None = None) -> list[Pl
     Raises ``InputError`` when ``options`` name a shot the manifest lacks, and when the
     batch's state database cannot be read.
     """
-    options = options or PlanOptions()
-    check_shot_ids(manifest, options)
+    options = check_shot_ids(manifest, options or PlanOptions())
     jobs = expand_jobs(manifest)
     # sqlite-utils is imported only for a batch that has a database, so that planning a
     # new batch stays fast.
@@ -50,40 +58,55 @@ def plan_jobs(manifest: Manifest, options: PlanOptions | None = None) -> list[Pl
             store.close()
 
 
-def check_shot_ids(manifest: Manifest, options: PlanOptions) -> None:
-    """Raise ``InputError`` naming each ``--only``/``--force`` id that is no shot, with a hint.
+def check_shot_ids(manifest: Manifest, options: PlanOptions) -> PlanOptions:
+    """``options`` with its ``--only``/``--force`` ids spelt as the manifest spells them.
 
-    Ids are matched exactly, as the plan selects shots; the hint offers the id written in
-    another case, else the one id it begins, else the closest one.
+    Ids are unique ignoring case (SPEC.md), so ``--only A`` names shot ``a``; the plan then
+    compares exact ids. Raises ``InputError`` naming each id that is no shot, with a hint:
+    the one id it begins, else the closest one.
     """
-    known = [shot.id for shot in manifest.shots]
-    known_set = set(known)
+    by_folded = {shot.id.casefold(): shot.id for shot in manifest.shots}
     problems = []
+    spelt: dict[str, frozenset[str]] = {}
     for option, ids in (("--only", options.only), ("--force", options.force)):
-        unknown = sorted(set(ids) - known_set)
+        unknown = sorted(i for i in ids if i.casefold() not in by_folded)
         if unknown:
-            named = ", ".join(f"{i!r}{_id_hint(i, known)}" for i in unknown)
+            named = ", ".join(f"{i!r}{_id_hint(i, by_folded)}" for i in unknown)
             problems.append(f"{option}: no shot with id {named}")
+        spelt[option] = frozenset(by_folded[i.casefold()] for i in ids if i not in unknown)
     if problems:
         raise InputError(f"{'; '.join(problems)} in {manifest.display_path}")
+    return dataclasses.replace(options, only=spelt["--only"], force=spelt["--force"])
 
 
-def _id_hint(shot_id: str, known: Sequence[str]) -> str:
+def _id_hint(shot_id: str, by_folded: dict[str, str]) -> str:
     folded = shot_id.casefold()
-    same_case = [k for k in known if k.casefold() == folded]
-    prefixed = [k for k in known if k.casefold().startswith(folded)]
-    close = same_case or (prefixed if len(prefixed) == 1 else [])
-    close = close or difflib.get_close_matches(shot_id, known, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    prefixed = [k for k in by_folded if k.startswith(folded)]
+    close = prefixed[0] if len(prefixed) == 1 else closest(folded, list(by_folded))
+    return f" (did you mean {by_folded[close]!r}?)" if close is not None else ""
+
+
+def paying_renders(planned: Iterable[PlannedJob]) -> list[PlannedJob]:
+    """One job for each render (fingerprint, generation) that would be submitted or retried.
+
+    Jobs that share a fingerprint share one task and one clip (SPEC.md, "Identity"), so
+    they are paid for once.
+    """
+    renders: dict[tuple[str, int], PlannedJob] = {}
+    for p in planned:
+        if p.action in PAYING_ACTIONS:
+            renders.setdefault(p.render_key, p)
+    return list(renders.values())
 
 
 def seconds_to_pay(planned: Sequence[PlannedJob]) -> int:
-    """Seconds of video the jobs that would be submitted or retried would cost."""
-    return sum(p.job.shot.seconds_to_pay for p in planned if p.action in PAYING_ACTIONS)
+    """Seconds of video the renders that would be submitted or retried would cost."""
+    return sum(p.job.shot.seconds_to_pay for p in paying_renders(planned))
 
 
 def summary(planned: Sequence[PlannedJob], *, with_action: bool) -> dict[str, int]:
-    """Counts by action (plan) or by state (status), plus jobs, seconds_to_pay and duplicates."""
+    """Counts of jobs by action (plan) or by state (status); then jobs, possible duplicates,
+    and what would be paid for: ``tasks_to_submit`` (one per render) and ``seconds_to_pay``."""
     words: Sequence[str] = ACTIONS if with_action else JOB_STATES
     counts = dict.fromkeys(words, 0)
     for p in planned:
@@ -91,6 +114,7 @@ def summary(planned: Sequence[PlannedJob], *, with_action: bool) -> dict[str, in
         counts[word] = counts.get(word, 0) + 1
     counts["jobs"] = len(planned)
     counts["possible_duplicates"] = sum(1 for p in planned if p.possible_duplicate)
+    counts["tasks_to_submit"] = len(paying_renders(planned))
     counts["seconds_to_pay"] = seconds_to_pay(planned)
     return counts
 
@@ -137,13 +161,17 @@ def display_dir(manifest: Manifest) -> str:
 
 
 def render_table(manifest: Manifest, planned: Sequence[PlannedJob], *, with_action: bool) -> str:
-    """A plain-text table, one row per job, then a summary line."""
+    """A plain-text table, one row per job, then a summary line.
+
+    A length the manifest leaves unset shows as the length it is counted at, marked, with a
+    footnote under the table: the service's default may differ.
+    """
     last = "ACTION" if with_action else "STATE"
     header = ("SHOT", "TAKE", "MODE", "SECONDS", "FINGERPRINT", last)
     rows = [header]
     for p in planned:
         shot = p.job.shot
-        seconds = str(shot.seconds) if shot.seconds is not None else "-"
+        seconds = str(shot.seconds_to_pay) + ("" if shot.seconds is not None else ASSUMED_MARK)
         word = p.action if with_action else p.state
         note = _ACTION_NOTES.get(word, "") if with_action else (p.error or "")
         rows.append(
@@ -157,6 +185,8 @@ def render_table(manifest: Manifest, planned: Sequence[PlannedJob], *, with_acti
             )
         )
     lines = format_columns(rows)
+    if any(p.job.shot.seconds is None for p in planned):
+        lines.append(ASSUMED_NOTE)
     lines.append("")
     lines.append(summary_line(manifest, planned, with_action=with_action))
     return "\n".join(lines)
@@ -177,9 +207,8 @@ def summary_line(manifest: Manifest, planned: Sequence[PlannedJob], *, with_acti
     counts = summary(planned, with_action=with_action)
     words: Sequence[str] = ACTIONS if with_action else JOB_STATES
     parts = [f"{counts[w]} {w}" for w in words if counts[w]]
-    to_submit = sum(1 for p in planned if p.action in PAYING_ACTIONS)
     return (
         f"{manifest.display_path} -> {display_dir(manifest)}: {len(planned)} job(s)"
-        f" ({', '.join(parts) or 'none'}); {to_submit} task(s) to submit,"
+        f" ({', '.join(parts) or 'none'}); {counts['tasks_to_submit']} task(s) to submit,"
         f" {counts['seconds_to_pay']} s of video to pay for"
     )

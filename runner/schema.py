@@ -13,7 +13,7 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,8 @@ _TYPE_NAMES = {
     "boolean": "true or false",
     "null": "empty",
 }
+#: Shorter words than this get no one-edit suggestion: one edit changes too much of them.
+_MIN_EDIT_LENGTH = 3
 _WHERE = {
     (): "at the top level",
     ("defaults",): "in defaults",
@@ -125,10 +127,57 @@ def check(doc: Document, file: str) -> list[Diagnostic]:
     return found
 
 
-def did_you_mean(word: str, choices: list[str]) -> str:
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
     """``; did you mean 'prompt'?`` when a choice is close to ``word``, else nothing."""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    close = closest(word, choices)
+    return f"; did you mean {close!r}?" if close is not None else ""
+
+
+def closest(word: str, choices: Sequence[str]) -> str | None:
+    """The choice that ``word`` most likely misspells, or None when none is close.
+
+    A choice one edit away (Damerau-Levenshtein distance 1) comes first, two neighbours
+    swapped before any other edit: difflib's ratio alone offers ``mode`` for ``modle``,
+    which is ``model`` with two letters swapped. Otherwise difflib's closest match.
+    """
+    ranked = [
+        (rank, choice) for choice in choices if (rank := _edit_rank(word, choice)) is not None
+    ]
+    if ranked:
+        best = min(rank for rank, _ in ranked)
+        tied = [choice for rank, choice in ranked if rank == best]
+        if len(tied) == 1:
+            return tied[0]
+        close = difflib.get_close_matches(word, tied, n=1, cutoff=0.0)
+        return close[0]
+    matches = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _edit_rank(word: str, choice: str) -> int | None:
+    """0 when ``choice`` is ``word`` with two neighbours swapped, 1 for one letter changed,
+    added or dropped, None for anything else (the same word included).
+
+    Words under 3 letters are left to difflib: one edit of ``8k`` is ``4k``, no likely slip.
+    """
+    if min(len(word), len(choice)) < _MIN_EDIT_LENGTH:
+        return None
+    if len(word) == len(choice):
+        diffs = [i for i, (a, b) in enumerate(zip(word, choice, strict=True)) if a != b]
+        if len(diffs) == 1:
+            return 1
+        if len(diffs) == 2:
+            i, j = diffs
+            if j == i + 1 and word[i] == choice[j] and word[j] == choice[i]:
+                return 0
+        return None
+    short, long = sorted((word, choice), key=len)
+    if len(long) - len(short) != 1:
+        return None
+    first = next(
+        (i for i, (a, b) in enumerate(zip(short, long, strict=False)) if a != b), len(short)
+    )
+    return 1 if short[first:] == long[first + 1 :] else None
 
 
 def describe_value(value: Any) -> str:
@@ -173,7 +222,9 @@ def _describe(error: jsonschema.ValidationError, doc: Document, file: str) -> li
         ]
     if kind == "required" and isinstance(instance, dict):
         missing = [k for k in schema.get("required", []) if k not in instance]
-        return [at(path, f"missing required key {k!r} {_place(path)}") for k in missing]
+        # The path is the missing key's own, placed where its mapping starts: a reader sees
+        # which key to add, and where.
+        return [at((*path, k), f"missing required key {k!r} {_place(path)}") for k in missing]
     if "propertyNames" in error.schema_path:
         return [
             at(

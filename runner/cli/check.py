@@ -27,8 +27,8 @@ R = TypeVar("R")
 def validate_cmd(manifests: tuple[str, ...], as_json: bool) -> None:
     """Check manifests against the schema and the rules of the manifest language.
 
-    Problems go to stderr as FILE:LINE:COL: error: MESSAGE (at PATH); exit 2 if any file
-    is invalid.
+    Problems go to stderr as FILE:LINE:COL: error: MESSAGE (at PATH), or with --json into
+    the document on stdout instead; exit 2 if any file is invalid.
     """
     from runner.manifest import check_manifest
 
@@ -36,8 +36,9 @@ def validate_cmd(manifests: tuple[str, ...], as_json: bool) -> None:
     all_valid = True
     for path in manifests:
         manifest, diagnostics = check_manifest(path)
-        for diagnostic in diagnostics:
-            echo_err(diagnostic.format())
+        if not as_json:  # the document carries them; twice would be noise
+            for diagnostic in diagnostics:
+                echo_err(diagnostic.format())
         valid = manifest is not None
         all_valid = all_valid and valid
         files.append(

@@ -19,14 +19,14 @@ CASES = [
         "unsupported manifest version 2",
         "version",
     ),
-    ("missing_shots", "version: 1\n", "1:1", "missing required key 'shots'", ""),
+    ("missing_shots", "version: 1\n", "1:1", "missing required key 'shots'", "shots"),
     ("empty_shots", "version: 1\nshots: []\n", "2:8", "shots is empty", "shots"),
     (
         "missing_id",
         "version: 1\nshots:\n  - prompt: p\n",
         "3:5",
         "missing required key 'id' in a shot",
-        "shots[0]",
+        "shots[0].id",
     ),
     (
         "duplicate_ids",
@@ -104,7 +104,7 @@ CASES = [
         "version: 1\nshots:\n  - {id: a}\n",
         "3:5",
         "the shot has no prompt",
-        "shots[0]",
+        "shots[0].prompt",
     ),
     (
         "unknown_var",
@@ -148,7 +148,7 @@ CASES = [
         "version: 1\nshots:\n  - {id: a, prompt: p, mode: reference}\n",
         "3:5",
         "mode reference takes 1 to 5 images, but 0 given",
-        "shots[0]",
+        "shots[0].images",
     ),
     (
         "text_with_images",
@@ -434,7 +434,7 @@ def test_bad_input_exits_2_with_located_message(
     write_manifest(text)
     result = run_cli("validate", "m.yaml")
     assert result.exit_code == 2, result.stderr
-    suffix = f" (at {path})" if path else ""
+    suffix = f" (at {path or '<document>'})"
     expected = [
         line
         for line in result.stderr.splitlines()
@@ -468,7 +468,9 @@ def test_missing_manifest_file_exits_2(workdir: Path, run_cli: Callable[..., Cli
     """A manifest path that does not exist is reported, exit 2."""
     result = run_cli("validate", "nope.yaml")
     assert result.exit_code == 2
-    assert "nope.yaml:1:1: error: cannot read the manifest: no such file" in result.stderr
+    assert result.stderr == (
+        "nope.yaml:1:1: error: cannot read the manifest: no such file (at <document>)\n"
+    )
 
 
 def test_plan_refuses_an_invalid_manifest_with_exit_2(

@@ -112,7 +112,7 @@ def test_plan_lists_every_job_as_submit(
     assert [line.split()[:4] + line.split()[5:] for line in lines[1:4]] == [
         ["a", "1", "text", "5", "submit"],
         ["a", "2", "text", "5", "submit"],
-        ["b", "1", "text", "-", "submit"],
+        ["b", "1", "text", "8*", "submit"],
     ]
     assert lines[-1] == (
         "m.yaml -> renders/m: 3 job(s) (3 submit); 3 task(s) to submit, 18 s of video to pay for"
@@ -152,6 +152,7 @@ def test_plan_json_follows_the_spec(
         "hold": 0,
         "jobs": 3,
         "possible_duplicates": 0,
+        "tasks_to_submit": 3,
         "seconds_to_pay": 18,
     }
 
@@ -201,3 +202,105 @@ def test_plan_of_the_storyboard_example_shows_its_cost(run_cli: Callable[..., Cl
     assert result.exit_code == 0
     summary = json.loads(result.stdout)["summary"]
     assert (summary["submit"], summary["seconds_to_pay"]) == (6, 52)
+
+
+SAME_CONTENT = "version: 1\nshots:\n  - {id: a, prompt: waves}\n  - {id: b, prompt: waves}\n"
+
+
+def test_plan_counts_one_task_for_shots_that_share_a_fingerprint(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """Two shots of identical content are one render: the footer says 1 task and 8 s."""
+    write_manifest(SAME_CONTENT)
+    result = run_cli("plan", "m.yaml")
+    assert result.stdout.splitlines()[-1] == (
+        "m.yaml -> renders/m: 2 job(s) (2 submit); 1 task(s) to submit, 8 s of video to pay for"
+    )
+
+
+def test_plan_json_counts_one_task_for_shots_that_share_a_fingerprint(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """The JSON summary counts jobs by action but tasks and seconds per distinct render."""
+    write_manifest(SAME_CONTENT)
+    summary = json.loads(run_cli("plan", "--json", "m.yaml").stdout)["summary"]
+    assert (summary["submit"], summary["tasks_to_submit"], summary["seconds_to_pay"]) == (2, 1, 8)
+
+
+def test_status_json_counts_one_task_for_shots_that_share_a_fingerprint(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """status sums what a run would pay the same way plan does: per distinct render."""
+    write_manifest(SAME_CONTENT)
+    summary = json.loads(run_cli("status", "--json", "m.yaml").stdout)["summary"]
+    assert (summary["pending"], summary["tasks_to_submit"], summary["seconds_to_pay"]) == (2, 1, 8)
+
+
+def test_plan_marks_unset_seconds_as_counted_with_a_footnote(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """A shot without seconds shows the length it is counted at, marked, explained below."""
+    write_manifest("version: 1\nshots:\n  - {id: a, prompt: p}\n")
+    lines = run_cli("plan", "m.yaml").stdout.splitlines()
+    assert lines[1].split()[3] == "8*"
+    assert lines[2] == "* not set: the service's default applies; counted as 8 s"
+
+
+def test_plan_has_no_footnote_when_every_shot_sets_seconds(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """The footnote appears only when some shot leaves seconds to the service."""
+    write_manifest("version: 1\nshots:\n  - {id: a, prompt: p, seconds: 5}\n")
+    assert "*" not in run_cli("plan", "m.yaml").stdout
+
+
+def test_validate_json_keeps_stderr_quiet(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """With --json the diagnostics are in the document only, not on stderr too; still exit 2."""
+    write_manifest("version: 1\nshots: [{id: a, prompt: p, takes: 0, seconds: 3}]\n")
+    result = run_cli("validate", "--json", "m.yaml")
+    assert (result.exit_code, result.stderr) == (2, "")
+    assert len(json.loads(result.stdout)["files"][0]["errors"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param("", "m.yaml:1:1: error: the manifest is empty (at <document>)", id="empty"),
+        pytest.param(
+            "version: 1\nshots: [a\n",
+            "m.yaml:3:1: error: invalid YAML: did not find expected ',' or ']' "
+            "(while parsing a flow sequence) (at <document>)",
+            id="invalid_yaml",
+        ),
+        pytest.param(
+            "version: 1\n",
+            "m.yaml:1:1: error: missing required key 'shots' at the top level (at shots)",
+            id="missing_key",
+        ),
+    ],
+)
+def test_whole_file_problems_say_where(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult], text: str, line: str
+) -> None:
+    """A problem of the whole file still ends in (at PATH): the missing key, or <document>."""
+    write_manifest(text)
+    assert run_cli("validate", "m.yaml").stderr == f"{line}\n"
+
+
+def test_validate_json_keeps_an_empty_path_for_the_whole_document(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """The JSON of a document-level problem has "path": "", not the text's <document>."""
+    write_manifest("")
+    errors = json.loads(run_cli("validate", "--json", "m.yaml").stdout)["files"][0]["errors"]
+    assert errors == [{"line": 1, "column": 1, "path": "", "message": "the manifest is empty"}]
+
+
+def test_not_utf8_file_says_at_document(workdir: Path, run_cli: Callable[..., CliResult]) -> None:
+    """A file that is not UTF-8 is a problem of the whole document: (at <document>)."""
+    (workdir / "m.yaml").write_bytes(b"version: 1\n\xff\n")
+    assert run_cli("validate", "m.yaml").stderr == (
+        "m.yaml:2:1: error: not UTF-8 text (byte 0xff) (at <document>)\n"
+    )

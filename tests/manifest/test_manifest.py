@@ -115,7 +115,7 @@ def test_all_problems_of_a_file_are_reported_in_one_pass(write_manifest: WriteMa
     assert [d.path for d in caught.value.diagnostics] == [
         "shots[0].resolution",
         "shots[1].prompt",
-        "shots[2]",
+        "shots[2].images",
         "shots[3].id",
         "shots[3].colour",
     ]

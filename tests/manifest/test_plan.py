@@ -13,6 +13,8 @@ import pytest
 from runner.jobs import expand_jobs
 from runner.manifest import load_manifest
 from runner.model import Job
+from runner.plan import check_shot_ids
+from runner.reconcile import PlanOptions
 from runner.store import Store
 from tests.manifest.conftest import CliResult, WriteManifest
 
@@ -24,6 +26,14 @@ shots:
   - {id: failed-shot, prompt: storm}
   - {id: rejected-shot, prompt: gulls}
   - {id: altered-shot, prompt: dunes}
+"""
+
+SHARED = """
+version: 1
+output_dir: batch
+shots:
+  - {id: one, prompt: the same waves, seconds: 6}
+  - {id: two, prompt: the same waves, seconds: 6}
 """
 
 
@@ -178,11 +188,49 @@ def test_plan_refuses_an_unknown_only_id_with_a_did_you_mean(
 def test_plan_refuses_unknown_force_ids_naming_each(
     write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
 ) -> None:
-    """Every unknown --force id is named, with the id in another case or the one it begins."""
+    """Every unknown --force id is named, with the one id it begins or the closest one."""
     write_manifest(BATCH)
-    result = run_cli("plan", "m.yaml", "--force", "DONE-SHOT", "--force", "alt", "--force", "zz")
+    result = run_cli("plan", "m.yaml", "--force", "DOEN-SHOT", "--force", "alt", "--force", "zz")
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
-        "error: --force: no shot with id 'DONE-SHOT' (did you mean 'done-shot'?), "
+        "error: --force: no shot with id 'DOEN-SHOT' (did you mean 'done-shot'?), "
         "'alt' (did you mean 'altered-shot'?), 'zz' in m.yaml\n"
     )
+
+
+def test_plan_only_selects_a_shot_named_in_another_case(
+    batch: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """Ids are unique ignoring case, so --only DONE-SHOT plans shot done-shot."""
+    assert _actions(run_cli, "--only", "DONE-SHOT") == {"done-shot": "skip"}
+
+
+def test_plan_force_renders_a_shot_named_in_another_case(
+    batch: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """--force Done-Shot renders shot done-shot again, as generation 2."""
+    job = _plan(run_cli, "--force", "Done-Shot")["done-shot"]
+    assert (job["action"], job["generation"]) == ("submit", 2)
+
+
+def test_check_shot_ids_spells_ids_as_the_manifest_does(write_manifest: WriteManifest) -> None:
+    """The options come back with --only/--force ids in the manifest's spelling."""
+    manifest = load_manifest(write_manifest(BATCH))
+    options = check_shot_ids(
+        manifest, PlanOptions(only=frozenset({"DONE-SHOT"}), force=frozenset({"Failed-Shot"}))
+    )
+    assert (options.only, options.force) == ({"done-shot"}, {"failed-shot"})
+
+
+def test_plan_counts_one_task_for_a_forced_fingerprint_two_shots_share(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """Two done shots of the same content forced together render one new task, not two."""
+    manifest = load_manifest(write_manifest(SHARED))
+    jobs = expand_jobs(manifest)
+    with Store.open(manifest.output_dir) as store:
+        for job in jobs:
+            _deliver(store, manifest.output_dir, job, b"the same clip")
+    result = run_cli("plan", "--json", "m.yaml", "--force", "one", "--force", "two")
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["submit"], summary["tasks_to_submit"], summary["seconds_to_pay"]) == (2, 1, 6)

@@ -73,3 +73,27 @@ def test_a_pattern_must_match_to_the_very_end(
         write_manifest, 'version: 1\nshots: [{id: a, prompt: p, aspect_ratio: "16:9\\n"}]\n'
     )
     assert found == ["aspect_ratio must be W:H in whole numbers, like \"16:9\", not '16:9\\n'"]
+
+
+def test_swapped_letters_suggest_the_word_they_spell(write_manifest: WriteManifest) -> None:
+    """modle is model with two letters swapped, so model is offered rather than mode."""
+    found = messages(write_manifest, "version: 1\nshots: [{id: a, prompt: p, modle: m}]\n")
+    assert found == ["unknown key 'modle' in a shot; did you mean 'model'?"]
+
+
+@pytest.mark.parametrize(
+    ("word", "choices", "expected"),
+    [
+        pytest.param("modle", ["mode", "model"], "model", id="swap_beats_drop"),
+        pytest.param("seconsd", ["seconds", "second_s"], "seconds", id="swap_at_end"),
+        pytest.param("promt", ["prompt", "mode"], "prompt", id="one_dropped"),
+        pytest.param("takess", ["takes", "extra"], "takes", id="one_added"),
+        pytest.param("resolutian", ["resolution"], "resolution", id="one_changed"),
+        pytest.param("first-frame", ["text", "first_frame"], "first_frame", id="difflib"),
+        pytest.param("8k", ["720p", "1080p", "2k", "4k"], None, id="too_short"),
+        pytest.param("zzz", ["prompt"], None, id="nothing_close"),
+    ],
+)
+def test_closest_prefers_one_edit(word: str, choices: list[str], expected: str | None) -> None:
+    """One edit away wins, a swap of neighbours first; short words and far ones get nothing."""
+    assert schema.closest(word, choices) == expected
