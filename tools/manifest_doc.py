@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner.model import ASSUMED_SECONDS
+from runner.plan import ASSUMED_MARK, ASSUMED_NOTE
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schemas" / "manifest.schema.json"
 DOC = ROOT / "docs" / "manifest.md"
@@ -27,8 +30,9 @@ INTRO = """\
 A manifest is a YAML file that declares a batch of video shots. `shotrunner validate FILE`
 checks it; `shotrunner plan FILE` shows what `run` would do now for each job, reading the
 batch's state database if there is one (never writing it), and takes the options of `run`
-that change that: `--only ID`, `--force ID` (both repeatable; an id that names no shot is
-refused with a did-you-mean), `--retry-failed`, `--rerender-rejected` and `--verify`.
+that change that: `--only ID`, `--force ID` (both repeatable; ids match ignoring case, and
+an id that names no shot is refused with a did-you-mean), `--retry-failed`,
+`--rerender-rejected` and `--verify`.
 Editors that speak the yaml-language-server protocol validate as you type with this first
 line:
 
@@ -60,6 +64,12 @@ RULES = """\
 - **Warnings** (printed, not failing): `seconds` outside 4 to 30; an `aspect_ratio` other than
   `16:9` or `9:16`.
 - **Takes.** Each take is its own job: `takes: 3` renders three independent clips.
+- **Cost.** `plan` ends with the tasks to submit and the seconds of video to pay for
+  (`tasks_to_submit` and `seconds_to_pay` in `--json`). They count renders, not jobs: jobs
+  whose fingerprint is the same (identical content, whatever the shot ids) share one task
+  and one clip. A shot that leaves `seconds` unset sends none, so the service's default
+  applies; it is counted as {assumed} s and shown as `{assumed}{mark}`, with the footnote
+  "{note}".
 - **Whole numbers.** `seconds` and `takes` take whole numbers. A number written with a
   zero fraction (`8.0`) is that whole number: JSON, and so the schema and editors, cannot
   tell `8.0` from `8`, so shotrunner does not either (same request, same fingerprint).
@@ -85,10 +95,17 @@ Every problem of a file is reported in one pass, on stderr, as
 FILE:LINE:COL: error: MESSAGE (at PATH)
 ```
 
-with lines and columns from 1 and PATH in manifest terms (`shots[3].images[1]`). A misspelt
-key gets a did-you-mean. `validate --json` prints
-`{"files": [{"path", "valid", "errors": [{"line", "column", "path", "message"}], "warnings"}]}`.
-Exit code 2 means at least one file is invalid.
+with lines and columns from 1 and PATH in manifest terms (`shots[3].images[1]`). A missing
+key is reported at the path it would have (`(at shots)`, `(at shots[2].id)`), placed where
+its mapping starts. A problem of the whole file (an empty or unreadable file, invalid YAML,
+bytes that are not UTF-8) says `(at <document>)`. A misspelt key or value gets a
+did-you-mean: a word one edit away (two neighbouring letters swapped first), else the most
+similar one.
+
+`validate --json` prints
+`{"files": [{"path", "valid", "errors": [{"line", "column", "path", "message"}], "warnings"}]}`
+on stdout and nothing on stderr; a whole-file problem has `"path": ""` there. Exit code 2
+means at least one file is invalid.
 """
 
 
@@ -123,7 +140,9 @@ def render(schema: dict[str, Any]) -> str:
         "## Shot fields\n",
         "Each entry of `shots`; every field but `id` may also be set in `defaults`.\n",
         _table(schema, shot["properties"], shot.get("required", [])) + "\n",
-        RULES,
+        RULES.replace("{assumed}", str(ASSUMED_SECONDS))
+        .replace("{mark}", ASSUMED_MARK)
+        .replace("{note}", ASSUMED_NOTE),
         "## Example\n",
         "`examples/manifests/storyboard.yaml`, one shot in each mode:\n",
         f"```yaml\n{EXAMPLE.read_text(encoding='utf-8')}```\n",

@@ -10,6 +10,7 @@ from types import ModuleType
 import jsonschema
 
 from runner.manifest import RUNNER_FIELDS, SHOT_FIELDS, VIDEO_FIELDS
+from runner.plan import ASSUMED_NOTE
 from runner.schema import load_schema, schema_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,3 +58,8 @@ def test_schema_names_every_field_extra_may_not_set() -> None:
     """The extra description lists exactly the fields the loader refuses."""
     description = load_schema()["$defs"]["extra"]["description"]
     assert all(f"`{name}`" in description for name in (*RUNNER_FIELDS, *VIDEO_FIELDS))
+
+
+def test_manifest_reference_explains_the_footnote_plan_prints() -> None:
+    """The reference quotes plan's footnote on unset seconds word for word."""
+    assert f'"{ASSUMED_NOTE}"' in (ROOT / "docs" / "manifest.md").read_text()
