@@ -130,6 +130,8 @@ class Work:
     #: Attempts allowed in all for this render during this run.
     attempt_budget: int = 0
     deadline: float | None = None
+    #: Taken back from a clip and sidecar on disk that the store did not know.
+    adopted: bool = False
 
     @property
     def label(self) -> str:
@@ -158,7 +160,33 @@ def group_work(planned: Sequence[PlannedJob]) -> list[Work]:
         work.jobs.append(item)
         if item.row is not None:
             work.rows[(item.job.shot.id, item.job.take)] = item.row
+        sidecar = item.extra.get("adopt")
+        if sidecar is not None and item.render is None and work.render.state == "pending":
+            work.render, work.adopted = _adopted_render(key, sidecar), True
     return list(works.values())
+
+
+def _adopted_render(key: tuple[str, int], sidecar: dict[str, Any]) -> RenderRow:
+    """The render a sidecar describes: done, with its task, hash and size."""
+
+    def text(name: str) -> str | None:
+        value = sidecar.get(name)
+        return value if isinstance(value, str) else None
+
+    attempt = sidecar.get("attempt")
+    return RenderRow(
+        *key,
+        state="done",
+        attempt=attempt if isinstance(attempt, int) else 1,
+        task_id=text("task_id"),
+        progress=100.0,
+        possible_duplicate=sidecar.get("possible_duplicate") is True,
+        submitted_at=text("submitted_at"),
+        completed_at=text("completed_at"),
+        downloaded_at=text("downloaded_at"),
+        sha256=text("sha256"),
+        bytes=sidecar["bytes"],
+    )
 
 
 def kind_of(work: Work, retry_failed: bool) -> Kind:
@@ -294,7 +322,10 @@ class Engine:
             rows = self.store.bind_jobs(self.run_id, bindings)
             renders = self.store.renders()
             for work in self.works:
-                work.render = renders.get(work.render.key, work.render)
+                if work.adopted:
+                    self._save(work, "adopted: its clip and sidecar were on disk, unknown here")
+                else:
+                    work.render = renders.get(work.render.key, work.render)
                 for item in work.jobs:
                     key = (item.job.shot.id, item.job.take)
                     work.rows[key] = rows.get(key, work.rows.get(key))  # type: ignore[assignment]

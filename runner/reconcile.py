@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.delivery import clip_intact
+from runner.delivery import clip_intact, clip_relpath, read_sidecar
 from runner.model import Action, Job, JobState
 
 if TYPE_CHECKING:
@@ -116,8 +116,29 @@ def reconcile(
         )
         if render is not None:
             _apply_render(item, render, row, output_dir, options)
+        elif row is None and reason is None:
+            _adopt_from_sidecar(item, output_dir)
         planned.append(item)
     return planned
+
+
+def _adopt_from_sidecar(item: PlannedJob, output_dir: Path) -> None:
+    """A clip on disk whose sidecar names this job's fingerprint, unknown to the store (its
+    ``state.db`` was lost or deleted): plan to take it back (``fetch``), not to pay again.
+
+    The engine checks the file against the sidecar's hash before it takes it; a mismatch is
+    fetched from the sidecar's task.
+    """
+    final = output_dir / clip_relpath(item.job.shot.id, item.job.take)
+    sidecar = read_sidecar(final)
+    if sidecar is None or sidecar.get("fingerprint") != item.job.fingerprint:
+        return
+    generation, sha256, size = (sidecar.get(k) for k in ("generation", "sha256", "bytes"))
+    if not (isinstance(generation, int) and isinstance(sha256, str) and isinstance(size, int)):
+        return
+    item.generation = generation
+    item.action = "fetch"
+    item.extra["adopt"] = sidecar
 
 
 def _new_generation_reason(

@@ -77,3 +77,21 @@ def test_an_unchanged_batch_keeps_its_contact_sheet(
     (batch.out / "s01/take-1.mp4").unlink()
     assert run_batch(sim.base_url).returncode == 0
     assert page.stat().st_mtime_ns != written
+
+
+def test_a_lost_state_database_pays_for_nothing_again(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """state.db deleted: the clips on disk are taken back by their sidecars, nothing is sent."""
+    sim = start_sim(ignore_idempotency=True)
+    assert run_batch(sim.base_url).returncode == 0
+    contents = {p: p.read_bytes() for p in batch.clips()}
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (batch.out / name).unlink(missing_ok=True)
+    sent = len(sim.recorder.requests)
+    result = run_batch(sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "plan: 0 task(s) to submit" in result.stdout
+    assert len(sim.recorder.requests) == sent
+    assert {p: p.read_bytes() for p in batch.clips()} == contents
+    assert {job["state"] for job in batch.status()["jobs"]} == {"done"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from runner.delivery import clip_relpath, file_sha256
+from runner.delivery import clip_relpath, file_sha256, write_sidecar
 from runner.model import Job
 from runner.reconcile import PlanOptions, reconcile
 from runner.store import Store
@@ -150,3 +150,19 @@ def test_only_limits_the_plan(store: Store, make_job: MakeJob) -> None:
     jobs = [make_job("s01", prompt="a"), make_job("s02", prompt="b")]
     planned = reconcile(jobs, store, PlanOptions(only=frozenset({"s02"})))
     assert [p.job.shot.id for p in planned] == ["s02"]
+
+
+def test_a_clip_with_this_jobs_sidecar_is_taken_back_not_paid_again(
+    store: Store, out_dir: Path, make_job: MakeJob
+) -> None:
+    """Unknown to the store but on disk with a sidecar naming its fingerprint: fetch, not submit."""
+    ours, other = make_job("s01", prompt="waves"), make_job("s02", prompt="dunes")
+    for job, fingerprint in ((ours, ours.fingerprint), (other, "0" * 64)):
+        clip = out_dir / clip_relpath(job.shot.id, job.take)
+        clip.parent.mkdir(parents=True, exist_ok=True)
+        clip.write_bytes(b"clip")
+        write_sidecar(
+            clip, {"fingerprint": fingerprint, "generation": 2, "sha256": "a" * 64, "bytes": 4}
+        )
+    planned = reconcile([ours, other], store)
+    assert [(p.action, p.generation) for p in planned] == [("fetch", 2), ("submit", 1)]
