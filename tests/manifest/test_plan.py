@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -234,3 +236,26 @@ def test_plan_counts_one_task_for_a_forced_fingerprint_two_shots_share(
     result = run_cli("plan", "--json", "m.yaml", "--force", "one", "--force", "two")
     summary = json.loads(result.stdout)["summary"]
     assert (summary["submit"], summary["tasks_to_submit"], summary["seconds_to_pay"]) == (2, 1, 6)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="runner/cli/run.py must plan with the options check_shot_ids returns",
+)
+def test_run_selects_a_shot_named_in_another_case(
+    write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """run --only A selects shot a as plan does: --max-new 0 refuses its 1 task (exit 2)."""
+    write_manifest(SHARED)
+    command = ["run", "m.yaml", "--simulate", "--only", "ONE", "--max-new", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", *command],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (
+        2,
+        "error: 1 task(s) would be submitted, more than --max-new 0; nothing was sent\n",
+    )
