@@ -81,6 +81,8 @@ MAX_CREATE_TRIES = 8
 _NOT_STARTED = frozenset({"queued", "pending", "submitted", "not_start", ""})
 #: Consecutive failed polls or downloads of one task before this run gives up on it.
 MAX_TASK_ERRORS = 12
+#: 404s in a row for a task before it counts as forgotten by the service (and resubmitted).
+NOT_FOUND_CONFIRMATIONS = 2
 #: Error codes of a render this run gave up on while its task stays owed (``_keep_owed``).
 OWED_CODES = frozenset({"poll", "download"})
 
@@ -609,7 +611,7 @@ class Engine:
             if render.state == "failed":
                 work.deadline = time.time() + self.options.task_timeout
         first_poll = task is None
-        errors = 0
+        errors = unknown = 0
         while True:
             if task is None or task.status == "pending":
                 if not first_poll:
@@ -628,11 +630,18 @@ class Engine:
                 try:
                     task = await self.client.retrieve(render.task_id)
                 except NotFound:
+                    unknown += 1
+                    if unknown < NOT_FOUND_CONFIRMATIONS:
+                        # Asked again before paying again: one 404 may be a replica that has
+                        # not seen a new task yet.
+                        task = None
+                        continue
                     if not await self._again(work, f"the service lost task {render.task_id}"):
                         break
                     task = await self._submit(work, new_attempt=True)
                     if task is None:
                         break
+                    unknown = 0
                     continue
                 except AuthError:
                     raise
@@ -643,7 +652,7 @@ class Engine:
                         break
                     task = None
                     continue
-                errors = 0
+                errors = unknown = 0
                 self._note_progress(work, task)
                 continue
             if task.status == "failed":
@@ -731,13 +740,17 @@ class Engine:
             render.progress = 100.0 if render.progress is not None else None
             render.completed_at = render.completed_at or now_iso()
             self._save(work, "completed")
-        errors = 0
+        errors = unknown = 0
         while True:
             if task is None or task.status != "completed":
                 assert render.task_id is not None
                 try:
                     task = await self.client.retrieve(render.task_id)
                 except NotFound:
+                    unknown += 1
+                    if unknown < NOT_FOUND_CONFIRMATIONS:
+                        await self._sleep(self.options.poll_interval)
+                        continue
                     return "lost", None
                 except AuthError:
                     raise

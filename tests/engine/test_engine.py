@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.api.client import ApiClient, Downloaded
-from runner.api.errors import RateLimited, Rejected, TransientError
+from runner.api.errors import NotFound, RateLimited, Rejected, TransientError
 from runner.delivery import clip_relpath, part_of
 from runner.engine import Engine, RunContext, RunOptions
 from runner.jobs import expand_jobs, provenance_request, request_body
@@ -323,3 +323,29 @@ async def test_fetching_many_clips_keeps_a_few_coroutines(
     assert result.delivered == 30
     assert client.most_tasks <= 6, client.most_tasks
     assert sim.recorder.tasks_created == 30
+
+
+class _FirstPollNotFound(ApiClient):
+    """A client whose first poll of each task answers 404 (a replica not yet aware of it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked: set[str] = set()
+
+    async def retrieve(self, task_id: str) -> Any:
+        if task_id not in self.asked:
+            self.asked.add(task_id)
+            raise NotFound(f"task {task_id} does not exist", status=404, code="task_not_exist")
+        return await super().retrieve(task_id)
+
+
+async def test_a_single_404_on_a_new_task_is_asked_again_not_paid_again(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """One 404 right after the create is confirmed by a second poll before any resubmission."""
+    manifest = _manifest(out_dir, "waves")
+    async with _FirstPollNotFound(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert result.done == 1
+    assert sim.recorder.tasks_created == 1
+    assert [c.headers["idempotency-key"][-3:] for c in sim.recorder.creates()] == ["-a1"]
