@@ -22,7 +22,12 @@ R = TypeVar("R")
 
 @click.command(name="validate")
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document on stdout; the diagnostics are in it, not on stderr.",
+)
 @handles_errors
 def validate_cmd(manifests: tuple[str, ...], as_json: bool) -> None:
     """Check manifests against the schema and the rules of the manifest language.
