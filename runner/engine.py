@@ -296,7 +296,8 @@ class Engine:
         started = time.monotonic()
         self.check_money_guard()
         self._bind_jobs()
-        self.view.start(self.plan, sum(len(w.jobs) for w in self.works))
+        # The live view counts the renders this run works on, not the done ones it skips.
+        self.view.start(self.plan, self.plan.to_submit + self.plan.to_resume + self.plan.to_fetch)
         loop = asyncio.get_running_loop()
         self._installed_signals = self._install_signals(loop)
         try:

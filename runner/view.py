@@ -77,7 +77,7 @@ class View:
     """What the engine tells the user; ``runner.view`` provides the real ones."""
 
     def start(self, plan: PlanSummary, total: int) -> None:
-        """The run starts."""
+        """The run starts; ``total`` renders will be worked on (done ones are not counted)."""
 
     def state(self, label: str, state: str, detail: str = "") -> None:
         """A render or job changed state."""
