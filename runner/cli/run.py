@@ -94,7 +94,7 @@ def run_cmd(
         manifest = load_manifest(manifest_path, out=out)
         for warning in manifest.warnings:
             echo_err(warning.format())
-        check_shot_ids(manifest, plan)
+        plan = check_shot_ids(manifest, plan)
         api_key = "" if simulate else _api_key()
         if poll_interval is None:
             poll_interval = SIMULATE_POLL_INTERVAL if simulate else 15.0
