@@ -575,11 +575,13 @@ class Engine:
                 self._creating.discard(current)
                 del body
             break
+        # The task id is written before anything else happens (SPEC.md): from here on a
+        # crash leaves a task to poll, not a create to send again.
         render.task_id = task.id
         render.state = "queued"
+        self._save(work, f"task {task.id}")
         self._rate_limited_in_a_row = 0
         self.limit.on_accepted()
-        self._save(work, f"task {task.id}")
         work.deadline = time.time() + self.options.task_timeout
         return task
 
