@@ -56,6 +56,14 @@ def public_base(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
+def _without_credentials(arg: str) -> str:
+    """A command-line argument as it may be recorded: a URL's user:password part removed."""
+    option, sep, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+    if "://" in value and "@" in value:
+        value = public_base(value)
+    return f"{option}{sep}{value}"
+
+
 def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[RunResult, int]:
     """Run the batch; returns the result and the exit code (0, or 1 when jobs failed).
 
@@ -99,7 +107,7 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
             manifest_sha256=manifest.sha256,
             api_base=context.api_base,
             simulated=settings.simulate,
-            argv=list(settings.argv),
+            argv=[_without_credentials(arg) for arg in settings.argv],
         )
         try:
             asyncio.run(

@@ -300,3 +300,16 @@ def test_verify_refetches_a_clip_altered_behind_size_and_time(
     assert run_batch(sim.base_url, "--verify").returncode == 0
     assert clip.read_bytes() == content
     assert sim.recorder.tasks_created == 4
+
+
+def test_credentials_in_the_api_base_are_not_recorded(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A user:password in --api-base reaches neither the runs table nor a sidecar."""
+    with_password = sim.base_url.replace("http://", "http://someone:hunter2@")
+    assert run_batch(with_password).returncode == 0
+    with batch.db() as conn:
+        recorded = " ".join(str(v) for row in conn.execute("select * from runs") for v in row)
+    assert "hunter2" not in recorded
+    assert sim.base_url in recorded
+    assert not any("hunter2" in p.read_text() for p in batch.out.rglob("*.json"))
