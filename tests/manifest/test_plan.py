@@ -238,10 +238,6 @@ def test_plan_counts_one_task_for_a_forced_fingerprint_two_shots_share(
     assert (summary["submit"], summary["tasks_to_submit"], summary["seconds_to_pay"]) == (2, 1, 6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner/cli/run.py must plan with the options check_shot_ids returns",
-)
 def test_run_selects_a_shot_named_in_another_case(
     write_manifest: WriteManifest, workdir: Path
 ) -> None:
