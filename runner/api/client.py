@@ -37,6 +37,7 @@ from runner.api.errors import (
     TransientError,
 )
 from runner.api.task import Task
+from runner.api.transport import AiohttpTransport
 from runner.errors import ConfigError
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -94,7 +95,8 @@ class ApiClient:
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=read_timeout
         )
         self._http = httpx.AsyncClient(
-            transport=transport,
+            # aiohttp underneath: httpcore's pool costs ten times its CPU per request.
+            transport=transport if transport is not None else AiohttpTransport(),
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": f"shotrunner/{__version__}"},
