@@ -78,13 +78,16 @@ class ApiClient:
         connect_timeout: float = 10,
         read_timeout: float = 60,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
         try:
-            base = httpx.URL(self.base_url)
+            base = httpx.URL(base_url.rstrip("/"))
         except httpx.InvalidURL as error:
-            raise ConfigError(f"unusable API base {base_url!r}: {error}") from None
+            raise ConfigError(f"unusable API base: {error}") from None
+        # A user:password in the base is neither sent (the key is the bearer token; both
+        # would clash) nor ever printed.
+        base = base.copy_with(userinfo=b"")
         if base.scheme not in _DEFAULT_PORTS or not base.host:
-            raise ConfigError(f"unusable API base {base_url!r}: expected http(s)://host/...")
+            raise ConfigError(f"unusable API base {str(base)!r}: expected http(s)://host/...")
+        self.base_url = str(base)
         self._origin = _origin_of(base)
         self._api_key = api_key
         #: HTTP requests sent, redirects and failures included (for benchmarks).
@@ -481,8 +484,9 @@ def _describe(method: str, url: httpx.URL) -> str:
 
 
 def _describe_url(url: httpx.URL) -> str:
-    # Without the query: signed download URLs carry their signature there.
-    return str(url.copy_with(query=None, fragment=None))
+    # Without the query: signed download URLs carry their signature there; without a
+    # user:password either.
+    return str(url.copy_with(query=None, fragment=None, userinfo=b""))
 
 
 def _int_header(value: str | None) -> int | None:

@@ -364,3 +364,20 @@ async def test_key_echoed_in_a_task_error_is_redacted(client_for: MakeClient) ->
     task = await client_for(answer(200, task_json(status="failed", error=error))).retrieve("v")
     assert KEY not in f"{task!r}"
     assert task.error_message == "upstream saw key [key]"
+
+
+async def test_a_user_password_in_the_base_is_neither_sent_nor_in_messages() -> None:
+    """``--api-base http://user:pw@host/v1``: the password reaches no request and no message."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500, text="upstream down")
+
+    base = BASE.replace("https://", "https://someone:hunter2@")
+    async with ApiClient(base, KEY, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(TransientError) as caught:
+            await client.create({"model": "omni-fast", "prompt": "p"}, "k-1")
+    assert "hunter2" not in caught.value.message and "someone" not in caught.value.message
+    assert "hunter2" not in str(seen[0].url)
+    assert seen[0].headers["Authorization"] == f"Bearer {KEY}"
