@@ -18,8 +18,16 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from runner.engine import Engine, RunContext, RunOptions
-from runner.errors import ExitCode, InputError, Interrupted, ShotrunnerError, exit_code_for
+from runner.errors import (
+    ConfigError,
+    ExitCode,
+    InputError,
+    Interrupted,
+    ShotrunnerError,
+    exit_code_for,
+)
 from runner.reconcile import PlanOptions, reconcile
+from runner.store import SIMULATOR_BASE
 from runner.view import RunResult, View
 
 if TYPE_CHECKING:
@@ -48,12 +56,11 @@ class BatchSettings:
 
 
 def public_base(url: str) -> str:
-    """The API base as it may be recorded: without any user:password part."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    """The API base as it may be recorded and compared: no user:password, query or fragment,
+    no trailing slash; scheme and host in lower case."""
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rpartition("@")[2].lower()
+    return urlunsplit((parts.scheme.lower(), host, parts.path.rstrip("/"), "", ""))
 
 
 def _without_credentials(arg: str) -> str:
@@ -84,6 +91,7 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
     outcome = _Outcome()
     run_id: str | None = None
     try:
+        _check_bases(store, SIMULATOR_BASE if settings.simulate else public_base(settings.api_base))
         api_base, api_key = settings.api_base, settings.api_key
         if settings.simulate:
             from runner.sim import SimConfig, start_in_thread
@@ -136,6 +144,27 @@ class _Outcome:
     result: RunResult = field(default_factory=RunResult)
     error: BaseException | None = None
     started: bool = False
+
+
+def _check_bases(store: Store, base: str) -> None:
+    """Refuse (exit 2, nothing sent) a run against another API base than tasks still owed.
+
+    Asked at another base, a task answers 404 and would be taken for lost: paid again, and
+    its clip abandoned.
+    """
+    problems = []
+    for other, count in sorted(store.bases_in_flight().items()):
+        if other == base:
+            continue
+        if other == SIMULATOR_BASE:
+            where, how = "the built-in simulator (--simulate)", "--simulate"
+        else:
+            where, how = other, f"--api-base {other}"
+        problems.append(
+            f"{count} task(s) in flight were submitted to {where}; run with {how} to collect them"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _lock_batch(output_dir: Path) -> int:

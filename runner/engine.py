@@ -65,7 +65,7 @@ from runner.errors import ConfigError, InputError, Interrupted, ShotrunnerError
 from runner.polling import PollPlanner
 from runner.reconcile import PlannedJob
 from runner.retry import RetryPolicy
-from runner.store import JobRow, RenderRow, Store, now_iso, parse_iso
+from runner.store import SIMULATOR_BASE, JobRow, RenderRow, Store, now_iso, parse_iso
 from runner.view import PlanSummary, RunResult, View
 
 if TYPE_CHECKING:
@@ -120,6 +120,11 @@ class RunContext:
     manifest: Manifest
     api_base: str
     simulated: bool
+
+    @property
+    def render_base(self) -> str:
+        """The base recorded on each render submitted: the simulator's port changes per run."""
+        return SIMULATOR_BASE if self.simulated else self.api_base
 
 
 @dataclass(slots=True)
@@ -531,6 +536,7 @@ class Engine:
                 return None
             render.state = "submitting"
             render.submitted_at = now_iso()
+            render.api_base = self.context.render_base
             self._save(work, f"attempt {render.attempt}")
             self._creating.add(current)
             try:

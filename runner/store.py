@@ -34,6 +34,10 @@ from runner.errors import InputError
 from runner.model import JobState
 
 STATE_DB = "state.db"
+#: The API base recorded for renders of the in-process simulator (its port changes each run).
+SIMULATOR_BASE = "simulator"
+#: Render states whose task the service may still be rendering or holding for download.
+IN_FLIGHT_STATES = ("submitting", "queued", "running", "downloading")
 
 RenderKey = tuple[str, int]
 JobKey = tuple[str, int]
@@ -124,6 +128,24 @@ def m001_create_tables(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_render_api_base(db: sqlite_utils.Database) -> None:
+    """The API base each render was submitted to, so a run against another base cannot take
+    its tasks for lost. Renders submitted before: the base of the run that last sent them."""
+    _table(db, "renders").add_column("api_base", str)
+    db.execute(
+        """
+        update renders set api_base = (
+            select case when r.simulated then 'simulator' else r.api_base end
+            from events e join runs r on r.id = e.run_id
+            where e.fingerprint = renders.fingerprint and e.generation = renders.generation
+              and e.state = 'submitting'
+            order by e.id desc limit 1)
+        where state != 'pending'
+        """
+    )
+
+
 def _table(db: sqlite_utils.Database, name: str) -> Table:
     return cast(Table, db[name])
 
@@ -157,6 +179,9 @@ class RenderRow:
     sha256: str | None = None
     bytes: int | None = None
     updated_at: str | None = None
+    #: The API base (no credentials) its task was submitted to; ``SIMULATOR_BASE`` for
+    #: ``--simulate``.
+    api_base: str | None = None
 
     @property
     def key(self) -> RenderKey:
@@ -356,6 +381,22 @@ class Store:
             record["possible_duplicate"] = bool(row["possible_duplicate"])
             result.append(record)
         return result
+
+    def bases_in_flight(self) -> dict[str, int]:
+        """How many renders each API base owes: in flight, or failed with a task still to ask
+        (timed out, or a clip not downloaded). Renders with no recorded base are left out."""
+        states = ", ".join(f"'{state}'" for state in IN_FLIGHT_STATES)
+        rows = self.db.execute(
+            f"""
+            select api_base, count(*) from renders
+            where api_base is not null
+              and (state in ({states})
+                   or (state = 'failed' and task_id is not null
+                       and error_code in ('timeout', 'download')))
+            group by api_base
+            """
+        ).fetchall()
+        return {base: count for base, count in rows}
 
     def events_for_job(self, shot: str, take: int) -> list[dict[str, Any]]:
         """The events of a job: its own and those of every render it has pointed at."""

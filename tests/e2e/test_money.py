@@ -25,7 +25,9 @@ def test_a_clip_that_cannot_be_downloaded_stays_owed_and_the_next_run_fetches_it
     assert job["state"] == "downloading"
     assert job["task_id"] is not None
     broken.stop()
-    healthy = start_sim(state_path=state)
+    # The same API base, now healthy: the tasks in flight were submitted there.
+    port = int(broken.base_url.rsplit(":", 1)[1].split("/")[0])
+    healthy = start_sim(state_path=state, port=port)
     second = run_batch(healthy.base_url)
     assert second.returncode == 0, second.stdout + second.stderr
     assert healthy.recorder.tasks_created == 0

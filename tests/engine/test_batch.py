@@ -10,7 +10,11 @@ import pytest
 import runner.sim
 from runner.batch import BatchSettings, run_batch
 from runner.engine import RunOptions
+from runner.errors import ConfigError
+from runner.jobs import expand_jobs
 from runner.model import Manifest, Shot
+from runner.sim import RunningSim
+from runner.store import RenderRow, Store
 from runner.view import View
 
 
@@ -42,3 +46,70 @@ def test_simulate_starts_the_simulator_without_its_recorder(
     (config,) = configs
     assert config.record is False
     assert config.state_path == out / "simulator.db"
+
+
+def _one_shot(out: Path) -> Manifest:
+    return Manifest(
+        path=out.parent / "m.yaml",
+        display_path="m.yaml",
+        name="m",
+        output_dir=out,
+        sha256="0" * 64,
+        shots=(Shot(id="s01", index=0, prompt="waves", seconds=4),),
+    )
+
+
+def _in_flight(out: Path, manifest: Manifest, **fields: Any) -> RenderRow:
+    """A render of the manifest's one job left in flight by an earlier run."""
+    (job,) = expand_jobs(manifest)
+    with Store.open(out) as store:
+        store.bind_job(None, job.shot.id, job.take, job.fingerprint, 1)
+        render = store.renders()[(job.fingerprint, 1)]
+        for name, value in {
+            "state": "queued",
+            "attempt": 1,
+            "task_id": "video_x",
+            **fields,
+        }.items():
+            setattr(render, name, value)
+        store.update_render(None, render)
+    return render
+
+
+def test_a_run_against_another_base_than_a_task_in_flight_is_refused(
+    tmp_path: Path, sim: RunningSim
+) -> None:
+    """Tasks in flight elsewhere: exit 2 naming that base; nothing sent, nothing changed."""
+    out = tmp_path / "out"
+    manifest = _one_shot(out)
+    before = _in_flight(out, manifest, api_base="https://x.example/v1")
+    settings = BatchSettings(api_base=sim.base_url, api_key="k")
+    with pytest.raises(ConfigError) as caught:
+        run_batch(manifest, settings, View())
+    assert caught.value.message == (
+        "1 task(s) in flight were submitted to https://x.example/v1; "
+        "run with --api-base https://x.example/v1 to collect them"
+    )
+    assert sim.recorder.requests == []
+    with Store.open(out) as store:
+        assert store.renders()[before.key] == before
+        assert store.runs() == []
+
+
+def test_the_base_of_a_render_is_recorded_without_credentials(
+    tmp_path: Path, sim: RunningSim
+) -> None:
+    """Each render keeps the API base it was submitted to, without user:password."""
+    out = tmp_path / "out"
+    manifest = _one_shot(out)
+    host = sim.base_url.removeprefix("http://")
+    settings = BatchSettings(
+        api_base=f"http://user:secret@{host}/",
+        api_key="k",
+        run=RunOptions(poll_interval=0.05),
+    )
+    result, code = run_batch(manifest, settings, View())
+    assert code == 0, result.failed
+    with Store.open(out) as store:
+        (render,) = store.renders().values()
+    assert render.api_base == sim.base_url

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.store import STATE_DB, RenderRow, Store, job_state
+from runner.store import STATE_DB, RenderRow, Store, job_state, migrations
 
 
 def test_open_applies_migrations_and_wal(store: Store, out_dir: Path) -> None:
@@ -25,7 +25,7 @@ def test_reopening_does_not_reapply_migrations(out_dir: Path) -> None:
     with Store.open(out_dir) as second:
         assert list(second.jobs()) == [("s01", 1)]
         applied = list(second.db.query("select name from _sqlite_migrations"))
-        assert [row["name"] for row in applied] == ["m001_create_tables"]
+        assert [row["name"] for row in applied] == [m.name for m in migrations._migrations]
 
 
 def test_open_existing_without_database_creates_nothing(out_dir: Path) -> None:
