@@ -91,6 +91,7 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
     outcome = _Outcome()
     run_id: str | None = None
     try:
+        _check_kind(store, settings.simulate)
         _check_bases(store, SIMULATOR_BASE if settings.simulate else public_base(settings.api_base))
         api_base, api_key = settings.api_base, settings.api_key
         if settings.simulate:
@@ -144,6 +145,20 @@ class _Outcome:
     result: RunResult = field(default_factory=RunResult)
     error: BaseException | None = None
     started: bool = False
+
+
+def _check_kind(store: Store, simulate: bool) -> None:
+    """A batch folder is simulated or real, never both: fake clips must not pass for paid ones
+    (nor a real run be reported done on the simulator's clips)."""
+    simulated, real = store.render_kinds()
+    if simulate and real:
+        raise InputError(
+            "this batch folder holds real renders; use --out DIR for the simulated run"
+        )
+    if not simulate and simulated:
+        raise InputError(
+            "this batch folder holds simulated renders; use --out DIR for the real run"
+        )
 
 
 def _check_bases(store: Store, base: str) -> None:

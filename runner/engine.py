@@ -193,6 +193,7 @@ def _adopted_render(key: tuple[str, int], sidecar: dict[str, Any]) -> RenderRow:
         downloaded_at=text("downloaded_at"),
         sha256=text("sha256"),
         bytes=sidecar["bytes"],
+        api_base=SIMULATOR_BASE if sidecar.get("simulated") is True else text("api_base"),
     )
 
 

@@ -398,6 +398,16 @@ class Store:
         ).fetchall()
         return {base: count for base, count in rows}
 
+    def render_kinds(self) -> tuple[bool, bool]:
+        """Whether the batch holds renders of the simulator, and of a real API (by the base
+        each was submitted to)."""
+        row = self.db.execute(
+            "select coalesce(max(api_base = ?), 0), coalesce(max(api_base != ?), 0) "
+            "from renders where api_base is not null",
+            [SIMULATOR_BASE, SIMULATOR_BASE],
+        ).fetchone()
+        return bool(row[0]), bool(row[1])
+
     def events_for_job(self, shot: str, take: int) -> list[dict[str, Any]]:
         """The events of a job: its own and those of every render it has pointed at."""
         return list(

@@ -12,7 +12,7 @@ import click
 
 from runner.cli.check import plan_options
 from runner.cli.common import echo_err, handles_errors, out_option
-from runner.errors import ConfigError, Interrupted
+from runner.errors import ConfigError, InputError, Interrupted
 
 if TYPE_CHECKING:
     from runner.reconcile import PlanOptions
@@ -91,6 +91,11 @@ def run_cmd(
         from runner.plan import check_shot_ids
         from runner.view import make_view
 
+        if simulate and api_base:
+            raise InputError(
+                "--simulate and --api-base contradict each other: a simulated run uses the "
+                "built-in simulator as its API; leave one out"
+            )
         manifest = load_manifest(manifest_path, out=out)
         for warning in manifest.warnings:
             echo_err(warning.format())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from tests.e2e.conftest import Batch, RunBatch
+from tests.e2e.conftest import Batch, RunBatch, run_cli
 from tests.e2e.test_interrupt import _start_run, _wait_for_line
 from tests.plugins.sim_fixtures import StartSim
 
@@ -39,3 +39,19 @@ def test_an_interruption_wins_over_failed_jobs(
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=10)
     assert process.returncode == 130, stderr
+
+
+def test_simulate_with_an_api_base_is_a_contradiction(batch: Batch) -> None:
+    """``--simulate --api-base URL``: exit 2, nothing run."""
+    result = run_cli(
+        "run",
+        str(batch.manifest),
+        "--out",
+        str(batch.out),
+        "--simulate",
+        "--api-base",
+        "http://x/v1",
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--simulate" in result.stderr and "--api-base" in result.stderr
+    assert not batch.out.exists()

@@ -10,7 +10,7 @@ import pytest
 import runner.sim
 from runner.batch import BatchSettings, run_batch
 from runner.engine import RunOptions
-from runner.errors import ConfigError
+from runner.errors import ConfigError, InputError
 from runner.jobs import expand_jobs
 from runner.model import Manifest, Shot
 from runner.sim import RunningSim
@@ -113,3 +113,29 @@ def test_the_base_of_a_render_is_recorded_without_credentials(
     with Store.open(out) as store:
         (render,) = store.renders().values()
     assert render.api_base == sim.base_url
+
+
+def test_a_real_run_over_a_simulated_batch_is_refused(tmp_path: Path, sim: RunningSim) -> None:
+    """Simulated clips in the folder: a real run exits 2 before sending anything."""
+    out = tmp_path / "out"
+    manifest = _one_shot(out)
+    _in_flight(out, manifest, state="done", api_base="simulator")
+    with pytest.raises(InputError) as caught:
+        run_batch(manifest, BatchSettings(api_base=sim.base_url, api_key="k"), View())
+    assert caught.value.message == (
+        "this batch folder holds simulated renders; use --out DIR for the real run"
+    )
+    assert sim.recorder.requests == []
+
+
+def test_a_simulated_run_over_a_real_batch_is_refused(tmp_path: Path) -> None:
+    """Real clips in the folder: a simulated run exits 2 and starts no simulator."""
+    out = tmp_path / "out"
+    manifest = _one_shot(out)
+    _in_flight(out, manifest, state="done", api_base="https://x.example/v1")
+    with pytest.raises(InputError) as caught:
+        run_batch(manifest, BatchSettings(simulate=True), View())
+    assert caught.value.message == (
+        "this batch folder holds real renders; use --out DIR for the simulated run"
+    )
+    assert not (out / "simulator.db").exists()
