@@ -1,0 +1,507 @@
+"""The aiohttp transport over real loopback sockets: which failures count as never sent, streaming,
+ranges, encodings, and requests passed on exactly as httpx built them."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runner.api.client import ApiClient
+from runner.api.errors import DownloadError, TransientError
+from runner.api.transport import AiohttpTransport
+
+KEY = "sk-transport-Secret-5d6e7f"
+BODY = {"model": "omni-fast", "prompt": "Ocean waves", "seconds": "4"}
+TASK = b'{"id": "video_1", "object": "video", "status": "queued", "progress": 0}'
+TIMEOUT = httpx.Timeout(2.0, read=0.3)
+
+Reader = asyncio.StreamReader
+Writer = asyncio.StreamWriter
+Handler = Callable[[Reader, Writer], Awaitable[None]]
+
+
+@dataclass
+class Raw:
+    """A loopback server running a handler per connection, recording each request it read."""
+
+    url: str
+    #: Set when the test ends: handlers that hold a connection open wait for it.
+    done: asyncio.Event
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+
+    async def hold(self) -> None:
+        """Keep the connection open, saying nothing, until the test ends."""
+        await self.done.wait()
+
+
+Serve = Callable[[Handler], Awaitable[Raw]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start raw asyncio servers on port 0; at the end, their connections and servers close."""
+    servers: list[asyncio.Server] = []
+    done = asyncio.Event()
+    writers: list[Writer] = []
+    handlers: list[asyncio.Future[None]] = []
+
+    async def start(handler: Handler) -> Raw:
+        async def connected(reader: Reader, writer: Writer) -> None:
+            raw.connections += 1
+            writers.append(writer)
+            finished = asyncio.get_running_loop().create_future()
+            handlers.append(finished)
+            try:
+                await handler(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass  # the client hung up, which is how a keep-alive connection ends
+            finally:
+                writer.close()
+                finished.set_result(None)
+
+        server = await asyncio.start_server(connected, "127.0.0.1", 0)
+        servers.append(server)
+        raw = Raw(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", done)
+        return raw
+
+    yield start
+    done.set()
+    for writer in writers:
+        writer.close()
+    if handlers:
+        await asyncio.wait(handlers, timeout=5)
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the transport, with a short read timeout."""
+    async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=TIMEOUT) as client:
+        yield client
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Callable[[Raw], ApiClient]]:
+    """ApiClients on a raw server with the default transport and a short read timeout."""
+    clients: list[ApiClient] = []
+
+    def make(raw: Raw) -> ApiClient:
+        client = ApiClient(f"{raw.url}/v1", KEY, connect_timeout=2, read_timeout=0.3)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def read_request(reader: Reader, raw: Raw) -> bytes:
+    """One whole request (head and Content-Length body), recorded on ``raw``."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    request = head + await reader.readexactly(length)
+    raw.requests.append(request)
+    return request
+
+
+def header_of(request: bytes, name: str) -> str | None:
+    """A header's value in a raw request, or None."""
+    for line in request.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        key, _, value = line.decode().partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return None
+
+
+def answer(status: str, body: bytes, *headers: str) -> bytes:
+    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` until it holds, within a deadline."""
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.01)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@contextmanager
+def full_backlog() -> Iterator[int]:
+    """A port whose listen queue is full: connecting there neither succeeds nor fails."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            fillers.append(filler)
+            with suppress(BlockingIOError):
+                filler.connect(listener.getsockname())
+        yield listener.getsockname()[1]
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+# -- failures before sending: never sent --------------------------------------------------------
+
+
+async def test_refused_connection_is_connect_error(http: httpx.AsyncClient) -> None:
+    """Nothing listening is httpx.ConnectError, which the client counts as never sent."""
+    with pytest.raises(httpx.ConnectError):
+        await http.post(f"http://127.0.0.1:{free_port()}/v1/videos", json=BODY)
+
+
+async def test_connect_timeout_is_connect_timeout() -> None:
+    """A connection that is never accepted is httpx.ConnectTimeout after the connect timeout."""
+    client = httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(0.3))
+    began = time.monotonic()
+    with full_backlog() as port, pytest.raises(httpx.ConnectTimeout):
+        await client.post(f"http://127.0.0.1:{port}/v1/videos", json=BODY)
+    await client.aclose()
+    assert time.monotonic() - began < 2
+
+
+async def test_connect_timeout_create_is_not_sent() -> None:
+    """A create whose connection never opens is TransientError(sent=False): safe to retry."""
+    with full_backlog() as port:
+        client = ApiClient(f"http://127.0.0.1:{port}/v1", KEY, connect_timeout=0.3)
+        try:
+            with pytest.raises(TransientError) as caught:
+                await client.create(BODY, "k")
+        finally:
+            await client.aclose()
+    assert caught.value.sent is False
+
+
+async def test_waiting_for_a_free_connection_is_not_sent(serve: Serve) -> None:
+    """With every connection busy past the pool timeout, the next request fails as never sent,
+    and the server never sees it."""
+
+    async def hold(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        await raw.hold()
+
+    raw = await serve(hold)
+    timeout = httpx.Timeout(5.0, connect=0.2, pool=0.3)
+    async with httpx.AsyncClient(
+        transport=AiohttpTransport(max_connections=1), timeout=timeout
+    ) as client:
+        first = asyncio.ensure_future(client.get(f"{raw.url}/a"))
+        await until(lambda: len(raw.requests) == 1)
+        with pytest.raises(httpx.ConnectTimeout) as caught:
+            await client.get(f"{raw.url}/b?sig=signature-value")
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+    assert [request.split(b" ")[1] for request in raw.requests] == [b"/a"]
+    assert "signature-value" not in str(caught.value)
+
+
+# -- failures after the connection opened: sent, the answer lost --------------------------------
+
+
+async def close_before_reading(reader: Reader, writer: Writer) -> None:
+    writer.close()
+
+
+async def test_close_before_reading_is_not_a_connect_error(
+    serve: Serve, http: httpx.AsyncClient
+) -> None:
+    """A server that accepts and hangs up unread may still have the request: not ConnectError."""
+    raw = await serve(close_before_reading)
+    with pytest.raises(httpx.TransportError) as caught:
+        await http.post(f"{raw.url}/v1/videos", json=BODY)
+    assert isinstance(caught.value, httpx.RemoteProtocolError | httpx.ReadError), caught.value
+
+
+async def test_close_after_reading_is_remote_protocol_error(
+    serve: Serve, http: httpx.AsyncClient
+) -> None:
+    """A server that reads the request and hangs up without answering is RemoteProtocolError."""
+
+    async def read_then_close(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+
+    raw = await serve(read_then_close)
+    with pytest.raises(httpx.RemoteProtocolError):
+        await http.post(f"{raw.url}/v1/videos", json=BODY)
+    assert len(raw.requests) == 1
+
+
+async def test_slow_answer_is_read_timeout(serve: Serve, http: httpx.AsyncClient) -> None:
+    """No answer within the read timeout is ReadTimeout, after about that long."""
+
+    async def slow(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        await raw.hold()
+
+    raw = await serve(slow)
+    began = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        await http.post(f"{raw.url}/v1/videos", json=BODY)
+    assert 0.25 <= time.monotonic() - began < 2
+
+
+async def test_stalled_body_is_read_timeout(serve: Serve, http: httpx.AsyncClient) -> None:
+    """A body that stops arriving fails with ReadTimeout while streaming, after its first bytes."""
+
+    async def stall(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
+        await writer.drain()
+        await raw.hold()
+
+    raw = await serve(stall)
+    received = b""
+    async with http.stream("GET", f"{raw.url}/clip") as response:
+        with pytest.raises(httpx.ReadTimeout):
+            async for chunk in response.aiter_bytes():
+                received += chunk
+    assert received == b"x" * 100
+
+
+async def test_short_body_is_remote_protocol_error(serve: Serve, http: httpx.AsyncClient) -> None:
+    """A body cut short by a hang-up is RemoteProtocolError (sent), not a quiet short read."""
+
+    async def short(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", b"x" * 1000)[:-900])
+        await writer.drain()
+
+    raw = await serve(short)
+    with pytest.raises(httpx.RemoteProtocolError):
+        await http.get(f"{raw.url}/clip")
+
+
+async def test_garbled_answer_is_remote_protocol_error(
+    serve: Serve, http: httpx.AsyncClient
+) -> None:
+    """An answer that is not HTTP is RemoteProtocolError: the request did go out."""
+
+    async def garble(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
+        await writer.drain()
+
+    raw = await serve(garble)
+    with pytest.raises(httpx.RemoteProtocolError):
+        await http.get(f"{raw.url}/v1/videos/v")
+
+
+@pytest.mark.parametrize("server", ["close before reading", "read then close", "slow answer"])
+async def test_lost_create_answers_count_as_sent(
+    serve: Serve, api: Callable[[Raw], ApiClient], server: str
+) -> None:
+    """Every failure after the connection opened is TransientError(sent=True) for a create."""
+
+    async def handle(reader: Reader, writer: Writer) -> None:
+        if server == "close before reading":
+            return
+        await read_request(reader, raw)
+        if server == "slow answer":
+            await raw.hold()
+
+    raw = await serve(handle)
+    with pytest.raises(TransientError) as caught:
+        await api(raw).create(BODY, "k")
+    assert caught.value.sent is True
+    assert KEY not in f"{caught.value}{caught.value!r}"
+
+
+async def test_transport_errors_keep_no_aiohttp_error(
+    serve: Serve, http: httpx.AsyncClient
+) -> None:
+    """The httpx error has no cause or context: aiohttp's would hold the request's headers."""
+
+    async def read_then_close(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+
+    raw = await serve(read_then_close)
+    with pytest.raises(httpx.RemoteProtocolError) as caught:
+        await http.get(f"{raw.url}/v", headers={"Authorization": f"Bearer {KEY}"})
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert "ServerDisconnectedError" in str(caught.value)
+
+
+# -- what goes out and what comes back ----------------------------------------------------------
+
+
+async def test_body_streams_before_it_is_whole(serve: Serve, http: httpx.AsyncClient) -> None:
+    """The first chunk of a body reaches the caller while the server still holds back the rest."""
+    rest = asyncio.Event()
+
+    async def two_parts(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", b"a" * 10 + b"b" * 10)[:-10])
+        await writer.drain()
+        await rest.wait()
+        writer.write(b"b" * 10)
+        await writer.drain()
+
+    raw = await serve(two_parts)
+    async with http.stream("GET", f"{raw.url}/clip") as response:
+        chunks = response.aiter_bytes()
+        assert await anext(chunks) == b"a" * 10
+        rest.set()
+        assert b"".join([chunk async for chunk in chunks]) == b"b" * 10
+
+
+async def test_download_resumes_with_range(
+    serve: Serve, api: Callable[[Raw], ApiClient], tmp_path: Path
+) -> None:
+    """A part file is continued: the server gets ``Range: bytes=N-`` and its 206 is appended."""
+    whole = bytes(range(256)) * 40
+
+    async def ranged(reader: Reader, writer: Writer) -> None:
+        request = await read_request(reader, raw)
+        start = int((header_of(request, "Range") or "bytes=0-")[6:-1])
+        writer.write(
+            answer(
+                "206 Partial Content",
+                whole[start:],
+                f"Content-Range: bytes {start}-{len(whole) - 1}/{len(whole)}",
+            )
+        )
+        await writer.drain()
+
+    raw = await serve(ranged)
+    part = tmp_path / "a.part"
+    part.write_bytes(whole[:1000])
+    result = await api(raw).download(f"{raw.url}/clip", part)
+    assert header_of(raw.requests[0], "Range") == "bytes=1000-"
+    assert part.read_bytes() == whole and result.bytes == len(whole)
+
+
+async def test_stalled_download_keeps_what_arrived(
+    serve: Serve, api: Callable[[Raw], ApiClient], tmp_path: Path
+) -> None:
+    """A download whose body stalls is a DownloadError naming ReadTimeout; its bytes stay."""
+
+    async def stall(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", b"x" * 5000)[:-3000])
+        await writer.drain()
+        await raw.hold()
+
+    raw = await serve(stall)
+    part = tmp_path / "a.part"
+    with pytest.raises(DownloadError) as caught:
+        await api(raw).download(f"{raw.url}/clip", part)
+    assert "ReadTimeout" in caught.value.message
+    assert part.stat().st_size == 2000
+
+
+async def test_encoded_body_is_decoded_once(serve: Serve, http: httpx.AsyncClient) -> None:
+    """A gzip body reaches httpx still encoded, and httpx decodes it by its Content-Encoding."""
+    text = b"hello " * 100
+
+    async def gzipped(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", gzip.compress(text), "Content-Encoding: gzip"))
+        await writer.drain()
+
+    raw = await serve(gzipped)
+    response = await http.get(f"{raw.url}/text")
+    assert response.content == text
+    assert response.headers["Content-Encoding"] == "gzip"
+
+
+async def test_redirects_are_not_followed(serve: Serve, http: httpx.AsyncClient) -> None:
+    """A 302 comes back as it is, for the client to check where it goes and whether the key may."""
+
+    async def redirect(reader: Reader, writer: Writer) -> None:
+        while True:
+            await read_request(reader, raw)
+            writer.write(answer("302 Found", b"", "Location: /elsewhere"))
+            await writer.drain()
+
+    raw = await serve(redirect)
+    response = await http.get(f"{raw.url}/clip")
+    assert (response.status_code, response.headers["Location"]) == (302, "/elsewhere")
+    assert len(raw.requests) == 1
+
+
+async def test_request_goes_out_as_httpx_built_it(
+    serve: Serve, api: Callable[[Raw], ApiClient]
+) -> None:
+    """The escaped path, the body and httpx's headers go out unchanged, with none of aiohttp's."""
+
+    async def ok(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", TASK, "Content-Type: application/json"))
+        await writer.drain()
+
+    raw = await serve(ok)
+    await api(raw).retrieve("a/b c")
+    request = raw.requests[0]
+    assert request.startswith(b"GET /v1/videos/a%2Fb%20c HTTP/1.1\r\n")
+    assert (header_of(request, "User-Agent") or "").startswith("shotrunner/")
+    assert header_of(request, "Authorization") == f"Bearer {KEY}"
+    assert b"aiohttp" not in request.lower()
+    assert header_of(request, "Content-Type") is None
+
+
+async def test_create_sends_the_json_body(serve: Serve, api: Callable[[Raw], ApiClient]) -> None:
+    """A create's JSON body and its Content-Type reach the server as httpx encoded them."""
+
+    async def ok(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", TASK, "Content-Type: application/json"))
+        await writer.drain()
+
+    raw = await serve(ok)
+    task = await api(raw).create(BODY, "idem-1")
+    request = raw.requests[0]
+    assert task.id == "video_1"
+    assert header_of(request, "Content-Type") == "application/json"
+    assert header_of(request, "Idempotency-Key") == "idem-1"
+    assert request.endswith(httpx.Request("POST", raw.url, json=BODY).content)
+
+
+async def test_connections_are_kept_alive(serve: Serve, http: httpx.AsyncClient) -> None:
+    """Requests one after another reuse one connection."""
+
+    async def keep_answering(reader: Reader, writer: Writer) -> None:
+        while True:
+            await read_request(reader, raw)
+            writer.write(answer("200 OK", b"ok"))
+            await writer.drain()
+
+    raw = await serve(keep_answering)
+    for _ in range(3):
+        assert (await http.get(f"{raw.url}/v")).content == b"ok"
+    assert (raw.connections, len(raw.requests)) == (1, 3)
+
+
+async def test_unused_transport_closes() -> None:
+    """Closing a transport that never sent anything works (its session is made on first use)."""
+    transport = AiohttpTransport()
+    await transport.aclose()
+    await transport.aclose()
