@@ -50,6 +50,7 @@ from runner.api.errors import (
 )
 from runner.concurrency import AdaptiveLimit
 from runner.delivery import (
+    HISTORY,
     clip_intact,
     clip_relpath,
     copy_to_part,
@@ -59,11 +60,12 @@ from runner.delivery import (
     part_of,
     place,
     read_sidecar,
+    sidecar_of,
     write_sidecar,
 )
 from runner.errors import ConfigError, InputError, Interrupted, ShotrunnerError
 from runner.polling import PollPlanner
-from runner.reconcile import PlannedJob
+from runner.reconcile import PlannedJob, earlier_renders
 from runner.retry import RetryPolicy
 from runner.store import SIMULATOR_BASE, JobRow, RenderRow, Store, now_iso, parse_iso
 from runner.view import PlanSummary, RunResult, View
@@ -89,6 +91,8 @@ OWED_CODES = frozenset({"poll", "download"})
 
 def _task_kind(work: Work) -> tuple[str, int | None, str | None]:
     """What makes tasks take about as long as each other, for the poll planner."""
+    if not work.jobs:
+        return ("", None, None)  # an earlier render: its shot is no longer known
     shot = work.job.shot
     return (shot.model, shot.seconds, shot.resolution)
 
@@ -139,11 +143,23 @@ class Work:
     deadline: float | None = None
     #: Taken back from a clip and sidecar on disk that the store did not know.
     adopted: bool = False
+    #: For a render no job points at any more (``EarlierRender``): the (shot, take) it was
+    #: last bound to; its clip goes into that shot's ``.history/``. ``jobs`` is empty.
+    earlier: tuple[str, int] | None = None
 
     @property
     def label(self) -> str:
+        if self.earlier is not None:
+            return f"{self.earlier[0]}/{self.earlier[1]} (earlier render)"
         first = self.jobs[0].job.key
         return first if len(self.jobs) == 1 else f"{first} (+{len(self.jobs) - 1})"
+
+    @property
+    def job_key(self) -> tuple[str, int]:
+        """The (shot, take) its events are recorded under."""
+        if self.earlier is not None:
+            return self.earlier
+        return (self.job.shot.id, self.job.take)
 
     @property
     def job(self) -> Job:
@@ -213,6 +229,9 @@ def kind_of(work: Work, retry_failed: bool) -> Kind:
 def summarise(works: Sequence[Work], retry_failed: bool) -> PlanSummary:
     summary = PlanSummary()
     for work in works:
+        if work.earlier is not None:
+            summary.earlier += 1
+            continue
         kind = kind_of(work, retry_failed)
         if kind == "submit" or (kind == "resume" and work.render.state == "failed"):
             summary.to_submit += 1
@@ -254,8 +273,11 @@ class Engine:
         self.output_dir = store.path.parent
         self._request_body = request_body
         self._provenance_request = provenance_request
+        self.result = RunResult()
         self.works = group_work(planned)
+        self._add_earlier(planned)
         self.plan = summarise(self.works, options.retry_failed)
+        self.plan.possibly_billed = len(self.result.possibly_billed)
         self.limit = AdaptiveLimit(options.concurrency)
         self._downloads = asyncio.Semaphore(max(1, options.download_concurrency))
         self._create_backoff = RetryPolicy(base=0.5, cap=30.0)
@@ -270,7 +292,19 @@ class Engine:
         self._installed_signals: list[int] = []
         self._previous_handlers: dict[int, Any] = {}
         self._rate_limited_in_a_row = 0
-        self.result = RunResult()
+
+    def _add_earlier(self, planned: Sequence[PlannedJob]) -> None:
+        """Follow the renders in flight that no job points at any more (an edited or removed
+        shot, fewer takes): their tasks may be paid for. A create that never got its answer
+        is not sent again (it would pay for a shot the user removed): it is only reported."""
+        manifest = self.context.manifest
+        jobs = [(shot.id, take) for shot in manifest.shots for take in range(1, shot.takes + 1)]
+        for item in earlier_renders(self.store, planned, jobs):
+            work = Work(render=item.render, jobs=[], earlier=(item.shot, item.take))
+            if item.render.task_id is None:
+                self.result.possibly_billed.append(work.label)
+            else:
+                self.works.append(work)
 
     @property
     def client(self) -> ApiClient:
@@ -303,7 +337,8 @@ class Engine:
         self.check_money_guard()
         self._bind_jobs()
         # The live view counts the renders this run works on, not the done ones it skips.
-        self.view.start(self.plan, self.plan.to_submit + self.plan.to_resume + self.plan.to_fetch)
+        working = self.plan.to_submit + self.plan.to_resume + self.plan.to_fetch
+        self.view.start(self.plan, working + self.plan.earlier)
         loop = asyncio.get_running_loop()
         self._installed_signals = self._install_signals(loop)
         try:
@@ -690,6 +725,10 @@ class Engine:
     async def _again(self, work: Work, reason: str) -> bool:
         """Whether another attempt is allowed; fails the render with ``reason`` if not."""
         render = work.render
+        if work.earlier is not None:
+            # No job wants this render any more: followed to its end, never paid for again.
+            self._fail(work, reason, "failed")
+            return False
         if render.attempt >= work.attempt_budget:
             self._fail(work, f"{reason} (after {render.attempt} attempt(s))", "failed")
             return False
@@ -740,7 +779,7 @@ class Engine:
         self, work: Work, task: Task | None
     ) -> tuple[Literal["done", "owed", "lost", "pending"], Task | None]:
         render = work.render
-        part = part_of(self._final(work.jobs[0].job))
+        part = part_of(self._final(work.jobs[0].job) if work.jobs else self._earlier_path(work))
         if render.state == "done" and matches(part, render.sha256, render.bytes):
             self._deliver_all(work, part)
             return "done", task
@@ -804,10 +843,18 @@ class Engine:
         render.sha256, render.bytes = downloaded.sha256, downloaded.bytes
         render.error = render.error_code = None
         render.downloaded_at = now_iso()
+        if work.earlier is not None:
+            # Put in place before the render is recorded done: a crash in between fetches
+            # it again rather than leave a part file no run looks for.
+            kept = self._keep_earlier(work, part)
         render.state = "done"
         render.progress = 100.0
         self._save(work, f"{downloaded.bytes} bytes", show=False)
-        self._deliver_all(work, part)
+        if work.earlier is not None:
+            self.result.earlier_collected += 1
+            self.view.state(work.label, "done", f"kept as {kept.relative_to(self.output_dir)}")
+        else:
+            self._deliver_all(work, part)
         return "done", task
 
     async def _render_again(self, work: Work, reason: str) -> None:
@@ -820,6 +867,55 @@ class Engine:
 
     def _final(self, job: Job) -> Path:
         return self.output_dir / clip_relpath(job.shot.id, job.take)
+
+    def _earlier_path(self, work: Work) -> Path:
+        """Where an earlier render's clip goes: the ``.history/`` name ``move_to_history``
+        would give it, so that undoing the edit finds it there."""
+        assert work.earlier is not None
+        shot, take = work.earlier
+        render = work.render
+        final = self.output_dir / clip_relpath(shot, take)
+        label = f"{render.fingerprint[:12]}-g{render.generation}"
+        return final.parent / HISTORY / f"{final.stem}.{label}{final.suffix}"
+
+    def _keep_earlier(self, work: Work, part: Path) -> Path:
+        """Put an earlier render's downloaded clip into ``.history/`` with its sidecar, under
+        a name that overwrites nothing."""
+        base = target = self._earlier_path(work)
+        counter = 1
+        while target.exists() or sidecar_of(target).exists():
+            counter += 1
+            target = base.with_name(f"{base.stem}-{counter}{base.suffix}")
+        place(part, target)
+        assert work.earlier is not None
+        render = work.render
+        write_sidecar(
+            target,
+            {
+                "shot": work.earlier[0],
+                "take": work.earlier[1],
+                "fingerprint": render.fingerprint,
+                "generation": render.generation,
+                "attempt": render.attempt,
+                "task_id": render.task_id,
+                # The manifest no longer describes this render.
+                "model": None,
+                "request": None,
+                "earlier_render": True,
+                "sha256": render.sha256,
+                "bytes": render.bytes,
+                "submitted_at": render.submitted_at,
+                "completed_at": render.completed_at,
+                "downloaded_at": render.downloaded_at,
+                "manifest": self.context.manifest.display_path,
+                "manifest_sha256": self.context.manifest.sha256,
+                "api_base": self.context.api_base,
+                "runner_version": __version__,
+                "possible_duplicate": render.possible_duplicate,
+                "simulated": self.context.simulated,
+            },
+        )
+        return target
 
     def _deliver_locally(self, work: Work) -> bool:
         """Deliver a done render without the network: adopt or copy intact files on disk."""
@@ -945,7 +1041,7 @@ class Engine:
             self.run_id,
             work.render,
             detail=detail,
-            job=(work.job.shot.id, work.job.take),
+            job=work.job_key,
             event=event,
         )
         if event and show:
@@ -1002,6 +1098,13 @@ class Engine:
                 self.result.possible_duplicates.append(work.label)
             # A task given up on for this run only (see _keep_owed): reported, not abandoned.
             owed = render.state != "failed" and render.error_code in OWED_CODES
+            if work.earlier is not None:
+                if owed:
+                    # Its clip is paid for and still owed: the next run asks again.
+                    self.result.failed.append((work.label, render.error or "failed"))
+                elif render.state == "failed":
+                    self.result.earlier_lost.append((work.label, render.error or "failed"))
+                continue
             for item in work.jobs:
                 row = work.rows.get((item.job.shot.id, item.job.take))
                 delivered = render.state == "done" and row is not None and row.delivered

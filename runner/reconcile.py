@@ -19,7 +19,7 @@ so only it is submitted again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,6 +120,39 @@ def reconcile(
             _adopt_from_sidecar(item, output_dir)
         planned.append(item)
     return planned
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierRender:
+    """A render in flight that no job of the manifest points at any more (its shot was
+    edited or removed, or has fewer takes now). Its task may be paid for, so its clip is
+    still collected, into ``<shot>/.history/`` of the job it was last bound to."""
+
+    render: RenderRow
+    shot: str
+    take: int
+
+
+def earlier_renders(
+    store: Store, planned: Sequence[PlannedJob], manifest_jobs: Iterable[tuple[str, int]]
+) -> list[EarlierRender]:
+    """The renders in flight that neither a planned job nor a job of the manifest left out
+    of this run (``--only``) points at, with the job each was last bound to."""
+    kept = {item.render_key for item in planned}
+    in_scope = {(item.job.shot.id, item.job.take) for item in planned}
+    rows = store.jobs()
+    for key in manifest_jobs:
+        row = rows.get(key)
+        if key not in in_scope and row is not None:
+            kept.add(row.render_key)
+    earlier = []
+    for render in store.renders_in_flight():
+        if render.key in kept:
+            continue
+        bound = store.last_bound_job(render.key)
+        if bound is not None:
+            earlier.append(EarlierRender(render, *bound))
+    return earlier
 
 
 def _adopt_from_sidecar(item: PlannedJob, output_dir: Path) -> None:

@@ -398,6 +398,24 @@ class Store:
         ).fetchall()
         return {base: count for base, count in rows}
 
+    def renders_in_flight(self) -> list[RenderRow]:
+        """The renders in flight (submitting, queued, running, downloading)."""
+        states = ", ".join("?" for _ in IN_FLIGHT_STATES)
+        cursor = self.db.conn.execute(
+            f"select {', '.join(_RENDER_FIELDS)} from renders where state in ({states})",
+            IN_FLIGHT_STATES,
+        )
+        return [_fix_render(RenderRow(*row)) for row in cursor]
+
+    def last_bound_job(self, key: RenderKey) -> JobKey | None:
+        """The (shot, take) a render was last bound to, from the events."""
+        row = self.db.execute(
+            "select shot, take from events where fingerprint = ? and generation = ? "
+            "and state = 'bound' and shot is not null order by id desc limit 1",
+            list(key),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
     def render_kinds(self) -> tuple[bool, bool]:
         """Whether the batch holds renders of the simulator, and of a real API (by the base
         each was submitted to)."""

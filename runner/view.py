@@ -38,13 +38,27 @@ class PlanSummary:
     to_fetch: int = 0
     done: int = 0
     held: int = 0
+    #: Renders in flight that no job points at any more, collected into ``.history/``.
+    earlier: int = 0
+    #: Of those, creates whose answer never came: not sent again, maybe billed.
+    possibly_billed: int = 0
 
     def line(self) -> str:
-        return (
+        line = (
             f"plan: {self.to_submit} task(s) to submit ({self.seconds_to_submit} s of video), "
             f"{self.to_resume} to resume, {self.to_fetch} to fetch, {self.done} done, "
             f"{self.held} failed and held"
         )
+        if self.earlier:
+            line += (
+                f"; {self.earlier} earlier render(s) in flight will be collected into .history/"
+            )
+        if self.possibly_billed:
+            line += (
+                f"; {self.possibly_billed} earlier create(s) got no answer: not sent again, "
+                "possibly billed"
+            )
+        return line
 
 
 @dataclass(slots=True)
@@ -60,6 +74,12 @@ class RunResult:
     wall_time: float = 0.0
     creates: int = 0
     rate_limited: int = 0
+    #: Clips of renders no job points at any more, kept in ``.history/`` this run.
+    earlier_collected: int = 0
+    #: Earlier renders whose task failed or was lost (nothing more to collect).
+    earlier_lost: list[tuple[str, str]] = field(default_factory=list)
+    #: Earlier creates without an answer, not sent again: the service may have billed them.
+    possibly_billed: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -68,6 +88,8 @@ class RunResult:
             "seconds_delivered": self.seconds_delivered,
             "failed": len(self.failed),
             "possible_duplicates": len(self.possible_duplicates),
+            "earlier_collected": self.earlier_collected,
+            "possibly_billed": len(self.possibly_billed),
             "interrupted": self.interrupted,
             "wall_time": round(self.wall_time, 3),
         }
@@ -105,6 +127,20 @@ def summary_lines(result: RunResult) -> list[str]:
             f"may have billed it more than once): {len(result.possible_duplicates)}"
         )
         lines.extend(f"  {label}" for label in result.possible_duplicates)
+    if result.earlier_collected:
+        lines.append(
+            f"earlier renders collected into .history/: {result.earlier_collected} clip(s) "
+            "of shots edited or removed while their task was in flight"
+        )
+    if result.earlier_lost:
+        lines.append(f"earlier renders that did not finish: {len(result.earlier_lost)}")
+        lines.extend(f"  {label}: {reason}" for label, reason in result.earlier_lost)
+    if result.possibly_billed:
+        lines.append(
+            "possibly billed (a create for a shot since edited or removed got no answer; "
+            f"it is not sent again): {len(result.possibly_billed)}"
+        )
+        lines.extend(f"  {label}" for label in result.possibly_billed)
     if result.interrupted:
         lines.append("interrupted: run the same command again to resume")
     return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -17,7 +18,7 @@ from runner.model import Manifest, Shot
 from runner.reconcile import reconcile
 from runner.retry import instant_retries
 from runner.sim import RunningSim
-from runner.store import Store
+from runner.store import RenderRow, Store
 from runner.view import RunResult
 from tests.plugins.sim_fixtures import StartSim
 
@@ -349,3 +350,49 @@ async def test_a_single_404_on_a_new_task_is_asked_again_not_paid_again(
     assert result.done == 1
     assert sim.recorder.tasks_created == 1
     assert [c.headers["idempotency-key"][-3:] for c in sim.recorder.creates()] == ["-a1"]
+
+
+async def _left_in_flight(sim: RunningSim, store: Store, manifest: Manifest) -> RenderRow:
+    """The manifest's one job submitted by an earlier run that stopped while it rendered."""
+    (job,) = expand_jobs(manifest)
+    store.bind_job(None, job.shot.id, job.take, job.fingerprint, 1)
+    render = store.renders()[(job.fingerprint, 1)]
+    async with ApiClient(sim.base_url, "k") as client:
+        task = await client.create(request_body(job.shot), render.idempotency_key)
+    render.state, render.attempt, render.task_id = "queued", 1, task.id
+    store.update_render(None, render)
+    return render
+
+
+async def test_a_shot_edited_while_its_task_is_in_flight_still_collects_the_paid_clip(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """The old render of an edited shot is followed to its end and kept in .history/."""
+    old = await _left_in_flight(sim, store, _manifest(out_dir, "waves"))
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(_manifest(out_dir, "an edited prompt"), store, client)
+    assert (result.done, result.failed, result.earlier_collected) == (1, [], 1)
+    assert store.renders()[old.key].state == "done"
+    (kept,) = (out_dir / "s00" / ".history").glob("*.mp4")
+    assert kept.name == f"take-1.{old.fingerprint[:12]}-g1.mp4"
+    sidecar = json.loads(kept.with_suffix(".json").read_text())
+    assert (sidecar["task_id"], sidecar["sha256"]) == (old.task_id, store.renders()[old.key].sha256)
+    assert sim.recorder.tasks_created == 2
+
+
+async def test_a_removed_shots_create_without_answer_is_not_sent_again(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A removed shot left 'submitting' is reported as possibly billed, never resent."""
+    (job,) = expand_jobs(_manifest(out_dir, "waves"))
+    store.bind_job(None, job.shot.id, 1, job.fingerprint, 1)
+    render = store.renders()[(job.fingerprint, 1)]
+    render.state, render.attempt = "submitting", 1
+    store.update_render(None, render)
+    shots = (Shot(id="s09", index=0, prompt="other", seconds=4),)
+    manifest = dataclasses.replace(_manifest(out_dir, "other"), shots=shots)
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert result.possibly_billed == ["s00/1 (earlier render)"]
+    assert [c.json["prompt"] for c in sim.recorder.creates()] == ["other"]
+    assert store.renders()[render.key].state == "submitting"

@@ -45,3 +45,21 @@ def test_possible_duplicates_are_explained_honestly() -> None:
 def test_a_pipe_gets_the_plain_view() -> None:
     """Output that is not a terminal gets plain lines, not the live display."""
     assert isinstance(make_view(io.StringIO()), PlainView)
+
+
+def test_the_plan_line_announces_earlier_renders_to_collect() -> None:
+    """Renders of edited or removed shots still in flight are named before the run starts."""
+    line = PlanSummary(earlier=2, possibly_billed=1).line()
+    assert "; 2 earlier render(s) in flight will be collected into .history/" in line
+    assert "1 earlier create(s) got no answer: not sent again, possibly billed" in line
+
+
+def test_the_summary_counts_earlier_clips_collected() -> None:
+    """The end-of-run summary says how many earlier clips went into .history/."""
+    lines = summary_lines(
+        RunResult(earlier_collected=2, possibly_billed=["s01/1 (earlier render)"])
+    )
+    assert any(
+        line.startswith("earlier renders collected into .history/: 2 clip(s)") for line in lines
+    )
+    assert "  s01/1 (earlier render)" in lines
