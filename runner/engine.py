@@ -604,10 +604,25 @@ class Engine:
                 continue
             except AuthError:
                 # 401/403: refused; the next run sends this attempt again under the same key.
-                render.state, render.attempt = "pending", render.attempt - 1
-                self._save(work, "key refused")
+                self._not_sent(work, ambiguous, "key refused")
                 raise
-            except (Rejected, NotFound) as error:
+            except NotFound as error:
+                if (error.code or "").lower() != "task_not_exist":
+                    # The route itself is missing: the API base is wrong, not this job.
+                    self._not_sent(work, ambiguous, "the API base has no such route")
+                    raise ConfigError(
+                        f"the API at {self.context.api_base} has no route for creating a "
+                        f"task ({error.message}); check --api-base or SHOTRUNNER_API_BASE: it "
+                        "includes the version prefix, e.g. https://octopusx.ai/v1"
+                    ) from None
+                # A replay of a task the service has forgotten (SPEC.md): a new attempt.
+                reason = f"the service forgot the task of attempt {render.attempt}"
+                if not await self._again(work, reason):
+                    return None
+                render.attempt += 1
+                ambiguous = False
+                continue
+            except Rejected as error:
                 self._fail(work, f"rejected by the service: {error.message}", error.code)
                 return None
             except ApiError as error:
@@ -626,6 +641,15 @@ class Engine:
         self.limit.on_accepted()
         work.deadline = time.time() + self.options.task_timeout
         return task
+
+    def _not_sent(self, work: Work, ambiguous: bool, detail: str) -> None:
+        """A create refused before it could create anything: back to ``pending`` under the
+        same attempt number, so the next run sends the same key. Unless an earlier send
+        under this key may have created the task: then it stays ``submitting``."""
+        render = work.render
+        if not ambiguous:
+            render.state, render.attempt = "pending", render.attempt - 1
+        self._save(work, detail)
 
     def _body(self, work: Work) -> dict[str, Any]:
         """The create's body; raises ``InputError`` if a local image vanished or changed."""

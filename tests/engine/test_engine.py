@@ -9,10 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runner.api.client import ApiClient, Downloaded
 from runner.api.errors import NotFound, RateLimited, Rejected, TransientError
 from runner.delivery import clip_relpath, part_of
 from runner.engine import Engine, RunContext, RunOptions
+from runner.errors import ConfigError
 from runner.jobs import expand_jobs, provenance_request, request_body
 from runner.model import Manifest, Shot
 from runner.reconcile import reconcile
@@ -396,3 +399,47 @@ async def test_a_removed_shots_create_without_answer_is_not_sent_again(
     assert result.possibly_billed == ["s00/1 (earlier render)"]
     assert [c.json["prompt"] for c in sim.recorder.creates()] == ["other"]
     assert store.renders()[render.key].state == "submitting"
+
+
+class _ForgetsFirstCreate(ApiClient):
+    """A client whose first create is a replay of a task the service has forgotten."""
+
+    calls = 0
+
+    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise NotFound("no such task", status=400, code="task_not_exist")
+        return await super().create(body, idempotency_key)
+
+
+async def test_a_create_answered_task_not_exist_is_a_new_attempt(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """task_not_exist on create: the task was forgotten; a new attempt (new key) renders it."""
+    manifest = _manifest(out_dir, "waves")
+    async with _ForgetsFirstCreate(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert (result.done, result.failed) == (1, [])
+    (create,) = sim.recorder.creates()
+    assert create.headers["idempotency-key"].endswith("-g1-a2")
+
+
+class _NoSuchRoute(ApiClient):
+    """A client pointed at a base without the version prefix: every create is a plain 404."""
+
+    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
+        await asyncio.sleep(0)
+        raise NotFound("POST http://x/videos: HTTP 404 Not Found: empty body", status=404)
+
+
+async def test_a_404_on_create_stops_the_run_about_the_api_base_failing_nothing(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A route that does not exist: exit 2 about --api-base; every job stays pending."""
+    manifest = _manifest(out_dir, "waves", "dunes")
+    async with _NoSuchRoute(sim.base_url, "k") as client:
+        with pytest.raises(ConfigError) as caught:
+            await _run(manifest, store, client)
+    assert "--api-base" in caught.value.message and "/v1" in caught.value.message
+    assert {(r.state, r.attempt) for r in store.renders().values()} == {("pending", 0)}
