@@ -41,8 +41,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     Redirects are never followed here and bodies are passed on as they arrive, still encoded:
     httpx decodes them by their ``Content-Encoding``. Timeouts come from each request's
     ``extensions["timeout"]``: ``connect`` bounds making the connection, ``read`` each wait
-    for bytes (headers or the next chunk of a body), ``pool`` the wait for a free connection.
-    aiohttp has no write timeout; a request body is written without one.
+    for bytes (headers or the next chunk of a body), and ``pool`` plus ``connect`` the wait for
+    a free connection and the connecting together (aiohttp times the two as one). aiohttp has
+    no write timeout; a request body is written without one.
     """
 
     def __init__(
