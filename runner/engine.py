@@ -79,6 +79,9 @@ if TYPE_CHECKING:
 CREATE_GRACE = 1.5
 #: Consecutive lost or failed answers to one create before the job is failed (kept ambiguous).
 MAX_CREATE_TRIES = 8
+#: Creates sent in all under one key whose answers were lost: a gateway that ignores the key
+#: may bill each one, so after these the render fails (flagged) instead of sending again.
+MAX_AMBIGUOUS_SENDS = 3
 #: Status words of a task that has not started rendering (shown as ``queued``).
 _NOT_STARTED = frozenset({"queued", "pending", "submitted", "not_start", ""})
 #: Consecutive failed polls or downloads of one task before this run gives up on it.
@@ -530,8 +533,11 @@ class Engine:
             # Ask the old task first: a clip that finished late is collected, not paid twice.
             await self._follow(work, holds_slot=True)
             return
-        # A create that never got an answer is retried under the same key.
+        # A create that never got an answer is retried under the same key, asked on purpose:
+        # one more round of sends.
         new_attempt = not (render.task_id is None and render.error_code == "unanswered")
+        if not new_attempt:
+            render.key_sends = 0
         await self._submit_and_follow(work, new_attempt=new_attempt, holds_slot=True)
 
     async def _submit_and_follow(
@@ -548,8 +554,10 @@ class Engine:
         render = work.render
         #: Whether a create under this key may have reached the service without an answer.
         ambiguous = False
+        last_error = "a run stopped before its answer came"
         if new_attempt or render.attempt == 0:
             render.attempt += 1
+            render.key_sends = 0
         else:
             # A create whose answer never arrived (found at start): it may exist and be billed.
             render.possible_duplicate = ambiguous = True
@@ -562,6 +570,16 @@ class Engine:
         while True:
             if self._stopping.is_set():
                 return None
+            if ambiguous and render.key_sends >= MAX_AMBIGUOUS_SENDS:
+                self._fail(
+                    work,
+                    f"no task id came back for {render.key_sends} creates sent under one key "
+                    f"({last_error}); possible duplicate: {render.creates_sent} creates sent, "
+                    "each may have been billed; not sent again (--retry-failed sends the same "
+                    "key once more)",
+                    "unanswered",
+                )
+                return None
             try:
                 # Built just before the call and dropped after it: with data URIs a body can
                 # weigh megabytes, and only the creates on the wire should hold one. Built
@@ -573,11 +591,14 @@ class Engine:
             render.state = "submitting"
             render.submitted_at = now_iso()
             render.api_base = self.context.render_base
+            render.creates_sent += 1
+            render.key_sends += 1
             self._save(work, f"attempt {render.attempt}")
             self._creating.add(current)
             try:
                 task = await self.client.create(body, render.idempotency_key)
             except RateLimited as error:
+                self._unsent(render)
                 if not ambiguous:
                     # Refused, not created: nothing under this key to look for after a crash.
                     render.state = "pending"
@@ -586,14 +607,17 @@ class Engine:
                 continue
             except TransientError as error:
                 failures += 1
+                last_error = error.message
                 if error.sent:
                     ambiguous = True
+                else:
+                    self._unsent(render)
                 if error.sent and not render.possible_duplicate:
                     # Sent, but no task id came back (a lost answer, or a 5xx after which
                     # the gateway may have created it on another channel): it may be billed.
                     render.possible_duplicate = True
                     self._save(work, f"no usable answer ({error.message}); same key again")
-                if failures >= MAX_CREATE_TRIES:
+                if not error.sent and failures >= MAX_CREATE_TRIES:
                     self._fail(
                         work,
                         f"no answer to the create after {failures} tries: {error.message}",
@@ -604,9 +628,11 @@ class Engine:
                 continue
             except AuthError:
                 # 401/403: refused; the next run sends this attempt again under the same key.
+                self._unsent(render)
                 self._not_sent(work, ambiguous, "key refused")
                 raise
             except NotFound as error:
+                self._unsent(render)
                 if (error.code or "").lower() != "task_not_exist":
                     # The route itself is missing: the API base is wrong, not this job.
                     self._not_sent(work, ambiguous, "the API base has no such route")
@@ -620,9 +646,11 @@ class Engine:
                 if not await self._again(work, reason):
                     return None
                 render.attempt += 1
+                render.key_sends = 0
                 ambiguous = False
                 continue
             except Rejected as error:
+                self._unsent(render)
                 self._fail(work, f"rejected by the service: {error.message}", error.code)
                 return None
             except ApiError as error:
@@ -641,6 +669,12 @@ class Engine:
         self.limit.on_accepted()
         work.deadline = time.time() + self.options.task_timeout
         return task
+
+    @staticmethod
+    def _unsent(render: RenderRow) -> None:
+        """A create answered in a way that proves it created nothing: not counted as sent."""
+        render.creates_sent -= 1
+        render.key_sends -= 1
 
     def _not_sent(self, work: Work, ambiguous: bool, detail: str) -> None:
         """A create refused before it could create anything: back to ``pending`` under the
@@ -1119,7 +1153,8 @@ class Engine:
         for work in self.works:
             render = work.render
             if render.possible_duplicate:
-                self.result.possible_duplicates.append(work.label)
+                sent = f" ({render.creates_sent} creates sent)" if render.creates_sent else ""
+                self.result.possible_duplicates.append(work.label + sent)
             # A task given up on for this run only (see _keep_owed): reported, not abandoned.
             owed = render.state != "failed" and render.error_code in OWED_CODES
             if work.earlier is not None:

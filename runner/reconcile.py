@@ -54,6 +54,8 @@ class PlannedJob:
     file: str | None = None
     error: str | None = None
     possible_duplicate: bool = False
+    #: Creates sent for its render that may have created a task (shown with a duplicate).
+    creates_sent: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     #: The store's rows behind this plan line (None when there are none yet).
     row: JobRow | None = None
@@ -207,6 +209,7 @@ def _apply_render(
     item.progress = render.progress
     item.error = render.error
     item.possible_duplicate = render.possible_duplicate
+    item.creates_sent = render.creates_sent
     if render.state == "pending":
         item.action = "submit"
     elif render.state in IN_FLIGHT:

@@ -146,6 +146,14 @@ def m002_render_api_base(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_render_creates_sent(db: sqlite_utils.Database) -> None:
+    """Creates sent per render, and under its current key: resends after lost answers are
+    capped, and a possible duplicate says how many creates may have been billed."""
+    _table(db, "renders").add_column("creates_sent", int, not_null_default=0)
+    _table(db, "renders").add_column("key_sends", int, not_null_default=0)
+
+
 def _table(db: sqlite_utils.Database, name: str) -> Table:
     return cast(Table, db[name])
 
@@ -182,6 +190,10 @@ class RenderRow:
     #: The API base (no credentials) its task was submitted to; ``SIMULATOR_BASE`` for
     #: ``--simulate``.
     api_base: str | None = None
+    #: Creates sent that may have created a task (refusals and unsent ones not counted).
+    creates_sent: int = 0
+    #: Of those, the ones sent under the current key (attempt).
+    key_sends: int = 0
 
     @property
     def key(self) -> RenderKey:

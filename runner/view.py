@@ -50,9 +50,7 @@ class PlanSummary:
             f"{self.held} failed and held"
         )
         if self.earlier:
-            line += (
-                f"; {self.earlier} earlier render(s) in flight will be collected into .history/"
-            )
+            line += f"; {self.earlier} earlier render(s) in flight will be collected into .history/"
         if self.possibly_billed:
             line += (
                 f"; {self.possibly_billed} earlier create(s) got no answer: not sent again, "
@@ -279,7 +277,8 @@ def status_table(manifest: Manifest, planned: Sequence[PlannedJob]) -> str:
         progress = "" if p.progress is None or p.state == "done" else f"{p.progress:.0f}%"
         note = p.file or p.error or ""
         if p.possible_duplicate:
-            note = f"{note} (possible duplicate)".strip()
+            sent = f": {p.creates_sent} creates sent" if p.creates_sent else ""
+            note = f"{note} (possible duplicate{sent})".strip()
         rows.append((p.job.shot.id, str(p.job.take), p.state, progress, p.task_id or "", note))
     lines = [*format_columns(rows), "", summary_line(manifest, planned, with_action=False)]
     return "\n".join(line.rstrip() for line in lines)

@@ -67,7 +67,7 @@ async def test_submitting_row_at_start_is_sent_again_with_the_same_key(
         result = await _run(manifest, store, client)
     (create,) = sim.recorder.creates()
     assert create.headers["idempotency-key"] == f"{job.fingerprint}-g1-a1"
-    assert result.possible_duplicates == ["s00/1"]
+    assert result.possible_duplicates == ["s00/1 (1 creates sent)"]
     assert store.renders()[(job.fingerprint, 1)].state == "done"
 
 
@@ -443,3 +443,27 @@ async def test_a_404_on_create_stops_the_run_about_the_api_base_failing_nothing(
             await _run(manifest, store, client)
     assert "--api-base" in caught.value.message and "/v1" in caught.value.message
     assert {(r.state, r.attempt) for r in store.renders().values()} == {("pending", 0)}
+
+
+class _AnswersLost(ApiClient):
+    """A client whose creates all reach the service but whose answers are all lost."""
+
+    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
+        await super().create(body, idempotency_key)
+        raise TransientError("read timeout (sent; the answer was lost)", sent=True)
+
+
+async def test_a_create_whose_answers_keep_getting_lost_is_sent_three_times_in_all(
+    start_sim: StartSim, store: Store, out_dir: Path
+) -> None:
+    """A gateway that ignores the key may bill each resend: 3 sends, then failed and flagged."""
+    sim = start_sim(ignore_idempotency=True)
+    manifest = _manifest(out_dir, "waves")
+    with instant_retries():
+        async with _AnswersLost(sim.base_url, "k") as client:
+            result = await _run(manifest, store, client)
+    assert sim.recorder.tasks_created == 3
+    (render,) = store.renders().values()
+    assert (render.state, render.possible_duplicate, render.creates_sent) == ("failed", True, 3)
+    assert "possible duplicate: 3 creates sent" in (render.error or "")
+    assert result.possible_duplicates == ["s00/1 (3 creates sent)"]

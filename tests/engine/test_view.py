@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
-from runner.view import PlainView, PlanSummary, RunResult, make_view, summary_lines
+from runner.model import Manifest
+from runner.reconcile import reconcile
+from runner.store import Store
+from runner.view import PlainView, PlanSummary, RunResult, make_view, status_table, summary_lines
+from tests.engine.conftest import MakeJob
 
 
 def test_plain_view_prints_one_line_per_state_change() -> None:
@@ -63,3 +68,24 @@ def test_the_summary_counts_earlier_clips_collected() -> None:
         line.startswith("earlier renders collected into .history/: 2 clip(s)") for line in lines
     )
     assert "  s01/1 (earlier render)" in lines
+
+
+def test_status_shows_how_many_creates_a_possible_duplicate_sent(
+    store: Store, make_job: MakeJob, tmp_path: Path
+) -> None:
+    """status names a possible duplicate with the number of creates that may be billed."""
+    job = make_job()
+    store.bind_job(None, job.shot.id, job.take, job.fingerprint, 1)
+    render = store.renders()[(job.fingerprint, 1)]
+    render.state, render.possible_duplicate, render.creates_sent = "failed", True, 3
+    store.update_render(None, render)
+    manifest = Manifest(
+        path=tmp_path / "m.yaml",
+        display_path="m.yaml",
+        name="m",
+        output_dir=store.path.parent,
+        sha256="0" * 64,
+        shots=(job.shot,),
+    )
+    table = status_table(manifest, reconcile([job], store))
+    assert "(possible duplicate: 3 creates sent)" in table
