@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -21,10 +22,27 @@ API_KEY_ENV = "SHOTRUNNER_API_KEY"
 API_BASE_ENV = "SHOTRUNNER_API_BASE"
 
 
-def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and value <= 0:
-        raise click.BadParameter("must be more than 0 seconds")
-    return value
+class Seconds(click.ParamType[float]):
+    """A duration in seconds: a finite number above 0 (``nan`` would poll in a tight loop)."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            seconds = value
+        else:
+            try:
+                seconds = float(str(value))
+            except ValueError:
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value!r} is not a finite number of seconds above 0", param, ctx)
+        return seconds
+
+
+SECONDS = Seconds()
 
 
 @click.command(name="run")
@@ -41,17 +59,15 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) ->
 )
 @click.option(
     "--poll-interval",
-    type=float,
+    type=SECONDS,
     default=None,
-    callback=_seconds,
     help="Seconds between polls of a task, with jitter [default: 15; 0.5 with --simulate].",
 )
 @click.option(
     "--task-timeout",
-    type=float,
+    type=SECONDS,
     default=7200.0,
     show_default=True,
-    callback=_seconds,
     help="Seconds after submission before a pending task is failed (its id is kept).",
 )
 @plan_options

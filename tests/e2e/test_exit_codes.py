@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from runner.cli.run import run_cmd
 from tests.e2e.conftest import Batch, RunBatch, run_cli
 from tests.e2e.test_interrupt import _start_run, _wait_for_line
 from tests.plugins.sim_fixtures import StartSim
@@ -55,3 +60,20 @@ def test_simulate_with_an_api_base_is_a_contradiction(batch: Batch) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--simulate" in result.stderr and "--api-base" in result.stderr
     assert not batch.out.exists()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ("--poll-interval", "nan"),
+        ("--poll-interval", "inf"),
+        ("--task-timeout", "nan"),
+        ("--task-timeout", "-inf"),
+        ("--poll-interval", "0"),
+    ],
+)
+def test_durations_must_be_finite_positive_seconds(option: tuple[str, str], tmp_path: Path) -> None:
+    """``--poll-interval nan`` (a tight loop of polls) and the like: exit 2, nothing run."""
+    result = CliRunner().invoke(run_cmd, ["m.yaml", "--simulate", "--out", str(tmp_path), *option])
+    assert result.exit_code == 2, result.output
+    assert "seconds" in result.output
