@@ -130,6 +130,7 @@ def header_of(request: bytes, name: str) -> str | None:
 
 
 def answer(status: str, body: bytes, *headers: str) -> bytes:
+    """A raw HTTP/1.1 answer with a Content-Length; tests cut it short to break the body."""
     lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -143,6 +144,7 @@ async def until(condition: Callable[[], bool]) -> None:
 
 
 def free_port() -> int:
+    """A loopback port nothing listens on."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
