@@ -565,6 +565,9 @@ class Engine:
         render.progress = None
         render.error = render.error_code = None
         failures = 0
+        #: Put back to ``pending`` after a create that cannot have created anything, so that
+        #: a stop or a crash while waiting leaves no ``submitting`` row (a false duplicate).
+        withdrawn = False
         current = asyncio.current_task()
         assert current is not None
         while True:
@@ -588,6 +591,9 @@ class Engine:
             except InputError as error:
                 self._fail(work, error.message, "input")
                 return None
+            if withdrawn:
+                render.attempt += 1
+                withdrawn = False
             render.state = "submitting"
             render.submitted_at = now_iso()
             render.api_base = self.context.render_base
@@ -599,9 +605,8 @@ class Engine:
                 task = await self.client.create(body, render.idempotency_key)
             except RateLimited as error:
                 self._unsent(render)
-                if not ambiguous:
-                    # Refused, not created: nothing under this key to look for after a crash.
-                    render.state = "pending"
+                # Refused, not created: nothing under this key to look for after a crash.
+                withdrawn = self._withdraw(render, ambiguous)
                 self._save(work, "rate limited (429): waiting", event=False)
                 await self._on_rate_limited(error)
                 continue
@@ -612,6 +617,9 @@ class Engine:
                     ambiguous = True
                 else:
                     self._unsent(render)
+                    if self._withdraw(render, ambiguous):
+                        withdrawn = True
+                        self._save(work, f"not sent ({error.message}); waiting")
                 if error.sent and not render.possible_duplicate:
                     # Sent, but no task id came back (a lost answer, or a 5xx after which
                     # the gateway may have created it on another channel): it may be billed.
@@ -676,13 +684,19 @@ class Engine:
         render.creates_sent -= 1
         render.key_sends -= 1
 
+    @staticmethod
+    def _withdraw(render: RenderRow, ambiguous: bool) -> bool:
+        """After a create that created nothing: back to ``pending`` under the attempt number
+        before, so the next send (this run's or the next run's) uses the same key. Unless an
+        earlier send under this key may have created the task: it stays ``submitting``."""
+        if ambiguous:
+            return False
+        render.state, render.attempt = "pending", render.attempt - 1
+        return True
+
     def _not_sent(self, work: Work, ambiguous: bool, detail: str) -> None:
-        """A create refused before it could create anything: back to ``pending`` under the
-        same attempt number, so the next run sends the same key. Unless an earlier send
-        under this key may have created the task: then it stays ``submitting``."""
-        render = work.render
-        if not ambiguous:
-            render.state, render.attempt = "pending", render.attempt - 1
+        """A create refused before it could create anything, and the run stops."""
+        self._withdraw(work.render, ambiguous)
         self._save(work, detail)
 
     def _body(self, work: Work) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from runner.api.client import ApiClient, Downloaded
 from runner.api.errors import NotFound, RateLimited, Rejected, TransientError
 from runner.delivery import clip_relpath, part_of
 from runner.engine import Engine, RunContext, RunOptions
-from runner.errors import ConfigError
+from runner.errors import ConfigError, Interrupted
 from runner.jobs import expand_jobs, provenance_request, request_body
 from runner.model import Manifest, Shot
 from runner.reconcile import reconcile
@@ -467,3 +467,46 @@ async def test_a_create_whose_answers_keep_getting_lost_is_sent_three_times_in_a
     assert (render.state, render.possible_duplicate, render.creates_sent) == ("failed", True, 3)
     assert "possible duplicate: 3 creates sent" in (render.error or "")
     assert result.possible_duplicates == ["s00/1 (3 creates sent)"]
+
+
+class _CannotConnect(ApiClient):
+    """A client whose creates never leave the machine (connection refused)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tried = asyncio.Event()
+
+    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
+        await asyncio.sleep(0)
+        self.tried.set()
+        raise TransientError("ConnectError: connection refused (not sent)", sent=False)
+
+
+async def test_a_stop_while_a_create_could_not_connect_leaves_it_pending(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """Ctrl-C in the back-off after a connect error: pending, so no false possible duplicate."""
+    manifest = _manifest(out_dir, "waves")
+    engine = Engine(
+        store=store,
+        client=_CannotConnect(sim.base_url, "k"),
+        planned=reconcile(expand_jobs(manifest), store),
+        options=RunOptions(poll_interval=0.05),
+        context=RunContext(manifest=manifest, api_base="http://sim/v1", simulated=True),
+        request_body=request_body,
+        provenance_request=provenance_request,
+    )
+    running = asyncio.ensure_future(engine.run())
+    await asyncio.wait_for(engine.client.tried.wait(), 10)  # type: ignore[attr-defined]
+    await asyncio.sleep(0.05)
+    engine._stopping.set()
+    with pytest.raises(Interrupted):
+        await running
+    await engine.client.aclose()
+    (render,) = store.renders().values()
+    assert (render.state, render.attempt, render.possible_duplicate) == ("pending", 0, False)
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert (result.done, result.possible_duplicates) == (1, [])
+    (create,) = sim.recorder.creates()
+    assert create.headers["idempotency-key"].endswith("-g1-a1")
