@@ -77,8 +77,6 @@ if TYPE_CHECKING:
 
 #: How long a create already on the wire may take to record its answer after a signal.
 CREATE_GRACE = 1.5
-#: Consecutive lost or failed answers to one create before the job is failed (kept ambiguous).
-MAX_CREATE_TRIES = 8
 #: Creates sent in all under one key whose answers were lost: a gateway that ignores the key
 #: may bill each one, so after these the render fails (flagged) instead of sending again.
 MAX_AMBIGUOUS_SENDS = 3
@@ -118,6 +116,9 @@ class RunOptions:
     verify: bool = False
     max_new: int | None = None
     download_concurrency: int = 4
+    #: Seconds without any answer from the API (only connection failures) before the run
+    #: stops, jobs left pending: an outage fails no job.
+    unreachable_after: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +285,9 @@ class Engine:
         self.limit = AdaptiveLimit(options.concurrency)
         self._downloads = asyncio.Semaphore(max(1, options.download_concurrency))
         self._create_backoff = RetryPolicy(base=0.5, cap=30.0)
+        self._connect_backoff = RetryPolicy(base=0.5, cap=60.0)
+        #: When the API last answered anything (monotonic), for the outage limit.
+        self._last_answer = time.monotonic()
         self._task_backoff = RetryPolicy(base=1.0, cap=60.0)
         self._polls = PollPlanner(options.poll_interval)
         self._stopping = asyncio.Event()
@@ -336,7 +340,7 @@ class Engine:
             )
 
     async def run(self) -> RunResult:
-        started = time.monotonic()
+        started = self._last_answer = time.monotonic()
         self.check_money_guard()
         self._bind_jobs()
         # The live view counts the renders this run works on, not the done ones it skips.
@@ -604,6 +608,7 @@ class Engine:
             try:
                 task = await self.client.create(body, render.idempotency_key)
             except RateLimited as error:
+                self._heard()
                 self._unsent(render)
                 # Refused, not created: nothing under this key to look for after a crash.
                 withdrawn = self._withdraw(render, ambiguous)
@@ -614,24 +619,24 @@ class Engine:
                 failures += 1
                 last_error = error.message
                 if error.sent:
+                    self._heard()
                     ambiguous = True
                 else:
+                    # Never reached the service: nothing to pay for, so no job fails of it;
+                    # only a long outage stops the run.
                     self._unsent(render)
                     if self._withdraw(render, ambiguous):
                         withdrawn = True
                         self._save(work, f"not sent ({error.message}); waiting")
+                    if self._check_reachable(error):
+                        await self._sleep(self._connect_backoff.delay(failures))
+                        continue
+                    return None
                 if error.sent and not render.possible_duplicate:
                     # Sent, but no task id came back (a lost answer, or a 5xx after which
                     # the gateway may have created it on another channel): it may be billed.
                     render.possible_duplicate = True
                     self._save(work, f"no usable answer ({error.message}); same key again")
-                if not error.sent and failures >= MAX_CREATE_TRIES:
-                    self._fail(
-                        work,
-                        f"no answer to the create after {failures} tries: {error.message}",
-                        "unanswered" if ambiguous else "unavailable",
-                    )
-                    return None
                 await self._sleep(self._create_backoff.delay(failures))
                 continue
             except AuthError:
@@ -670,6 +675,7 @@ class Engine:
             break
         # The task id is written before anything else happens (SPEC.md): from here on a
         # crash leaves a task to poll, not a create to send again.
+        self._heard()
         render.task_id = task.id
         render.state = "queued"
         self._save(work, f"task {task.id}")
@@ -677,6 +683,24 @@ class Engine:
         self.limit.on_accepted()
         work.deadline = time.time() + self.options.task_timeout
         return task
+
+    def _heard(self) -> None:
+        """The API answered (anything at all): it is reachable."""
+        self._last_answer = time.monotonic()
+
+    def _check_reachable(self, error: ApiError) -> bool:
+        """After a request that never reached the API: False, with the run stopping, once
+        nothing has been heard from it for ``unreachable_after`` seconds."""
+        silent = time.monotonic() - self._last_answer
+        if silent < self.options.unreachable_after:
+            return True
+        self._stop_with(
+            ShotrunnerError(
+                f"the API at {self.context.api_base} is unreachable (no answer for "
+                f"{silent:.0f} s; last: {error.message}); run again to continue"
+            )
+        )
+        return False
 
     @staticmethod
     def _unsent(render: RenderRow) -> None:
@@ -747,6 +771,7 @@ class Engine:
                 try:
                     task = await self.client.retrieve(render.task_id)
                 except NotFound:
+                    self._heard()
                     unknown += 1
                     if unknown < NOT_FOUND_CONFIRMATIONS:
                         # Asked again before paying again: one 404 may be a replica that has
@@ -769,6 +794,7 @@ class Engine:
                         break
                     task = None
                     continue
+                self._heard()
                 errors = unknown = 0
                 self._note_progress(work, task)
                 continue
@@ -1124,6 +1150,11 @@ class Engine:
     ) -> bool:
         """After ``errors`` failed requests in a row about a task: wait before the next one,
         or, at ``MAX_TASK_ERRORS``, give up on the task for this run (False)."""
+        if isinstance(error, TransientError) and not error.sent:
+            if not self._check_reachable(error):
+                return False
+        else:
+            self._heard()
         if errors >= MAX_TASK_ERRORS:
             self._keep_owed(work, f"{what} failed: {error.message}", code)
             return False

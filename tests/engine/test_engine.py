@@ -15,7 +15,7 @@ from runner.api.client import ApiClient, Downloaded
 from runner.api.errors import NotFound, RateLimited, Rejected, TransientError
 from runner.delivery import clip_relpath, part_of
 from runner.engine import Engine, RunContext, RunOptions
-from runner.errors import ConfigError, Interrupted
+from runner.errors import ConfigError, Interrupted, ShotrunnerError
 from runner.jobs import expand_jobs, provenance_request, request_body
 from runner.model import Manifest, Shot
 from runner.reconcile import reconcile
@@ -510,3 +510,19 @@ async def test_a_stop_while_a_create_could_not_connect_leaves_it_pending(
     assert (result.done, result.possible_duplicates) == (1, [])
     (create,) = sim.recorder.creates()
     assert create.headers["idempotency-key"].endswith("-g1-a1")
+
+
+async def test_an_unreachable_api_stops_the_run_leaving_jobs_pending(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """Connect errors fail no job: after the outage limit the run stops, jobs still pending."""
+    manifest = _manifest(out_dir, "waves", "dunes")
+    async with _CannotConnect(sim.base_url, "k") as client:
+        with pytest.raises(ShotrunnerError) as caught:
+            await _run(manifest, store, client, unreachable_after=0.5)
+    assert caught.value.exit_code == 1
+    assert caught.value.message.startswith("the API at http://sim/v1 is unreachable")
+    assert caught.value.message.endswith("run again to continue")
+    assert {(r.state, r.attempt, r.error_code) for r in store.renders().values()} == {
+        ("pending", 0, None)
+    }
