@@ -469,7 +469,7 @@ class Engine:
         except AuthError as error:
             self._stop_with(
                 ConfigError(
-                    f"the API refused the key ({error.message}); check SHOTRUNNER_API_KEY "
+                    f"{error.message}; check SHOTRUNNER_API_KEY "
                     "(and SHOTRUNNER_API_BASE / --api-base)"
                 )
             )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from runner.api.client import ApiClient, Downloaded
-from runner.api.errors import NotFound, RateLimited, Rejected, TransientError
+from runner.api.errors import AuthError, NotFound, RateLimited, Rejected, TransientError
 from runner.delivery import clip_relpath, part_of
 from runner.engine import Engine, RunContext, RunOptions
 from runner.errors import ConfigError, Interrupted, ShotrunnerError
@@ -526,3 +526,22 @@ async def test_an_unreachable_api_stops_the_run_leaving_jobs_pending(
     assert {(r.state, r.attempt, r.error_code) for r in store.renders().values()} == {
         ("pending", 0, None)
     }
+
+
+class _KeyRefused(ApiClient):
+    """A client whose creates are answered 401, as the client words it."""
+
+    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
+        await asyncio.sleep(0)
+        raise AuthError("the API refused the key: POST http://x/v1/videos: HTTP 401", status=401)
+
+
+async def test_a_refused_key_is_reported_once_with_what_to_check(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """401: exit 2 with one 'refused the key' and the variable to check, not the phrase twice."""
+    async with _KeyRefused(sim.base_url, "k") as client:
+        with pytest.raises(ConfigError) as caught:
+            await _run(_manifest(out_dir, "waves"), store, client)
+    assert caught.value.message.count("refused the key") == 1
+    assert "SHOTRUNNER_API_KEY" in caught.value.message
