@@ -1179,6 +1179,7 @@ class Engine:
     def _fail(self, work: Work, message: str, code: str | None) -> None:
         render = work.render
         render.state = "failed"
+        render.progress = None
         render.error = message
         render.error_code = code
         self._save(work, message)

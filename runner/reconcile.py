@@ -206,7 +206,8 @@ def _apply_render(
     item.state = render.state
     item.attempts = render.attempt
     item.task_id = render.task_id
-    item.progress = render.progress
+    # A failed render's last progress (99 %, say) would read as still rendering.
+    item.progress = None if render.state == "failed" else render.progress
     item.error = render.error
     item.possible_duplicate = render.possible_duplicate
     item.creates_sent = render.creates_sent

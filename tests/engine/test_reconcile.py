@@ -166,3 +166,11 @@ def test_a_clip_with_this_jobs_sidecar_is_taken_back_not_paid_again(
         )
     planned = reconcile([ours, other], store)
     assert [(p.action, p.generation) for p in planned] == [("fetch", 2), ("submit", 1)]
+
+
+def test_a_failed_job_shows_no_progress(store: Store, make_job: MakeJob) -> None:
+    """A render that failed at 99 % is shown failed with no progress, not a stale 99."""
+    job = make_job()
+    _set_state(store, job, "failed", progress=99.0, error="timed out")
+    (item,) = reconcile([job], store)
+    assert (item.state, item.progress) == ("failed", None)
