@@ -9,6 +9,7 @@ The API key lives only in memory here and in the client.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -87,30 +88,15 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
     except BaseException:
         store.close()
         raise
-    sim: RunningSim | None = None
     outcome = _Outcome()
     run_id: str | None = None
     try:
         _check_kind(store, settings.simulate)
         _check_bases(store, SIMULATOR_BASE if settings.simulate else public_base(settings.api_base))
-        api_base, api_key = settings.api_base, settings.api_key
-        if settings.simulate:
-            from runner.sim import SimConfig, start_in_thread
-
-            sim = start_in_thread(
-                SimConfig(
-                    job_seconds=SIMULATE_JOB_SECONDS,
-                    state_path=manifest.output_dir / SIMULATOR_DB,
-                    # The recorder would hold every request body (base64 images included)
-                    # for the whole run.
-                    record=False,
-                )
-            )
-            api_base, api_key = sim.base_url, "simulated"
         planned = reconcile(jobs, store, settings.plan)
-        context = RunContext(
-            manifest=manifest, api_base=public_base(api_base), simulated=settings.simulate
-        )
+        # A simulated run's base is known once its simulator starts (only if needed).
+        base = SIMULATOR_BASE if settings.simulate else public_base(settings.api_base)
+        context = RunContext(manifest=manifest, api_base=base, simulated=settings.simulate)
         run_id = store.start_run(
             manifest=manifest.display_path,
             manifest_sha256=manifest.sha256,
@@ -119,9 +105,7 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
             argv=[_without_credentials(arg) for arg in settings.argv],
         )
         try:
-            asyncio.run(
-                _drive(outcome, store, planned, settings, context, view, api_base, api_key, run_id)
-            )
+            asyncio.run(_drive(outcome, store, planned, settings, context, view, run_id))
         except KeyboardInterrupt:
             outcome.error = Interrupted("interrupted: run the same command again to resume")
         if outcome.started:
@@ -133,8 +117,8 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
             store.finish_run(run_id, exit_code=code, summary=outcome.result.summary())
         store.close()
         os.close(lock)
-        if sim is not None:
-            sim.stop()
+        if outcome.sim is not None:
+            outcome.sim.stop()
     if outcome.error is not None:
         raise outcome.error
     return outcome.result, _code(outcome.result)
@@ -145,6 +129,7 @@ class _Outcome:
     result: RunResult = field(default_factory=RunResult)
     error: BaseException | None = None
     started: bool = False
+    sim: RunningSim | None = None
 
 
 def _check_kind(store: Store, simulate: bool) -> None:
@@ -212,8 +197,6 @@ async def _drive(
     settings: BatchSettings,
     context: RunContext,
     view: View,
-    api_base: str,
-    api_key: str,
     run_id: str,
 ) -> None:
     from runner.jobs import provenance_request, request_body
@@ -235,6 +218,12 @@ async def _drive(
         if engine.needs_network:
             from runner.api.client import ApiClient
 
+            api_base, api_key = settings.api_base, settings.api_key
+            if settings.simulate:
+                outcome.sim = await asyncio.to_thread(_start_simulator, context.manifest)
+                api_base, api_key = outcome.sim.base_url, "simulated"
+                engine.context = dataclasses.replace(context, api_base=public_base(api_base))
+
             async with ApiClient(api_base, api_key) as client:
                 engine.client = client
                 outcome.result = await engine.run()
@@ -244,6 +233,21 @@ async def _drive(
     except ShotrunnerError as error:
         outcome.result = engine.result
         outcome.error = error
+
+
+def _start_simulator(manifest: Manifest) -> RunningSim:
+    """The in-process simulator of ``--simulate``, its tasks kept in the batch folder."""
+    from runner.sim import SimConfig, start_in_thread
+
+    return start_in_thread(
+        SimConfig(
+            job_seconds=SIMULATE_JOB_SECONDS,
+            state_path=manifest.output_dir / SIMULATOR_DB,
+            # The recorder would hold every request body (base64 images included) for the
+            # whole run.
+            record=False,
+        )
+    )
 
 
 def _write_report(manifest: Manifest, store: Store) -> None:

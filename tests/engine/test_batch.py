@@ -139,3 +139,18 @@ def test_a_simulated_run_over_a_real_batch_is_refused(tmp_path: Path) -> None:
         "this batch folder holds real renders; use --out DIR for the simulated run"
     )
     assert not (out / "simulator.db").exists()
+
+
+def test_simulate_over_a_finished_batch_starts_no_simulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing to submit, poll or fetch: ``run --simulate`` needs no simulator either."""
+    out = tmp_path / "out"
+    manifest = _one_shot(out)
+    monkeypatch.setattr("runner.batch.SIMULATE_JOB_SECONDS", 0.1)
+    settings = BatchSettings(simulate=True, run=RunOptions(poll_interval=0.05))
+    assert run_batch(manifest, settings, View())[1] == 0
+    started: list[Any] = []
+    monkeypatch.setattr(runner.sim, "start_in_thread", started.append)
+    result, code = run_batch(manifest, settings, View())
+    assert (code, result.done, started) == (0, 1, [])
