@@ -1151,10 +1151,13 @@ class Engine:
         """After ``errors`` failed requests in a row about a task: wait before the next one,
         or, at ``MAX_TASK_ERRORS``, give up on the task for this run (False)."""
         if isinstance(error, TransientError) and not error.sent:
+            # Nothing reached the service: no reason to give up on the task, only a long
+            # outage stops the run (the task stays in flight for the next one).
             if not self._check_reachable(error):
                 return False
-        else:
-            self._heard()
+            await self._sleep(self._task_backoff.delay(errors))
+            return True
+        self._heard()
         if errors >= MAX_TASK_ERRORS:
             self._keep_owed(work, f"{what} failed: {error.message}", code)
             return False

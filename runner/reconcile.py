@@ -141,6 +141,9 @@ def earlier_renders(
     """The renders in flight that neither a planned job nor a job of the manifest left out
     of this run (``--only``) points at, with the job each was last bound to."""
     kept = {item.render_key for item in planned}
+    unplanned = [render for render in store.renders_in_flight() if render.key not in kept]
+    if not unplanned:
+        return []
     in_scope = {(item.job.shot.id, item.job.take) for item in planned}
     rows = store.jobs()
     for key in manifest_jobs:
@@ -148,7 +151,7 @@ def earlier_renders(
         if key not in in_scope and row is not None:
             kept.add(row.render_key)
     earlier = []
-    for render in store.renders_in_flight():
+    for render in unplanned:
         if render.key in kept:
             continue
         bound = store.last_bound_job(render.key)

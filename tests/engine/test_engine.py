@@ -545,3 +545,24 @@ async def test_a_refused_key_is_reported_once_with_what_to_check(
             await _run(_manifest(out_dir, "waves"), store, client)
     assert caught.value.message.count("refused the key") == 1
     assert "SHOTRUNNER_API_KEY" in caught.value.message
+
+
+class _PollsCannotConnect(ApiClient):
+    """A client whose polls never leave the machine (the API went away after the create)."""
+
+    async def retrieve(self, task_id: str) -> Any:
+        await asyncio.sleep(0)
+        raise TransientError("ConnectError: connection refused (not sent)", sent=False)
+
+
+async def test_polls_that_cannot_connect_keep_the_task_until_the_outage_limit(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """Connect errors on polls are not counted as the task's failures: the outage limit ends it."""
+    manifest = _manifest(out_dir, "waves")
+    with instant_retries():
+        async with _PollsCannotConnect(sim.base_url, "k") as client:
+            with pytest.raises(ShotrunnerError, match="is unreachable"):
+                await _run(manifest, store, client, unreachable_after=0.3)
+    (render,) = store.renders().values()
+    assert (render.state, render.error_code) == ("queued", None)
