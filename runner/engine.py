@@ -13,10 +13,15 @@ sent and the task id the moment the answer arrives; every create carries
 ``Idempotency-Key: <fingerprint>-g<generation>-a<attempt>``; a lost answer, or a
 ``submitting`` row found at start, is retried with the same key and flagged as a possible
 duplicate (a 429 keeps such a render ``submitting``, so a crash never turns it into a new
-key). A paid clip is never deleted: a replaced clip moves to ``.history/``, and comes back
-from there by its hash when an edit is undone. A task this run cannot poll, or whose clip it
-cannot download, is not failed: it keeps its state and task id, the run counts it as failed
-(exit 1), and the next run asks the same task again (``_keep_owed``).
+key), at most ``MAX_AMBIGUOUS_SENDS`` times in all; a create that created nothing (never
+sent, 429) waits as ``pending``. An unreachable API fails no job: after
+``unreachable_after`` seconds without an answer the run stops. A render in flight that no
+job points at any more (an edited or removed shot) is still followed, never resubmitted,
+and its clip kept in ``.history/``. A paid clip is never deleted: a replaced clip moves to
+``.history/``, and comes back from there by its hash when an edit is undone. A task this
+run cannot poll, or whose clip it cannot download, is not failed: it keeps its state and
+task id, the run counts it as failed (exit 1), and the next run asks the same task again
+(``_keep_owed``).
 
 Bounds: renders that need a slot wait in one list (the dispatcher), clips to fetch wait for a
 few workers, request bodies exist only while their create is on the wire; every retry loop
