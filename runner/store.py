@@ -3,8 +3,9 @@
 Tables (SQLite through sqlite-utils, migrations applied when the store opens, WAL):
 
 - ``renders``: one row per render identity (fingerprint, generation): its state, the
-  attempt in progress, the task id, progress, error, the possible-duplicate flag and the
-  clip's hash and size once downloaded. Jobs that share a fingerprint share a render.
+  attempt in progress, the task id, progress, error, the possible-duplicate flag, the
+  creates sent, the API base its task was submitted to, and the clip's hash and size once
+  downloaded. Jobs that share a fingerprint share a render.
 - ``jobs``: one row per (shot, take): which render it points at, and the clip delivered
   into its folder (path, size, modification time, hash, which render it came from).
 - ``events``: every state change, with time, run id, job, render and detail.
