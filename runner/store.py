@@ -431,10 +431,10 @@ class Store:
 
     def render_kinds(self) -> tuple[bool, bool]:
         """Whether the batch holds renders of the simulator, and of a real API (by the base
-        each was submitted to)."""
+        each was submitted to). A pending render's create created nothing: it does not count."""
         row = self.db.execute(
             "select coalesce(max(api_base = ?), 0), coalesce(max(api_base != ?), 0) "
-            "from renders where api_base is not null",
+            "from renders where api_base is not null and state != 'pending'",
             [SIMULATOR_BASE, SIMULATOR_BASE],
         ).fetchone()
         return bool(row[0]), bool(row[1])

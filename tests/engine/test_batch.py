@@ -154,3 +154,16 @@ def test_simulate_over_a_finished_batch_starts_no_simulator(
     monkeypatch.setattr(runner.sim, "start_in_thread", started.append)
     result, code = run_batch(manifest, settings, View())
     assert (code, result.done, started) == (0, 1, [])
+
+
+def test_a_create_that_created_nothing_does_not_make_the_folder_real(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real run whose create was refused (pending again) leaves the folder free to simulate."""
+    monkeypatch.setattr("runner.batch.SIMULATE_JOB_SECONDS", 0.1)
+    out = tmp_path / "out"
+    manifest = _one_shot(out)
+    _in_flight(out, manifest, state="pending", attempt=0, task_id=None, api_base="https://x/v1")
+    settings = BatchSettings(simulate=True, run=RunOptions(poll_interval=0.05))
+    result, code = run_batch(manifest, settings, View())
+    assert (code, result.done) == (0, 1)
