@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from tests.e2e.conftest import Batch, RunBatch
@@ -18,7 +16,9 @@ JOB_SECONDS = 0.4
 def test_adaptive_concurrency_against_a_saturated_service(
     start_sim: StartSim, batch: Batch, run_batch: RunBatch
 ) -> None:
-    """Asking 64 of a service allowing 8: at most 15% of creates meet 429, makespan <= 1.25x."""
+    """Asking 64 of a service allowing 8: every job done, at most 15% of creates meet 429.
+
+    The makespan against the ideal is measured by bench/adaptive.py, not asserted here."""
     sim = start_sim(max_active=SERVER_LIMIT, job_seconds=JOB_SECONDS)
     batch.write({f"s{i:03d}": f"prompt {i}" for i in range(JOBS)})
     result = run_batch(sim.base_url, "--concurrency", "64", "--poll-interval", "0.08")
@@ -26,7 +26,4 @@ def test_adaptive_concurrency_against_a_saturated_service(
     creates = [r for r in sim.recorder.on("api") if r.method == "POST"]
     rate_limited = [r for r in creates if r.status == 429]
     assert len(rate_limited) <= 0.15 * len(creates)
-    match = re.search(r"wall time ([\d.]+) s", result.stdout)
-    assert match is not None
-    ideal = JOBS / SERVER_LIMIT * JOB_SECONDS
-    assert float(match.group(1)) <= 1.25 * ideal
+    assert len(creates) - len(rate_limited) == JOBS
