@@ -68,7 +68,7 @@ from runner.delivery import (
     sidecar_of,
     write_sidecar,
 )
-from runner.errors import ConfigError, InputError, Interrupted, ShotrunnerError
+from runner.errors import ConfigError, InputError, Interrupted, ShotrunnerError, Unreachable
 from runner.polling import PollPlanner
 from runner.reconcile import PlannedJob, earlier_renders
 from runner.retry import RetryPolicy
@@ -700,7 +700,7 @@ class Engine:
         if silent < self.options.unreachable_after:
             return True
         self._stop_with(
-            ShotrunnerError(
+            Unreachable(
                 f"the API at {self.context.api_base} is unreachable (no answer for "
                 f"{silent:.0f} s; last: {error.message}); run again to continue"
             )

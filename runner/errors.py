@@ -4,6 +4,7 @@
     ├── InputError             bad manifest, bad option, bad configuration (exit 2)
     │   └── ManifestInvalid    a manifest with diagnostics; carries them
     ├── ConfigError            missing or rejected API key, unusable --api-base (exit 2)
+    ├── Unreachable            no answer from the API for a long time; jobs stay pending (exit 1)
     └── Interrupted            SIGINT / SIGTERM (exit 130)
 
 Library code raises these; only the CLI turns them into messages and exit codes
@@ -56,6 +57,10 @@ class ManifestInvalid(InputError):
 
 class ConfigError(InputError):
     """A missing or rejected API key, or an unusable setting."""
+
+
+class Unreachable(ShotrunnerError):
+    """The API gave no answer for a long time: the run stopped, its jobs still pending."""
 
 
 class Interrupted(ShotrunnerError):

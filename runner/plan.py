@@ -137,6 +137,7 @@ def job_entry(p: PlannedJob, *, with_action: bool) -> dict[str, Any]:
             "file": p.file,
             "error": p.error,
             "possible_duplicate": p.possible_duplicate,
+            "creates_sent": p.creates_sent,
         }
     )
     return entry

@@ -15,7 +15,7 @@ from runner.api.client import ApiClient, Downloaded
 from runner.api.errors import AuthError, NotFound, RateLimited, Rejected, TransientError
 from runner.delivery import clip_relpath, part_of
 from runner.engine import Engine, RunContext, RunOptions
-from runner.errors import ConfigError, Interrupted, ShotrunnerError
+from runner.errors import ConfigError, Interrupted, ShotrunnerError, Unreachable
 from runner.jobs import expand_jobs, provenance_request, request_body
 from runner.model import Manifest, Shot
 from runner.reconcile import reconcile
@@ -518,7 +518,7 @@ async def test_an_unreachable_api_stops_the_run_leaving_jobs_pending(
     """Connect errors fail no job: after the outage limit the run stops, jobs still pending."""
     manifest = _manifest(out_dir, "waves", "dunes")
     async with _CannotConnect(sim.base_url, "k") as client:
-        with pytest.raises(ShotrunnerError) as caught:
+        with pytest.raises(Unreachable) as caught:
             await _run(manifest, store, client, unreachable_after=0.5)
     assert caught.value.exit_code == 1
     assert caught.value.message.startswith("the API at http://sim/v1 is unreachable")

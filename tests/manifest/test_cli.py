@@ -142,6 +142,7 @@ def test_plan_json_follows_the_spec(
         "file": None,
         "error": None,
         "possible_duplicate": False,
+        "creates_sent": 0,
     }
     assert document["summary"] == {
         "submit": 3,
