@@ -220,6 +220,7 @@ def test_status_reports_done_jobs_with_their_files(
         "file",
         "error",
         "possible_duplicate",
+        "creates_sent",
     }
     assert (job["state"], job["file"]) == ("done", "s01/take-1.mp4")
     assert document["summary"]["done"] == 4
