@@ -11,6 +11,7 @@ Tables (SQLite through sqlite-utils, migrations applied when the store opens, WA
 - ``events``: every state change, with time, run id, job, render and detail.
 - ``runs``: one row per ``run``: when, what, against which API base, and its outcome.
 - ``verdicts``: the review's picks and rejections of takes.
+- ``parts``: which task writes each ``<file>.part`` (by path), so only that task resumes it.
 
 Every state change is one transaction together with its event row, so a crash (even
 ``kill -9``) leaves the store at a state boundary. No secret is ever stored. The store
@@ -153,6 +154,13 @@ def m003_render_creates_sent(db: sqlite_utils.Database) -> None:
     capped, and a possible duplicate says how many creates may have been billed."""
     _table(db, "renders").add_column("creates_sent", int, not_null_default=0)
     _table(db, "renders").add_column("key_sends", int, not_null_default=0)
+
+
+@migrations()
+def m004_part_owners(db: sqlite_utils.Database) -> None:
+    """Which task wrote each part file, so a part is resumed only by the task that wrote it
+    (a stale part of an edited shot's earlier task would otherwise prefix the new clip)."""
+    _table(db, "parts").create({"path": str, "task_id": str, "at": str}, pk="path")
 
 
 def _table(db: sqlite_utils.Database, name: str) -> Table:
@@ -466,6 +474,12 @@ class Store:
     def runs(self) -> list[dict[str, Any]]:
         return list(self.db.query("select * from runs order by started_at"))
 
+    def part_owner(self, path: str) -> str | None:
+        """The task id recorded as writing the part file at ``path`` (relative to the batch
+        folder), None when unknown."""
+        row = self.db.execute("select task_id from parts where path = ?", [path]).fetchone()
+        return str(row[0]) if row else None
+
     def verdicts(self) -> dict[JobKey, Verdict]:
         """Verdicts on takes, keyed by (shot, take).
 
@@ -637,6 +651,19 @@ class Store:
         with self.db.atomic():
             self._upsert_job(job)
             self._event(run_id, job.shot, job.take, job.render_key, "file-moved", detail)
+
+    def set_part_owner(self, path: str, task_id: str | None) -> None:
+        """Record which task writes the part file at ``path`` (None forgets it); written before
+        the part's first byte, so a part on disk never has an owner it does not belong to."""
+        with self.db.atomic():
+            if task_id is None:
+                self.db.execute("delete from parts where path = ?", [path])
+            else:
+                self.db.execute(
+                    "insert into parts (path, task_id, at) values (?, ?, ?) "
+                    "on conflict (path) do update set task_id = excluded.task_id, at = excluded.at",
+                    [path, task_id, now_iso()],
+                )
 
     # -- internals -----------------------------------------------------------------------
 

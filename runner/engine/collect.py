@@ -5,6 +5,7 @@ followed again."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from runner.api.errors import (
@@ -88,6 +89,7 @@ class CollectMixin(EngineBase):
                     self._save(work, task.raw_status)
                     return "pending", task
             url = task.video_url or self.client.content_url(task.id)
+            self._claim_part(part, task.id)
             try:
                 downloaded = await self.client.download(url, part)
             except AuthError:
@@ -128,6 +130,18 @@ class CollectMixin(EngineBase):
         else:
             self._deliver_all(work, part)
         return "done", task
+
+    def _claim_part(self, part: Path, task_id: str) -> None:
+        """Make ``part`` this task's before a byte is written: a part another task wrote (an
+        edited shot's earlier render, swapped shot ids) or one of unknown origin is deleted,
+        never resumed with ``Range``, so no clip is ever a hybrid of two tasks."""
+        relative = part.relative_to(self.output_dir).as_posix()
+        owner = self.store.part_owner(relative)
+        if owner == task_id:
+            return
+        if owner is not None or part.exists():
+            part.unlink(missing_ok=True)
+        self.store.set_part_owner(relative, task_id)
 
     async def _render_again(self, work: Work, reason: str) -> None:
         """The service lost a finished clip that was never delivered: render it again."""

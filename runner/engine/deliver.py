@@ -96,7 +96,18 @@ class DeliverMixin(EngineBase):
             part = source if source == part_of(final) else copy_to_part(source, final)
             place(part, final)
             self._record(work, item, row, final)
+        for final in finals:
+            self._drop_part(final)
         self.view.state(work.label, "done", f"{render.bytes} bytes")
+
+    def _drop_part(self, final: Path) -> None:
+        """Remove a delivered job's leftover part file (another render's, interrupted) and
+        its owner record: no later download resumes onto it."""
+        part = part_of(final)
+        relative = part.relative_to(self.output_dir).as_posix()
+        part.unlink(missing_ok=True)
+        if self.store.part_owner(relative) is not None:
+            self.store.set_part_owner(relative, None)
 
     def _make_room(self, row: JobRow, final: Path) -> None:
         """Move whatever clip sits at ``final`` (an older render's) into ``.history/``."""

@@ -226,6 +226,8 @@ async def test_a_crash_mid_download_resumes_the_part_from_the_same_task(
     final.unlink()
     final.with_suffix(".json").unlink()
     part_of(final).write_bytes(content[: len(content) // 2])
+    assert render.task_id is not None
+    store.set_part_owner(part_of(final).relative_to(out_dir).as_posix(), render.task_id)
     created = sim.recorder.tasks_created
     async with ApiClient(sim.base_url, "k") as client:
         result = await _run(manifest, store, client)
@@ -233,6 +235,70 @@ async def test_a_crash_mid_download_resumes_the_part_from_the_same_task(
     assert final.read_bytes() == content
     assert not part_of(final).exists()
     assert sim.recorder.tasks_created == created
+    assert any("range" in r.headers for r in _downloads(sim))
+
+
+def _downloads(sim: RunningSim) -> list[Any]:
+    return [
+        r
+        for r in sim.recorder.requests
+        if r.method == "GET" and (r.listener == "files" or r.path.endswith("/content"))
+    ]
+
+
+async def test_a_part_left_by_an_edited_shots_earlier_task_is_not_resumed(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A part written by another task is deleted, not continued with Range onto its bytes."""
+    final, content = await _delivered_once(sim, store, _manifest(out_dir, "waves"))
+    (old,) = store.renders().values()
+    assert old.task_id is not None
+    part = part_of(final)
+    part.write_bytes(content[: len(content) // 2])
+    store.set_part_owner(part.relative_to(out_dir).as_posix(), old.task_id)
+    sim.recorder.clear()
+    edited = _manifest(out_dir, "storm")
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(edited, store, client)
+    assert result.delivered == 1
+    assert all("range" not in r.headers for r in _downloads(sim))
+    (row,) = store.jobs().values()
+    assert row.file_sha256 == hashlib.sha256(final.read_bytes()).hexdigest()
+    assert final.stat().st_size == store.renders()[row.render_key].bytes
+    assert not part.exists()
+
+
+async def test_a_part_of_unknown_origin_is_not_resumed(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A part with no recorded owner (swapped shot ids, a lost record) is downloaded afresh."""
+    manifest = _manifest(out_dir, "waves")
+    (job,) = expand_jobs(manifest)
+    final = out_dir / clip_relpath(job.shot.id, job.take)
+    final.parent.mkdir(parents=True)
+    part_of(final).write_bytes(b"bytes of some other clip")
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert result.delivered == 1
+    assert all("range" not in r.headers for r in _downloads(sim))
+    assert not final.read_bytes().startswith(b"bytes of some other clip")
+
+
+async def test_a_delivered_jobs_leftover_part_is_removed(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A part another render left beside a job's clip goes once the clip is delivered there."""
+    manifest = _manifest(out_dir, "waves", "waves")
+    second = out_dir / clip_relpath("s01", 1)
+    second.parent.mkdir(parents=True)
+    relative = part_of(second).relative_to(out_dir).as_posix()
+    part_of(second).write_bytes(b"half of another clip")
+    store.set_part_owner(relative, "task-of-another-render")
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert result.delivered == 2
+    assert not part_of(second).exists()
+    assert store.part_owner(relative) is None
 
 
 async def test_a_crash_mid_sidecar_write_is_finished_without_network(
