@@ -93,7 +93,8 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
     try:
         _check_kind(store, settings.simulate)
         _check_bases(store, SIMULATOR_BASE if settings.simulate else public_base(settings.api_base))
-        planned = reconcile(jobs, store, settings.plan)
+        plan = dataclasses.replace(settings.plan, simulated=settings.simulate)
+        planned = reconcile(jobs, store, plan)
         # A simulated run's base is known once its simulator starts (only if needed).
         base = SIMULATOR_BASE if settings.simulate else public_base(settings.api_base)
         context = RunContext(manifest=manifest, api_base=base, simulated=settings.simulate)
@@ -136,6 +137,8 @@ def _check_kind(store: Store, simulate: bool) -> None:
     """A batch folder is simulated or real, never both: fake clips must not pass for paid ones
     (nor a real run be reported done on the simulator's clips)."""
     simulated, real = store.render_kinds()
+    if not (simulated or real):
+        simulated, real = _folder_kinds(store.path.parent)
     if simulate and real:
         raise InputError(
             "this batch folder holds real renders; use --out DIR for the simulated run"
@@ -144,6 +147,24 @@ def _check_kind(store: Store, simulate: bool) -> None:
         raise InputError(
             "this batch folder holds simulated renders; use --out DIR for the real run"
         )
+
+
+def _folder_kinds(output_dir: Path) -> tuple[bool, bool]:
+    """Whether a batch folder whose store knows no render (``state.db`` lost or new) holds a
+    simulator's database or sidecars of simulated clips, and sidecars of real ones."""
+    from runner.delivery import read_sidecar
+
+    simulated = (output_dir / SIMULATOR_DB).exists()
+    real = False
+    for sidecar in output_dir.glob("*/take-*.json"):
+        data = read_sidecar(sidecar.with_suffix(".mp4"))
+        if data is None or "simulated" not in data:
+            continue
+        if data["simulated"] is True:
+            simulated = True
+        else:
+            real = True
+    return simulated, real
 
 
 def _check_bases(store: Store, base: str) -> None:

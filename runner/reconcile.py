@@ -40,6 +40,9 @@ class PlanOptions:
     retry_failed: bool = False
     verify: bool = False
     rerender_rejected: bool = False
+    #: The kind of the run planned (``--simulate`` or real), None when unknown (``plan``):
+    #: a clip is adopted from its sidecar only when the sidecar is of the same kind.
+    simulated: bool | None = None
 
 
 @dataclass(slots=True)
@@ -69,14 +72,26 @@ class PlannedJob:
 
 
 def reconcile(
-    jobs: Sequence[Job], store: Store | None = None, options: PlanOptions | None = None
+    jobs: Sequence[Job],
+    store: Store | None = None,
+    options: PlanOptions | None = None,
+    *,
+    output_dir: Path | None = None,
 ) -> list[PlannedJob]:
-    """The plan: one ``PlannedJob`` per job in scope (``--only``), in the jobs' order."""
+    """The plan: one ``PlannedJob`` per job in scope (``--only``), in the jobs' order.
+
+    Without a store, ``output_dir`` (the batch folder) lets clips on disk whose sidecars name
+    a job's fingerprint be planned ``fetch`` (adopted), as ``run`` would.
+    """
     options = options or PlanOptions()
     if options.only:
         jobs = [job for job in jobs if job.shot.id in options.only]
     if store is None:
-        return [PlannedJob(job=job, action="submit") for job in jobs]
+        fresh = [PlannedJob(job=job, action="submit") for job in jobs]
+        if output_dir is not None:
+            for item in fresh:
+                _adopt_from_sidecar(item, output_dir, options)
+        return fresh
 
     output_dir = store.path.parent
     job_rows = store.jobs()
@@ -119,7 +134,7 @@ def reconcile(
         if render is not None:
             _apply_render(item, render, row, output_dir, options)
         elif row is None and reason is None:
-            _adopt_from_sidecar(item, output_dir)
+            _adopt_from_sidecar(item, output_dir, options)
         planned.append(item)
     return planned
 
@@ -160,16 +175,19 @@ def earlier_renders(
     return earlier
 
 
-def _adopt_from_sidecar(item: PlannedJob, output_dir: Path) -> None:
+def _adopt_from_sidecar(item: PlannedJob, output_dir: Path, options: PlanOptions) -> None:
     """A clip on disk whose sidecar names this job's fingerprint, unknown to the store (its
     ``state.db`` was lost or deleted): plan to take it back (``fetch``), not to pay again.
 
     The engine checks the file against the sidecar's hash before it takes it; a mismatch is
-    fetched from the sidecar's task.
+    fetched from the sidecar's task. A simulated clip is never adopted by a real run (nor a
+    real one by a simulated run): it would pass for a paid one.
     """
     final = output_dir / clip_relpath(item.job.shot.id, item.job.take)
     sidecar = read_sidecar(final)
     if sidecar is None or sidecar.get("fingerprint") != item.job.fingerprint:
+        return
+    if options.simulated is not None and (sidecar.get("simulated") is True) != options.simulated:
         return
     generation, sha256, size = (sidecar.get(k) for k in ("generation", "sha256", "bytes"))
     if not (isinstance(generation, int) and isinstance(sha256, str) and isinstance(size, int)):

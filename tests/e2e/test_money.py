@@ -97,3 +97,37 @@ def test_a_lost_state_database_pays_for_nothing_again(
     assert len(sim.recorder.requests) == sent
     assert {p: p.read_bytes() for p in batch.clips()} == contents
     assert {job["state"] for job in batch.status()["jobs"]} == {"done"}
+
+
+def _lose_state_db(batch: Batch) -> None:
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (batch.out / name).unlink(missing_ok=True)
+
+
+def test_a_real_run_refuses_a_folder_of_simulated_sidecars_without_state_db(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Simulated clips with state.db lost: a real run exits 2, no clip passes for a paid one."""
+    assert run_batch(sim.base_url).returncode == 0
+    for clip in batch.clips():
+        sidecar = clip.with_suffix(".json")
+        sidecar.write_text(sidecar.read_text().replace('"simulated": false', '"simulated": true'))
+    _lose_state_db(batch)
+    sent = len(sim.recorder.requests)
+    result = run_batch(sim.base_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "holds simulated renders" in result.stderr
+    assert len(sim.recorder.requests) == sent
+    assert all('"simulated": true' in c.with_suffix(".json").read_text() for c in batch.clips())
+
+
+def test_a_real_run_refuses_a_folder_with_a_simulator_database(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """simulator.db without state.db marks the folder simulated: a real run exits 2."""
+    batch.out.mkdir(parents=True)
+    (batch.out / "simulator.db").write_bytes(b"")
+    result = run_batch(sim.base_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "holds simulated renders" in result.stderr
+    assert sim.recorder.tasks_created == 0

@@ -168,6 +168,37 @@ def test_a_clip_with_this_jobs_sidecar_is_taken_back_not_paid_again(
     assert [(p.action, p.generation) for p in planned] == [("fetch", 2), ("submit", 1)]
 
 
+def _clip_with_sidecar(out_dir: Path, job: Job, simulated: bool) -> None:
+    clip = out_dir / clip_relpath(job.shot.id, job.take)
+    clip.parent.mkdir(parents=True, exist_ok=True)
+    clip.write_bytes(b"clip")
+    sidecar = {"fingerprint": job.fingerprint, "generation": 1, "sha256": "a" * 64, "bytes": 4}
+    write_sidecar(clip, {**sidecar, "simulated": simulated})
+
+
+def test_a_real_run_does_not_adopt_a_simulated_clip(
+    store: Store, out_dir: Path, make_job: MakeJob
+) -> None:
+    """A sidecar of the other kind is not taken back: only one of the run's kind is adopted."""
+    simulated, real = make_job("s01", prompt="waves"), make_job("s02", prompt="dunes")
+    _clip_with_sidecar(out_dir, simulated, simulated=True)
+    _clip_with_sidecar(out_dir, real, simulated=False)
+    planned = reconcile([simulated, real], store, PlanOptions(simulated=False))
+    assert [p.action for p in planned] == ["submit", "fetch"]
+    planned = reconcile([simulated, real], store, PlanOptions(simulated=True))
+    assert [p.action for p in planned] == ["fetch", "submit"]
+
+
+def test_a_plan_without_a_store_plans_adoption_from_sidecars(
+    out_dir: Path, make_job: MakeJob
+) -> None:
+    """No state.db: given the batch folder, a clip with this job's sidecar is planned fetch."""
+    ours, new = make_job("s01", prompt="waves"), make_job("s02", prompt="dunes")
+    _clip_with_sidecar(out_dir, ours, simulated=False)
+    planned = reconcile([ours, new], None, output_dir=out_dir)
+    assert [p.action for p in planned] == ["fetch", "submit"]
+
+
 def test_a_failed_job_shows_no_progress(store: Store, make_job: MakeJob) -> None:
     """A render that failed at 99 % is shown failed with no progress, not a stale 99."""
     job = make_job()
