@@ -163,6 +163,26 @@ def m004_part_owners(db: sqlite_utils.Database) -> None:
     _table(db, "parts").create({"path": str, "task_id": str, "at": str}, pk="path")
 
 
+@migrations()
+def m005_verdict_render(db: sqlite_utils.Database) -> None:
+    """A verdict belongs to the render it was given to (fingerprint and generation): an edited
+    shot's new take is not picked or rejected by the old one's verdict. Verdicts given before:
+    the render of the clip in the job's folder then (else the job's render)."""
+    _table(db, "verdicts").add_column("fingerprint", str)
+    db.execute(
+        """
+        update verdicts set
+            fingerprint = (select coalesce(j.file_fingerprint, j.fingerprint) from jobs j
+                           where j.shot = verdicts.shot and j.take = verdicts.take),
+            generation = coalesce(
+                (select case when j.file_fingerprint is not null then j.file_generation
+                             else j.generation end
+                 from jobs j where j.shot = verdicts.shot and j.take = verdicts.take),
+                generation)
+        """
+    )
+
+
 def _table(db: sqlite_utils.Database, name: str) -> Table:
     return cast(Table, db[name])
 
@@ -483,14 +503,15 @@ class Store:
     def verdicts(self) -> dict[JobKey, Verdict]:
         """Verdicts on takes, keyed by (shot, take).
 
-        A verdict applies to the render the take had when it was given: once a rejected take
-        is rendered again (``run --rerender-rejected``) the new render has no verdict.
+        A verdict applies to the render (fingerprint and generation) the take had when it
+        was given: once the shot is edited, or a rejected take rendered again (``run
+        --rerender-rejected``), the take's new render has no verdict.
         """
         rows = self.db.query(
             """
             select v.shot, v.take, v.verdict from verdicts v
-            left join jobs j on j.shot = v.shot and j.take = v.take
-            where v.generation is null or j.generation is null or v.generation = j.generation
+            join jobs j on j.shot = v.shot and j.take = v.take
+            where v.fingerprint = j.fingerprint and v.generation = j.generation
             """
         )
         return {(row["shot"], row["take"]): row["verdict"] for row in rows}
@@ -514,6 +535,7 @@ class Store:
                         "shot": shot,
                         "take": take,
                         "verdict": verdict,
+                        "fingerprint": job.fingerprint if job else None,
                         "generation": job.generation if job else None,
                         "at": now_iso(),
                     }

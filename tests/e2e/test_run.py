@@ -271,6 +271,33 @@ def test_rejected_take_renders_again_once(
     assert len(list((batch.out / "s03/.history").glob("*.mp4"))) == 1
 
 
+def test_a_rejection_does_not_outlive_an_edit_of_its_shot(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Rejected, then edited and rendered: --rerender-rejected pays for nothing more."""
+    from runner.store import Store
+
+    assert run_batch(sim.base_url).returncode == 0
+    with Store.open(batch.out) as store:
+        store.set_verdict("s03", 1, "rejected")
+    batch.write({**_prompts(), "s03": "an edited prompt"})
+    assert run_batch(sim.base_url).returncode == 0
+    created = sim.recorder.tasks_created
+    plan = run_cli(
+        "plan", str(batch.manifest), "--out", str(batch.out), "--rerender-rejected", "--json"
+    )
+    actions = {job["shot"]: job["action"] for job in json.loads(plan.stdout)["jobs"]}
+    assert actions["s03"] == "skip", plan.stdout
+    assert run_batch(sim.base_url, "--rerender-rejected").returncode == 0
+    assert sim.recorder.tasks_created == created
+    with Store.open(batch.out) as store:
+        assert store.verdicts() == {}
+
+
+def _prompts() -> dict[str, str]:
+    return {f"s{i:02d}": f"shot number {i}, waves at dusk" for i in range(1, 5)}
+
+
 def test_plan_reads_the_store_without_writing_it(
     sim: RunningSim, batch: Batch, run_batch: RunBatch
 ) -> None:

@@ -103,3 +103,12 @@ def test_a_take_that_is_not_done_can_be_rejected(batch: Batch) -> None:
     with Store.open(batch.out) as store:
         set_verdict(batch.manifest, store, "s03-turn", 1, "rejected")
     assert verdicts_of(batch) == {("s03-turn", 1): "rejected"}
+
+
+def test_a_pick_does_not_pass_to_an_edited_shots_new_render(batch: Batch) -> None:
+    """A verdict belongs to the render it was given to: the job's new render has none."""
+    batch.done("s01-wide", 1)
+    with Store.open(batch.out) as store:
+        set_verdict(batch.manifest, store, "s01-wide", 1, "picked")
+        store.bind_job(None, "s01-wide", 1, "f" * 64, 1)
+    assert verdicts_of(batch) == {}
