@@ -1,18 +1,20 @@
-"""When to ask a task again: the poll interval, stretched toward the task's expected finish.
+"""When to ask a task again: aimed at the finishes seen so far, else the poll interval.
 
-A task is asked every ``--poll-interval`` seconds (with jitter) at the most. Polling sooner than
-a task can finish spends requests (and the gateway's rate limit) for nothing, so the planner
-learns how long tasks of the same kind (model, seconds, resolution) took in this run and lets
-the first polls of a new task wait until shortly before the quickest of them would be done.
-It waits on the low side of what it saw (a low quantile), so a clip is rarely collected later
-than with plain polling; until it has seen a task finish, it polls at the interval.
+A task is asked every ``--poll-interval`` seconds (with jitter) while nothing is known. Polling
+sooner than a task can finish spends requests (and the gateway's rate limit) for nothing, and
+polling long after it finished leaves its slot idle and its clip waiting. So the planner learns
+how long tasks of the same kind (model, seconds, resolution) took in this run, and aims each
+poll of a new task at the next of a few points of that spread (its 10th, 30th, 50th, 70th and
+90th percentile, then the longest seen), at least a sixth of the interval apart. Past the
+longest seen it falls back to the interval. Until it has seen a few tasks finish, it polls at
+the interval.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 
 class PollPlanner:
@@ -20,10 +22,12 @@ class PollPlanner:
 
     #: Durations kept per kind of task (the newest win: a service can speed up or slow down).
     WINDOW = 64
-    #: Which of the seen durations to aim for: low, so a task is rarely asked late.
-    QUANTILE = 0.2
+    #: The points of the seen durations that polls aim at, in order.
+    QUANTILES: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
     #: Finished tasks of a kind that must be seen before their durations are trusted.
     MIN_SEEN = 3
+    #: Aimed polls are at least this share of the interval apart.
+    MIN_STEP = 1 / 6
 
     def __init__(self, interval: float, *, jitter: float = 0.2, rng: random.Random | None = None):
         self.interval = max(0.0, interval)
@@ -36,19 +40,20 @@ class PollPlanner:
         if duration >= 0:
             self._seen.setdefault(kind, deque(maxlen=self.WINDOW)).append(duration)
 
-    def expected(self, kind: Hashable) -> float | None:
-        """How long a task of ``kind`` takes at the least, as far as this run has seen."""
+    def targets(self, kind: Hashable) -> list[float]:
+        """The elapsed times at which polls of a task of ``kind`` are aimed (empty: unknown)."""
         seen = self._seen.get(kind)
         if seen is None or len(seen) < self.MIN_SEEN:
-            return None
+            return []
         ordered = sorted(seen)
-        return ordered[int(self.QUANTILE * (len(ordered) - 1))]
+        last = len(ordered) - 1
+        return [ordered[int(q * last)] for q in self.QUANTILES]
 
     def next_delay(self, kind: Hashable, elapsed: float) -> float:
         """Seconds to wait before asking again a task submitted ``elapsed`` seconds ago."""
-        delay = self.interval * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
-        expected = self.expected(kind)
-        if expected is not None:
-            # Wait for the expected finish when it is further away than the interval.
-            delay = max(delay, expected - elapsed)
-        return delay
+        interval = self.interval * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
+        earliest = elapsed + self.interval * self.MIN_STEP
+        for target in self.targets(kind):
+            if target >= earliest:
+                return target - elapsed
+        return interval
