@@ -238,6 +238,9 @@ def _apply_render(
         item.action = "resume"
     elif render.state == "failed":
         item.action = "retry" if options.retry_failed else "hold"
+        if options.retry_failed and render.task_id and render.error_code in ("timeout", "download"):
+            # Its task is asked first (a clip that finished late is collected): not paid for.
+            item.action = "resume"
     else:
         delivered = (
             row is not None and row.render_key == item.render_key and row.delivered and row.file

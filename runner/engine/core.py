@@ -20,7 +20,7 @@ from runner.engine.deliver import DeliverMixin
 from runner.engine.earlier import EarlierMixin
 from runner.engine.follow import FollowMixin
 from runner.engine.submit import SubmitMixin
-from runner.engine.work import Work, kind_of
+from runner.engine.work import Work, asks_task_first, kind_of
 from runner.errors import InputError, Interrupted
 from runner.view import RunResult
 
@@ -212,7 +212,7 @@ class Engine(SubmitMixin, FollowMixin, CollectMixin, DeliverMixin, EarlierMixin)
     async def _retry_failed(self, work: Work) -> None:
         """A failed render, with --retry-failed (a slot is held)."""
         render = work.render
-        if render.task_id is not None and render.error_code in ("timeout", "download"):
+        if asks_task_first(render):
             # Ask the old task first: a clip that finished late is collected, not paid twice.
             await self._follow(work, holds_slot=True)
             return

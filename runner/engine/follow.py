@@ -31,6 +31,9 @@ class FollowMixin(EngineBase):
             if render.state == "failed":
                 work.deadline = time.time() + self.options.task_timeout
         first_poll = task is None
+        # The deadline is judged only once the task has answered in this run: resumed the next
+        # morning, a task that finished overnight is collected, not failed as timed out.
+        asked = task is not None
         errors = unknown = 0
         while True:
             if task is None or task.status == "pending":
@@ -38,7 +41,7 @@ class FollowMixin(EngineBase):
                     elapsed = time.time() - (work.deadline - self.options.task_timeout)
                     await self._sleep(self._polls.next_delay(task_kind(work), elapsed))
                 first_poll = False
-                if time.time() > work.deadline:
+                if asked and time.time() > work.deadline:
                     self._fail(
                         work,
                         f"timed out after {self.options.task_timeout:g} s "
@@ -74,6 +77,7 @@ class FollowMixin(EngineBase):
                     task = None
                     continue
                 self._heard()
+                asked = True
                 errors = unknown = 0
                 self._note_progress(work, task)
                 continue

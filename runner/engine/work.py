@@ -110,6 +110,16 @@ def kind_of(work: Work, retry_failed: bool) -> Kind:
     return "fetch" if "fetch" in actions else "none"
 
 
+def asks_task_first(render: RenderRow) -> bool:
+    """A failed render whose task is kept (timed out, or its clip not downloaded): retried,
+    its task is asked first, and only a lost or failed task is submitted again."""
+    return (
+        render.state == "failed"
+        and render.task_id is not None
+        and render.error_code in ("timeout", "download")
+    )
+
+
 def summarise(works: Sequence[Work], retry_failed: bool) -> PlanSummary:
     summary = PlanSummary()
     for work in works:
@@ -117,7 +127,9 @@ def summarise(works: Sequence[Work], retry_failed: bool) -> PlanSummary:
             summary.earlier += 1
             continue
         kind = kind_of(work, retry_failed)
-        if kind == "submit" or (kind == "resume" and work.render.state == "failed"):
+        if kind == "resume" and asks_task_first(work.render):
+            summary.to_resume += 1
+        elif kind == "submit" or (kind == "resume" and work.render.state == "failed"):
             summary.to_submit += 1
             summary.seconds_to_submit += work.job.shot.seconds_to_pay
         elif kind == "resume":

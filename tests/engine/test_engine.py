@@ -632,3 +632,47 @@ async def test_polls_that_cannot_connect_keep_the_task_until_the_outage_limit(
                 await _run(manifest, store, client, unreachable_after=0.3)
     (render,) = store.renders().values()
     assert (render.state, render.error_code) == ("queued", None)
+
+
+async def test_a_resumed_run_collects_a_task_that_finished_past_its_deadline(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """Resumed hours later: the task is asked before the deadline is judged, and collected."""
+    manifest = _manifest(out_dir, "waves")
+    final, content = await _delivered_once(sim, store, manifest)
+    (render,) = store.renders().values()
+    render.state, render.sha256, render.bytes = "running", None, None
+    render.submitted_at = "2026-01-01T00:00:00.000000+00:00"
+    store.update_render(None, render)
+    (row,) = store.jobs().values()
+    store.record_file_moved(None, row, "test: back to running")
+    final.unlink()
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert result.failed == []
+    assert result.delivered == 1
+    assert final.read_bytes() == content
+
+
+def test_max_new_does_not_count_a_timed_out_render_whose_task_is_asked_first(
+    store: Store, out_dir: Path
+) -> None:
+    """--retry-failed --max-new 0: a timed-out render with its task is a resume, not a create."""
+    manifest = _manifest(out_dir, "waves")
+    (job,) = expand_jobs(manifest)
+    store.bind_job(None, job.shot.id, 1, job.fingerprint, 1)
+    render = store.renders()[(job.fingerprint, 1)]
+    render.state, render.attempt, render.task_id = "failed", 1, "task-1"
+    render.error, render.error_code = "timed out", "timeout"
+    store.update_render(None, render)
+    engine = Engine(
+        store=store,
+        client=None,
+        planned=reconcile(expand_jobs(manifest), store),
+        options=RunOptions(retry_failed=True, max_new=0),
+        context=RunContext(manifest=manifest, api_base="http://sim/v1", simulated=True),
+        request_body=request_body,
+        provenance_request=provenance_request,
+    )
+    engine.check_money_guard()
+    assert (engine.plan.to_submit, engine.plan.to_resume) == (0, 1)

@@ -117,6 +117,15 @@ def test_failed_is_held_unless_retry_failed(store: Store, make_job: MakeJob) -> 
     assert _actions([job], store, retry_failed=True) == ["retry"]
 
 
+def test_a_timed_out_job_with_its_task_is_resumed_not_retried(
+    store: Store, make_job: MakeJob
+) -> None:
+    """--retry-failed asks a timed-out render's kept task first: resume, nothing to pay."""
+    job = make_job()
+    _set_state(store, job, "failed", error="timed out", error_code="timeout", task_id="t1")
+    assert _actions([job], store, retry_failed=True) == ["resume"]
+
+
 def test_force_raises_the_generation_of_a_done_job(
     store: Store, out_dir: Path, make_job: MakeJob
 ) -> None:
