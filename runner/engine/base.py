@@ -87,6 +87,8 @@ class EngineBase:
         self._installed_signals: list[int] = []
         self._previous_handlers: dict[int, Any] = {}
         self._rate_limited_in_a_row = 0
+        #: New creates (new idempotency keys) started in this run, capped by ``--max-new``.
+        self._new_creates = 0
 
     @property
     def client(self) -> ApiClient:
@@ -241,6 +243,17 @@ class EngineBase:
         render.error = message
         render.error_code = code
         self._save(work, message)
+
+    def _may_create(self, work: Work) -> bool:
+        """Count one new create (a new key) against ``--max-new``; when the cap is reached the
+        render fails with the reason instead: resubmissions during the run (a lost task, a
+        remote failure, a lost clip) never pay beyond it."""
+        limit = self.options.max_new
+        if limit is not None and self._new_creates >= limit:
+            self._fail(work, f"not submitted: --max-new {limit} reached", "max_new")
+            return False
+        self._new_creates += 1
+        return True
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when the run is stopping."""

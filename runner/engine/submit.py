@@ -49,6 +49,8 @@ class SubmitMixin(EngineBase):
         ambiguous = False
         last_error = "a run stopped before its answer came"
         if new_attempt or render.attempt == 0:
+            if not self._may_create(work):
+                return None
             render.attempt += 1
             render.key_sends = 0
         else:

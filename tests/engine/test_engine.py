@@ -676,3 +676,16 @@ def test_max_new_does_not_count_a_timed_out_render_whose_task_is_asked_first(
     )
     engine.check_money_guard()
     assert (engine.plan.to_submit, engine.plan.to_resume) == (0, 1)
+
+
+async def test_max_new_caps_resubmissions_during_the_run(
+    start_sim: StartSim, store: Store, out_dir: Path
+) -> None:
+    """--max-new 1: a task that fails remotely is not sent again; the job fails saying why."""
+    sim = start_sim(fail_rate=1.0)
+    manifest = _manifest(out_dir, "waves")
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client, max_new=1, max_attempts=3)
+    assert sim.recorder.tasks_created == 1
+    ((_, reason),) = result.failed
+    assert reason == "not submitted: --max-new 1 reached"
