@@ -233,11 +233,18 @@ class ApiClient:
     def _without_key(self, task: Task) -> Task:
         if self._api_key in f"{task.error_code}{task.error_message}":
             # A server that echoes the key must not get it into the store or onto a screen.
-            task = dataclasses.replace(
+            # Classified on the raw words first: a short key inside a policy word must not
+            # turn a refusal into a failure that is paid for again.
+            refusal = task.is_policy_refusal
+            code = task.error_code and self._redact_code(task.error_code)
+            redacted = dataclasses.replace(
                 task,
-                error_code=task.error_code and self._redact(task.error_code),
+                error_code=code,
                 error_message=task.error_message and self._redact(task.error_message),
             )
+            if refusal and not redacted.is_policy_refusal:
+                redacted = dataclasses.replace(redacted, error_code=_POLICY_REFUSAL)
+            task = redacted
         return task
 
     # -- downloads -----------------------------------------------------------------------------
@@ -378,8 +385,10 @@ class ApiClient:
     ) -> ApiError:
         """The failure kind for an HTTP answer that is not a success."""
         status = response.status_code
-        code, server_message = _error_body(content)
-        code = self._redact(code) if code else None
+        raw_code, server_message = _error_body(content)
+        # Classified on the raw code, redacted only for what is kept or shown.
+        forgotten = (raw_code or "").lower() == _TASK_NOT_EXIST
+        code = self._redact_code(raw_code) if raw_code else None
         reason = f" {response.reason_phrase}" if response.reason_phrase else ""
         if server_message:
             detail = _shorten(server_message, _EXCERPT * 2)
@@ -401,7 +410,7 @@ class ApiClient:
                 code=code,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
-        if status == 404 or (status == 400 and (code or "").lower() == "task_not_exist"):
+        if status == 404 or (status == 400 and forgotten):
             return NotFound(message, status=status, code=code)
         if status >= 500 or status in (408, 425):
             return TransientError(message, status=status, code=code, sent=True)
@@ -413,6 +422,18 @@ class ApiClient:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "[key]") if self._api_key else text
+
+    def _redact_code(self, code: str) -> str:
+        """An error code as it may be kept: a code the runner acts on is a fixed word of the
+        API (it cannot be an echo of the key, however short the key), so it stays intact."""
+        return code if code.lower() in _KNOWN_CODES else self._redact(code)
+
+
+#: The code of a task the service no longer knows (API.md): a new attempt, not a wrong route.
+_TASK_NOT_EXIST = "task_not_exist"
+#: The code given to a policy refusal whose own code redaction would have made unreadable.
+_POLICY_REFUSAL = "policy_refusal"
+_KNOWN_CODES = frozenset({_TASK_NOT_EXIST, _POLICY_REFUSAL})
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

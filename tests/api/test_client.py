@@ -381,3 +381,23 @@ async def test_a_user_password_in_the_base_is_neither_sent_nor_in_messages() -> 
     assert "hunter2" not in caught.value.message and "someone" not in caught.value.message
     assert "hunter2" not in str(seen[0].url)
     assert seen[0].headers["Authorization"] == f"Bearer {KEY}"
+
+
+async def test_a_one_character_key_does_not_hide_a_forgotten_task() -> None:
+    """Key "x": a 400 task_not_exist is still NotFound with its code intact, not [key]."""
+    body = {"error": {"code": "task_not_exist", "message": "no such task"}}
+    transport = httpx.MockTransport(answer(400, body))
+    async with ApiClient(BASE, "x", transport=transport) as client:
+        with pytest.raises(NotFound) as caught:
+            await client.create(BODY, "k")
+    assert caught.value.code == "task_not_exist"
+
+
+async def test_a_one_character_key_does_not_hide_a_policy_refusal() -> None:
+    """Key "o" inside "content_policy_violation": the task is still a policy refusal."""
+    error = {"code": "content_policy_violation", "message": "blocked by moderation"}
+    transport = httpx.MockTransport(answer(200, task_json(status="failed", error=error)))
+    async with ApiClient(BASE, "o", transport=transport) as client:
+        task = await client.retrieve("v")
+    assert task.is_policy_refusal
+    assert task.error_code == "policy_refusal"
