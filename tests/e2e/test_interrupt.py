@@ -190,3 +190,61 @@ def test_a_second_run_of_the_same_batch_is_refused_while_one_runs(
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=10)
+
+
+def _wait_for_part(batch: Batch, timeout: float = 15) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parts = [p for p in batch.out.rglob("*.part") if p.stat().st_size > 0]
+        if parts:
+            return parts[0]
+        time.sleep(0.05)
+    raise AssertionError("no part file was written")
+
+
+def test_a_part_left_by_ctrl_c_is_not_resumed_for_an_edited_shot(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Ctrl-C mid-download, shot edited: the new task's clip is fetched whole, no Range."""
+    sim = start_sim(job_seconds=0.2, file_rate=50000, clip_bytes=100000)
+    batch.write({"s01": "waves"})
+    process = _start_run(batch, sim.base_url)
+    part = _wait_for_part(batch)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130, stderr
+    assert part.exists()
+    batch.write({"s01": "an edited prompt"})
+    sim.recorder.clear()
+    result = run_batch(sim.base_url, "--max-new", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    gets = [r for r in sim.recorder.requests if r.method == "GET" and r.listener == "files"]
+    assert gets and all("range" not in r.headers for r in gets)
+    (clip,) = batch.clips()
+    sidecar = json.loads(clip.with_suffix(".json").read_text())
+    assert sidecar["bytes"] == clip.stat().st_size == 100000
+    assert not part.exists()
+
+
+def test_parts_left_by_ctrl_c_are_not_resumed_after_shot_ids_are_swapped(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Ctrl-C mid-download, two shot ids swapped: each clip is its own task's, fetched whole."""
+    sim = start_sim(job_seconds=0.2, file_rate=50000, clip_bytes=100000)
+    batch.write({"s01": "waves", "s02": "dunes"})
+    process = _start_run(batch, sim.base_url)
+    _wait_for_part(batch)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130, stderr
+    batch.write({"s01": "dunes", "s02": "waves"})
+    sim.recorder.clear()
+    result = run_batch(sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    gets = [r for r in sim.recorder.requests if r.method == "GET" and r.listener == "files"]
+    assert gets and all("range" not in r.headers for r in gets)
+    for clip in batch.clips():
+        sidecar = json.loads(clip.with_suffix(".json").read_text())
+        assert sidecar["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
+        assert clip.stat().st_size == 100000
+    assert not list(batch.out.rglob("*.part"))
