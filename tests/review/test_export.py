@@ -104,6 +104,30 @@ def test_the_picked_take_is_exported(batch: Batch, tmp_path: Path) -> None:
     assert rows(to)[1]["take"] == "3"
 
 
+def test_a_pick_is_not_exported_for_an_edited_shots_new_take(batch: Batch, tmp_path: Path) -> None:
+    """Take 3 picked, then rendered again after an edit: its new clip is not taken as picked."""
+    batch.done("s02-hero", 1)
+    clip = batch.done("s02-hero", 3)
+    with Store.open(batch.out) as store:
+        store.set_verdict("s02-hero", 3, "picked")
+        job = store.bind_job(None, "s02-hero", 3, "f" * 64, 1)
+        render = store.renders()[("f" * 64, 1)]
+        render.state, render.sha256, render.bytes = "done", "0" * 64, clip.stat().st_size
+        store.update_render(None, render)
+        stat = clip.stat()
+        store.record_delivery(
+            None,
+            job,
+            file="s02-hero/take-3.mp4",
+            size=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            sha256="0" * 64,
+        )
+    to = tmp_path / "cut"
+    export(batch, to, animatic=False)
+    assert rows(to)[1]["take"] == "1"
+
+
 def test_without_a_pick_the_first_finished_take_is_exported(batch: Batch, tmp_path: Path) -> None:
     """Without a pick, the lowest-numbered finished take is copied."""
     batch.failed("s02-hero", 1, "boom")
