@@ -158,3 +158,31 @@ def test_runs_record_start_and_end(store: Store) -> None:
     store.finish_run(run_id, exit_code=0, summary={"done": 1})
     (run,) = store.runs()
     assert run["exit_code"] == 0 and run["ended_at"]
+
+
+def test_a_verdict_given_before_m005_belongs_to_the_clip_delivered_then(out_dir: Path) -> None:
+    """Migrating: an old verdict is tied to the delivered clip's render, not the job's new one."""
+    import sqlite_utils
+
+    out_dir.mkdir(parents=True)
+    db = sqlite_utils.Database(out_dir / STATE_DB)
+    migrations.apply(db, stop_before="m005_verdict_render")
+    db["jobs"].insert(  # type: ignore[union-attr]
+        {
+            "shot": "s01",
+            "take": 1,
+            "fingerprint": "new",
+            "generation": 1,
+            "file": "s01/take-1.mp4",
+            "file_fingerprint": "old",
+            "file_generation": 1,
+        }
+    )
+    db["verdicts"].insert(  # type: ignore[union-attr]
+        {"shot": "s01", "take": 1, "verdict": "picked", "generation": 1, "at": "t"}
+    )
+    db.close()
+    with Store.open(out_dir) as store:
+        assert store.verdicts() == {}
+        (row,) = store.db.query("select fingerprint, generation from verdicts")
+        assert (row["fingerprint"], row["generation"]) == ("old", 1)
