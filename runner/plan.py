@@ -47,7 +47,7 @@ def plan_jobs(manifest: Manifest, options: PlanOptions | None = None) -> list[Pl
     # sqlite-utils is imported only for a batch that has a database, so that planning a
     # new batch stays fast.
     if not (manifest.output_dir / "state.db").is_file():
-        return reconcile(jobs, None, options)
+        return reconcile(jobs, None, options, output_dir=manifest.output_dir)
     from runner.store import Store
 
     store = Store.open_existing(manifest.output_dir)

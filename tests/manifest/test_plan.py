@@ -30,6 +30,14 @@ shots:
   - {id: altered-shot, prompt: dunes}
 """
 
+TWO_SHOTS = """
+version: 1
+output_dir: batch
+shots:
+  - {id: one, prompt: waves}
+  - {id: two, prompt: dunes}
+"""
+
 SHARED = """
 version: 1
 output_dir: batch
@@ -255,3 +263,21 @@ def test_run_selects_a_shot_named_in_another_case(
         2,
         "error: 1 task(s) would be submitted, more than --max-new 0; nothing was sent\n",
     )
+
+
+def test_plan_without_a_database_takes_clips_back_from_their_sidecars(
+    write_manifest: WriteManifest, workdir: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """A batch whose state.db was lost: plan shows fetch (take the clip back), not submit."""
+    write_manifest(TWO_SHOTS)
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "run", "m.yaml", "--simulate"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    for leftover in (workdir / "batch").glob("state.db*"):
+        leftover.unlink()
+    assert _actions(run_cli) == {"one": "fetch", "two": "fetch"}
