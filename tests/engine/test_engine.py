@@ -40,8 +40,9 @@ def _manifest(out_dir: Path, *prompts: str) -> Manifest:
     )
 
 
-async def _run(manifest: Manifest, store: Store, client: ApiClient, **options: Any) -> RunResult:
-    engine = Engine(
+def _engine(manifest: Manifest, store: Store, client: ApiClient, **options: Any) -> Engine:
+    """An engine over the whole manifest, polling fast, as a simulated run."""
+    return Engine(
         store=store,
         client=client,
         planned=reconcile(expand_jobs(manifest), store),
@@ -50,7 +51,10 @@ async def _run(manifest: Manifest, store: Store, client: ApiClient, **options: A
         request_body=request_body,
         provenance_request=provenance_request,
     )
-    return await engine.run()
+
+
+async def _run(manifest: Manifest, store: Store, client: ApiClient, **options: Any) -> RunResult:
+    return await _engine(manifest, store, client, **options).run()
 
 
 async def test_submitting_row_at_start_is_sent_again_with_the_same_key(
@@ -156,15 +160,7 @@ async def test_a_429_after_a_lost_answer_keeps_the_key_across_a_crash(
 ) -> None:
     """Lost answer, then 429, then kill -9: the next run sends the same key, not a new attempt."""
     manifest = _manifest(out_dir, "waves")
-    engine = Engine(
-        store=store,
-        client=_LostThenRateLimited(sim.base_url, "k"),
-        planned=reconcile(expand_jobs(manifest), store),
-        options=RunOptions(poll_interval=0.05),
-        context=RunContext(manifest=manifest, api_base="http://sim/v1", simulated=True),
-        request_body=request_body,
-        provenance_request=provenance_request,
-    )
+    engine = _engine(manifest, store, _LostThenRateLimited(sim.base_url, "k"))
     running = asyncio.ensure_future(engine.run())
     await asyncio.wait_for(engine.client.rate_limited.wait(), 10)  # type: ignore[attr-defined]
     await asyncio.sleep(0.05)
@@ -553,15 +549,7 @@ async def test_a_stop_while_a_create_could_not_connect_leaves_it_pending(
 ) -> None:
     """Ctrl-C in the back-off after a connect error: pending, so no false possible duplicate."""
     manifest = _manifest(out_dir, "waves")
-    engine = Engine(
-        store=store,
-        client=_CannotConnect(sim.base_url, "k"),
-        planned=reconcile(expand_jobs(manifest), store),
-        options=RunOptions(poll_interval=0.05),
-        context=RunContext(manifest=manifest, api_base="http://sim/v1", simulated=True),
-        request_body=request_body,
-        provenance_request=provenance_request,
-    )
+    engine = _engine(manifest, store, _CannotConnect(sim.base_url, "k"))
     running = asyncio.ensure_future(engine.run())
     await asyncio.wait_for(engine.client.tried.wait(), 10)  # type: ignore[attr-defined]
     await asyncio.sleep(0.05)
