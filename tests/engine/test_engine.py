@@ -6,13 +6,21 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runner.api.client import ApiClient, Downloaded
-from runner.api.errors import AuthError, NotFound, RateLimited, Rejected, TransientError
+from runner.api.errors import (
+    ApiError,
+    AuthError,
+    NotFound,
+    RateLimited,
+    Rejected,
+    TransientError,
+)
 from runner.delivery import clip_relpath, part_of
 from runner.engine import Engine, RunContext, RunOptions
 from runner.errors import ConfigError, Interrupted, ShotrunnerError, Unreachable
@@ -493,12 +501,33 @@ async def test_a_create_answered_task_not_exist_is_a_new_attempt(
     assert create.headers["idempotency-key"].endswith("-g1-a2")
 
 
-class _NoSuchRoute(ApiClient):
-    """A client pointed at a base without the version prefix: every create is a plain 404."""
+class _CreatesRaise(ApiClient):
+    """A client whose every create fails with a fresh ``error()`` before reaching a service."""
+
+    def __init__(self, base_url: str, error: Callable[[], ApiError]) -> None:
+        super().__init__(base_url, "k")
+        self.error = error
+        self.tried = asyncio.Event()
 
     async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
-        await asyncio.sleep(0)
-        raise NotFound("POST http://x/videos: HTTP 404 Not Found: empty body", status=404)
+        await asyncio.sleep(0)  # a real create waits for the network
+        self.tried.set()
+        raise self.error()
+
+
+def _no_such_route() -> ApiError:
+    """What a base without the version prefix answers every create: a plain 404."""
+    return NotFound("POST http://x/videos: HTTP 404 Not Found: empty body", status=404)
+
+
+def _cannot_connect() -> ApiError:
+    """A create that never left the machine (connection refused)."""
+    return TransientError("ConnectError: connection refused (not sent)", sent=False)
+
+
+def _key_refused() -> ApiError:
+    """A create answered 401, as the client words it."""
+    return AuthError("the API refused the key: POST http://x/v1/videos: HTTP 401", status=401)
 
 
 async def test_a_404_on_create_stops_the_run_about_the_api_base_failing_nothing(
@@ -506,7 +535,7 @@ async def test_a_404_on_create_stops_the_run_about_the_api_base_failing_nothing(
 ) -> None:
     """A route that does not exist: exit 2 about --api-base; every job stays pending."""
     manifest = _manifest(out_dir, "waves", "dunes")
-    async with _NoSuchRoute(sim.base_url, "k") as client:
+    async with _CreatesRaise(sim.base_url, _no_such_route) as client:
         with pytest.raises(ConfigError) as caught:
             await _run(manifest, store, client)
     assert "--api-base" in caught.value.message and "/v1" in caught.value.message
@@ -537,25 +566,12 @@ async def test_a_create_whose_answers_keep_getting_lost_is_sent_three_times_in_a
     assert result.possible_duplicates == ["s00/1 (3 creates sent)"]
 
 
-class _CannotConnect(ApiClient):
-    """A client whose creates never leave the machine (connection refused)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.tried = asyncio.Event()
-
-    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
-        await asyncio.sleep(0)
-        self.tried.set()
-        raise TransientError("ConnectError: connection refused (not sent)", sent=False)
-
-
 async def test_a_stop_while_a_create_could_not_connect_leaves_it_pending(
     sim: RunningSim, store: Store, out_dir: Path
 ) -> None:
     """Ctrl-C in the back-off after a connect error: pending, so no false possible duplicate."""
     manifest = _manifest(out_dir, "waves")
-    engine = _engine(manifest, store, _CannotConnect(sim.base_url, "k"))
+    engine = _engine(manifest, store, _CreatesRaise(sim.base_url, _cannot_connect))
     running = asyncio.ensure_future(engine.run())
     await asyncio.wait_for(engine.client.tried.wait(), 10)  # type: ignore[attr-defined]
     await asyncio.sleep(0.05)
@@ -577,7 +593,7 @@ async def test_an_unreachable_api_stops_the_run_leaving_jobs_pending(
 ) -> None:
     """Connect errors fail no job: after the outage limit the run stops, jobs still pending."""
     manifest = _manifest(out_dir, "waves", "dunes")
-    async with _CannotConnect(sim.base_url, "k") as client:
+    async with _CreatesRaise(sim.base_url, _cannot_connect) as client:
         with pytest.raises(Unreachable) as caught:
             await _run(manifest, store, client, unreachable_after=0.5)
     assert caught.value.exit_code == 1
@@ -588,19 +604,11 @@ async def test_an_unreachable_api_stops_the_run_leaving_jobs_pending(
     }
 
 
-class _KeyRefused(ApiClient):
-    """A client whose creates are answered 401, as the client words it."""
-
-    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
-        await asyncio.sleep(0)
-        raise AuthError("the API refused the key: POST http://x/v1/videos: HTTP 401", status=401)
-
-
 async def test_a_refused_key_is_reported_once_with_what_to_check(
     sim: RunningSim, store: Store, out_dir: Path
 ) -> None:
     """401: exit 2 with one 'refused the key' and the variable to check, not the phrase twice."""
-    async with _KeyRefused(sim.base_url, "k") as client:
+    async with _CreatesRaise(sim.base_url, _key_refused) as client:
         with pytest.raises(ConfigError) as caught:
             await _run(_manifest(out_dir, "waves"), store, client)
     assert caught.value.message.count("refused the key") == 1
