@@ -69,14 +69,6 @@ class Interrupted(ShotrunnerError):
     exit_code = ExitCode.INTERRUPTED
 
 
-def combine_exit_codes(codes: Sequence[int]) -> int:
-    """When several outcomes apply, the first of 130, 2, 1 wins (SPEC.md)."""
-    for code in (ExitCode.INTERRUPTED, ExitCode.BAD_INPUT, ExitCode.JOBS_FAILED):
-        if code in codes:
-            return int(code)
-    return int(ExitCode.OK)
-
-
 def exit_code_for(error: BaseException) -> int:
     """The exit code for an exception that reached the CLI."""
     if isinstance(error, ShotrunnerError):

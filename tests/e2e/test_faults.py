@@ -109,7 +109,10 @@ def test_without_idempotency_every_extra_task_is_flagged(
 def test_expired_links_are_refreshed(
     start_sim: StartSim, batch: Batch, run_batch: RunBatch
 ) -> None:
-    """With links that expire almost at once, the clips still arrive (fresh URLs asked)."""
+    """With links that expire within half a second, the clips still arrive whole.
+
+    The fresh-URL path itself (a 403 on the download, the task asked again) is proved
+    in-process by tests/engine/test_engine.py::test_expired_link_is_replaced_by_a_fresh_one."""
     sim = start_sim(url_ttl=0.5, clip_bytes=64_000)
     result = run_batch(sim.base_url)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -67,16 +67,26 @@ def test_sigint_exits_130_quickly_and_the_next_run_resumes(
     assert sim.recorder.tasks_created == 4
 
 
-def test_sigterm_is_an_interruption_too(start_sim: StartSim, batch: Batch) -> None:
-    """SIGTERM stops a run like Ctrl-C: exit 130, state saved."""
+def test_sigterm_is_an_interruption_too(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """SIGTERM stops a run like Ctrl-C: exit 130 within seconds, state saved, and the next run
+    collects the same tasks."""
     sim = start_sim(job_seconds=2.0)
     process = _start_run(batch, sim.base_url)
     _wait_for_line(process, " queued")
     process.terminate()
+    started = time.monotonic()
     process.communicate(timeout=10)
+    assert time.monotonic() - started < 3
     assert process.returncode == 130
     states = {r["state"] for r in batch.renders()}
-    assert states <= {"pending", "submitting", "queued", "running"}
+    assert states and states <= {"pending", "submitting", "queued", "running"}
+    created = sim.recorder.tasks_created
+    result = run_batch(sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(batch.clips()) == 4
+    assert sim.recorder.tasks_created == 4 >= created
 
 
 @pytest.fixture

@@ -294,10 +294,6 @@ def test_a_rejection_does_not_outlive_an_edit_of_its_shot(
         assert store.verdicts() == {}
 
 
-def _prompts() -> dict[str, str]:
-    return {f"s{i:02d}": f"shot number {i}, waves at dusk" for i in range(1, 5)}
-
-
 def test_plan_reads_the_store_without_writing_it(
     sim: RunningSim, batch: Batch, run_batch: RunBatch
 ) -> None:
