@@ -91,12 +91,12 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
     outcome = _Outcome()
     run_id: str | None = None
     try:
-        _check_kind(store, settings.simulate)
-        _check_bases(store, SIMULATOR_BASE if settings.simulate else public_base(settings.api_base))
-        plan = dataclasses.replace(settings.plan, simulated=settings.simulate)
-        planned = reconcile(jobs, store, plan)
         # A simulated run's base is known once its simulator starts (only if needed).
         base = SIMULATOR_BASE if settings.simulate else public_base(settings.api_base)
+        _check_kind(store, settings.simulate)
+        _check_bases(store, base)
+        plan = dataclasses.replace(settings.plan, simulated=settings.simulate)
+        planned = reconcile(jobs, store, plan)
         context = RunContext(manifest=manifest, api_base=base, simulated=settings.simulate)
         run_id = store.start_run(
             manifest=manifest.display_path,

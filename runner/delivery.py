@@ -105,15 +105,13 @@ def move_to_history(clip: Path, label: str) -> Path | None:
     return target
 
 
-def place(part: Path, final: Path) -> tuple[int, int]:
-    """Rename a whole part file into place; returns (size, mtime_ns) as written.
+def place(part: Path, final: Path) -> None:
+    """Rename a whole part file into place.
 
     No fsync: a killed process loses nothing the OS already holds, and a clip damaged by a
     power cut fails the size check and is fetched again.
     """
     os.replace(part, final)
-    stat = final.stat()
-    return stat.st_size, stat.st_mtime_ns
 
 
 def copy_to_part(source: Path, final: Path) -> Path:
@@ -140,10 +138,16 @@ def read_sidecar(clip: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def history_label(fingerprint: str, generation: object) -> str:
+    """How ``.history/`` names a render's clip: the same for every writer, so that undoing
+    an edit finds the clip filed by the edit."""
+    return f"{fingerprint[:12]}-g{generation}"
+
+
 def history_candidates(clip: Path, fingerprint: str, generation: int) -> list[Path]:
     """Clips in ``.history/`` next to ``clip`` that ``move_to_history`` filed for a render."""
     history = clip.parent / HISTORY
     if not history.is_dir():
         return []
-    label = f"{fingerprint[:12]}-g{generation}"
+    label = history_label(fingerprint, generation)
     return sorted(history.glob(f"{clip.stem}.{label}*{clip.suffix}"))

@@ -113,7 +113,3 @@ class Job:
     def key(self) -> str:
         """Stable name of the job in the store and in messages: ``<shot-id>/<take>``."""
         return f"{self.shot.id}/{self.take}"
-
-    @property
-    def clip_name(self) -> str:
-        return f"take-{self.take}.mp4"

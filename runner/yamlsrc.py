@@ -127,13 +127,6 @@ def resolve_plain(text: str) -> Any:
     return text
 
 
-class _Problem(Exception):
-    def __init__(self, node: yaml.Node, message: str) -> None:
-        super().__init__(message)
-        self.node = node
-        self.message = message
-
-
 def _pos(node: yaml.Node) -> Position:
     mark = node.start_mark
     return Position(mark.line + 1, mark.column + 1)

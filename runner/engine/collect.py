@@ -30,8 +30,6 @@ class CollectMixin(EngineBase):
 
     async def _fetch(self, work: Work) -> None:
         """A done render with jobs whose clip is missing: copy it, or fetch it again."""
-        if self._deliver_locally(work):
-            return
         await self._collect(work, None)
 
     async def _collect(self, work: Work, task: Task | None) -> None:

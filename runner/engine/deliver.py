@@ -14,6 +14,7 @@ from runner.delivery import (
     clip_relpath,
     copy_to_part,
     history_candidates,
+    history_label,
     matches,
     move_to_history,
     part_of,
@@ -71,7 +72,7 @@ class DeliverMixin(EngineBase):
                 and row.delivered
                 and clip_intact(self.output_dir, row, verify=self.options.verify)
             ):
-                return self.output_dir / clip_relpath(item.job.shot.id, item.job.take)
+                return self._final(item.job)
         return None
 
     def _deliver_all(self, work: Work, source: Path) -> None:
@@ -115,9 +116,9 @@ class DeliverMixin(EngineBase):
             return
         sidecar = read_sidecar(final) or {}
         if row.file_fingerprint is not None and row.file == clip_relpath(row.shot, row.take):
-            label = f"{row.file_fingerprint[:12]}-g{row.file_generation}"
+            label = history_label(row.file_fingerprint, row.file_generation)
         elif sidecar.get("fingerprint"):
-            label = f"{str(sidecar['fingerprint'])[:12]}-g{sidecar.get('generation', 1)}"
+            label = history_label(str(sidecar["fingerprint"]), sidecar.get("generation", 1))
         else:
             label = "unknown"
         moved = move_to_history(final, label)

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runner import __version__
-from runner.delivery import HISTORY, clip_relpath, place, sidecar_of, write_sidecar
+from runner.delivery import (
+    HISTORY,
+    clip_relpath,
+    history_label,
+    place,
+    sidecar_of,
+    write_sidecar,
+)
 from runner.engine.base import EngineBase
 from runner.engine.work import Work
 from runner.reconcile import PlannedJob, earlier_renders
@@ -37,7 +44,7 @@ class EarlierMixin(EngineBase):
         shot, take = work.earlier
         render = work.render
         final = self.output_dir / clip_relpath(shot, take)
-        label = f"{render.fingerprint[:12]}-g{render.generation}"
+        label = history_label(render.fingerprint, render.generation)
         return final.parent / HISTORY / f"{final.stem}.{label}{final.suffix}"
 
     def _keep_earlier(self, work: Work, part: Path) -> Path:
