@@ -27,6 +27,9 @@ JOB_STATES: tuple[JobState, ...] = (
     "failed",
 )
 
+#: States of a job whose task is being created or is on the service: polled, never resubmitted.
+IN_FLIGHT_STATES: tuple[JobState, ...] = ("submitting", "queued", "running", "downloading")
+
 #: Plan actions (SPEC.md).
 Action = Literal["submit", "resume", "skip", "fetch", "retry", "hold"]
 ACTIONS: tuple[Action, ...] = ("submit", "resume", "skip", "fetch", "retry", "hold")

@@ -25,12 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.delivery import clip_intact, clip_relpath, read_sidecar
-from runner.model import Action, Job, JobState
+from runner.model import IN_FLIGHT_STATES, Action, Job, JobState
 
 if TYPE_CHECKING:
     from runner.store import JobRow, RenderRow, Store
-
-IN_FLIGHT: frozenset[str] = frozenset({"submitting", "queued", "running", "downloading"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +232,7 @@ def _apply_render(
     item.creates_sent = render.creates_sent
     if render.state == "pending":
         item.action = "submit"
-    elif render.state in IN_FLIGHT:
+    elif render.state in IN_FLIGHT_STATES:
         item.action = "resume"
     elif render.state == "failed":
         item.action = "retry" if options.retry_failed else "hold"

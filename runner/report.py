@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from runner.errors import InputError
 from runner.jobs import fingerprint
-from runner.model import Manifest, Shot
+from runner.model import IN_FLIGHT_STATES, Manifest, Shot
 
 Status = Literal["done", "failed", "in_flight", "not_started"]
 Verdict = Literal["picked", "rejected"]
@@ -42,7 +42,6 @@ STATUS_LABELS: dict[Status, str] = {
     "in_flight": "in flight",
     "not_started": "not started",
 }
-_IN_FLIGHT_STATES = frozenset({"submitting", "queued", "running", "downloading"})
 REPORT_NAME = "index.html"
 
 
@@ -160,7 +159,7 @@ def status_of(state: str) -> Status:
         return "done"
     if state == "failed":
         return "failed"
-    if state in _IN_FLIGHT_STATES:
+    if state in IN_FLIGHT_STATES:
         return "in_flight"
     return "not_started"
 

@@ -33,13 +33,12 @@ import sqlite_utils
 from sqlite_utils.db import Table
 
 from runner.errors import InputError
-from runner.model import JobState
+from runner.model import IN_FLIGHT_STATES, JobState
 
 STATE_DB = "state.db"
 #: The API base recorded for renders of the in-process simulator (its port changes each run).
 SIMULATOR_BASE = "simulator"
 #: Render states whose task the service may still be rendering or holding for download.
-IN_FLIGHT_STATES = ("submitting", "queued", "running", "downloading")
 
 RenderKey = tuple[str, int]
 JobKey = tuple[str, int]

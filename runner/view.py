@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from runner.model import JOB_STATES
+from runner.model import IN_FLIGHT_STATES, JOB_STATES
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 #: Jobs listed in the live view at most (the rest are counted).
 LIVE_ROWS = 12
-_ACTIVE = ("submitting", "queued", "running", "downloading")
 
 
 @dataclass(slots=True)
@@ -230,7 +229,7 @@ class LiveView(View):
         table.add_column("state")
         table.add_column("progress", justify="right")
         table.add_column("")
-        active = [label for label, state in self.states.items() if state in _ACTIVE]
+        active = [label for label, state in self.states.items() if state in IN_FLIGHT_STATES]
         for label in active[:LIVE_ROWS]:
             progress = self.progress_of.get(label)
             table.add_row(

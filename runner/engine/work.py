@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from runner.model import IN_FLIGHT_STATES
 from runner.reconcile import PlannedJob
 from runner.store import SIMULATOR_BASE, JobRow, RenderRow
 from runner.view import PlanSummary
@@ -103,7 +104,7 @@ def kind_of(work: Work, retry_failed: bool) -> Kind:
     actions = {item.action for item in work.jobs}
     if state == "pending" or "submit" in actions:
         return "submit"
-    if state in ("submitting", "queued", "running", "downloading"):
+    if state in IN_FLIGHT_STATES:
         return "resume"
     if state == "failed":
         return "resume" if retry_failed else "none"
