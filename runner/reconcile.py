@@ -148,6 +148,16 @@ class EarlierRender:
     take: int
 
 
+def asks_task_first(render: RenderRow) -> bool:
+    """A failed render whose task is kept (timed out, or its clip not downloaded): retried,
+    its task is asked first, and only a lost or failed task is submitted again."""
+    return (
+        render.state == "failed"
+        and render.task_id is not None
+        and render.error_code in ("timeout", "download")
+    )
+
+
 def earlier_renders(
     store: Store, planned: Sequence[PlannedJob], manifest_jobs: Iterable[tuple[str, int]]
 ) -> list[EarlierRender]:
@@ -236,7 +246,7 @@ def _apply_render(
         item.action = "resume"
     elif render.state == "failed":
         item.action = "retry" if options.retry_failed else "hold"
-        if options.retry_failed and render.task_id and render.error_code in ("timeout", "download"):
+        if options.retry_failed and asks_task_first(render):
             # Its task is asked first (a clip that finished late is collected): not paid for.
             item.action = "resume"
     else:

@@ -20,8 +20,9 @@ from runner.engine.deliver import DeliverMixin
 from runner.engine.earlier import EarlierMixin
 from runner.engine.follow import FollowMixin
 from runner.engine.submit import SubmitMixin
-from runner.engine.work import Work, asks_task_first, kind_of
+from runner.engine.work import Work, kind_of
 from runner.errors import InputError, Interrupted
+from runner.reconcile import asks_task_first
 from runner.view import RunResult
 
 #: How long a create already on the wire may take to record its answer after a signal.

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from runner.model import IN_FLIGHT_STATES
-from runner.reconcile import PlannedJob
+from runner.reconcile import PlannedJob, asks_task_first
 from runner.store import SIMULATOR_BASE, JobRow, RenderRow
 from runner.view import PlanSummary
 
@@ -109,16 +109,6 @@ def kind_of(work: Work, retry_failed: bool) -> Kind:
     if state == "failed":
         return "resume" if retry_failed else "none"
     return "fetch" if "fetch" in actions else "none"
-
-
-def asks_task_first(render: RenderRow) -> bool:
-    """A failed render whose task is kept (timed out, or its clip not downloaded): retried,
-    its task is asked first, and only a lost or failed task is submitted again."""
-    return (
-        render.state == "failed"
-        and render.task_id is not None
-        and render.error_code in ("timeout", "download")
-    )
 
 
 def summarise(works: Sequence[Work], retry_failed: bool) -> PlanSummary:
