@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
+from runner.delivery import clip_relpath
 from runner.errors import InputError
 from runner.jobs import fingerprint
 from runner.model import IN_FLIGHT_STATES, Manifest, Shot
@@ -166,7 +167,7 @@ def status_of(state: str) -> Status:
 
 def clip_path(output_dir: Path, shot_id: str, take: int) -> Path:
     """Where a take's clip lives in the batch folder (SPEC.md)."""
-    return output_dir / shot_id / f"take-{take}.mp4"
+    return output_dir / clip_relpath(shot_id, take)
 
 
 def collect(manifest: Manifest, store: ReviewStore | None) -> ReportData:
