@@ -6,7 +6,9 @@ database is never created; without one every job is new). ``check_shot_ids`` ref
 the manifest does. ``plan`` and ``status`` share the table and SPEC.md's JSON document:
 ``plan`` shows each job's action and sums by action, ``status`` shows states and sums by
 state. Both count what would be paid for per render (fingerprint and generation), since jobs
-that share a fingerprint share one task. Knows nothing of HTTP.
+that share a fingerprint share one task. ``plan`` also lists the earlier renders still in
+flight (of shots edited or removed since) that ``run`` would collect into ``.history/``.
+Knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from runner.delivery import HISTORY
 from runner.errors import InputError
 from runner.jobs import expand_jobs
 from runner.model import ACTIONS, ASSUMED_SECONDS, JOB_STATES, Manifest
-from runner.reconcile import PlannedJob, PlanOptions, reconcile
+from runner.reconcile import EarlierRender, PlannedJob, PlanOptions, earlier_renders, reconcile
 from runner.schema import closest
 
 #: Actions that would pay for a render.
@@ -42,20 +45,35 @@ def plan_jobs(manifest: Manifest, options: PlanOptions | None = None) -> list[Pl
     Raises ``InputError`` when ``options`` name a shot the manifest lacks, and when the
     batch's state database cannot be read.
     """
+    return plan_batch(manifest, options)[0]
+
+
+def plan_batch(
+    manifest: Manifest, options: PlanOptions | None = None
+) -> tuple[list[PlannedJob], list[EarlierRender]]:
+    """``plan_jobs``, and the earlier renders in flight that ``run`` would collect.
+
+    Those are renders no job of the manifest points at any more (a shot edited or removed,
+    fewer takes) whose tasks may be paid for: ``run`` follows them and keeps their clips in
+    ``.history/``, or, without a task id, reports them as possibly billed.
+    """
     options = check_shot_ids(manifest, options or PlanOptions())
     jobs = expand_jobs(manifest)
     # sqlite-utils is imported only for a batch that has a database, so that planning a
     # new batch stays fast.
     if not (manifest.output_dir / "state.db").is_file():
-        return reconcile(jobs, None, options, output_dir=manifest.output_dir)
+        return reconcile(jobs, None, options, output_dir=manifest.output_dir), []
     from runner.store import Store
 
     store = Store.open_existing(manifest.output_dir)
+    if store is None:
+        return reconcile(jobs, None, options, output_dir=manifest.output_dir), []
     try:
-        return reconcile(jobs, store, options)
+        planned = reconcile(jobs, store, options)
+        keys = [(job.shot.id, job.take) for job in jobs]
+        return planned, earlier_renders(store, planned, keys)
     finally:
-        if store is not None:
-            store.close()
+        store.close()
 
 
 def check_shot_ids(manifest: Manifest, options: PlanOptions) -> PlanOptions:
@@ -144,15 +162,63 @@ def job_entry(p: PlannedJob, *, with_action: bool) -> dict[str, Any]:
 
 
 def jobs_document(
-    manifest: Manifest, planned: Sequence[PlannedJob], *, with_action: bool
+    manifest: Manifest,
+    planned: Sequence[PlannedJob],
+    *,
+    with_action: bool,
+    earlier: Sequence[EarlierRender] | None = None,
 ) -> dict[str, Any]:
-    """``{"manifest", "output_dir", "jobs": [...], "summary": {...}}``, null for no value."""
-    return {
+    """``{"manifest", "output_dir", "jobs": [...], "summary": {...}}``, null for no value.
+
+    Given ``earlier`` (``plan``), the document also lists them as ``"earlier_renders"`` and
+    the summary counts those to collect and those possibly billed.
+    """
+    document: dict[str, Any] = {
         "manifest": manifest.display_path,
         "output_dir": str(manifest.output_dir),
         "jobs": [job_entry(p, with_action=with_action) for p in planned],
         "summary": summary(planned, with_action=with_action),
     }
+    if earlier is not None:
+        document["earlier_renders"] = [earlier_entry(e) for e in earlier]
+        collected, billed = _earlier_counts(earlier)
+        document["summary"]["earlier_to_collect"] = collected
+        document["summary"]["possibly_billed"] = billed
+    return document
+
+
+def earlier_entry(earlier: EarlierRender) -> dict[str, Any]:
+    """One earlier render as ``plan --json`` lists it: the job it was last bound to, its
+    render, and what ``run`` does with it (``"collect"`` into ``.history/``, or
+    ``"possibly_billed"`` for a create that got no answer)."""
+    render = earlier.render
+    return {
+        "shot": earlier.shot,
+        "take": earlier.take,
+        "fingerprint": render.fingerprint,
+        "generation": render.generation,
+        "state": render.state,
+        "action": "collect" if render.task_id is not None else "possibly_billed",
+        "attempts": render.attempt,
+        "task_id": render.task_id,
+        "progress": render.progress,
+        "history": f"{earlier.shot}/{HISTORY}/" if render.task_id is not None else None,
+        "possible_duplicate": render.possible_duplicate,
+        "note": earlier_note(earlier),
+    }
+
+
+def earlier_note(earlier: EarlierRender) -> str:
+    """What ``run`` does with an earlier render, in the words of its plan line."""
+    if earlier.render.task_id is None:
+        return "create got no answer: not sent again, possibly billed"
+    return f"in flight: will be collected into {earlier.shot}/{HISTORY}/"
+
+
+def _earlier_counts(earlier: Sequence[EarlierRender]) -> tuple[int, int]:
+    """How many earlier renders ``run`` would collect, and how many are possibly billed."""
+    billed = sum(1 for e in earlier if e.render.task_id is None)
+    return len(earlier) - billed, billed
 
 
 def display_dir(manifest: Manifest) -> str:
@@ -161,11 +227,18 @@ def display_dir(manifest: Manifest) -> str:
     return str(manifest.output_dir) if relative.startswith("..") else relative
 
 
-def render_table(manifest: Manifest, planned: Sequence[PlannedJob], *, with_action: bool) -> str:
+def render_table(
+    manifest: Manifest,
+    planned: Sequence[PlannedJob],
+    *,
+    with_action: bool,
+    earlier: Sequence[EarlierRender] = (),
+) -> str:
     """A plain-text table, one row per job, then a summary line.
 
     A length the manifest leaves unset shows as the length it is counted at, marked, with a
-    footnote under the table: the service's default may differ.
+    footnote under the table: the service's default may differ. Earlier renders in flight
+    follow the table in one of their own, and the summary line counts them as ``run``'s does.
     """
     last = "ACTION" if with_action else "STATE"
     header = ("SHOT", "TAKE", "MODE", "SECONDS", "FINGERPRINT", last)
@@ -188,9 +261,42 @@ def render_table(manifest: Manifest, planned: Sequence[PlannedJob], *, with_acti
     lines = format_columns(rows)
     if any(p.job.shot.seconds is None for p in planned):
         lines.append(ASSUMED_NOTE)
+    if earlier:
+        lines += ["", EARLIER_HEADING, *_earlier_table(earlier)]
     lines.append("")
-    lines.append(summary_line(manifest, planned, with_action=with_action))
+    lines.append(summary_line(manifest, planned, with_action=with_action) + earlier_line(earlier))
     return "\n".join(lines)
+
+
+#: Above the table of earlier renders in ``plan``'s text.
+EARLIER_HEADING = "Earlier renders in flight (their shots were edited or removed since):"
+
+
+def _earlier_table(earlier: Sequence[EarlierRender]) -> list[str]:
+    rows = [("SHOT", "TAKE", "FINGERPRINT", "TASK", "STATE")]
+    for e in earlier:
+        render = e.render
+        rows.append(
+            (
+                e.shot,
+                str(e.take),
+                render.fingerprint[:12],
+                render.task_id or "-",
+                f"{render.state} ({earlier_note(e)})",
+            )
+        )
+    return format_columns(rows)
+
+
+def earlier_line(earlier: Sequence[EarlierRender]) -> str:
+    """The end of the summary line for earlier renders, worded as ``run``'s plan line."""
+    collected, billed = _earlier_counts(earlier)
+    line = ""
+    if collected:
+        line += f"; {collected} earlier render(s) in flight will be collected into .history/"
+    if billed:
+        line += f"; {billed} earlier create(s) got no answer: not sent again, possibly billed"
+    return line
 
 
 def format_columns(rows: Sequence[Sequence[str]]) -> list[str]:

@@ -128,16 +128,19 @@ def plan_options(command: Callable[..., R]) -> Callable[..., R]:
 def plan_cmd(manifest_path: str, out: Path | None, plan: PlanOptions, as_json: bool) -> None:
     """Show what run with the same options would do now for each job (offline).
 
-    Reads the batch's state database if there is one, and never writes it.
+    Reads the batch's state database if there is one, and never writes it. Renders still in
+    flight for shots edited or removed since are listed too: run collects them into
+    .history/.
     """
     from runner.manifest import load_manifest
-    from runner.plan import jobs_document, plan_jobs, render_table
+    from runner.plan import jobs_document, plan_batch, render_table
 
     manifest = load_manifest(manifest_path, out=out)
     for warning in manifest.warnings:
         echo_err(warning.format())
-    planned = plan_jobs(manifest, plan)
+    planned, earlier = plan_batch(manifest, plan)
     if as_json:
-        click.echo(json.dumps(jobs_document(manifest, planned, with_action=True), indent=2))
+        document = jobs_document(manifest, planned, with_action=True, earlier=earlier)
+        click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(render_table(manifest, planned, with_action=True))
+        click.echo(render_table(manifest, planned, with_action=True, earlier=earlier))

@@ -155,7 +155,10 @@ def test_plan_json_follows_the_spec(
         "possible_duplicates": 0,
         "tasks_to_submit": 3,
         "seconds_to_pay": 18,
+        "earlier_to_collect": 0,
+        "possibly_billed": 0,
     }
+    assert document["earlier_renders"] == []
 
 
 def test_validate_in_a_subprocess_exits_2_with_located_errors(tmp_path: Path) -> None:

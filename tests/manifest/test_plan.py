@@ -281,3 +281,87 @@ def test_plan_without_a_database_takes_clips_back_from_their_sidecars(
     for leftover in (workdir / "batch").glob("state.db*"):
         leftover.unlink()
     assert _actions(run_cli) == {"one": "fetch", "two": "fetch"}
+
+
+EDITED = """
+version: 1
+output_dir: batch
+shots:
+  - {id: one, prompt: waves at night}
+"""
+
+
+@pytest.fixture
+def earlier_in_flight(write_manifest: WriteManifest) -> Path:
+    """A batch whose shot one was edited while its task ran and whose shot two was removed
+    while its create had no answer yet; the manifest now holds only the edited shot one."""
+    manifest = load_manifest(write_manifest(TWO_SHOTS))
+    jobs = {job.shot.id: job for job in expand_jobs(manifest)}
+    with Store.open(manifest.output_dir) as store:
+        for shot, state, task_id in (("one", "running", "task-one"), ("two", "submitting", None)):
+            job = jobs[shot]
+            store.bind_job(None, shot, 1, job.fingerprint, 1)
+            render = store.renders()[(job.fingerprint, 1)]
+            render.state, render.task_id, render.attempt = state, task_id, 1
+            store.update_render(None, render, job=(shot, 1))
+    write_manifest(EDITED)
+    return manifest.output_dir
+
+
+def test_plan_json_lists_an_edited_shots_render_in_flight_to_collect(
+    earlier_in_flight: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """plan --json lists the edited shot's running render as collected into .history/."""
+    result = run_cli("plan", "--json", "m.yaml")
+    document = json.loads(result.stdout)
+    earlier = {e["shot"]: e for e in document["earlier_renders"]}
+    assert (earlier["one"]["action"], earlier["one"]["task_id"]) == ("collect", "task-one")
+    assert earlier["one"]["note"] == "in flight: will be collected into one/.history/"
+    assert document["summary"]["earlier_to_collect"] == 1
+
+
+def test_plan_json_lists_a_removed_shots_unanswered_create_as_possibly_billed(
+    earlier_in_flight: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """A removed shot's create without an answer is listed as possibly billed, not collected."""
+    document = json.loads(run_cli("plan", "--json", "m.yaml").stdout)
+    earlier = {e["shot"]: e for e in document["earlier_renders"]}
+    assert (earlier["two"]["action"], earlier["two"]["task_id"]) == ("possibly_billed", None)
+    assert document["summary"]["possibly_billed"] == 1
+
+
+def test_plan_text_announces_earlier_renders_as_run_does(
+    earlier_in_flight: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """The table lists each earlier render; the summary line counts them in run's words."""
+    result = run_cli("plan", "m.yaml")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    heading = lines.index("Earlier renders in flight (their shots were edited or removed since):")
+    rows = {line.split()[0]: line for line in lines[heading + 2 : heading + 4]}
+    assert rows["one"].endswith("running (in flight: will be collected into one/.history/)")
+    assert rows["two"].endswith(
+        "submitting (create got no answer: not sent again, possibly billed)"
+    )
+    assert lines[-1].endswith(
+        "; 1 earlier render(s) in flight will be collected into .history/"
+        "; 1 earlier create(s) got no answer: not sent again, possibly billed"
+    )
+
+
+def test_plan_lists_no_earlier_render_of_a_shot_left_out_by_only(
+    earlier_in_flight: Path, write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """A render in flight of a shot --only leaves out is that shot's, not an earlier one."""
+    write_manifest(TWO_SHOTS + "  - {id: three, prompt: gulls}\n")
+    document = json.loads(run_cli("plan", "--json", "m.yaml", "--only", "three").stdout)
+    assert document["earlier_renders"] == []
+
+
+def test_plan_json_of_a_new_batch_lists_no_earlier_render(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """Without a state database the list is there, empty, and nothing is counted."""
+    write_manifest(TWO_SHOTS)
+    document = json.loads(run_cli("plan", "--json", "m.yaml").stdout)
+    assert (document["earlier_renders"], document["summary"]["earlier_to_collect"]) == ([], 0)
