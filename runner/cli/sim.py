@@ -88,6 +88,32 @@ def _rate(name: str, help_text: str) -> _Decorator:
     metavar="BYTES",
     help="Send at most this many body bytes per file response, then go silent (a stall).",
 )
+@click.option(
+    "--cut-after",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="BYTES",
+    help="The first file response for each task closes after this many body bytes.",
+)
+@click.option(
+    "--expire-first-url",
+    is_flag=True,
+    help="The first download of each task's file answers 403, as an expired link.",
+)
+@click.option(
+    "--deny-polls",
+    type=click.Choice(["401", "403"]),
+    default=None,
+    metavar="STATUS",
+    help="Answer every retrieve of a task with 401 or 403 (a key revoked mid-run).",
+)
+@click.option(
+    "--create-delay",
+    type=_SECONDS,
+    default=0.0,
+    show_default=True,
+    help="Seconds to hold each create before answering it (a slow gateway).",
+)
 @click.option("--quirks", is_flag=True, help="Answer in the gateway's odder dialect.")
 @click.option("--ignore-idempotency", is_flag=True, help="Ignore Idempotency-Key headers.")
 @click.option(
@@ -105,7 +131,7 @@ def _rate(name: str, help_text: str) -> _Decorator:
 @click.option("--seed", type=int, default=None, help="Seed the random draws for repeatable runs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the base URL, no request lines.")
 @handles_errors
-def sim_cmd(quiet: bool, **knobs: Any) -> None:
+def sim_cmd(quiet: bool, deny_polls: str | None, **knobs: Any) -> None:
     """Serve the built-in simulator of the video API until interrupted.
 
     The first line on stdout is the API's base URL (for --api-base); then one line per
@@ -118,7 +144,8 @@ def sim_cmd(quiet: bool, **knobs: Any) -> None:
 
     try:
         # A long-lived server keeps no request log: memory stays flat however long it runs.
-        config = SimConfig(**knobs, record=False)
+        denied = None if deny_polls is None else int(deny_polls)
+        config = SimConfig(**knobs, deny_polls=denied, record=False)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     try:

@@ -55,6 +55,17 @@ class SimConfig:
     #: Each file response sends at most this many bytes of its body, then stays open and
     #: silent until the client hangs up (a stalled download; resuming gains this many more).
     stall_after: int | None = None
+    #: The first file response for each task sends at most this many body bytes, then the
+    #: connection closes; later responses are whole (a download broken once, mid-file).
+    cut_after: int | None = None
+    #: The first download of each task's file answers 403, as a signed URL that expired
+    #: before it was used; the task's next URL works.
+    expire_first_url: bool = False
+    #: Answer every retrieve (``GET /v1/videos/{id}``) with this status (401 or 403), as
+    #: when a key is revoked while its tasks render; creates are still accepted.
+    deny_polls: int | None = None
+    #: Hold each create this long before answering it (a slow gateway).
+    create_delay: float = 0.0
     #: Keep every request in the recorder. Long-lived servers turn it off to bound memory.
     record: bool = True
 
@@ -89,6 +100,12 @@ def config_problems(config: SimConfig) -> list[str]:
         problems.append(f"--file-rate: must be more than 0, not {config.file_rate!r}")
     if config.stall_after is not None and config.stall_after < 0:
         problems.append(f"--stall-after: must be 0 or more, not {config.stall_after!r}")
+    if config.cut_after is not None and config.cut_after < 0:
+        problems.append(f"--cut-after: must be 0 or more, not {config.cut_after!r}")
+    if config.deny_polls not in (None, 401, 403):
+        problems.append(f"--deny-polls: must be 401 or 403, not {config.deny_polls!r}")
+    if not (_is_number(config, "create_delay") and 0.0 <= config.create_delay < math.inf):
+        problems.append(f"--create-delay: must be 0 or more, not {config.create_delay!r}")
     for name in ("port", "file_port"):
         value = getattr(config, name)
         if not 0 <= value <= 65535:

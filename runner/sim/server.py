@@ -6,10 +6,14 @@ Two aiohttp listeners, so that the file host is a different origin from the API:
   Bearer auth when a token is set.
 - files: ``GET /files/{id}.mp4?exp=..&sig=..``, HMAC-signed and expiring, no auth,
   ``Range`` answered with 206. Clip bodies (here and on ``/content``) can be paced
-  (``file_rate``) or stalled after some bytes (``stall_after``).
+  (``file_rate``), stalled after some bytes (``stall_after``), or cut once per task
+  (``cut_after``); the first URL of each task can be made to answer as expired
+  (``expire_first_url``).
 
 Request-level faults are drawn per request from the seeded RNG, in this order: a 5xx (as a
-proxy would answer, before auth), auth, a 429, then the request itself. ``start_in_thread``
+proxy would answer, before auth), auth, a 429, then the request itself. ``deny_polls``
+refuses every retrieve after those, as a key revoked mid-run would; ``create_delay`` holds
+each create before any of it. ``start_in_thread``
 runs a simulator in a daemon thread for tests and ``run --simulate``; ``serve`` runs one in
 the caller's event loop for ``shotrunner sim``.
 """
@@ -70,6 +74,9 @@ class Simulator:
         self._rng = random.Random(config.seed)
         self._store: TaskStore | None = None
         self._runners: list[web.AppRunner] = []
+        # Tasks whose one cut body (cut_after) or one expired URL (expire_first_url) is spent.
+        self._cut_tasks: set[str] = set()
+        self._expired_tasks: set[str] = set()
 
     @property
     def store(self) -> TaskStore:
@@ -165,6 +172,8 @@ class Simulator:
     # ----- API handlers -------------------------------------------------------------------
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
+        if self.config.create_delay:
+            await asyncio.sleep(self.config.create_delay)
         refusal = self._gate(request)
         if refusal is not None:
             return refusal
@@ -198,7 +207,7 @@ class Simulator:
         return self._maybe_drop(request, _json(fresh))
 
     async def _retrieve(self, request: web.Request) -> web.StreamResponse:
-        task = self._known_task(request)
+        task = self._known_task(request, poll=True)
         if isinstance(task, web.Response):
             return task
         return self._task_response(task, time.time())
@@ -235,6 +244,9 @@ class Simulator:
         task = self.store.get(task_id)
         if task is None or task.phase(time.time())[0] != "completed":
             return web.Response(status=404, text="No such file.\n")
+        if self.config.expire_first_url and task_id not in self._expired_tasks:
+            self._expired_tasks.add(task_id)
+            return web.Response(status=403, text="Request has expired.\n")
         return await self._send_clip(request, task_id)
 
     async def _send_clip(self, request: web.Request, task_id: str) -> web.StreamResponse:
@@ -274,8 +286,17 @@ class Simulator:
         start: int,
         stop: int,
     ) -> None:
-        """Bytes ``[start, stop)`` of the clip, paced by ``file_rate``, cut by ``stall_after``."""
+        """Bytes ``[start, stop)`` of the clip, paced by ``file_rate``, stalled by
+        ``stall_after``, or cut short once per task by ``cut_after``."""
         config = self.config
+        cuts = (
+            config.cut_after is not None
+            and task_id not in self._cut_tasks
+            and start + config.cut_after < stop
+        )
+        if config.cut_after is not None and cuts:
+            self._cut_tasks.add(task_id)
+            stop = start + config.cut_after
         stalls = config.stall_after is not None and start + config.stall_after < stop
         if config.stall_after is not None and stalls:
             stop = start + config.stall_after
@@ -291,16 +312,28 @@ class Simulator:
                 if rate is not None:
                     # Sleep until these bytes are due, so that the rate holds on average.
                     await asyncio.sleep(max(0.0, began + sent / rate - time.monotonic()))
-        if stalls:
+        if cuts and request.transport is not None:
+            # close(), not abort(): the bytes already written reach the client, then the end
+            # of the stream, short of Content-Length.
+            request.transport.close()
+        elif stalls:
             await _until_gone(request)
 
     # ----- pieces -------------------------------------------------------------------------
 
-    def _known_task(self, request: web.Request) -> Task | web.Response:
-        """The task a request names, or the answer to give instead (a fault, 401, not found)."""
+    def _known_task(self, request: web.Request, poll: bool = False) -> Task | web.Response:
+        """The task a request names, or the answer to give instead (a fault, 401, not found).
+
+        ``poll`` marks a retrieve, which ``deny_polls`` refuses.
+        """
         refusal = self._gate(request)
         if refusal is not None:
             return refusal
+        denied = self.config.deny_polls
+        if poll and denied is not None:
+            if denied == 401:
+                return self._error(401, "invalid_api_key", "Invalid or missing API key.")
+            return self._error(403, "permission_denied", "This key may not read this task.")
         task = self.store.get(request.match_info["task_id"])
         return self._not_found() if task is None else task
 

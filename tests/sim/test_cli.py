@@ -88,6 +88,9 @@ def test_sim_passes_its_knobs_to_the_simulator(launch: Launch) -> None:
         ["--clip-bytes", "-5"],
         ["--file-rate", "0"],
         ["--stall-after", "-1"],
+        ["--cut-after", "-1"],
+        ["--deny-polls", "404"],
+        ["--create-delay", "-1"],
         ["--port", "70000"],
         ["--fail-rate", "0.6", "--refuse-rate", "0.6"],
     ],
@@ -144,3 +147,14 @@ def test_sim_exits_2_when_the_state_file_cannot_be_opened(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["sim", "--port", "0", "--state", str(state)])
     assert result.exit_code == 2
     assert "cannot use the state file" in result.output
+
+
+def test_sim_passes_deny_polls_to_the_simulator(launch: Launch) -> None:
+    """--deny-polls 403 reaches the simulator: a create works, a retrieve answers 403."""
+    process = launch("--quiet", "--deny-polls", "403")
+    base_url = _base_url(process)
+    task = httpx.post(f"{base_url}/videos", json={"model": "omni-fast", "prompt": "p"}).json()
+    assert httpx.get(f"{base_url}/videos/{task['id']}").status_code == 403
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=10)
+    assert process.returncode == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -93,3 +95,30 @@ def test_a_dropped_create_can_be_found_again_by_its_idempotency_key(
             continue
     assert answers and set(answers) == {sim.recorder.creates()[0].task_id}
     assert sim.recorder.tasks_created == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_deny_polls_refuses_retrieves_but_takes_creates(
+    start_sim: StartSim, connect: Connect, status: int
+) -> None:
+    """With deny_polls, creates make tasks and every retrieve answers that status."""
+    sim = start_sim(deny_polls=status)
+    client = connect(sim)
+    created = create(client)
+    assert created.status_code == 200
+    assert client.get(f"/videos/{created.json()['id']}").status_code == status
+    assert client.get("/videos/video_unknown").status_code == status
+
+
+def test_create_delay_holds_each_create_before_answering(
+    start_sim: StartSim, connect: Connect
+) -> None:
+    """With create_delay 0.3, a create is answered no sooner than 0.3 s after it is sent."""
+    sim = start_sim(create_delay=0.3)
+    client = connect(sim)
+    began = time.monotonic()
+    assert create(client).status_code == 200
+    assert time.monotonic() - began >= 0.3
+    began = time.monotonic()
+    assert client.get("/videos/video_unknown").status_code == 404
+    assert time.monotonic() - began < 0.3

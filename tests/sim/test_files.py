@@ -257,3 +257,42 @@ def test_a_range_shorter_than_stall_after_is_not_stalled(
     url = _done(connect(sim))["video_url"]
     response = httpx.get(url, headers={"Range": "bytes=0-499"}, timeout=2)
     assert (response.status_code, len(response.content)) == (206, 500)
+
+
+def test_cut_after_closes_the_first_response_short_then_serves_whole(
+    start_sim: StartSim, connect: Connect
+) -> None:
+    """With cut_after, a task's first body ends after that many bytes; the next is whole."""
+    sim = start_sim(job_seconds=0.0, clip_bytes=50_000, cut_after=1_000)
+    task = _done(connect(sim))
+    received = b""
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream("GET", task["video_url"], timeout=5) as response,
+    ):
+        for chunk in response.iter_bytes():
+            received += chunk
+    assert received == clip_bytes_of(task["id"], 50_000)[:1_000]
+    assert len(httpx.get(task["video_url"], timeout=5).content) == 50_000
+
+
+def test_cut_after_counts_from_the_start_of_a_range(start_sim: StartSim, connect: Connect) -> None:
+    """A first response that is a range is cut that many bytes past its start."""
+    sim = start_sim(job_seconds=0.0, clip_bytes=50_000, cut_after=1_000)
+    task = _done(connect(sim))
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(task["video_url"], headers={"Range": "bytes=2000-"}, timeout=5)
+    whole = httpx.get(task["video_url"], headers={"Range": "bytes=2000-"}, timeout=5)
+    assert (whole.status_code, len(whole.content)) == (206, 48_000)
+
+
+def test_expire_first_url_refuses_each_tasks_first_download_only(
+    start_sim: StartSim, connect: Connect
+) -> None:
+    """With expire_first_url, a task's first download answers 403; the same URL then works."""
+    sim = start_sim(job_seconds=0.0, expire_first_url=True)
+    client = connect(sim)
+    first, second = _done(client), _done(client)
+    assert httpx.get(first["video_url"]).status_code == 403
+    assert httpx.get(first["video_url"]).status_code == 200
+    assert httpx.get(second["video_url"]).status_code == 403
