@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner import __version__
 from runner.api.errors import ApiError, AuthError, RateLimited, TransientError
 from runner.concurrency import AdaptiveLimit
 from runner.engine.options import RunContext, RunOptions
@@ -201,6 +202,31 @@ class EngineBase:
         )
         if event and show:
             self.view.state(work.label, work.render.state, detail)
+
+    def _sidecar_common(self, work: Work, shot: str, take: int) -> dict[str, Any]:
+        """The sidecar fields of any clip of a render, delivered or kept in ``.history/``:
+        the job, the render and its task, the clip's hash and times, where it came from.
+        Callers add what the manifest says of the shot (``model``, ``request``)."""
+        render, manifest = work.render, self.context.manifest
+        return {
+            "shot": shot,
+            "take": take,
+            "fingerprint": render.fingerprint,
+            "generation": render.generation,
+            "attempt": render.attempt,
+            "task_id": render.task_id,
+            "sha256": render.sha256,
+            "bytes": render.bytes,
+            "submitted_at": render.submitted_at,
+            "completed_at": render.completed_at,
+            "downloaded_at": render.downloaded_at,
+            "manifest": manifest.display_path,
+            "manifest_sha256": manifest.sha256,
+            "api_base": self.context.api_base,
+            "runner_version": __version__,
+            "possible_duplicate": render.possible_duplicate,
+            "simulated": self.context.simulated,
+        }
 
     async def _back_off(
         self, work: Work, errors: int, error: ApiError, what: str, code: str

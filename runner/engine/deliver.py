@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import __version__
 from runner.delivery import (
     clip_intact,
     clip_relpath,
@@ -142,25 +141,9 @@ class DeliverMixin(EngineBase):
         self.result.seconds_delivered += item.job.shot.seconds_to_pay
 
     def _sidecar(self, work: Work, item: PlannedJob) -> dict[str, Any]:
-        render, job, manifest = work.render, item.job, self.context.manifest
+        job = item.job
         return {
-            "shot": job.shot.id,
-            "take": job.take,
-            "fingerprint": render.fingerprint,
-            "generation": render.generation,
-            "attempt": render.attempt,
-            "task_id": render.task_id,
+            **self._sidecar_common(work, job.shot.id, job.take),
             "model": job.shot.model,
             "request": self._provenance_request(job.shot),
-            "sha256": render.sha256,
-            "bytes": render.bytes,
-            "submitted_at": render.submitted_at,
-            "completed_at": render.completed_at,
-            "downloaded_at": render.downloaded_at,
-            "manifest": manifest.display_path,
-            "manifest_sha256": manifest.sha256,
-            "api_base": self.context.api_base,
-            "runner_version": __version__,
-            "possible_duplicate": render.possible_duplicate,
-            "simulated": self.context.simulated,
         }

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from runner import __version__
 from runner.delivery import (
     HISTORY,
     clip_relpath,
@@ -57,31 +56,9 @@ class EarlierMixin(EngineBase):
             target = base.with_name(f"{base.stem}-{counter}{base.suffix}")
         place(part, target)
         assert work.earlier is not None
-        render = work.render
-        write_sidecar(
-            target,
-            {
-                "shot": work.earlier[0],
-                "take": work.earlier[1],
-                "fingerprint": render.fingerprint,
-                "generation": render.generation,
-                "attempt": render.attempt,
-                "task_id": render.task_id,
-                # The manifest no longer describes this render.
-                "model": None,
-                "request": None,
-                "earlier_render": True,
-                "sha256": render.sha256,
-                "bytes": render.bytes,
-                "submitted_at": render.submitted_at,
-                "completed_at": render.completed_at,
-                "downloaded_at": render.downloaded_at,
-                "manifest": self.context.manifest.display_path,
-                "manifest_sha256": self.context.manifest.sha256,
-                "api_base": self.context.api_base,
-                "runner_version": __version__,
-                "possible_duplicate": render.possible_duplicate,
-                "simulated": self.context.simulated,
-            },
-        )
+        shot, take = work.earlier
+        sidecar = self._sidecar_common(work, shot, take)
+        # The manifest no longer describes this render.
+        sidecar.update(model=None, request=None, earlier_render=True)
+        write_sidecar(target, sidecar)
         return target
