@@ -573,30 +573,6 @@ class Store:
                 {"ended_at": now_iso(), "exit_code": exit_code, "summary": json.dumps(summary)},
             )
 
-    def bind_job(
-        self, run_id: str | None, shot: str, take: int, fingerprint: str, generation: int
-    ) -> JobRow:
-        """Point a job at a render (creating both rows as needed), in one transaction.
-
-        The clip already delivered into the job's folder stays recorded on the job, so the
-        engine knows which file an edited shot's new clip replaces.
-        """
-        with self.db.atomic():
-            existing = self._job(shot, take)
-            if existing is not None and existing.render_key == (fingerprint, generation):
-                return existing
-            if self.render((fingerprint, generation)) is None:
-                _table(self.db, "renders").insert(
-                    _render_record(
-                        RenderRow(fingerprint, generation, updated_at=now_iso()),
-                    )
-                )
-            job = existing or JobRow(shot, take, fingerprint, generation)
-            job.fingerprint, job.generation, job.updated_at = fingerprint, generation, now_iso()
-            self._upsert_job(job)
-            self._event(run_id, shot, take, (fingerprint, generation), "bound", "")
-        return job
-
     def bind_jobs(
         self, run_id: str | None, bindings: Sequence[tuple[str, int, str, int]]
     ) -> dict[JobKey, JobRow]:

@@ -63,7 +63,7 @@ def _in_flight(out: Path, manifest: Manifest, **fields: Any) -> RenderRow:
     """A render of the manifest's one job left in flight by an earlier run."""
     (job,) = expand_jobs(manifest)
     with Store.open(out) as store:
-        store.bind_job(None, job.shot.id, job.take, job.fingerprint, 1)
+        store.bind_jobs(None, [(job.shot.id, job.take, job.fingerprint, 1)])
         render = store.renders()[(job.fingerprint, 1)]
         for name, value in {
             "state": "queued",

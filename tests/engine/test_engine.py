@@ -71,7 +71,7 @@ async def test_submitting_row_at_start_is_sent_again_with_the_same_key(
     """A crash between 'submitting' and the answer: same key again, flagged possible duplicate."""
     manifest = _manifest(out_dir, "waves")
     (job,) = expand_jobs(manifest)
-    store.bind_job(None, job.shot.id, 1, job.fingerprint, 1)
+    store.bind_jobs(None, [(job.shot.id, 1, job.fingerprint, 1)])
     render = store.renders()[(job.fingerprint, 1)]
     render.state, render.attempt = "submitting", 1
     store.update_render(None, render)
@@ -90,7 +90,7 @@ async def test_downloaded_part_found_at_start_is_delivered_without_network(
     manifest = _manifest(out_dir, "waves")
     (job,) = expand_jobs(manifest)
     content = b"a whole clip"
-    store.bind_job(None, job.shot.id, 1, job.fingerprint, 1)
+    store.bind_jobs(None, [(job.shot.id, 1, job.fingerprint, 1)])
     render = store.renders()[(job.fingerprint, 1)]
     render.state, render.attempt, render.task_id = "done", 1, "video_x"
     render.sha256, render.bytes = hashlib.sha256(content).hexdigest(), len(content)
@@ -434,7 +434,7 @@ async def test_a_single_404_on_a_new_task_is_asked_again_not_paid_again(
 async def _left_in_flight(sim: RunningSim, store: Store, manifest: Manifest) -> RenderRow:
     """The manifest's one job submitted by an earlier run that stopped while it rendered."""
     (job,) = expand_jobs(manifest)
-    store.bind_job(None, job.shot.id, job.take, job.fingerprint, 1)
+    store.bind_jobs(None, [(job.shot.id, job.take, job.fingerprint, 1)])
     render = store.renders()[(job.fingerprint, 1)]
     async with ApiClient(sim.base_url, "k") as client:
         task = await client.create(request_body(job.shot), render.idempotency_key)
@@ -464,7 +464,7 @@ async def test_a_removed_shots_create_without_answer_is_not_sent_again(
 ) -> None:
     """A removed shot left 'submitting' is reported as possibly billed, never resent."""
     (job,) = expand_jobs(_manifest(out_dir, "waves"))
-    store.bind_job(None, job.shot.id, 1, job.fingerprint, 1)
+    store.bind_jobs(None, [(job.shot.id, 1, job.fingerprint, 1)])
     render = store.renders()[(job.fingerprint, 1)]
     render.state, render.attempt = "submitting", 1
     store.update_render(None, render)
@@ -662,7 +662,7 @@ def test_max_new_does_not_count_a_timed_out_render_whose_task_is_asked_first(
     """--retry-failed --max-new 0: a timed-out render with its task is a resume, not a create."""
     manifest = _manifest(out_dir, "waves")
     (job,) = expand_jobs(manifest)
-    store.bind_job(None, job.shot.id, 1, job.fingerprint, 1)
+    store.bind_jobs(None, [(job.shot.id, 1, job.fingerprint, 1)])
     render = store.renders()[(job.fingerprint, 1)]
     render.state, render.attempt, render.task_id = "failed", 1, "task-1"
     render.error, render.error_code = "timed out", "timeout"

@@ -13,7 +13,7 @@ from tests.engine.conftest import MakeJob
 
 
 def _set_state(store: Store, job: Job, state: str, generation: int = 1, **values: object) -> None:
-    store.bind_job(None, job.shot.id, job.take, job.fingerprint, generation)
+    store.bind_jobs(None, [(job.shot.id, job.take, job.fingerprint, generation)])
     render = store.renders()[(job.fingerprint, generation)]
     render.state = state  # type: ignore[assignment]
     for name, value in values.items():

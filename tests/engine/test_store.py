@@ -21,7 +21,7 @@ def test_open_applies_migrations_and_wal(store: Store, out_dir: Path) -> None:
 def test_reopening_does_not_reapply_migrations(out_dir: Path) -> None:
     """A second open finds the migrations applied and keeps the data."""
     with Store.open(out_dir) as first:
-        first.bind_job(None, "s01", 1, "f" * 64, 1)
+        first.bind_jobs(None, [("s01", 1, "f" * 64, 1)])
     with Store.open(out_dir) as second:
         assert list(second.jobs()) == [("s01", 1)]
         applied = list(second.db.query("select name from _sqlite_migrations"))
@@ -39,7 +39,7 @@ def test_open_existing_cannot_write(store: Store, out_dir: Path) -> None:
     reader = Store.open_existing(out_dir)
     assert reader is not None
     try:
-        reader.bind_job(None, "s01", 1, "f" * 64, 1)
+        reader.bind_jobs(None, [("s01", 1, "f" * 64, 1)])
     except sqlite3.OperationalError as error:
         assert "readonly" in str(error)
     else:
@@ -48,12 +48,12 @@ def test_open_existing_cannot_write(store: Store, out_dir: Path) -> None:
         reader.close()
 
 
-def test_bind_job_creates_a_pending_render_and_an_event(store: Store) -> None:
+def test_bind_jobs_creates_a_pending_render_and_an_event(store: Store) -> None:
     """Binding a job creates its render row (pending) and records the change as an event."""
     run_id = store.start_run(
         manifest="m.yaml", manifest_sha256="0", api_base="http://x/v1", simulated=True, argv=[]
     )
-    store.bind_job(run_id, "s01", 1, "a" * 64, 1)
+    store.bind_jobs(run_id, [("s01", 1, "a" * 64, 1)])
     render = store.renders()[("a" * 64, 1)]
     assert render.state == "pending"
     events = store.events_for_job("s01", 1)
@@ -62,7 +62,7 @@ def test_bind_job_creates_a_pending_render_and_an_event(store: Store) -> None:
 
 def test_update_render_writes_row_and_event_together(store: Store) -> None:
     """A state change updates the row and adds an event with its detail."""
-    store.bind_job(None, "s01", 1, "a" * 64, 1)
+    store.bind_jobs(None, [("s01", 1, "a" * 64, 1)])
     render = store.renders()[("a" * 64, 1)]
     render.state, render.attempt = "submitting", 1
     store.update_render("r1", render, detail="attempt 1", job=("s01", 1))
@@ -76,7 +76,7 @@ def test_update_render_writes_row_and_event_together(store: Store) -> None:
 
 def test_failed_transaction_leaves_no_event(store: Store) -> None:
     """A state change that fails half-way writes neither the row nor the event."""
-    store.bind_job(None, "s01", 1, "a" * 64, 1)
+    store.bind_jobs(None, [("s01", 1, "a" * 64, 1)])
     before = list(store.events())
     render = RenderRow("a" * 64, 1, state="queued")
     store.db.execute(
@@ -95,7 +95,7 @@ def test_idempotency_key_names_fingerprint_generation_attempt() -> None:
 
 def test_record_delivery_marks_the_job_done(store: Store) -> None:
     """A delivered clip makes the job done; a render done but not delivered is downloading."""
-    job = store.bind_job(None, "s01", 1, "a" * 64, 1)
+    (job,) = store.bind_jobs(None, [("s01", 1, "a" * 64, 1)]).values()
     render = store.renders()[("a" * 64, 1)]
     render.state = "done"
     assert job_state(job, render) == "downloading"
@@ -105,16 +105,16 @@ def test_record_delivery_marks_the_job_done(store: Store) -> None:
 
 def test_rebinding_keeps_the_delivered_file_recorded(store: Store) -> None:
     """Pointing a job at a new render keeps the old clip on record (to move it later)."""
-    job = store.bind_job(None, "s01", 1, "a" * 64, 1)
+    (job,) = store.bind_jobs(None, [("s01", 1, "a" * 64, 1)]).values()
     store.record_delivery(None, job, file="s01/take-1.mp4", size=10, mtime_ns=5, sha256="h")
-    rebound = store.bind_job(None, "s01", 1, "b" * 64, 1)
+    (rebound,) = store.bind_jobs(None, [("s01", 1, "b" * 64, 1)]).values()
     assert rebound.file == "s01/take-1.mp4" and rebound.file_fingerprint == "a" * 64
     assert not rebound.delivered
 
 
 def test_job_states_join_jobs_and_renders(store: Store) -> None:
     """The report's read: every job with its render's state, task and error."""
-    store.bind_job(None, "s01", 1, "a" * 64, 1)
+    store.bind_jobs(None, [("s01", 1, "a" * 64, 1)])
     render = store.renders()[("a" * 64, 1)]
     render.state, render.error, render.task_id = "failed", "boom", "video_9"
     store.update_render(None, render)
@@ -131,7 +131,7 @@ def test_job_states_join_jobs_and_renders(store: Store) -> None:
 def test_picking_a_take_unpicks_the_others(store: Store) -> None:
     """One picked take per shot; rejecting stores a rejection."""
     for take in (1, 2, 3):
-        store.bind_job(None, "s01", take, f"{take}" * 64, 1)
+        store.bind_jobs(None, [("s01", take, f"{take}" * 64, 1)])
     store.set_verdict("s01", 1, "picked")
     store.set_verdict("s01", 2, "picked")
     store.set_verdict("s01", 3, "rejected")
@@ -140,9 +140,9 @@ def test_picking_a_take_unpicks_the_others(store: Store) -> None:
 
 def test_verdict_does_not_follow_a_new_generation(store: Store) -> None:
     """A rejection applies to the render it was given on, not to the take's next render."""
-    store.bind_job(None, "s01", 1, "a" * 64, 1)
+    store.bind_jobs(None, [("s01", 1, "a" * 64, 1)])
     store.set_verdict("s01", 1, "rejected")
-    store.bind_job(None, "s01", 1, "a" * 64, 2)
+    store.bind_jobs(None, [("s01", 1, "a" * 64, 2)])
     assert store.verdicts() == {}
 
 

@@ -75,7 +75,7 @@ def test_status_shows_how_many_creates_a_possible_duplicate_sent(
 ) -> None:
     """status names a possible duplicate with the number of creates that may be billed."""
     job = make_job()
-    store.bind_job(None, job.shot.id, job.take, job.fingerprint, 1)
+    store.bind_jobs(None, [(job.shot.id, job.take, job.fingerprint, 1)])
     render = store.renders()[(job.fingerprint, 1)]
     render.state, render.possible_duplicate, render.creates_sent = "failed", True, 3
     store.update_render(None, render)

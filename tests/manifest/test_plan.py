@@ -49,7 +49,7 @@ shots:
 
 def _deliver(store: Store, out: Path, job: Job, content: bytes) -> Path:
     """Record ``job`` as rendered and its clip as written into its folder."""
-    store.bind_job(None, job.shot.id, job.take, job.fingerprint, 1)
+    store.bind_jobs(None, [(job.shot.id, job.take, job.fingerprint, 1)])
     render = store.renders()[(job.fingerprint, 1)]
     render.state, render.task_id = "done", f"task-{job.shot.id}"
     store.update_render(None, render)
@@ -88,7 +88,7 @@ def batch(write_manifest: WriteManifest, workdir: Path) -> Path:
         clip.write_bytes(b"clip THREE")
         os.utime(clip, ns=(before.st_atime_ns, before.st_mtime_ns))
         failed = jobs["failed-shot"]
-        store.bind_job(None, failed.shot.id, 1, failed.fingerprint, 1)
+        store.bind_jobs(None, [(failed.shot.id, 1, failed.fingerprint, 1)])
         render = store.renders()[(failed.fingerprint, 1)]
         render.state, render.error, render.attempt = "failed", "the service failed", 3
         store.update_render(None, render)
@@ -300,7 +300,7 @@ def earlier_in_flight(write_manifest: WriteManifest) -> Path:
     with Store.open(manifest.output_dir) as store:
         for shot, state, task_id in (("one", "running", "task-one"), ("two", "submitting", None)):
             job = jobs[shot]
-            store.bind_job(None, shot, 1, job.fingerprint, 1)
+            store.bind_jobs(None, [(shot, 1, job.fingerprint, 1)])
             render = store.renders()[(job.fingerprint, 1)]
             render.state, render.task_id, render.attempt = state, task_id, 1
             store.update_render(None, render, job=(shot, 1))

@@ -77,7 +77,7 @@ class Batch:
 
     def _render(self, store: Store, shot_id: str, take: int, **fields: object) -> None:
         fp = fingerprint(self.shot(shot_id), take)
-        store.bind_job(None, shot_id, take, fp, 1)
+        store.bind_jobs(None, [(shot_id, take, fp, 1)])
         store.update_render(None, RenderRow(fp, 1, **fields), job=(shot_id, take))  # type: ignore[arg-type]
 
     def done(self, shot_id: str, take: int, clip: Path = SIM_CLIP) -> Path:

@@ -110,7 +110,7 @@ def test_a_pick_is_not_exported_for_an_edited_shots_new_take(batch: Batch, tmp_p
     clip = batch.done("s02-hero", 3)
     with Store.open(batch.out) as store:
         store.set_verdict("s02-hero", 3, "picked")
-        job = store.bind_job(None, "s02-hero", 3, "f" * 64, 1)
+        (job,) = store.bind_jobs(None, [("s02-hero", 3, "f" * 64, 1)]).values()
         render = store.renders()[("f" * 64, 1)]
         render.state, render.sha256, render.bytes = "done", "0" * 64, clip.stat().st_size
         store.update_render(None, render)

@@ -110,5 +110,5 @@ def test_a_pick_does_not_pass_to_an_edited_shots_new_render(batch: Batch) -> Non
     batch.done("s01-wide", 1)
     with Store.open(batch.out) as store:
         set_verdict(batch.manifest, store, "s01-wide", 1, "picked")
-        store.bind_job(None, "s01-wide", 1, "f" * 64, 1)
+        store.bind_jobs(None, [("s01-wide", 1, "f" * 64, 1)])
     assert verdicts_of(batch) == {}
