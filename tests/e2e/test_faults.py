@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import Counter
 
@@ -109,14 +111,28 @@ def test_without_idempotency_every_extra_task_is_flagged(
 def test_expired_links_are_refreshed(
     start_sim: StartSim, batch: Batch, run_batch: RunBatch
 ) -> None:
-    """With links that expire within half a second, the clips still arrive whole.
-
-    The fresh-URL path itself (a 403 on the download, the task asked again) is proved
-    in-process by tests/engine/test_engine.py::test_expired_link_is_replaced_by_a_fresh_one."""
-    sim = start_sim(url_ttl=0.5, clip_bytes=64_000)
+    """Each task's first link answers 403 (expired): the run asks the task again for a fresh
+    link and every clip arrives whole, with no second create."""
+    sim = start_sim(expire_first_url=True, clip_bytes=64_000)
     result = run_batch(sim.base_url)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(batch.clips()) == 4
+    assert sim.recorder.tasks_created == 4
+    assert len([r for r in sim.recorder.on("api") if r.method == "POST"]) == 4
+    for task_id in {r.task_id for r in sim.recorder.creates()}:
+        asked = [r for r in sim.recorder.requests if r.task_id == task_id and r.method == "GET"]
+        downloads = [r for r in asked if r.listener == "files"]
+        assert [r.status for r in downloads] == [403, 200], task_id
+        expired_at = downloads[0].at
+        polls = [r for r in asked if r.listener == "api" and r.status == 200]
+        # The URL of the final download came from a retrieve after the 403, not before it.
+        assert any(expired_at < r.at < downloads[1].at for r in polls), task_id
+        assert downloads[1].query["exp"] != downloads[0].query["exp"], task_id
+    clips = batch.clips()
+    assert len(clips) == 4
+    for clip in clips:
+        sidecar = json.loads(clip.with_suffix(".json").read_text())
+        assert sidecar["bytes"] == clip.stat().st_size == 64_000
+        assert sidecar["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
 
 
 def test_gateway_quirks_are_understood(
