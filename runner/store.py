@@ -581,16 +581,19 @@ class Store:
         One transaction for all, each binding with its event; returns the jobs' rows.
         """
         jobs = self.jobs()
-        known = set(self.renders())
+        # A render row already there is kept as it is: the insert is ignored on its key, so
+        # no render is read (at 10,000 renders, loading them cost more than the inserts).
+        added: set[RenderKey] = set()
         at = now_iso()
         result: dict[JobKey, JobRow] = {}
         with self.db.atomic():
             for shot, take, fingerprint, generation in bindings:
-                if (fingerprint, generation) not in known:
-                    known.add((fingerprint, generation))
+                if (fingerprint, generation) not in added:
+                    added.add((fingerprint, generation))
                     self.db.execute(
-                        "insert into renders (fingerprint, generation, state, attempt, "
-                        "possible_duplicate, updated_at) values (?, ?, 'pending', 0, 0, ?)",
+                        "insert or ignore into renders (fingerprint, generation, state, "
+                        "attempt, possible_duplicate, updated_at) "
+                        "values (?, ?, 'pending', 0, 0, ?)",
                         [fingerprint, generation, at],
                     )
                 job = jobs.get((shot, take)) or JobRow(shot, take, fingerprint, generation)

@@ -60,6 +60,22 @@ def test_bind_jobs_creates_a_pending_render_and_an_event(store: Store) -> None:
     assert [(e["state"], e["run_id"]) for e in events] == [("bound", run_id)]
 
 
+def test_bind_jobs_keeps_an_existing_render_as_it_is(store: Store) -> None:
+    """A job bound to a render already on record shares it: the render row is not reset."""
+    store.bind_jobs(None, [("s01", 1, "a" * 64, 1)])
+    render = store.renders()[("a" * 64, 1)]
+    render.state, render.task_id, render.attempt = "done", "video_1", 1
+    store.update_render(None, render)
+    store.bind_jobs(None, [("s02", 1, "a" * 64, 1), ("s03", 1, "a" * 64, 1)])
+    again = store.renders()[("a" * 64, 1)]
+    assert (again.state, again.task_id, again.attempt) == ("done", "video_1", 1)
+    assert {key: job.render_key for key, job in store.jobs().items()} == {
+        ("s01", 1): ("a" * 64, 1),
+        ("s02", 1): ("a" * 64, 1),
+        ("s03", 1): ("a" * 64, 1),
+    }
+
+
 def test_update_render_writes_row_and_event_together(store: Store) -> None:
     """A state change updates the row and adds an event with its detail."""
     store.bind_jobs(None, [("s01", 1, "a" * 64, 1)])
