@@ -12,12 +12,19 @@ failures that aiohttp raises before a byte of the request was written (name reso
 refused or timed-out connection, the wait for a free connection) become ``ConnectError`` or
 ``ConnectTimeout``; anything later, or of unknown phase, becomes ``RemoteProtocolError``,
 ``ReadError`` or ``ReadTimeout``.
+
+Small requests with small answers (a create, a poll) skip httpx's request and response objects
+altogether: ``AiohttpTransport.exchange`` sends them through aiohttp and returns the whole
+``Answer``; ``exchange_over`` does the same over any other httpx transport (tests use
+``httpx.MockTransport``), so the client's code above this line is one and the same either way.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -33,6 +40,51 @@ _CHUNK = 64 * 1024
 # aiohttp would add its own Accept, Accept-Encoding, User-Agent and Content-Type where a request
 # lacks them; the request httpx built is sent as it is.
 _NO_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+
+
+#: httpx's timeout extension: ``connect``, ``read``, ``write`` and ``pool`` in seconds.
+Timeouts = Mapping[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A whole answer to a small request, its body read and decoded."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    content: bytes
+
+    def response(self, method: str, url: str) -> httpx.Response:
+        """The answer as an httpx response (for the failure paths, which read it at leisure)."""
+        return httpx.Response(
+            self.status,
+            headers=list(self.headers.items()),
+            content=self.content,
+            request=httpx.Request(method, url),
+            extensions={"reason_phrase": self.reason.encode("ascii", "replace")},
+        )
+
+
+async def exchange_over(
+    transport: httpx.AsyncBaseTransport,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    timeout: Timeouts,
+) -> Answer:
+    """One request through any httpx transport, its answer read whole."""
+    request = httpx.Request(
+        method, url, headers=headers, content=body, extensions={"timeout": dict(timeout)}
+    )
+    response = await transport.handle_async_request(request)
+    response.request = request
+    try:
+        content = await response.aread()
+    finally:
+        await response.aclose()
+    return Answer(response.status_code, response.reason_phrase, response.headers, content)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -102,6 +154,42 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # Authorization included) does not travel along as the context.
         raise failure
 
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Timeouts,
+    ) -> Answer:
+        """Send one request straight through aiohttp and read its whole answer.
+
+        ``url`` must already be encoded (it is sent as it is); the request carries exactly
+        ``headers`` (aiohttp adds only Host and Content-Length); the body is decoded by its
+        ``Content-Encoding``. Failures become the same httpx errors as in
+        ``handle_async_request``.
+        """
+        session = self._open_session()
+        failure: httpx.TransportError
+        try:
+            async with session.request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                auto_decompress=True,
+                timeout=_client_timeout(
+                    timeout.get("connect"), timeout.get("pool"), timeout.get("read")
+                ),
+            ) as response:
+                content = await response.read()
+                return Answer(response.status, response.reason or "", response.headers, content)
+        except (aiohttp.ClientError, OSError) as error:
+            failure = httpx_error(error, None)
+        # Outside the ``except``, as in handle_async_request.
+        raise failure
+
     async def aclose(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
@@ -134,7 +222,7 @@ class _ResponseStream(httpx.AsyncByteStream):
             self._response.close()
 
 
-def httpx_error(error: BaseException, request: httpx.Request) -> httpx.TransportError:
+def httpx_error(error: BaseException, request: httpx.Request | None) -> httpx.TransportError:
     """The httpx error for an aiohttp failure: "never sent" kinds only before sending began.
 
     The message names aiohttp's error and what happened, never the URL: aiohttp puts the whole
@@ -176,14 +264,19 @@ def _version_of(response: aiohttp.ClientResponse) -> bytes:
 
 
 def _timeout_of(request: httpx.Request) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts from httpx's: no total, so a download that keeps moving is not cut."""
     timeout: dict[str, Any] = request.extensions.get("timeout", {})
-    connect: float | None = timeout.get("connect")
-    pool: float | None = timeout.get("pool")
+    return _client_timeout(timeout.get("connect"), timeout.get("pool"), timeout.get("read"))
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(
+    connect: float | None, pool: float | None, read: float | None
+) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts from httpx's: no total, so a download that keeps moving is not cut."""
     return aiohttp.ClientTimeout(
         total=None,
         # aiohttp's ``connect`` spans the wait for a free connection and the connecting itself.
         connect=None if connect is None or pool is None else connect + pool,
         sock_connect=connect,
-        sock_read=timeout.get("read"),
+        sock_read=read,
     )
