@@ -8,7 +8,6 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-
 from pathlib import Path
 
 import httpx

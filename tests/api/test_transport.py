@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from runner.api.client import ApiClient
-from runner.api.errors import DownloadError, TransientError
+from runner.api.errors import DownloadError, RateLimited, TransientError
 from runner.api.transport import AiohttpTransport
 
 KEY = "sk-transport-Secret-5d6e7f"
@@ -507,3 +507,63 @@ async def test_unused_transport_closes() -> None:
     transport = AiohttpTransport()
     await transport.aclose()
     await transport.aclose()
+
+
+# -- creates and polls straight through aiohttp (exchange) ----------------------------------------
+
+
+async def test_refused_create_is_not_sent() -> None:
+    """A create to a port nobody listens on is TransientError(sent=False): safe to retry."""
+    async with ApiClient(f"http://127.0.0.1:{free_port()}/v1", KEY) as client:
+        with pytest.raises(TransientError) as caught:
+            await client.create(BODY, "k")
+    assert caught.value.sent is False
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+
+
+async def test_gzip_task_is_decoded(serve: Serve, api: Callable[[Raw], ApiClient]) -> None:
+    """A poll answered with a gzip-encoded task reads as the task."""
+
+    async def gzipped(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        headers = ("Content-Type: application/json", "Content-Encoding: gzip")
+        writer.write(answer("200 OK", gzip.compress(TASK), *headers))
+        await writer.drain()
+
+    raw = await serve(gzipped)
+    task = await api(raw).retrieve("video_1")
+    assert (task.id, task.raw_status) == ("video_1", "queued")
+    assert header_of(raw.requests[0], "Accept-Encoding") == "gzip, deflate"
+
+
+async def test_error_answer_is_classified(serve: Serve, api: Callable[[Raw], ApiClient]) -> None:
+    """A 429 with Retry-After through exchange is RateLimited with the server's wait."""
+
+    async def busy(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        body = b'{"error": {"code": "rate_limited", "message": "upstream saturated"}}'
+        writer.write(answer("429 Too Many Requests", body, "Retry-After: 7"))
+        await writer.drain()
+
+    raw = await serve(busy)
+    with pytest.raises(RateLimited) as caught:
+        await api(raw).create(BODY, "k")
+    assert caught.value.retry_after == 7
+    assert "upstream saturated" in str(caught.value)
+
+
+async def test_closed_client_sends_nothing(serve: Serve, api: Callable[[Raw], ApiClient]) -> None:
+    """After the client is closed, a poll raises instead of opening a new session."""
+
+    async def ok(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", TASK, "Content-Type: application/json"))
+        await writer.drain()
+
+    raw = await serve(ok)
+    client = api(raw)
+    await client.retrieve("video_1")
+    await client.aclose()
+    with pytest.raises(RuntimeError):
+        await client.retrieve("video_1")
+    assert len(raw.requests) == 1
