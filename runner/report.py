@@ -3,8 +3,9 @@
 The page is built in two steps so each can be tested alone: ``collect`` reads the manifest,
 the store and the files into a plain ``ReportData``; ``render_html`` turns that into one
 self-contained HTML file (inline CSS and JS from ``report_assets/``, no network, clip and
-image paths relative to the page so it works from ``file://``). The report reads the store
-and the files, never the API.
+image paths relative to the page so it works from ``file://``). Each take carries its event
+history (``take_histories``, every event read in one query) in a collapsed ``<details>``.
+The report reads the store and the files, never the API.
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ import json
 import os
 import shlex
 import tempfile
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import quote
 
 from runner.delivery import clip_relpath
 from runner.errors import InputError
 from runner.jobs import fingerprint
-from runner.model import IN_FLIGHT_STATES, Manifest, Shot
+from runner.model import IN_FLIGHT_STATES, JOB_STATES, Manifest, Shot
 
 Status = Literal["done", "failed", "in_flight", "not_started"]
 Verdict = Literal["picked", "rejected"]
@@ -54,6 +56,16 @@ class ReviewStore(Protocol):
     def verdicts(self) -> Mapping[tuple[str, int], str]: ...
 
     def set_verdict(self, shot: str, take: int, verdict: Verdict | None) -> None: ...
+
+
+class HistoryStore(Protocol):
+    """What the takes' histories need from the state store: every event, in order of id."""
+
+    def events(self) -> Iterable[Mapping[str, Any]]: ...
+
+
+class SheetStore(ReviewStore, HistoryStore, Protocol):
+    """What the contact sheet needs from the state store (``runner.store.Store``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +95,18 @@ class TakeRecord:
         return self.fingerprint is not None and self.fingerprint != fingerprint(shot, take)
 
 
+class HistoryEntry(NamedTuple):
+    """One event in a take's history, as the page shows it (a tuple: a sheet of 10,000
+    takes holds some 70,000)."""
+
+    #: When (UTC, to the second), as ``_time_text`` writes it; None when unrecorded.
+    at: str | None
+    #: A job state (``submitting``, ``done``...) or a job event (``bound``, ``delivered``,
+    #: ``file-moved``).
+    state: str
+    detail: str
+
+
 @dataclass(frozen=True, slots=True)
 class ImageView:
     """An input image as the page shows it: a thumbnail source, or a link for a remote URL."""
@@ -105,6 +129,8 @@ class TakeView:
     verdict: Verdict | None = None
     #: The store's row is of an earlier version of the shot (edited since; not yet run again).
     outdated: bool = False
+    #: What happened to the take, oldest first (``take_histories``).
+    history: tuple[HistoryEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,11 +196,13 @@ def clip_path(output_dir: Path, shot_id: str, take: int) -> Path:
     return output_dir / clip_relpath(shot_id, take)
 
 
-def collect(manifest: Manifest, store: ReviewStore | None) -> ReportData:
+def collect(manifest: Manifest, store: SheetStore | None) -> ReportData:
     """Read the manifest, the store and the clip files into the page's data."""
-    records = take_records(store) if store is not None else {}
-    verdicts = store.verdicts() if store is not None else {}
-    return build_report_data(manifest, records, verdicts)
+    if store is None:
+        return build_report_data(manifest, {}, {})
+    return build_report_data(
+        manifest, take_records(store), store.verdicts(), histories=take_histories(store)
+    )
 
 
 def build_report_data(
@@ -182,12 +210,14 @@ def build_report_data(
     records: Mapping[tuple[str, int], TakeRecord],
     verdicts: Mapping[tuple[str, int], str],
     *,
+    histories: Mapping[tuple[str, int], tuple[HistoryEntry, ...]] | None = None,
     now: datetime | None = None,
 ) -> ReportData:
-    """Join shots, store records and verdicts into the page's data (no I/O but ``stat``)."""
+    """Join shots, store records, verdicts and histories into the page's data (no I/O but
+    ``stat``)."""
     out = manifest.output_dir
     shots = tuple(
-        _shot_view(position, shot, out, records, verdicts)
+        _shot_view(position, shot, out, records, verdicts, histories or {})
         for position, shot in enumerate(manifest.shots, start=1)
     )
     generated = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -207,6 +237,7 @@ def _shot_view(
     out: Path,
     records: Mapping[tuple[str, int], TakeRecord],
     verdicts: Mapping[tuple[str, int], str],
+    histories: Mapping[tuple[str, int], tuple[HistoryEntry, ...]],
 ) -> ShotView:
     takes = []
     for n in range(1, shot.takes + 1):
@@ -229,6 +260,7 @@ def _shot_view(
                 record=record,
                 verdict=_as_verdict(verdict),
                 outdated=record.outdated_for(shot, n),
+                history=histories.get((shot.id, n), ()),
             )
         )
     return ShotView(
@@ -334,6 +366,72 @@ def record_from_row(row: Mapping[str, Any]) -> TakeRecord:
         completed_at=_time_text(row.get("completed_at")),
         downloaded_at=_time_text(row.get("downloaded_at")),
     )
+
+
+#: Events about a render (its state changes); the others (``bound``, ``delivered``,
+#: ``file-moved``) are about one job's folder.
+_RENDER_EVENTS = frozenset(JOB_STATES)
+
+JobKey = tuple[str, int]
+
+
+def take_histories(store: HistoryStore) -> dict[tuple[str, int], tuple[HistoryEntry, ...]]:
+    """Each job's history, keyed by (shot, take): the events ``Store.events_for_job`` gives.
+
+    That is a job's own events and the state changes of every render it has pointed at
+    (a render shared with another job is recorded under that job); another job's own
+    ``bound``, ``delivered`` and ``file-moved`` say nothing of this one and are left out.
+    All events are read in one query, so that a sheet of 10,000 takes does not ask 10,000
+    times.
+    """
+    own: defaultdict[JobKey, list[tuple[int, HistoryEntry]]] = defaultdict(list)
+    renders_of: defaultdict[JobKey, set[tuple[str, int]]] = defaultdict(set)
+    by_render: defaultdict[tuple[str, int], list[tuple[int, JobKey | None, HistoryEntry]]] = (
+        defaultdict(list)
+    )
+    for event in store.events():
+        ident, entry = event["id"], _history_entry(event)
+        shot, fingerprint = event["shot"], event["fingerprint"]
+        job = None if shot is None else (shot, event["take"])
+        if job is not None:
+            own[job].append((ident, entry))
+        if fingerprint is not None:
+            render = (fingerprint, event["generation"])
+            if job is not None:
+                renders_of[job].add(render)
+            if event["state"] in _RENDER_EVENTS:
+                by_render[render].append((ident, job, entry))
+    histories: dict[JobKey, tuple[HistoryEntry, ...]] = {}
+    for job, items in own.items():
+        # Most renders are recorded under the one job that uses them: nothing to merge.
+        shared = [
+            (ident, entry)
+            for render in renders_of[job]
+            for ident, recorded, entry in by_render[render]
+            if recorded != job
+        ]
+        if shared:
+            items = sorted(items + shared, key=lambda item: item[0])
+        histories[job] = tuple(entry for _, entry in items)
+    return histories
+
+
+def _history_entry(event: Mapping[str, Any]) -> HistoryEntry:
+    state, detail = event["state"] or "", event["detail"] or ""
+    if state == "bound" and not detail and event["fingerprint"]:
+        # The render the job was pointed at: a new one after an edit, --force or a rejection.
+        detail = f"render {event['fingerprint'][:12]}"
+        if event["generation"] and event["generation"] > 1:
+            detail += f" generation {event['generation']}"
+    return HistoryEntry(_event_time(event["at"]), str(state), str(detail))
+
+
+def _event_time(value: Any) -> str | None:
+    """``_time_text`` of an event's time; the store's own UTC form is cut, not parsed, as a
+    sheet of 10,000 takes holds some 70,000 events."""
+    if isinstance(value, str) and len(value) == 32 and value.endswith("+00:00"):
+        return f"{value[:10]} {value[11:19]}"
+    return _time_text(value)
 
 
 def _time_text(value: Any) -> str | None:
@@ -538,6 +636,7 @@ def _render_take(shot: ShotView, take: TakeView, manifest: str, lazy: bool) -> s
         ("downloaded", r.downloaded_at),
     ]
     dl = "".join(f"<dt>{k}</dt><dd>{_e(v)}</dd>" for k, v in details if v)
+    history = _render_history(take.history)
     hint = ""
     if take.status == "done" and take.verdict != "picked":
         # Quoted for a shell, so that the command can be copied as it is.
@@ -548,11 +647,43 @@ def _render_take(shot: ShotView, take: TakeView, manifest: str, lazy: bool) -> s
     return f"""<article {attrs}>
 {media}
 <div class="take-head"><strong>take {take.take}</strong>{badge}{"".join(marks)}</div>
-{error}<dl class="times">{dl}</dl>{hint}
+{error}<dl class="times">{dl}</dl>{history}{hint}
 </article>"""
 
 
-def write_report(manifest: Manifest, store: ReviewStore | None) -> Path:
+#: The width of the state column in a take's history (``downloading``).
+_STATE_WIDTH = max(len(word) for word in (*JOB_STATES, "file-moved", "delivered"))
+
+
+def history_text(history: Sequence[HistoryEntry]) -> str:
+    """A take's history as plain lines: a line with the date where it changes, then one line
+    per event, ``HH:MM:SS state detail``, the states in one column."""
+    lines = []
+    day = None
+    for at, state, detail in history:
+        clock = ""
+        if at is not None:
+            date, _, clock = at.partition(" ")
+            if date != day:
+                lines.append(date)
+                day = date
+        lines.append(f"{clock:8} {state:{_STATE_WIDTH}} {detail}".rstrip())
+    return "\n".join(lines)
+
+
+def _render_history(history: Sequence[HistoryEntry]) -> str:
+    """The take's history in a collapsed ``<details>``: closed, it costs the browser no
+    layout and needs no script. One escaped text block, not markup per event, keeps a sheet
+    of 10,000 takes small and quick to write."""
+    if not history:
+        return ""
+    return (
+        f'<details class="history"><summary>history ({len(history)} events)</summary>'
+        f"<pre>{_e(history_text(history))}</pre></details>"
+    )
+
+
+def write_report(manifest: Manifest, store: SheetStore | None) -> Path:
     """Write ``<output_dir>/index.html`` (atomically) and return its path."""
     out = manifest.output_dir
     out.mkdir(parents=True, exist_ok=True)

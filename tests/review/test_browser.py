@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from runner.jobs import fingerprint
 from runner.report import write_report
-from runner.store import Store
+from runner.store import RenderRow, Store
 from tests.plugins.chromium import CHROMIUM_FLAGS, SKIP_REASON, find_chromium
 from tests.plugins.sim_fixtures import StartSim
 from tests.review.conftest import Batch, MakeBatch
@@ -324,6 +325,34 @@ def test_a_big_sheet_loads_clips_only_as_they_come_into_view(
     assert last.evaluate("v => [v.preload, v.readyState]") == ["none", 0]
     last.scroll_into_view_if_needed()
     wait_until(tab, "Array.from(document.querySelectorAll('video')).pop().readyState >= 1")
+    assert errors == []
+
+
+def test_a_takes_history_opens_on_a_click_and_its_markup_never_runs(
+    page: tuple[Page, list[str]], make_batch: MakeBatch
+) -> None:
+    """The history starts closed, opens without any script when its summary is clicked, and
+    shows an event detail holding markup as plain text."""
+    batch = make_batch("version: 1\nshots:\n  - id: s1\n    prompt: waves\n")
+    batch.failed("s1", 1, "boom")
+    fp = fingerprint(batch.shot("s1"), 1)
+    with Store.open(batch.out) as store:
+        store.update_render(
+            None,
+            RenderRow(fp, 1, state="failed", error="boom"),
+            detail=HOSTILE_ERROR,
+            job=("s1", 1),
+        )
+        write_report(batch.manifest, store)
+    tab, errors = page
+    tab.goto((batch.out / "index.html").as_uri())
+    history = tab.locator("details.history pre")
+    assert not history.is_visible()
+    tab.click("details.history summary")
+    assert history.is_visible()
+    assert HOSTILE_ERROR in history.inner_text()
+    assert tab.evaluate("window.pwned === undefined")
+    assert tab.locator("main img").count() == 0
     assert errors == []
 
 
