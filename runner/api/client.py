@@ -38,7 +38,7 @@ from runner.api.errors import (
     TransientError,
 )
 from runner.api.task import Task
-from runner.api.transport import AiohttpTransport, Answer, Timeouts, exchange_over
+from runner.api.transport import AiohttpTransport, Headers, Opened, Timeouts, open_over
 from runner.errors import ConfigError
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -57,11 +57,10 @@ _LINK_GONE = frozenset({403, 404, 410})
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
 Origin = tuple[str, str, int | None]
-#: Sends one small request and reads its whole answer: ``AiohttpTransport.exchange`` or
-#: ``exchange_over`` a given httpx transport.
-Exchange = Callable[
-    [str, str, Mapping[str, str], bytes | None, Timeouts], Coroutine[Any, Any, Answer]
-]
+#: Sends one request, returning once the answer's headers are in: ``AiohttpTransport.open``,
+#: or ``open_over`` a given httpx transport.
+Opener = Callable[[str, str, Headers, bytes | None, Timeouts], Coroutine[Any, Any, Opened]]
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,28 +104,22 @@ class ApiClient:
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=read_timeout
         )
         self._timeouts = timeout.as_dict()
-        user_agent = f"shotrunner/{__version__}"
-        # What httpx would send with a create or a poll, sent by the client itself: those two
-        # skip httpx's request and response objects (half the client's CPU per request).
-        self._api_headers = {
+        # What httpx would send; the key is added per request, only towards the API's origin.
+        self._headers = {
             "Accept": "*/*",
             "Accept-Encoding": "gzip, deflate",
-            "User-Agent": user_agent,
-            "Authorization": f"Bearer {api_key}",
+            "User-Agent": f"shotrunner/{__version__}",
         }
+        self._api_headers = {**self._headers, "Authorization": f"Bearer {api_key}"}
         if transport is None:
-            # aiohttp underneath: httpcore's pool costs ten times its CPU per request.
+            # aiohttp, called directly: httpcore's pool costs ten times its CPU per request,
+            # and httpx's request and response objects as much again as aiohttp.
             aiohttp_transport = AiohttpTransport()
-            self._exchange: Exchange = aiohttp_transport.exchange
+            self._open: Opener = aiohttp_transport.open
             transport = aiohttp_transport
         else:
-            self._exchange = functools.partial(exchange_over, transport)
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            timeout=timeout,
-            follow_redirects=False,
-            headers={"User-Agent": user_agent},
-        )
+            self._open = functools.partial(open_over, transport)
+        self._transport: httpx.AsyncBaseTransport = transport
 
     def __repr__(self) -> str:
         return f"ApiClient({self.base_url!r})"
@@ -143,8 +136,9 @@ class ApiClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        self._closed = True
-        await self._http.aclose()
+        if not self._closed:
+            self._closed = True
+            await self._transport.aclose()
 
     # -- the API -------------------------------------------------------------------------------
 
@@ -176,11 +170,11 @@ class ApiClient:
         """
         part_path.parent.mkdir(parents=True, exist_ok=True)
         have = part_path.stat().st_size if part_path.exists() else 0
-        response = await self._open_download(url, have)
+        answer, where = await self._open_download(url, have)
         try:
-            return await self._receive(response, part_path, have, on_progress)
+            return await self._receive(answer, where, part_path, have, on_progress)
         finally:
-            await response.aclose()
+            await answer.aclose()
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -192,56 +186,48 @@ class ApiClient:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Task:
-        """A create or a poll: a request to the API's own routes, whose answer is a task.
-
-        ``url`` is built from the API base, so the key goes along (see ``_send`` for any other).
-        """
-        if self._closed:
-            # As httpx does: a closed client's transport must not open a session again.
-            raise RuntimeError("the API client has been closed")
+        """A create or a poll: a request to the API's own routes, whose answer is a task."""
+        self._check_open()
         self.requests_sent += 1
         failure: ApiError
         try:
-            answer = await self._exchange(
+            opened = await self._open(
                 method, url, {**self._api_headers, **(headers or {})}, body, self._timeouts
             )
+            try:
+                content = await opened.read()
+            finally:
+                await opened.aclose()
         except httpx.HTTPError as error:
             failure = self._transport_error(error, _describe(method, httpx.URL(url)))
         else:
-            if 200 <= answer.status < 300:
-                return self._task_from(answer, method, url)
-            response = answer.response(method, url)
+            if 200 <= opened.status < 300:
+                return self._task_from(opened, content, method, url)
+            target = httpx.URL(url)
             failure = self._error_for(
-                response, answer.content, _describe(method, response.url), download=False
+                opened, target, content, _describe(method, target), download=False
             )
         # Raised outside the ``except`` so that the httpx error is not even kept as the
         # ``__context__``: it holds the request, and with it the Authorization header.
         raise failure
 
-    async def _send(
-        self,
-        method: str,
-        url: httpx.URL,
-        *,
-        headers: Mapping[str, str] | None = None,
-        stream: bool = False,
-    ) -> httpx.Response:
-        """Send one request of a download; decides, hop by hop, whether the key goes along."""
-        all_headers = dict(headers or {})
-        if _origin_of(url) == self._origin:
-            all_headers["Authorization"] = f"Bearer {self._api_key}"
-        try:
-            request = self._http.build_request(method, url, headers=all_headers)
-        except httpx.InvalidURL as error:
-            what = _describe(method, url)
-            raise ApiError(self._redact(f"{what}: unusable URL: {error}")) from None
+    async def _get(self, url: httpx.URL, headers: Mapping[str, str]) -> Opened:
+        """One GET of a download; decides, hop by hop, whether the key goes along."""
+        self._check_open()
+        base = self._api_headers if _origin_of(url) == self._origin else self._headers
         self.requests_sent += 1
+        failure: ApiError
         try:
-            return await self._http.send(request, stream=stream)
+            return await self._open("GET", str(url), {**base, **headers}, None, self._timeouts)
         except httpx.HTTPError as error:
-            failure = self._transport_error(error, _describe(method, url))
+            failure = self._transport_error(error, _describe("GET", url))
         # As in ``_call``: outside the ``except``.
         raise failure
+
+    def _check_open(self) -> None:
+        if self._closed:
+            # A closed client's transport must not open a session again.
+            raise RuntimeError("the API client has been closed")
 
     def _transport_error(self, error: httpx.HTTPError, what: str) -> ApiError:
         detail = self._redact(f"{what}: {type(error).__name__}: {error}".rstrip(": "))
@@ -251,9 +237,9 @@ class ApiClient:
             return ApiError(detail)
         return TransientError(f"{detail} (sent; the answer was lost)", sent=True)
 
-    def _task_from(self, answer: Answer, method: str, url: str) -> Task:
+    def _task_from(self, answer: Opened, content: bytes, method: str, url: str) -> Task:
         try:
-            task = Task.from_json(json.loads(answer.content))
+            task = Task.from_json(json.loads(content))
         except ValueError as error:
             problem = str(error)
         else:
@@ -261,7 +247,7 @@ class ApiClient:
         # Raised outside the ``except``: a JSONDecodeError keeps the whole body, which may
         # echo the key, and would otherwise travel along as the ``__context__``.
         what = _describe(method, httpx.URL(url))
-        excerpt = _excerpt(answer.content, answer.headers.get("Content-Type", ""))
+        excerpt = _excerpt(content, answer.headers.get("Content-Type", ""))
         raise TransientError(
             self._redact(
                 f"{what}: HTTP {answer.status} with an unreadable task ({problem}): {excerpt}"
@@ -289,8 +275,8 @@ class ApiClient:
 
     # -- downloads -----------------------------------------------------------------------------
 
-    async def _open_download(self, url: str, have: int) -> httpx.Response:
-        """The streaming response (200, 206 or 416) after following redirects ourselves."""
+    async def _open_download(self, url: str, have: int) -> tuple[Opened, httpx.URL]:
+        """The answer (200, 206 or 416) and its URL, after following redirects ourselves."""
         try:
             current = httpx.URL(url)
         except httpx.InvalidURL as error:
@@ -299,34 +285,45 @@ class ApiClient:
             headers = {"Accept-Encoding": "identity"}
             if have:
                 headers["Range"] = f"bytes={have}-"
-            response = await self._send("GET", current, headers=headers, stream=True)
-            if response.status_code in (200, 206, 416):
-                return response
+            answer = await self._get(current, headers)
+            if answer.status in (200, 206, 416):
+                return answer, current
             try:
-                if response.is_redirect:
-                    current = current.join(response.headers["Location"])
+                location = answer.headers.get("Location")
+                if answer.status in _REDIRECTS and location is not None:
+                    current = self._redirected(current, location)
                     continue
-                content = await _read_some(response)
-                raise self._error_for(response, content, _describe("GET", current), download=True)
+                content = await _read_some(answer)
+                what = _describe("GET", current)
+                raise self._error_for(answer, current, content, what, download=True)
             finally:
-                await response.aclose()
+                await answer.aclose()
         raise DownloadError(self._redact(f"download: more than {MAX_REDIRECTS} redirects"))
+
+    def _redirected(self, current: httpx.URL, location: str) -> httpx.URL:
+        try:
+            return current.join(location)
+        except httpx.InvalidURL as error:
+            problem = f"{_describe('GET', current)}: redirect to an unusable URL: {error}"
+        raise ApiError(self._redact(problem))
 
     async def _receive(
         self,
-        response: httpx.Response,
+        answer: Opened,
+        url: httpx.URL,
         part_path: Path,
         have: int,
         on_progress: ProgressCallback | None,
     ) -> Downloaded:
-        what = _describe("GET", response.request.url)
-        length = _int_header(response.headers.get("Content-Length"))
+        what = _describe("GET", url)
+        headers = answer.headers
+        length = _int_header(headers.get("Content-Length"))
         digest = hashlib.sha256()
         body: int | None
-        if response.status_code == 416:
-            return await self._already_whole(response, part_path, have, on_progress, what)
-        if response.status_code == 206:
-            start, end, total = self._content_range(response, part_path, have, what)
+        if answer.status == 416:
+            return await self._already_whole(headers, part_path, have, on_progress, what)
+        if answer.status == 206:
+            start, end, total = self._content_range(headers, part_path, have, what)
             body = end - start + 1
             if length is not None and length != body:
                 part_path.unlink(missing_ok=True)
@@ -341,7 +338,7 @@ class ApiClient:
             body = length
             total = length
             done, mode = 0, "wb"
-        if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        if headers.get("Content-Encoding", "identity").strip().lower() != "identity":
             # Lengths then count encoded bytes, not the clip's: only the stream's end can tell.
             body = total = None
         if on_progress is not None:
@@ -350,14 +347,14 @@ class ApiClient:
         broken: DownloadError | None = None
         with part_path.open(mode) as out:
             try:
-                async for chunk in response.aiter_bytes():
+                async for chunk in answer.iter_bytes():
                     received += len(chunk)
                     if body is not None and received > body:
                         out.close()
                         part_path.unlink(missing_ok=True)
                         raise DownloadError(
                             f"{what}: body longer than the announced {body} bytes",
-                            status=response.status_code,
+                            status=answer.status,
                         )
                     out.write(chunk)
                     digest.update(chunk)
@@ -369,14 +366,14 @@ class ApiClient:
                     self._redact(
                         f"{what}: broke off after {done} bytes: {type(error).__name__}: {error}"
                     ),
-                    status=response.status_code,
+                    status=answer.status,
                 )
         if broken is not None:
             # Outside the ``except``: the httpx error (and its request) stays out of the chain.
             raise broken
         if body is not None and received < body:
             raise DownloadError(
-                f"{what}: body ended after {received} of {body} bytes", status=response.status_code
+                f"{what}: body ended after {received} of {body} bytes", status=answer.status
             )
         if total is not None and done != total:
             # A range that stops short of the end: what arrived is good, the rest is still due.
@@ -384,13 +381,13 @@ class ApiClient:
         return Downloaded(sha256=digest.hexdigest(), bytes=done)
 
     def _content_range(
-        self, response: httpx.Response, part_path: Path, have: int, what: str
+        self, headers: Mapping[str, str], part_path: Path, have: int, what: str
     ) -> tuple[int, int, int | None]:
-        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        match = _CONTENT_RANGE.match(headers.get("Content-Range", ""))
         if not match or int(match.group(1)) != have or int(match.group(2)) < have:
             part_path.unlink(missing_ok=True)
             raise DownloadError(
-                f"{what}: 206 with Content-Range {response.headers.get('Content-Range')!r} "
+                f"{what}: 206 with Content-Range {headers.get('Content-Range')!r} "
                 f"for a request from byte {have}; starting over",
                 status=206,
             )
@@ -399,14 +396,14 @@ class ApiClient:
 
     async def _already_whole(
         self,
-        response: httpx.Response,
+        headers: Mapping[str, str],
         part_path: Path,
         have: int,
         on_progress: ProgressCallback | None,
         what: str,
     ) -> Downloaded:
         """416 to a resume: the part file is whole if the server's size is exactly its size."""
-        match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
+        match = _UNSATISFIED_RANGE.match(headers.get("Content-Range", ""))
         if have and match and int(match.group(1)) == have:
             digest = hashlib.sha256()
             await _hash_file(part_path, digest)
@@ -421,22 +418,23 @@ class ApiClient:
     # -- failures ------------------------------------------------------------------------------
 
     def _error_for(
-        self, response: httpx.Response, content: bytes, what: str, *, download: bool
+        self, answer: Opened, url: httpx.URL, content: bytes, what: str, *, download: bool
     ) -> ApiError:
-        """The failure kind for an HTTP answer that is not a success."""
-        status = response.status_code
+        """The failure kind for an HTTP answer (to a request for ``url``) that is not a success."""
+        status = answer.status
+        headers = answer.headers
         raw_code, server_message = _error_body(content)
         # Classified on the raw code, redacted only for what is kept or shown.
         forgotten = (raw_code or "").lower() == _TASK_NOT_EXIST
         code = self._redact_code(raw_code) if raw_code else None
-        reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+        reason = f" {answer.reason}" if answer.reason else ""
         if server_message:
             detail = _shorten(server_message, _EXCERPT * 2)
         else:
-            detail = _excerpt(content, response.headers.get("Content-Type", ""))
+            detail = _excerpt(content, headers.get("Content-Type", ""))
         coded = f" (code {code})" if code else ""
         message = self._redact(f"{what}: HTTP {status}{reason}: {detail}{coded}")
-        on_api = _origin_of(response.request.url) == self._origin
+        on_api = _origin_of(url) == self._origin
         if download and (status in _LINK_GONE or (status == 401 and not on_api)):
             return LinkExpired(message, status=status, code=code)
         if status in (401, 403):
@@ -448,7 +446,7 @@ class ApiClient:
                 message,
                 status=status,
                 code=code,
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                retry_after=parse_retry_after(headers.get("Retry-After")),
             )
         if status == 404 or (status == 400 and forgotten):
             return NotFound(message, status=status, code=code)
@@ -456,8 +454,8 @@ class ApiClient:
             return TransientError(message, status=status, code=code, sent=True)
         if 400 <= status < 500:
             return Rejected(message, status=status, code=code)
-        location = response.headers.get("Location")
-        where = f" to {_describe_url(response.request.url.join(location))}" if location else ""
+        location = headers.get("Location")
+        where = f" to {_describe_url(url.join(location))}" if location else ""
         return ApiError(f"{message}: unexpected answer{where}", status=status, code=code)
 
     def _redact(self, text: str) -> str:
@@ -556,12 +554,12 @@ def _int_header(value: str | None) -> int | None:
     return int(value)
 
 
-async def _read_some(response: httpx.Response) -> bytes:
+async def _read_some(answer: Opened) -> bytes:
     """Read an error body up to a limit, so a huge error page is not loaded whole."""
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in answer.iter_bytes():
             chunks.append(chunk)
             size += len(chunk)
             if size >= _ERROR_BODY_LIMIT:
