@@ -633,14 +633,21 @@ class Store:
         size: int,
         mtime_ns: int,
         sha256: str,
+        part: str | None = None,
     ) -> None:
-        """Record the clip written into a job's folder (after its atomic rename)."""
+        """Record the clip written into a job's folder (after its atomic rename).
+
+        ``part``, the part file (relative path) renamed into place, loses its owner record
+        in the same transaction: it no longer exists, and no separate write is needed.
+        """
         job.file, job.file_size, job.file_mtime_ns, job.file_sha256 = file, size, mtime_ns, sha256
         job.file_fingerprint, job.file_generation = job.fingerprint, job.generation
         job.delivered_at = job.updated_at = now_iso()
         with self.db.atomic():
             self._upsert_job(job)
             self._event(run_id, job.shot, job.take, job.render_key, "delivered", file)
+            if part is not None:
+                self.db.execute("delete from parts where path = ?", [part])
 
     def record_file_moved(self, run_id: str | None, job: JobRow, detail: str) -> None:
         """Forget the clip of a job's folder (moved to ``.history/`` or found missing)."""

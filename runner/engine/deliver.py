@@ -79,6 +79,8 @@ class DeliverMixin(EngineBase):
         render = work.render
         finals = [self._final(item.job) for item in work.jobs]
         order = sorted(range(len(work.jobs)), key=lambda i: part_of(finals[i]) == source)
+        #: Finals renamed into place from their own part file in this call.
+        placed: set[Path] = set()
         for index in order:
             item, final = work.jobs[index], finals[index]
             key = (item.job.shot.id, item.job.take)
@@ -89,20 +91,25 @@ class DeliverMixin(EngineBase):
                 if final == source and not row.delivered:
                     self._record(work, item, row, final)
                 continue
-            if final.exists() and matches(final, render.sha256, render.bytes):
+            occupied = final.exists()
+            if occupied and matches(final, render.sha256, render.bytes):
                 self._record(work, item, row, final)
                 continue
-            self._make_room(row, final)
+            if occupied:
+                self._make_room(row, final)
             part = source if source == part_of(final) else copy_to_part(source, final)
             place(part, final)
-            self._record(work, item, row, final)
+            # The part is gone (renamed): its owner record goes with the delivery's.
+            self._record(work, item, row, final, part=part)
+            placed.add(final)
         for final in finals:
-            self._drop_part(final)
+            if final not in placed:
+                self._drop_part(final)
         self.view.state(work.label, "done", f"{render.bytes} bytes")
 
     def _drop_part(self, final: Path) -> None:
-        """Remove a delivered job's leftover part file (another render's, interrupted) and
-        its owner record: no later download resumes onto it."""
+        """Remove the leftover part file (another render's, interrupted) of a job whose clip
+        was already in place, and its owner record: no later download resumes onto it."""
         part = part_of(final)
         relative = part.relative_to(self.output_dir).as_posix()
         part.unlink(missing_ok=True)
@@ -110,9 +117,7 @@ class DeliverMixin(EngineBase):
             self.store.set_part_owner(relative, None)
 
     def _make_room(self, row: JobRow, final: Path) -> None:
-        """Move whatever clip sits at ``final`` (an older render's) into ``.history/``."""
-        if not final.exists():
-            return
+        """Move the clip that sits at ``final`` (an older render's) into ``.history/``."""
         sidecar = read_sidecar(final) or {}
         if row.file_fingerprint is not None and row.file == clip_relpath(row.shot, row.take):
             label = history_label(row.file_fingerprint, row.file_generation)
@@ -124,7 +129,11 @@ class DeliverMixin(EngineBase):
         if row.file is not None:
             self.store.record_file_moved(self.run_id, row, f"moved to {moved}")
 
-    def _record(self, work: Work, item: PlannedJob, row: JobRow, final: Path) -> None:
+    def _record(
+        self, work: Work, item: PlannedJob, row: JobRow, final: Path, *, part: Path | None = None
+    ) -> None:
+        """Write the sidecar and record the delivery; ``part``, the part file just renamed
+        to ``final``, has its owner record dropped in the same transaction."""
         render = work.render
         write_sidecar(final, self._sidecar(work, item))
         stat = final.stat()
@@ -136,6 +145,7 @@ class DeliverMixin(EngineBase):
             size=stat.st_size,
             mtime_ns=stat.st_mtime_ns,
             sha256=render.sha256,
+            part=None if part is None else part.relative_to(self.output_dir).as_posix(),
         )
         self.result.delivered += 1
         self.result.seconds_delivered += item.job.shot.seconds_to_pay

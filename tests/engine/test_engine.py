@@ -311,6 +311,18 @@ async def test_a_delivered_jobs_leftover_part_is_removed(
     assert store.part_owner(relative) is None
 
 
+async def test_delivered_clips_leave_no_part_owner_records(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """Once a clip is renamed into place, no part file and no owner record of it remain."""
+    manifest = _manifest(out_dir, "waves", "waves")
+    async with ApiClient(sim.base_url, "k") as client:
+        result = await _run(manifest, store, client)
+    assert result.delivered == 2
+    assert not list(out_dir.rglob("*.part"))
+    assert list(store.db.query("select * from parts")) == []
+
+
 async def test_a_crash_mid_sidecar_write_is_finished_without_network(
     sim: RunningSim, store: Store, out_dir: Path
 ) -> None:
