@@ -373,46 +373,51 @@ def record_from_row(row: Mapping[str, Any]) -> TakeRecord:
 _RENDER_EVENTS = frozenset(JOB_STATES)
 
 JobKey = tuple[str, int]
+RenderKey = tuple[str, int]
+#: An event while histories are gathered: id, render (None for none), whether it is a
+#: render's change of state, and the entry shown.
+_Item = tuple[int, RenderKey | None, bool, HistoryEntry]
 
 
-def take_histories(store: HistoryStore) -> dict[tuple[str, int], tuple[HistoryEntry, ...]]:
+def take_histories(store: HistoryStore) -> dict[JobKey, tuple[HistoryEntry, ...]]:
     """Each job's history, keyed by (shot, take): the events ``Store.events_for_job`` gives.
 
     That is a job's own events and the state changes of every render it has pointed at
     (a render shared with another job is recorded under that job); another job's own
     ``bound``, ``delivered`` and ``file-moved`` say nothing of this one and are left out.
     All events are read in one query, so that a sheet of 10,000 takes does not ask 10,000
-    times.
+    times; each is handled once, and only the few renders shared by jobs are merged.
     """
-    own: defaultdict[JobKey, list[tuple[int, HistoryEntry]]] = defaultdict(list)
-    renders_of: defaultdict[JobKey, set[tuple[str, int]]] = defaultdict(set)
-    by_render: defaultdict[tuple[str, int], list[tuple[int, JobKey | None, HistoryEntry]]] = (
-        defaultdict(list)
-    )
+    own: defaultdict[JobKey, list[_Item]] = defaultdict(list)
+    unowned: list[_Item] = []
     for event in store.events():
-        ident, entry = event["id"], _history_entry(event)
-        shot, fingerprint = event["shot"], event["fingerprint"]
-        job = None if shot is None else (shot, event["take"])
-        if job is not None:
-            own[job].append((ident, entry))
-        if fingerprint is not None:
-            render = (fingerprint, event["generation"])
-            if job is not None:
-                renders_of[job].add(render)
-            if event["state"] in _RENDER_EVENTS:
-                by_render[render].append((ident, job, entry))
+        fingerprint = event["fingerprint"]
+        render = None if fingerprint is None else (fingerprint, event["generation"])
+        item = (event["id"], render, event["state"] in _RENDER_EVENTS, _history_entry(event))
+        shot = event["shot"]
+        if shot is None:
+            unowned.append(item)
+        else:
+            own[(shot, event["take"])].append(item)
+    # Who recorded events of each render: its jobs, and None for events of no job.
+    recorders: defaultdict[RenderKey, set[JobKey | None]] = defaultdict(set)
+    renders_of: dict[JobKey, set[RenderKey]] = {}
+    for job, items in own.items():
+        renders_of[job] = {item[1] for item in items if item[1] is not None}
+        for render in renders_of[job]:
+            recorders[render].add(job)
+    for item in unowned:
+        if item[1] is not None:
+            recorders[item[1]].add(None)
     histories: dict[JobKey, tuple[HistoryEntry, ...]] = {}
     for job, items in own.items():
-        # Most renders are recorded under the one job that uses them: nothing to merge.
-        shared = [
-            (ident, entry)
-            for render in renders_of[job]
-            for ident, recorded, entry in by_render[render]
-            if recorded != job
-        ]
+        shared = {r for r in renders_of[job] if len(recorders[r]) > 1}
         if shared:
-            items = sorted(items + shared, key=lambda item: item[0])
-        histories[job] = tuple(entry for _, entry in items)
+            others = {k for r in shared for k in recorders[r] if k != job}
+            sources = [unowned if k is None else own[k] for k in others]
+            extra = [i for source in sources for i in source if i[2] and i[1] in shared]
+            items = sorted(items + extra, key=lambda item: item[0])
+        histories[job] = tuple(item[3] for item in items)
     return histories
 
 
