@@ -140,3 +140,16 @@ def test_the_sheet_reads_every_event_in_one_query(batch: Batch) -> None:
 def test_a_take_without_events_has_no_history_block(batch: Batch) -> None:
     """Before any run the page shows no empty history."""
     assert "<details" not in page_of(batch)
+
+
+def test_a_render_event_recorded_for_no_job_shows_in_the_history_of_its_take(
+    batch: Batch,
+) -> None:
+    """A render's change of state recorded without a job is in the history of each take bound
+    to that render."""
+    fp = fingerprint(batch.shot("s01-wide"), 1)
+    with Store.open(batch.out) as store:
+        store.bind_jobs(None, [("s01-wide", 1, fp, 1)])
+        store.update_render(None, RenderRow(fp, 1, state="queued"), detail="task t-9")
+        history = take_histories(store)[("s01-wide", 1)]
+    assert events_of(history_text(history))[-1] == ("queued", "task t-9")
