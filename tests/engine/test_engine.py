@@ -471,6 +471,21 @@ async def test_a_shot_edited_while_its_task_is_in_flight_still_collects_the_paid
     assert sim.recorder.tasks_created == 2
 
 
+async def test_an_earlier_renders_sidecar_has_every_field_of_a_delivered_one(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A clip kept in .history/ has a delivered clip's sidecar fields, the manifest's empty."""
+    await _left_in_flight(sim, store, _manifest(out_dir, "waves"))
+    async with ApiClient(sim.base_url, "k") as client:
+        await _run(_manifest(out_dir, "an edited prompt"), store, client)
+    delivered = json.loads((out_dir / "s00" / "take-1.json").read_text())
+    (kept_sidecar,) = (out_dir / "s00" / ".history").glob("*.json")
+    kept = json.loads(kept_sidecar.read_text())
+    assert set(kept) == set(delivered) | {"earlier_render"}
+    assert (kept["shot"], kept["take"], kept["model"], kept["request"]) == ("s00", 1, None, None)
+    assert kept["earlier_render"] is True
+
+
 async def test_a_removed_shots_create_without_answer_is_not_sent_again(
     sim: RunningSim, store: Store, out_dir: Path
 ) -> None:
