@@ -1,6 +1,6 @@
 """What every step of a run shares: the run's state (built from the plan), the store writes,
-failing a render or keeping its task owed, backing off and sleeping (woken by a stop), the
-outage limit, and the coroutines spawned per render.
+the sidecar fields of every clip, failing a render or keeping its task owed, backing off and
+sleeping (woken by a stop), the outage limit, and the coroutines spawned per render.
 
 The steps themselves are mixins of ``EngineBase`` in their own modules; the ones a step calls
 in another module are declared here (for the type checker only), so each module says what it
