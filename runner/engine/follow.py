@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from runner.api.errors import ApiError, AuthError, NotFound
 from runner.engine.base import NOT_FOUND_CONFIRMATIONS, EngineBase
 from runner.engine.work import Work, task_kind
+from runner.polling import Reading
 from runner.store import parse_iso
 
 if TYPE_CHECKING:
@@ -35,11 +36,14 @@ class FollowMixin(EngineBase):
         # morning, a task that finished overnight is collected, not failed as timed out.
         asked = task is not None
         errors = unknown = 0
+        # This attempt's progress as reported, for aiming the next poll.
+        readings: list[Reading] = []
         while True:
             if task is None or task.status == "pending":
                 if not first_poll:
                     elapsed = time.time() - (work.deadline - self.options.task_timeout)
-                    await self._sleep(self._polls.next_delay(task_kind(work), elapsed))
+                    delay = self._polls.next_delay(task_kind(work), elapsed, readings)
+                    await self._sleep(delay)
                 first_poll = False
                 if asked and time.time() > work.deadline:
                     self._fail(
@@ -66,6 +70,7 @@ class FollowMixin(EngineBase):
                     if task is None:
                         break
                     unknown = 0
+                    readings.clear()
                     continue
                 except AuthError:
                     raise
@@ -80,6 +85,9 @@ class FollowMixin(EngineBase):
                 asked = True
                 errors = unknown = 0
                 self._note_progress(work, task)
+                if task.progress is not None:
+                    submitted = work.deadline - self.options.task_timeout
+                    readings.append((time.time() - submitted, task.progress))
                 continue
             if task.status == "failed":
                 message = task.error_message or task.error_code or task.raw_status
@@ -91,6 +99,7 @@ class FollowMixin(EngineBase):
                 task = await self._submit(work, new_attempt=True)
                 if task is None:
                     break
+                readings.clear()
                 continue
             # completed
             elapsed = time.time() - (work.deadline - self.options.task_timeout)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import random
 
-from runner.polling import PollPlanner
+import pytest
+
+from runner.polling import PollPlanner, estimated_finish
 
 
 def planner(interval: float = 1.0) -> PollPlanner:
@@ -90,3 +92,61 @@ def test_one_slow_outlier_does_not_delay_the_first_poll() -> None:
     for duration in (10.0, 10.5, 11.0, 3600.0, 10.2, 10.4):
         plan.observe("k", duration)
     assert plan.next_delay("k", 0.0) <= 11.0
+
+
+def test_progress_aims_the_next_poll_at_the_extrapolated_finish() -> None:
+    """A task at 50 % after 1 s and 75 % after 1.5 s is next asked at 2 s, not an interval on."""
+    plan = planner(2.0)
+    delay = plan.next_delay("k", 1.5, [(1.0, 50.0), (1.5, 75.0)])
+    assert delay == pytest.approx(0.5)
+
+
+def test_one_reading_is_counted_from_the_submission() -> None:
+    """One reading of 40 % after 2 s aims at 5 s."""
+    plan = planner(10.0)
+    assert plan.next_delay("k", 2.0, [(2.0, 40.0)]) == pytest.approx(3.0)
+
+
+def test_progress_never_waits_past_the_interval_or_polls_in_a_burst() -> None:
+    """A far estimate waits one interval at most; one due now waits a sixth of the interval."""
+    plan = planner(6.0)
+    assert plan.next_delay("k", 10.0, [(10.0, 1.0)]) <= 7.2
+    assert plan.next_delay("k", 10.0, [(9.0, 98.0), (10.0, 99.0)]) == pytest.approx(1.0)
+
+
+def test_progress_past_every_seen_finish_is_not_trusted() -> None:
+    """Invented progress (10 % after 1 s, so 10 s) loses to finishes seen at about 2 s."""
+    plan = planner(0.5)
+    for duration in (2.0, 2.05, 2.1, 1.95, 2.02):
+        plan.observe("k", duration)
+    assert plan.next_delay("k", 1.0, [(1.0, 10.0)]) <= 1.05
+
+
+def test_progress_within_the_seen_spread_saves_polls() -> None:
+    """Among tasks of 1.8-2.2 s, a task reporting its pace is found at its finish in one poll
+    more, where stepping through the spread would take several."""
+    plan = planner(0.5)
+    for duration in (1.8, 1.9, 2.0, 2.1, 2.2):
+        plan.observe("k", duration)
+    first = plan.next_delay("k", 0.0)
+    # At ``first`` the task (2.15 s, linear) reports its progress.
+    reading = (first, first / 2.15 * 100)
+    second = first + plan.next_delay("k", first, [reading])
+    assert 2.15 <= second <= 2.2
+
+
+@pytest.mark.parametrize(
+    ("readings", "finish"),
+    [
+        ([], None),
+        ([(1.0, 0.0)], None),
+        ([(3.0, 100.0)], 3.0),
+        ([(2.0, 50.0)], 4.0),
+        ([(2.0, 20.0), (4.0, 60.0)], 6.0),
+        # Stale progress (no rise) falls back to the single-reading estimate.
+        ([(2.0, 50.0), (4.0, 50.0)], 8.0),
+    ],
+)
+def test_estimated_finish(readings: list[tuple[float, float]], finish: float | None) -> None:
+    """The finish from progress readings: a rate from two rising ones, else from submission."""
+    assert estimated_finish(readings) == (None if finish is None else pytest.approx(finish))
