@@ -21,7 +21,7 @@ from runner.engine.earlier import EarlierMixin
 from runner.engine.follow import FollowMixin
 from runner.engine.submit import SubmitMixin
 from runner.engine.work import Work, kind_of
-from runner.errors import InputError, Interrupted
+from runner.errors import InputError, Interrupted, ShotrunnerError
 from runner.reconcile import asks_task_first
 from runner.view import RunResult
 
@@ -130,11 +130,16 @@ class Engine(SubmitMixin, FollowMixin, CollectMixin, DeliverMixin, EarlierMixin)
             stopping.cancel()
         if self._stopping.is_set():
             await self._shut_down()
-            if self._fatal is None:
+            earlier = self._fatal
+            # A signal wins over any error of the runner's own (exit 130 over 2 and 1, as a
+            # 401 answered to a create in the grace period would otherwise make it 2), but
+            # what that error said is kept.
+            if earlier is None or (self._signals and isinstance(earlier, ShotrunnerError)):
+                also = f"; also: {earlier}" if earlier is not None else ""
                 self.result.interrupted = True
                 self._fatal = Interrupted(
                     "interrupted: tasks already submitted keep rendering; "
-                    "run the same command again to collect them"
+                    f"run the same command again to collect them{also}"
                 )
 
     async def _dispatch(self, works: list[Work]) -> None:
