@@ -13,8 +13,10 @@ the interval.
 A task that reports progress says more about itself than the others do: from its last two
 readings (or one, counted from its submission) the planner extrapolates its finish and asks
 then, never later than one interval and never sooner than a sixth of it. Backends that invent
-progress (10, 20, 30, then 100) give estimates far past the longest finish seen; such an
-estimate is not trusted where finishes have been seen, and the spread is used instead.
+progress (10, 20, 30, then 100) give estimates far past the finishes seen: an estimate past
+twice the longest one seen is not trusted, and the spread is used instead. (A task a little
+slower than any seen is common, most of all early in a run, when only the quickest have
+finished: its estimate is trusted.)
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class PollPlanner:
     MIN_SEEN = 3
     #: Aimed polls are at least this share of the interval apart.
     MIN_STEP = 1 / 6
+    #: A finish extrapolated from progress past this many times the longest seen is taken
+    #: for invented progress, and the seen spread is used instead.
+    IMPLAUSIBLE = 2.0
 
     def __init__(self, interval: float, *, jitter: float = 0.2, rng: random.Random | None = None):
         self.interval = max(0.0, interval)
@@ -68,7 +73,7 @@ class PollPlanner:
         step = self.interval * self.MIN_STEP
         targets = self.targets(kind)
         finish = estimated_finish(readings)
-        if finish is not None and (not targets or finish <= targets[-1]):
+        if finish is not None and (not targets or finish <= self.IMPLAUSIBLE * targets[-1]):
             return min(interval, max(step, finish - elapsed))
         for target in targets:
             if target >= elapsed + step:

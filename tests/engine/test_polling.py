@@ -114,12 +114,22 @@ def test_progress_never_waits_past_the_interval_or_polls_in_a_burst() -> None:
     assert plan.next_delay("k", 10.0, [(9.0, 98.0), (10.0, 99.0)]) == pytest.approx(1.0)
 
 
-def test_progress_past_every_seen_finish_is_not_trusted() -> None:
+def test_progress_far_past_every_seen_finish_is_not_trusted() -> None:
     """Invented progress (10 % after 1 s, so 10 s) loses to finishes seen at about 2 s."""
     plan = planner(0.5)
     for duration in (2.0, 2.05, 2.1, 1.95, 2.02):
         plan.observe("k", duration)
     assert plan.next_delay("k", 1.0, [(1.0, 10.0)]) <= 1.05
+
+
+def test_a_task_slower_than_any_seen_is_asked_at_its_own_finish() -> None:
+    """Only quick tasks seen so far (about 20 s): one whose progress says 21.4 s is asked then,
+    not an interval later."""
+    plan = planner(5.0)
+    for duration in (19.5, 20.0, 20.3):
+        plan.observe("k", duration)
+    delay = plan.next_delay("k", 20.5, [(15.5, 68.0), (20.5, 95.0)])
+    assert 20.5 + delay == pytest.approx(20.5 + 5 * 5 / 27)
 
 
 def test_progress_within_the_seen_spread_saves_polls() -> None:
