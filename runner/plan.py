@@ -24,6 +24,7 @@ from runner.jobs import expand_jobs
 from runner.model import ACTIONS, ASSUMED_SECONDS, JOB_STATES, Manifest
 from runner.reconcile import EarlierRender, PlannedJob, PlanOptions, earlier_renders, reconcile
 from runner.schema import closest
+from runner.view import earlier_wording
 
 #: Actions that would pay for a render.
 PAYING_ACTIONS = frozenset({"submit", "retry"})
@@ -290,13 +291,7 @@ def _earlier_table(earlier: Sequence[EarlierRender]) -> list[str]:
 
 def earlier_line(earlier: Sequence[EarlierRender]) -> str:
     """The end of the summary line for earlier renders, worded as ``run``'s plan line."""
-    collected, billed = _earlier_counts(earlier)
-    line = ""
-    if collected:
-        line += f"; {collected} earlier render(s) in flight will be collected into .history/"
-    if billed:
-        line += f"; {billed} earlier create(s) got no answer: not sent again, possibly billed"
-    return line
+    return earlier_wording(*_earlier_counts(earlier))
 
 
 def format_columns(rows: Sequence[Sequence[str]]) -> list[str]:

@@ -27,6 +27,16 @@ if TYPE_CHECKING:
 LIVE_ROWS = 12
 
 
+def earlier_wording(collected: int, billed: int) -> str:
+    """The end of a plan line for renders of edited or removed shots (``run`` and ``plan``)."""
+    line = ""
+    if collected:
+        line += f"; {collected} earlier render(s) in flight will be collected into .history/"
+    if billed:
+        line += f"; {billed} earlier create(s) got no answer: not sent again, possibly billed"
+    return line
+
+
 @dataclass(slots=True)
 class PlanSummary:
     """What a run is about to do, printed before anything is sent (the money guard)."""
@@ -48,14 +58,7 @@ class PlanSummary:
             f"{self.to_resume} to resume, {self.to_fetch} to fetch, {self.done} done, "
             f"{self.held} failed and held"
         )
-        if self.earlier:
-            line += f"; {self.earlier} earlier render(s) in flight will be collected into .history/"
-        if self.possibly_billed:
-            line += (
-                f"; {self.possibly_billed} earlier create(s) got no answer: not sent again, "
-                "possibly billed"
-            )
-        return line
+        return line + earlier_wording(self.earlier, self.possibly_billed)
 
 
 @dataclass(slots=True)
