@@ -1,9 +1,12 @@
-"""An httpx transport backed by one aiohttp session: httpx's interface, aiohttp's CPU cost.
+"""Sending the client's requests over one aiohttp session, and what its failures mean.
 
 httpcore's connection pool spends 1.3-2.0 ms of CPU per request with a hundred requests in
 flight (it walks every pooled connection on each request and response); aiohttp's spends about
-0.1 ms. ``AiohttpTransport`` sends httpx requests through aiohttp and hands back httpx
-responses whose bodies stream, so the client's code, its redirects and its tests stay httpx's.
+0.1 ms, and httpx's request and response objects on top of it cost as much again. So the
+client calls ``AiohttpTransport.open``, which sends one request straight through aiohttp and
+returns an ``Opened`` answer whose body is still to be read; ``open_over`` does the same over
+any httpx transport (tests use ``httpx.MockTransport``), so the client's code is one and the
+same in tests and in a run. ``AiohttpTransport`` is an httpx transport too, built on ``open``.
 
 What this module owns is the meaning of a failure. The client counts ``httpx.ConnectError``,
 ``ConnectTimeout`` and ``PoolTimeout`` as "never sent" (a create may be retried without a
@@ -12,13 +15,6 @@ failures that aiohttp raises before a byte of the request was written (name reso
 refused or timed-out connection, the wait for a free connection) become ``ConnectError`` or
 ``ConnectTimeout``; anything later, or of unknown phase, becomes ``RemoteProtocolError``,
 ``ReadError`` or ``ReadTimeout``.
-
-The client itself does not go through httpx's request and response objects: their URL
-parsing and header handling were half its CPU per request. It calls ``open``, which sends one
-request straight through aiohttp and returns an ``Opened`` answer whose body is still to be
-read; ``open_over`` does the same over any other httpx transport (tests use
-``httpx.MockTransport``), so the client's code is one and the same in tests and in a run.
-``AiohttpTransport`` stays an httpx transport too, built on the same ``open``.
 """
 
 from __future__ import annotations
