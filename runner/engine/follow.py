@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from runner.api.task import Task
     from runner.model import JobState
 
+#: How often progress alone (no change of state) is written to the store, per render.
+PROGRESS_SAVE_SECONDS = 5.0
 #: Status words of a task that has not started rendering (shown as ``queued``).
 _NOT_STARTED = frozenset({"queued", "pending", "submitted", "not_start", ""})
 
@@ -120,11 +122,21 @@ class FollowMixin(EngineBase):
         if not task.progress and task.raw_status.lower() in _NOT_STARTED:
             state = "queued"
         changed = state != render.state
-        if changed or task.progress != render.progress or render.error_code is not None:
+        if changed or render.error_code is not None:
             # A task alive again: a timeout (--retry-failed) or an earlier run's poll errors.
             render.error = render.error_code = None
             render.state = state
             render.progress = task.progress
+            work.progress_saved_at = time.monotonic()
             self._save(work, task.raw_status, event=changed)
             if not changed:
                 self.view.progress(work.label, state, task.progress)
+        elif task.progress != render.progress:
+            # Progress alone is for display: written at most every PROGRESS_SAVE_SECONDS, so
+            # short tasks polled often do not write on every poll (the next save carries it).
+            render.progress = task.progress
+            now = time.monotonic()
+            if now - work.progress_saved_at >= PROGRESS_SAVE_SECONDS:
+                work.progress_saved_at = now
+                self._save(work, task.raw_status, event=False)
+            self.view.progress(work.label, state, task.progress)

@@ -31,6 +31,8 @@ class Work:
     #: For a render no job points at any more (``EarlierRender``): the (shot, take) it was
     #: last bound to; its clip goes into that shot's ``.history/``. ``jobs`` is empty.
     earlier: tuple[str, int] | None = None
+    #: When progress alone was last written to the store (monotonic; 0: never).
+    progress_saved_at: float = 0.0
 
     @property
     def label(self) -> str:

@@ -718,3 +718,43 @@ async def test_max_new_caps_resubmissions_during_the_run(
     assert sim.recorder.tasks_created == 1
     ((_, reason),) = result.failed
     assert reason == "not submitted: --max-new 1 reached"
+
+
+def _progress_writes(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """Record the progress of every store write that is not a change of state."""
+    writes: list[float | None] = []
+    update = store.update_render
+
+    def spy(run_id: str | None, render: RenderRow, **kwargs: Any) -> None:
+        if kwargs.get("event") is False:
+            writes.append(render.progress)
+        update(run_id, render, **kwargs)
+
+    monkeypatch.setattr(store, "update_render", spy)
+    return writes
+
+
+@pytest.mark.parametrize("every", [5.0, 0.0])
+async def test_progress_alone_is_written_at_most_every_few_seconds(
+    start_sim: StartSim,
+    store: Store,
+    out_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    every: float,
+) -> None:
+    """A task polled twenty times in a second writes its progress alone once (every 5 s), not on
+    every poll; the finished render is written whole all the same."""
+    monkeypatch.setattr("runner.engine.follow.PROGRESS_SAVE_SECONDS", every)
+    sim = start_sim(job_seconds=1.0)
+    manifest = _manifest(out_dir, "waves")
+    writes = _progress_writes(store, monkeypatch)
+    async with ApiClient(sim.base_url, "k") as client:
+        await _run(manifest, store, client)
+    polls = [r for r in sim.recorder.requests if r.method == "GET" and r.listener == "api"]
+    assert len(polls) >= 8
+    if every:
+        assert len(writes) == 1
+    else:
+        assert len(writes) >= 5
+    (render,) = store.renders().values()
+    assert (render.state, render.progress) == ("done", 100.0)
