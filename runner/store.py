@@ -611,10 +611,13 @@ class Store:
         detail: str = "",
         job: JobKey | None = None,
         event: bool = True,
+        part_owner: tuple[str, str] | None = None,
     ) -> None:
         """Write a render's row as it is now, with an event row, in one transaction.
 
-        ``event=False`` is for progress updates that are not a change of state.
+        ``event=False`` is for progress updates that are not a change of state. ``part_owner``
+        (path, task id) records the owner of a part file in the same transaction, as
+        ``set_part_owner`` would.
         """
         render.updated_at = now_iso()
         record = _render_record(render)
@@ -623,6 +626,8 @@ class Store:
             if event:
                 shot, take = job if job else (None, None)
                 self._event(run_id, shot, take, render.key, render.state, detail)
+            if part_owner is not None:
+                self._set_part_owner(*part_owner)
 
     def record_delivery(
         self,
@@ -666,11 +671,14 @@ class Store:
             if task_id is None:
                 self.db.execute("delete from parts where path = ?", [path])
             else:
-                self.db.execute(
-                    "insert into parts (path, task_id, at) values (?, ?, ?) "
-                    "on conflict (path) do update set task_id = excluded.task_id, at = excluded.at",
-                    [path, task_id, now_iso()],
-                )
+                self._set_part_owner(path, task_id)
+
+    def _set_part_owner(self, path: str, task_id: str) -> None:
+        self.db.execute(
+            "insert into parts (path, task_id, at) values (?, ?, ?) "
+            "on conflict (path) do update set task_id = excluded.task_id, at = excluded.at",
+            [path, task_id, now_iso()],
+        )
 
     # -- internals -----------------------------------------------------------------------
 

@@ -192,13 +192,22 @@ class EngineBase:
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    def _save(self, work: Work, detail: str, *, event: bool = True, show: bool = True) -> None:
+    def _save(
+        self,
+        work: Work,
+        detail: str,
+        *,
+        event: bool = True,
+        show: bool = True,
+        part_owner: tuple[str, str] | None = None,
+    ) -> None:
         self.store.update_render(
             self.run_id,
             work.render,
             detail=detail,
             job=work.job_key,
             event=event,
+            part_owner=part_owner,
         )
         if event and show:
             self.view.state(work.label, work.render.state, detail)

@@ -59,7 +59,12 @@ class CollectMixin(EngineBase):
             render.error = render.error_code = None
             render.progress = 100.0 if render.progress is not None else None
             render.completed_at = render.completed_at or now_iso()
-            self._save(work, "completed")
+            claim = None
+            if task is not None and task.status == "completed":
+                # The part file is claimed for the task in the same transaction.
+                relative = self._part_to_claim(part, task.id)
+                claim = None if relative is None else (relative, task.id)
+            self._save(work, "completed", part_owner=claim)
         errors = unknown = 0
         while True:
             if task is None or task.status != "completed":
@@ -133,13 +138,20 @@ class CollectMixin(EngineBase):
         """Make ``part`` this task's before a byte is written: a part another task wrote (an
         edited shot's earlier render, swapped shot ids) or one of unknown origin is deleted,
         never resumed with ``Range``, so no clip is ever a hybrid of two tasks."""
+        relative = self._part_to_claim(part, task_id)
+        if relative is not None:
+            self.store.set_part_owner(relative, task_id)
+
+    def _part_to_claim(self, part: Path, task_id: str) -> str | None:
+        """``part``'s path to record as ``task_id``'s, once a part of any other origin is
+        deleted; None when it is the task's already."""
         relative = part.relative_to(self.output_dir).as_posix()
         owner = self.store.part_owner(relative)
         if owner == task_id:
-            return
+            return None
         if owner is not None or part.exists():
             part.unlink(missing_ok=True)
-        self.store.set_part_owner(relative, task_id)
+        return relative
 
     async def _render_again(self, work: Work, reason: str) -> None:
         """The service lost a finished clip that was never delivered: render it again."""

@@ -90,6 +90,21 @@ def test_update_render_writes_row_and_event_together(store: Store) -> None:
     assert states == ["bound", "submitting", "queued"]
 
 
+def test_update_render_records_a_part_owner_in_the_same_transaction(store: Store) -> None:
+    """A render's save can claim a part file for its task; a failed save claims nothing."""
+    store.bind_jobs(None, [("s01", 1, "a" * 64, 1)])
+    render = store.renders()[("a" * 64, 1)]
+    render.state, render.task_id = "downloading", "video_1"
+    store.update_render("r1", render, part_owner=("s01/take-1.mp4.part", "video_1"))
+    assert store.part_owner("s01/take-1.mp4.part") == "video_1"
+    store.db.execute(
+        "create trigger boom before insert on events begin select raise(abort, 'x'); end"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        store.update_render("r1", render, part_owner=("s02/take-1.mp4.part", "video_2"))
+    assert store.part_owner("s02/take-1.mp4.part") is None
+
+
 def test_failed_transaction_leaves_no_event(store: Store) -> None:
     """A state change that fails half-way writes neither the row nor the event."""
     store.bind_jobs(None, [("s01", 1, "a" * 64, 1)])
