@@ -2,10 +2,16 @@
 
 Each side gets a simulator of its own (2 s per job, no faults) so that its requests and
 tasks are counted apart. Ideal makespan: N*D/C; the curl loop runs one job at a time (N*D).
+
+On a small shared machine one run's CPU seconds move by a tenth either way, for both sides
+alike. So the full size runs shotrunner and the SDK script in several rounds, back to back
+(which goes first alternates), and the targets use the medians: of shotrunner's makespans,
+and of the CPU ratio within each round. Every round's figures are listed.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import harness
@@ -19,10 +25,12 @@ class Size:
     concurrency: int
     poll: float
     curl_jobs: int
+    #: Rounds of shotrunner and the SDK script, back to back.
+    rounds: int = 1
 
 
 SIZES = {
-    "full": Size(jobs=1000, seconds=2.0, concurrency=100, poll=0.5, curl_jobs=20),
+    "full": Size(jobs=1000, seconds=2.0, concurrency=100, poll=0.5, curl_jobs=20, rounds=3),
     "quick": Size(jobs=300, seconds=2.0, concurrency=100, poll=0.5, curl_jobs=5),
     "tiny": Size(jobs=6, seconds=0.3, concurrency=3, poll=0.1, curl_jobs=2),
 }
@@ -53,40 +61,68 @@ def run(mode: str) -> Section:
         header=HEADER,
     )
     options = ["--concurrency", str(size.concurrency), "--poll-interval", str(size.poll)]
+    rounds: list[tuple[harness.Side, harness.Side]] = []
     with harness.scratch("throughput") as tmp:
-        (tmp / "runner").mkdir()
-        with harness.simulator(tmp / "runner", job_seconds=size.seconds) as sim:
-            ours = harness.shotrunner_batch(tmp / "runner", sim, size.jobs, options)
-        (tmp / "sdk").mkdir()
-        with harness.simulator(tmp / "sdk", job_seconds=size.seconds) as sim:
-            sdk = harness.sdk_batch(tmp / "sdk", sim, size.jobs, size.concurrency)
+        for number in range(size.rounds):
+            folder = tmp / f"round-{number + 1}"
+            sides: dict[str, harness.Side] = {}
+            order = ("runner", "sdk") if number % 2 == 0 else ("sdk", "runner")
+            for name in order:
+                (folder / name).mkdir(parents=True)
+                with harness.simulator(folder / name, job_seconds=size.seconds) as sim:
+                    if name == "runner":
+                        sides[name] = harness.shotrunner_batch(
+                            folder / name, sim, size.jobs, options
+                        )
+                    else:
+                        sides[name] = harness.sdk_batch(
+                            folder / name, sim, size.jobs, size.concurrency
+                        )
+            rounds.append((sides["runner"], sides["sdk"]))
         (tmp / "curl").mkdir()
         with harness.simulator(tmp / "curl", job_seconds=size.seconds) as sim:
             curl = harness.curl_batch(tmp / "curl", sim, size.curl_jobs, size.poll)
     ideal = size.jobs * size.seconds / size.concurrency
+    ratios = [ratio(o.process.cpu / o.jobs, s.process.cpu / s.jobs) for o, s in rounds]
+    # The round whose CPU ratio is the median one stands for both sides in the table.
+    ours, sdk = rounds[ratios.index(_median_value(ratios))]
     for side, side_ideal in ((ours, ideal), (sdk, ideal), (curl, size.curl_jobs * size.seconds)):
         section.rows.append(_row(side, side_ideal))
     wanted = 1.10 * ideal + size.poll
+    makespan = _median_value([o.process.wall for o, _ in rounds])
+    of_rounds = f", median of {len(rounds)} rounds" if len(rounds) > 1 else ""
     section.target(
         "makespan",
-        f"{fmt(ours.process.wall)} s ({fmt(ours.process.wall / ideal)}x ideal {fmt(ideal, 1)} s)",
+        f"{fmt(makespan)} s ({fmt(makespan / ideal)}x ideal {fmt(ideal, 1)} s{of_rounds})",
         f"<= 1.10x ideal + one poll interval = {fmt(wanted)} s",
-        ours.process.wall <= wanted,
+        makespan <= wanted,
     )
-    cpu_ratio = ratio(ours.process.cpu / ours.jobs, sdk.process.cpu / sdk.jobs)
+    cpu_ratio = _median_value(ratios)
     section.target(
         "runner CPU per job vs the SDK script",
         f"{fmt(cpu_ratio)}x ({fmt(ours.cpu_per_1000)} vs {fmt(sdk.cpu_per_1000)} CPU s "
-        "per 1,000 jobs)",
+        f"per 1,000 jobs{of_rounds})",
         "<= 0.50x",
         cpu_ratio <= 0.5,
     )
+    cpu_per_1000 = _median_value([o.cpu_per_1000 for o, _ in rounds])
     section.target(
         "runner CPU per 1,000 jobs",
-        f"{fmt(ours.cpu_per_1000)} s",
+        f"{fmt(cpu_per_1000)} s{of_rounds}",
         "< 8 s",
-        ours.cpu_per_1000 < 8,
+        cpu_per_1000 < 8,
     )
+    if len(rounds) > 1:
+        section.notes.append(
+            "Every round (shotrunner / SDK script): "
+            + "; ".join(
+                f"{number}: makespan {fmt(o.process.wall)} / {fmt(s.process.wall)} s, "
+                f"CPU {fmt(o.cpu_per_1000)} / {fmt(s.cpu_per_1000)} s per 1,000 jobs, "
+                f"ratio {fmt(r)}x"
+                for number, ((o, s), r) in enumerate(zip(rounds, ratios, strict=True), 1)
+            )
+            + ". The table shows the round with the median CPU ratio."
+        )
     section.target(
         "requests per job vs the SDK (default polling)",
         f"{fmt(ours.requests_per_job)} vs {fmt(sdk.requests_per_job)}",
@@ -103,6 +139,11 @@ def run(mode: str) -> Section:
         f"x, peak RSS {fmt(ratio(ours.process.maxrss_kib, sdk.process.maxrss_kib))}x."
     )
     return section
+
+
+def _median_value(values: list[float]) -> float:
+    """The median that is one of ``values`` (the lower middle one of an even count)."""
+    return statistics.median_low(values)
 
 
 def _row(side: harness.Side, ideal: float) -> list[str]:
