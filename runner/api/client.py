@@ -214,7 +214,12 @@ class ApiClient:
     async def _get(self, url: httpx.URL, headers: Mapping[str, str]) -> Opened:
         """One GET of a download; decides, hop by hop, whether the key goes along."""
         self._check_open()
-        base = self._api_headers if _origin_of(url) == self._origin else self._headers
+        base = self._headers
+        if _origin_of(url) == self._origin:
+            base = self._api_headers
+            # As for the base: the key is the credential there. aiohttp would refuse a
+            # user:password in the URL next to the Authorization header (a bare ValueError).
+            url = url.copy_with(userinfo=b"")
         self.requests_sent += 1
         failure: ApiError
         try:

@@ -567,3 +567,26 @@ async def test_closed_client_sends_nothing(serve: Serve, api: Callable[[Raw], Ap
     with pytest.raises(RuntimeError):
         await client.retrieve("video_1")
     assert len(raw.requests) == 1
+
+
+# -- credentials in a download URL ---------------------------------------------------------------
+
+
+async def test_user_password_in_a_clip_url_on_the_api_is_dropped(
+    serve: Serve, api: Callable[[Raw], ApiClient], tmp_path: Path
+) -> None:
+    """A clip URL on the API's origin with a user:password downloads with the key alone, as the
+    base does (aiohttp refuses an Authorization header next to credentials in the URL)."""
+
+    async def clip(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", b"clip"))
+        await writer.drain()
+
+    raw = await serve(clip)
+    port = raw.url.rsplit(":", 1)[1]
+    result = await api(raw).download(
+        f"http://u:p@127.0.0.1:{port}/v1/videos/v/content", tmp_path / "a.part"
+    )
+    assert result.bytes == 4
+    assert header_of(raw.requests[0], "Authorization") == f"Bearer {KEY}"
