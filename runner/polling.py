@@ -12,7 +12,8 @@ the interval.
 
 A task that reports progress says more about itself than the others do: from its last two
 readings (or one, counted from its submission) the planner extrapolates its finish and asks
-then, never later than one interval and never sooner than a sixth of it. Backends that invent
+then, never later than one interval and never sooner than a sixth of it. Progress that has not
+risen since the reading before (a task stuck at 99 %) gives no estimate. Backends that invent
 progress (10, 20, 30, then 100) give estimates far past the finishes seen: an estimate past
 twice the longest one seen is not trusted, and the spread is used instead. (A task a little
 slower than any seen is common, most of all early in a run, when only the quickest have
@@ -85,7 +86,8 @@ def estimated_finish(readings: Sequence[Reading]) -> float | None:
     """When the task reaches 100 %, extrapolated from its progress readings (None: unknown).
 
     Two rising readings give a rate; one alone is counted from the submission, which a queued
-    start makes late rather than early.
+    start makes late rather than early. Progress that did not rise since the reading before
+    gives no estimate.
     """
     if not readings:
         return None
@@ -94,6 +96,11 @@ def estimated_finish(readings: Sequence[Reading]) -> float | None:
         return at if done >= 100 else None
     if len(readings) >= 2:
         before, done_before = readings[-2]
-        if done > done_before > 0 and at > before:
+        if done <= done_before:
+            # Progress that has not moved says nothing of the pace. Counted from the
+            # submission instead, a task stuck at 99 % would always seem about to finish and
+            # be asked every sixth of an interval for as long as it hangs.
+            return None
+        if done_before > 0 and at > before:
             return at + (100 - done) * (at - before) / (done - done_before)
     return at * 100 / done

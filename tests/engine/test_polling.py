@@ -133,6 +133,13 @@ def test_a_task_slower_than_any_seen_is_asked_at_its_own_finish() -> None:
     assert 20.5 + delay == pytest.approx(20.5 + 5 * 5 / 27)
 
 
+def test_a_task_stuck_at_99_percent_is_asked_at_the_interval() -> None:
+    """Progress stuck at 99 % predicts no finish: the task is asked every interval, not every
+    sixth of one for as long as it hangs."""
+    plan = planner(15.0)
+    assert plan.next_delay("k", 100.0, [(90.0, 99.0), (100.0, 99.0)]) >= 12.0
+
+
 def test_progress_within_the_seen_spread_saves_polls() -> None:
     """Among tasks of 1.8-2.2 s, a task reporting its pace is found at its finish in one poll
     more, where stepping through the spread would take several."""
@@ -154,8 +161,9 @@ def test_progress_within_the_seen_spread_saves_polls() -> None:
         ([(3.0, 100.0)], 3.0),
         ([(2.0, 50.0)], 4.0),
         ([(2.0, 20.0), (4.0, 60.0)], 6.0),
-        # Stale progress (no rise) falls back to the single-reading estimate.
-        ([(2.0, 50.0), (4.0, 50.0)], 8.0),
+        # Progress that has not risen says nothing of the pace.
+        ([(2.0, 50.0), (4.0, 50.0)], None),
+        ([(2.0, 60.0), (4.0, 50.0)], None),
     ],
 )
 def test_estimated_finish(readings: list[tuple[float, float]], finish: float | None) -> None:
