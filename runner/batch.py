@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from runner.api.proxies import check_proxy
 from runner.engine import Engine, RunContext, RunOptions
 from runner.errors import (
     ConfigError,
@@ -95,6 +96,8 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
         base = SIMULATOR_BASE if settings.simulate else public_base(settings.api_base)
         _check_kind(store, settings.simulate)
         _check_bases(store, base)
+        if not settings.simulate:
+            check_proxy(base)
         plan = dataclasses.replace(settings.plan, simulated=settings.simulate)
         planned = reconcile(jobs, store, plan)
         context = RunContext(manifest=manifest, api_base=base, simulated=settings.simulate)

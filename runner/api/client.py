@@ -37,6 +37,7 @@ from runner.api.errors import (
     Rejected,
     TransientError,
 )
+from runner.api.proxies import check_proxy
 from runner.api.task import Task
 from runner.api.transport import AiohttpTransport, Headers, Opened, Timeouts, open_over
 from runner.errors import ConfigError
@@ -94,6 +95,7 @@ class ApiClient:
             raise ConfigError(f"unusable API base {str(base)!r}: expected http(s)://host/...")
         self.base_url = str(base)
         self._origin = _origin_of(base)
+        check_proxy(self.base_url)
         self._api_key = api_key
         #: HTTP requests sent, redirects and failures included (for benchmarks).
         self.requests_sent = 0

@@ -28,6 +28,9 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from runner.api.proxies import check_proxy, proxies_from_environment, proxy_for
+from runner.errors import ConfigError
+
 #: httpx's own default pool size (``httpx.Limits(max_connections=100)``).
 DEFAULT_MAX_CONNECTIONS = 100
 #: httpx's default keep-alive expiry: an idle connection is dropped before a typical
@@ -132,6 +135,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
+        # Read once: the environment does not change during a run.
+        self._proxies = proxies_from_environment()
+        self._proxy_of_host: dict[str, str | None] = {}
 
     def _open_session(self) -> aiohttp.ClientSession:
         # Made here, inside the running loop: aiohttp binds a session to the loop it is made in.
@@ -168,13 +174,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._open_session()
         failure: httpx.TransportError
         try:
+            target = URL(url, encoded=True)
             response = await session.request(
                 method,
-                URL(url, encoded=True),
+                target,
                 headers=headers,
                 data=body,
                 allow_redirects=False,
                 auto_decompress=decode,
+                proxy=self._proxy(target),
                 timeout=_client_timeout(
                     timeout.get("connect"), timeout.get("pool"), timeout.get("read")
                 ),
@@ -186,6 +194,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # Raised outside the ``except``: aiohttp's error (whose request_info holds the headers,
         # Authorization included) does not travel along as the context.
         raise failure
+
+    def _proxy(self, url: URL) -> str | None:
+        if url.scheme != "https" or not self._proxies:
+            return None
+        key = f"{url.host}:{url.port}"
+        if key not in self._proxy_of_host:
+            try:
+                check_proxy(str(url), self._proxies)
+            except ConfigError as error:
+                raise httpx.UnsupportedProtocol(error.message) from None
+            self._proxy_of_host[key] = proxy_for(str(url), self._proxies)
+        return self._proxy_of_host[key]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
@@ -280,6 +300,9 @@ def httpx_error(error: BaseException) -> httpx.TransportError:
     if isinstance(error, aiohttp.ConnectionTimeoutError):
         # aiohttp's connect timeout covers both the wait for a free connection and connecting.
         kind, detail = httpx.ConnectTimeout, "no connection within the timeout"
+    elif isinstance(error, aiohttp.ClientHttpProxyError):
+        # The proxy refused the tunnel (407, 403, 502...): nothing reached the API.
+        kind, detail = httpx.ConnectError, f"the proxy refused the tunnel (HTTP {error.status})"
     elif isinstance(error, aiohttp.ClientConnectorError):
         # Raised only by the connector, while resolving, connecting or shaking hands (TLS).
         kind, detail = httpx.ConnectError, f"cannot connect to {error.host}:{error.port}"
