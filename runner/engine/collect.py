@@ -128,6 +128,9 @@ class CollectMixin(EngineBase):
         render.progress = 100.0
         self._save(work, f"{downloaded.bytes} bytes", show=False)
         if work.earlier is not None:
+            # The part is in .history/ now: its owner record goes (delivery does the same for
+            # a job's clip in its own transaction).
+            self.store.set_part_owner(part.relative_to(self.output_dir).as_posix(), None)
             self.result.earlier_collected += 1
             self.view.state(work.label, "done", f"kept as {kept.relative_to(self.output_dir)}")
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from runner.api.client import ApiClient
-from runner.api.errors import DownloadError, RateLimited, TransientError
+from runner.api.errors import AuthError, DownloadError, RateLimited, TransientError
 from runner.api.transport import AiohttpTransport
 
 KEY = "sk-transport-Secret-5d6e7f"
@@ -590,3 +591,33 @@ async def test_user_password_in_a_clip_url_on_the_api_is_dropped(
     )
     assert result.bytes == 4
     assert header_of(raw.requests[0], "Authorization") == f"Bearer {KEY}"
+
+
+async def test_key_never_reaches_a_log_record_over_aiohttp(
+    serve: Serve, api: Callable[[Raw], ApiClient], caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """With every logger at DEBUG (aiohttp's and asyncio's included), a create, a refused poll
+    that echoes the key and a download from the API's route leave no record holding it."""
+    answers = [
+        answer("200 OK", TASK, "Content-Type: application/json"),
+        answer("401 Unauthorized", f'{{"message": "Bearer {KEY} refused"}}'.encode()),
+        answer("200 OK", b"clip"),
+    ]
+
+    async def in_turn(reader: Reader, writer: Writer) -> None:
+        while answers:
+            await read_request(reader, raw)
+            writer.write(answers.pop(0))
+            await writer.drain()
+
+    raw = await serve(in_turn)
+    client = api(raw)
+    with caplog.at_level(logging.DEBUG):
+        await client.create(BODY, "k")
+        with pytest.raises(AuthError):
+            await client.retrieve("video_1")
+        await client.download(client.content_url("video_1"), tmp_path / "v.part")
+    assert len(raw.requests) == 3
+    assert all(header_of(r, "Authorization") == f"Bearer {KEY}" for r in raw.requests)
+    logged = [record.getMessage() + repr(record.args) for record in caplog.records]
+    assert not [line for line in logged if KEY in line]

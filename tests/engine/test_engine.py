@@ -484,6 +484,7 @@ async def test_an_earlier_renders_sidecar_has_every_field_of_a_delivered_one(
     assert set(kept) == set(delivered) | {"earlier_render"}
     assert (kept["shot"], kept["take"], kept["model"], kept["request"]) == ("s00", 1, None, None)
     assert kept["earlier_render"] is True
+    assert list(store.db.query("select * from parts")) == []
 
 
 async def test_a_removed_shots_create_without_answer_is_not_sent_again(
