@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
@@ -37,6 +38,8 @@ DEFAULT_MAX_CONNECTIONS = 100
 #: server closes it, so that a request is rarely written onto a connection being closed.
 DEFAULT_KEEPALIVE_EXPIRY = 5.0
 _CHUNK = 64 * 1024
+#: Bodies above this many bytes are sent as a stream (aiohttp's own threshold for a warning).
+_LARGE_BODY = 1024 * 1024
 # aiohttp would add its own Accept, Accept-Encoding, User-Agent and Content-Type where a request
 # lacks them; the request httpx built is sent as it is.
 _NO_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
@@ -123,7 +126,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ``extensions["timeout"]``: ``connect`` bounds making the connection, ``read`` each wait
     for bytes (headers or the next chunk of a body), and ``pool`` plus ``connect`` the wait for
     a free connection and the connecting together (aiohttp times the two as one). aiohttp has
-    no write timeout; a request body is written without one.
+    no write timeout, so a request with a body (a create) gets a total one instead
+    (``total_for_body``): a server that stops reading it cannot hold the request forever.
     """
 
     def __init__(
@@ -179,12 +183,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 method,
                 target,
                 headers=headers,
-                data=body,
+                # aiohttp writes a large bytes body in one go (and warns); a stream goes in
+                # chunks. Creates carry images as data URIs, so they can be megabytes.
+                data=io.BytesIO(body) if body and len(body) > _LARGE_BODY else body,
                 allow_redirects=False,
                 auto_decompress=decode,
                 proxy=self._proxy(target),
                 timeout=_client_timeout(
-                    timeout.get("connect"), timeout.get("pool"), timeout.get("read")
+                    timeout.get("connect"),
+                    timeout.get("pool"),
+                    timeout.get("read"),
+                    total_for_body(timeout, len(body)) if body else None,
                 ),
             )
         except (aiohttp.ClientError, OSError) as error:
@@ -328,13 +337,29 @@ def httpx_error(error: BaseException) -> httpx.TransportError:
     return kind(f"{name}: {detail}")
 
 
-@functools.lru_cache(maxsize=16)
+#: The slowest upload a request body is given time for, in bytes per second (with
+#: ``total_for_body``): an 8 MiB create with images gets 80 s more than an empty one.
+MIN_UPLOAD_RATE = 100_000
+
+
+def total_for_body(timeout: Timeouts, size: int) -> float | None:
+    """The whole time allowed to a request with a body of ``size`` bytes: every httpx timeout
+    (connect, pool, write, read) once, plus the body at ``MIN_UPLOAD_RATE``. None when any is
+    unset."""
+    parts = [timeout.get(name) for name in ("connect", "pool", "write", "read")]
+    if any(part is None for part in parts):
+        return None
+    return sum(part for part in parts if part is not None) + size / MIN_UPLOAD_RATE
+
+
+@functools.lru_cache(maxsize=64)
 def _client_timeout(
-    connect: float | None, pool: float | None, read: float | None
+    connect: float | None, pool: float | None, read: float | None, total: float | None = None
 ) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts from httpx's: no total, so a download that keeps moving is not cut."""
+    """aiohttp's timeouts from httpx's. No total for a request without a body, so a download
+    that keeps moving is not cut; ``total`` for one with a body (see ``total_for_body``)."""
     return aiohttp.ClientTimeout(
-        total=None,
+        total=total,
         # aiohttp's ``connect`` spans the wait for a free connection and the connecting itself.
         connect=None if connect is None or pool is None else connect + pool,
         sock_connect=connect,

@@ -621,3 +621,46 @@ async def test_key_never_reaches_a_log_record_over_aiohttp(
     assert all(header_of(r, "Authorization") == f"Bearer {KEY}" for r in raw.requests)
     logged = [record.getMessage() + repr(record.args) for record in caplog.records]
     assert not [line for line in logged if KEY in line]
+
+
+async def test_a_create_whose_body_the_server_stops_reading_times_out(
+    serve: Serve, api: Callable[[Raw], ApiClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp has no write timeout: a create whose body the server never reads is cut by the
+    total timeout given to requests with a body, as sent (its start went out)."""
+    monkeypatch.setattr("runner.api.transport.MIN_UPLOAD_RATE", 10**12)
+
+    async def never_read_the_body(reader: Reader, writer: Writer) -> None:
+        raw.requests.append(await reader.readuntil(b"\r\n\r\n"))
+        await raw.hold()
+
+    raw = await serve(never_read_the_body)
+    began = time.monotonic()
+    with pytest.raises(TransientError) as caught:
+        # Far more than loopback's socket buffers hold, so the write blocks.
+        await api(raw).create({**BODY, "prompt": "x" * 64_000_000}, "k")
+    assert caught.value.sent is True
+    assert len(raw.requests) == 1
+    # connect 2 + pool, write and read 0.3 each: 2.9 s, with room for a slow machine.
+    assert time.monotonic() - began < 15
+
+
+async def test_a_large_create_goes_whole_with_its_length(
+    serve: Serve, api: Callable[[Raw], ApiClient]
+) -> None:
+    """A create of several megabytes (images as data URIs) is streamed, no warning raised, and
+    arrives whole with its Content-Length."""
+    big = {**BODY, "prompt": "y" * 3_000_000}
+
+    async def ok(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", TASK, "Content-Type: application/json"))
+        await writer.drain()
+
+    raw = await serve(ok)
+    task = await api(raw).create(big, "k")
+    assert task.id == "video_1"
+    sent = httpx.Request("POST", raw.url, json=big).content
+    (request,) = raw.requests
+    assert header_of(request, "Content-Length") == str(len(sent))
+    assert request.endswith(sent)
