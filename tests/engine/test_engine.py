@@ -217,6 +217,12 @@ async def test_a_400_on_create_fails_that_job_and_the_others_go_on(
 async def _delivered_once(sim: RunningSim, store: Store, manifest: Manifest) -> tuple[Path, bytes]:
     async with ApiClient(sim.base_url, "k") as client:
         await _run(manifest, store, client)
+    # The simulator records a download after its last byte, maybe after the run ended: wait,
+    # so that a test clearing the recorder next does not get this download's record later.
+    deadline = asyncio.get_running_loop().time() + 5
+    while not _downloads(sim):
+        assert asyncio.get_running_loop().time() < deadline, "the download was never recorded"
+        await asyncio.sleep(0.01)
     (job,) = expand_jobs(manifest)
     final = manifest.output_dir / clip_relpath(job.shot.id, job.take)
     return final, final.read_bytes()
