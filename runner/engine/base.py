@@ -80,6 +80,8 @@ class EngineBase:
         self._task_backoff = RetryPolicy(base=1.0, cap=60.0)
         self._polls = PollPlanner(options.poll_interval)
         self._stopping = asyncio.Event()
+        #: Futures of the coroutines in ``_sleep``, resolved at once when the run stops.
+        self._sleepers: set[asyncio.Future[None]] = set()
         self._all_done = asyncio.Event()
         self._fatal: BaseException | None = None
         self._creating: set[asyncio.Task[Any]] = set()
@@ -170,7 +172,14 @@ class EngineBase:
     def _stop_with(self, error: BaseException) -> None:
         if self._fatal is None:
             self._fatal = error
+        self._stop()
+
+    def _stop(self) -> None:
+        """Stop the run: no new submissions, and every ``_sleep`` wakes."""
         self._stopping.set()
+        for sleeper in self._sleepers:
+            if not sleeper.done():
+                sleeper.set_result(None)
 
     def _heard(self) -> None:
         """The API answered (anything at all): it is reachable."""
@@ -295,8 +304,23 @@ class EngineBase:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
+        if self._stopping.is_set():
+            raise asyncio.CancelledError
+        # A future and a timer: the whole run sleeps this way between polls, and
+        # ``wait_for`` on the stop event made a task and a cancellation of it per sleep.
+        loop = asyncio.get_running_loop()
+        sleeper: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, _wake, sleeper)
+        self._sleepers.add(sleeper)
         try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            return
-        raise asyncio.CancelledError
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleepers.discard(sleeper)
+        if self._stopping.is_set():
+            raise asyncio.CancelledError
+
+
+def _wake(sleeper: asyncio.Future[None]) -> None:
+    if not sleeper.done():
+        sleeper.set_result(None)

@@ -199,7 +199,7 @@ class Engine(SubmitMixin, FollowMixin, CollectMixin, DeliverMixin, EarlierMixin)
         for signum in self._installed_signals:
             signal.signal(signum, _exit_now)
         self.view.state("run", "stopping", "no new submissions; saving state")
-        self._stopping.set()
+        self._stop()
 
     # -- where a render picks up ---------------------------------------------------------------
 

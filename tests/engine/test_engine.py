@@ -765,3 +765,22 @@ async def test_progress_alone_is_written_at_most_every_few_seconds(
         assert len(writes) >= 5
     (render,) = store.renders().values()
     assert (render.state, render.progress) == ("done", 100.0)
+
+
+async def test_a_sleep_wakes_at_once_when_the_run_stops(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A coroutine sleeping between polls wakes (cancelled) as soon as the run stops, and a
+    sleep that runs its course returns and leaves nothing behind."""
+    async with ApiClient(sim.base_url, "k") as client:
+        engine = _engine(_manifest(out_dir, "waves"), store, client)
+        await engine._sleep(0.01)
+        sleeping = asyncio.ensure_future(engine._sleep(60))
+        await asyncio.sleep(0.05)
+        assert not sleeping.done() and len(engine._sleepers) == 1
+        engine._stop()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(sleeping, 1)
+        assert not engine._sleepers
+        with pytest.raises(asyncio.CancelledError):
+            await engine._sleep(60)
