@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import math
 import random
 import secrets
 import threading
@@ -401,7 +402,9 @@ class Simulator:
         return _json(task_body(task, status, progress, url, self.config.quirks))
 
     def _file_url(self, task_id: str, now: float) -> str:
-        expires = f"{now + self.config.url_ttl:.3f}"
+        # Rounded down to the millisecond: rounding up would stretch a tiny --url-ttl, and a
+        # quick client would then find "always expired" links still valid.
+        expires = f"{math.floor((now + self.config.url_ttl) * 1000) / 1000:.3f}"
         signature = self._sign(task_id, expires)
         return f"{self.file_base_url}/files/{task_id}.mp4?exp={expires}&sig={signature}"
 
