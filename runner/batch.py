@@ -13,6 +13,7 @@ import dataclasses
 import importlib.util
 import os
 import sys
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,15 +29,15 @@ from runner.errors import (
     ShotrunnerError,
     exit_code_for,
 )
-from runner.reconcile import PlanOptions, reconcile
+from runner.reconcile import PlanOptions, earlier_renders, reconcile
 from runner.store import SIMULATOR_BASE
 from runner.view import RunResult, View
 
 if TYPE_CHECKING:
-    from runner.model import Manifest
+    from runner.model import Job, Manifest
     from runner.reconcile import PlannedJob
     from runner.sim import RunningSim
-    from runner.store import Store
+    from runner.store import RenderKey, Store
 
 DEFAULT_API_BASE = "https://octopusx.ai/v1"
 #: With --simulate: how long each simulated task renders, and the default poll interval.
@@ -95,11 +96,11 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
         # A simulated run's base is known once its simulator starts (only if needed).
         base = SIMULATOR_BASE if settings.simulate else public_base(settings.api_base)
         _check_kind(store, settings.simulate)
-        _check_bases(store, base)
         if not settings.simulate:
             check_proxy(base)
         plan = dataclasses.replace(settings.plan, simulated=settings.simulate)
         planned = reconcile(jobs, store, plan)
+        _check_bases(store, base, _unanswered_earlier(store, planned, jobs))
         context = RunContext(manifest=manifest, api_base=base, simulated=settings.simulate)
         run_id = store.start_run(
             manifest=manifest.display_path,
@@ -170,14 +171,24 @@ def _folder_kinds(output_dir: Path) -> tuple[bool, bool]:
     return simulated, real
 
 
-def _check_bases(store: Store, base: str) -> None:
+def _unanswered_earlier(
+    store: Store, planned: Sequence[PlannedJob], jobs: Sequence[Job]
+) -> set[RenderKey]:
+    """Creates for shots no longer in the manifest that never got an answer: they are not sent
+    again (only reported as possibly billed), so there is nothing to collect at their base."""
+    keys = [(job.shot.id, job.take) for job in jobs]
+    return {e.render.key for e in earlier_renders(store, planned, keys) if e.render.task_id is None}
+
+
+def _check_bases(store: Store, base: str, unanswered: Collection[RenderKey] = ()) -> None:
     """Refuse (exit 2, nothing sent) a run against another API base than tasks still owed.
 
     Asked at another base, a task answers 404 and would be taken for lost: paid again, and
-    its clip abandoned.
+    its clip abandoned. ``unanswered`` creates of removed shots owe nothing to collect; should
+    their shot come back, they count again, and their key goes to their own base only.
     """
     problems = []
-    for other, count in sorted(store.bases_in_flight().items()):
+    for other, count in sorted(store.bases_in_flight(exclude=unanswered).items()):
         if other == base:
             continue
         if other == SIMULATOR_BASE:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -422,21 +423,25 @@ class Store:
             result.append(record)
         return result
 
-    def bases_in_flight(self) -> dict[str, int]:
+    def bases_in_flight(self, exclude: Collection[RenderKey] = ()) -> dict[str, int]:
         """How many renders each API base owes: in flight, or failed with a task still to ask
-        (timed out, or a clip not downloaded). Renders with no recorded base are left out."""
+        (timed out, or a clip not downloaded). Renders with no recorded base, and those in
+        ``exclude``, are left out."""
         states = ", ".join(f"'{state}'" for state in IN_FLIGHT_STATES)
         rows = self.db.execute(
             f"""
-            select api_base, count(*) from renders
+            select api_base, fingerprint, generation from renders
             where api_base is not null
               and (state in ({states})
                    or (state = 'failed' and task_id is not null
                        and error_code in ('timeout', 'download')))
-            group by api_base
             """
         ).fetchall()
-        return {base: count for base, count in rows}
+        counts: Counter[str] = Counter()
+        for base, fingerprint, generation in rows:
+            if (fingerprint, generation) not in exclude:
+                counts[base] += 1
+        return dict(counts)
 
     def renders_in_flight(self) -> list[RenderRow]:
         """The renders in flight (submitting, queued, running, downloading)."""

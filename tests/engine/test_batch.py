@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,42 @@ def test_a_create_that_created_nothing_does_not_make_the_folder_real(
     settings = BatchSettings(simulate=True, run=RunOptions(poll_interval=0.05))
     result, code = run_batch(manifest, settings, View())
     assert (code, result.done) == (0, 1)
+
+
+def _unanswered(out: Path, shot: str, api_base: str) -> RenderRow:
+    """A create for ``shot`` sent to ``api_base`` whose answer never came (no task id)."""
+    manifest = dataclasses.replace(
+        _one_shot(out), shots=(Shot(id=shot, index=0, prompt="removed", seconds=4),)
+    )
+    return _in_flight(out, manifest, state="submitting", task_id=None, api_base=api_base)
+
+
+def test_a_removed_shots_unanswered_create_does_not_hold_the_batch_to_its_base(
+    tmp_path: Path, sim: RunningSim
+) -> None:
+    """A removed shot's create that never got an answer owes nothing to collect: a run at
+    another base goes ahead, reports it as possibly billed, and never sends it."""
+    out = tmp_path / "out"
+    left = _unanswered(out, "s09", "https://x.example/v1")
+    settings = BatchSettings(api_base=sim.base_url, api_key="k", run=RunOptions(poll_interval=0.05))
+    result, code = run_batch(_one_shot(out), settings, View())
+    assert code == 0 and result.done == 1
+    assert result.possibly_billed == ["s09/1 (earlier render)"]
+    assert [c.json["prompt"] for c in sim.recorder.creates()] == ["waves"]
+    with Store.open(out) as store:
+        assert store.renders()[left.key].state == "submitting"
+
+
+def test_a_restored_shots_unanswered_create_holds_the_batch_to_its_base(
+    tmp_path: Path, sim: RunningSim
+) -> None:
+    """The shot back in the manifest: its create would be sent again with its key, so only
+    to the base it went to first."""
+    out = tmp_path / "out"
+    _in_flight(
+        out, _one_shot(out), state="submitting", task_id=None, api_base="https://x.example/v1"
+    )
+    with pytest.raises(ConfigError) as caught:
+        run_batch(_one_shot(out), BatchSettings(api_base=sim.base_url, api_key="k"), View())
+    assert "in flight were submitted to https://x.example/v1" in caught.value.message
+    assert sim.recorder.requests == []
