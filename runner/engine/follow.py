@@ -37,6 +37,10 @@ class FollowMixin(EngineBase):
         # The deadline is judged only once the task has answered in this run: resumed the next
         # morning, a task that finished overnight is collected, not failed as timed out.
         asked = task is not None
+        # Seen pending in this run (a create's answer counts): only then does the finish,
+        # seen at a poll, say how long the task took. One found done at the first poll of a
+        # resumed run may have finished hours ago; learning that would hold new tasks' polls.
+        watched = task is not None and task.status == "pending"
         errors = unknown = 0
         # This attempt's progress as reported, for aiming the next poll.
         readings: list[Reading] = []
@@ -87,6 +91,7 @@ class FollowMixin(EngineBase):
                 asked = True
                 errors = unknown = 0
                 self._note_progress(work, task)
+                watched = watched or task.status == "pending"
                 if task.progress is not None:
                     submitted = work.deadline - self.options.task_timeout
                     readings.append((time.time() - submitted, task.progress))
@@ -104,8 +109,9 @@ class FollowMixin(EngineBase):
                 readings.clear()
                 continue
             # completed
-            elapsed = time.time() - (work.deadline - self.options.task_timeout)
-            self._polls.observe(task_kind(work), elapsed)
+            if watched:
+                elapsed = time.time() - (work.deadline - self.options.task_timeout)
+                self._polls.observe(task_kind(work), elapsed)
             if holds_slot:
                 holds_slot = False
                 await self.limit.release()

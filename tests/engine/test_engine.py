@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -784,3 +786,25 @@ async def test_a_sleep_wakes_at_once_when_the_run_stops(
         assert not engine._sleepers
         with pytest.raises(asyncio.CancelledError):
             await engine._sleep(60)
+
+
+async def test_tasks_found_done_on_resume_teach_the_planner_nothing(
+    start_sim: StartSim, store: Store, out_dir: Path
+) -> None:
+    """Tasks submitted hours ago and found done at the first poll of a resumed run did not take
+    hours: new tasks of the kind are still asked at the interval, not hours later."""
+    sim = start_sim(job_seconds=0.0)
+    manifest = _manifest(out_dir, *(f"prompt {i}" for i in range(4)))
+    jobs = expand_jobs(manifest)
+    store.bind_jobs(None, [(job.shot.id, job.take, job.fingerprint, 1) for job in jobs[:3]])
+    hours_ago = datetime.fromtimestamp(time.time() - 3 * 3600, tz=UTC).isoformat()
+    async with ApiClient(sim.base_url, "k") as client:
+        for job in jobs[:3]:
+            render = store.renders()[(job.fingerprint, 1)]
+            task = await client.create(request_body(job.shot), render.idempotency_key)
+            render.state, render.attempt, render.task_id = "queued", 1, task.id
+            render.submitted_at = hours_ago
+            store.update_render(None, render)
+        # Learning "three hours" from them would hold the new task's first poll for hours.
+        result = await asyncio.wait_for(_run(manifest, store, client), 20)
+    assert result.done == 4
