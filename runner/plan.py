@@ -13,10 +13,11 @@ Knows nothing of HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from runner.delivery import HISTORY
 from runner.errors import InputError
@@ -25,6 +26,9 @@ from runner.model import ACTIONS, ASSUMED_SECONDS, JOB_STATES, Manifest
 from runner.reconcile import EarlierRender, PlannedJob, PlanOptions, earlier_renders, reconcile
 from runner.schema import closest
 from runner.view import earlier_wording
+
+if TYPE_CHECKING:
+    from runner.store import Store
 
 #: Actions that would pay for a render.
 PAYING_ACTIONS = frozenset({"submit", "retry"})
@@ -46,7 +50,10 @@ def plan_jobs(manifest: Manifest, options: PlanOptions | None = None) -> list[Pl
     Raises ``InputError`` when ``options`` name a shot the manifest lacks, and when the
     batch's state database cannot be read.
     """
-    return plan_batch(manifest, options)[0]
+    options = check_shot_ids(manifest, options or PlanOptions())
+    jobs = expand_jobs(manifest)
+    with _batch_store(manifest) as store:
+        return reconcile(jobs, store, options, output_dir=manifest.output_dir)
 
 
 def plan_batch(
@@ -60,21 +67,30 @@ def plan_batch(
     """
     options = check_shot_ids(manifest, options or PlanOptions())
     jobs = expand_jobs(manifest)
+    with _batch_store(manifest) as store:
+        planned = reconcile(jobs, store, options, output_dir=manifest.output_dir)
+        if store is None:
+            return planned, []
+        keys = [(job.shot.id, job.take) for job in jobs]
+        return planned, earlier_renders(store, planned, keys)
+
+
+@contextlib.contextmanager
+def _batch_store(manifest: Manifest) -> Iterator[Store | None]:
+    """The batch's state database opened read-only, or None when it has none yet."""
     # sqlite-utils is imported only for a batch that has a database, so that planning a
     # new batch stays fast.
     if not (manifest.output_dir / "state.db").is_file():
-        return reconcile(jobs, None, options, output_dir=manifest.output_dir), []
+        yield None
+        return
     from runner.store import Store
 
     store = Store.open_existing(manifest.output_dir)
     if store is None:
-        return reconcile(jobs, None, options, output_dir=manifest.output_dir), []
-    try:
-        planned = reconcile(jobs, store, options)
-        keys = [(job.shot.id, job.take) for job in jobs]
-        return planned, earlier_renders(store, planned, keys)
-    finally:
-        store.close()
+        yield None
+        return
+    with store:
+        yield store
 
 
 def check_shot_ids(manifest: Manifest, options: PlanOptions) -> PlanOptions:
