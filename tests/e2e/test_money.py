@@ -81,6 +81,12 @@ def test_an_unchanged_batch_keeps_its_contact_sheet(
     assert page.stat().st_mtime_ns != written
 
 
+def _lose_state_db(batch: Batch) -> None:
+    """Delete the batch's state database with its WAL files, as a lost disk or a user would."""
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (batch.out / name).unlink(missing_ok=True)
+
+
 def test_a_lost_state_database_pays_for_nothing_again(
     start_sim: StartSim, batch: Batch, run_batch: RunBatch
 ) -> None:
@@ -88,8 +94,7 @@ def test_a_lost_state_database_pays_for_nothing_again(
     sim = start_sim(ignore_idempotency=True)
     assert run_batch(sim.base_url).returncode == 0
     contents = {p: p.read_bytes() for p in batch.clips()}
-    for name in ("state.db", "state.db-wal", "state.db-shm"):
-        (batch.out / name).unlink(missing_ok=True)
+    _lose_state_db(batch)
     sent = len(sim.recorder.requests)
     result = run_batch(sim.base_url)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -97,11 +102,6 @@ def test_a_lost_state_database_pays_for_nothing_again(
     assert len(sim.recorder.requests) == sent
     assert {p: p.read_bytes() for p in batch.clips()} == contents
     assert {job["state"] for job in batch.status()["jobs"]} == {"done"}
-
-
-def _lose_state_db(batch: Batch) -> None:
-    for name in ("state.db", "state.db-wal", "state.db-shm"):
-        (batch.out / name).unlink(missing_ok=True)
 
 
 def test_a_real_run_refuses_a_folder_of_simulated_sidecars_without_state_db(
