@@ -698,8 +698,14 @@ def write_report(manifest: Manifest, store: SheetStore | None) -> Path:
     with tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=out, prefix=f".{REPORT_NAME}.", suffix=".part", delete=False
     ) as part:
-        part.write(page)
-    os.replace(part.name, target)
+        try:
+            part.write(page)
+            part.close()
+            os.replace(part.name, target)
+        except BaseException:
+            # Its name is new each time: left behind, one would pile up per failed write.
+            Path(part.name).unlink(missing_ok=True)
+            raise
     return target
 
 

@@ -41,6 +41,23 @@ def test_report_is_written_as_index_html_in_the_batch_folder(batch: Batch) -> No
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
+def test_a_failed_write_keeps_the_old_page_and_leaves_no_part_file(
+    batch: Batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page that cannot be put in place leaves the previous one whole and no part file."""
+    old = write_report(batch.manifest, None).read_bytes()
+
+    def refuse(source: str, target: Path) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr("runner.report.os.replace", refuse)
+    batch.done("s01-wide", 1)
+    with batch.store() as store, pytest.raises(OSError, match="no space"):
+        write_report(batch.manifest, store)
+    assert (batch.out / "index.html").read_bytes() == old
+    assert list(batch.out.glob("*.part")) == []
+
+
 def test_shots_appear_in_storyboard_order(batch: Batch) -> None:
     """Shots are listed in the manifest's order, each numbered from 01."""
     page = page_of(batch)
