@@ -157,6 +157,22 @@ def test_plan_verify_notices_a_clip_altered_in_place(
     assert (actions["altered-shot"], actions["done-shot"]) == ("fetch", "skip")
 
 
+def test_plan_marks_a_done_job_whose_clip_was_deleted_fetch_with_its_note(
+    batch: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    """A deleted clip is planned fetch, and the table says it renders only if the service
+    lost it (SPEC.md); an intact one is still skipped."""
+    (batch / "done-shot" / "take-1.mp4").unlink()
+    assert _actions(run_cli)["done-shot"] == "fetch"
+    result = run_cli("plan", "m.yaml")
+    assert result.exit_code == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line}
+    assert rows["done-shot"].endswith(
+        "fetch (will fetch again; renders only if the service lost it)"
+    )
+    assert rows["rejected-shot"].endswith("  skip")
+
+
 def test_plan_writes_nothing_to_the_batch(batch: Path, run_cli: Callable[..., CliResult]) -> None:
     """plan with every option leaves the database and the clips exactly as they were."""
 
