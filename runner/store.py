@@ -39,7 +39,6 @@ from runner.model import IN_FLIGHT_STATES, JobState
 STATE_DB = "state.db"
 #: The API base recorded for renders of the in-process simulator (its port changes each run).
 SIMULATOR_BASE = "simulator"
-#: Render states whose task the service may still be rendering or holding for download.
 
 RenderKey = tuple[str, int]
 JobKey = tuple[str, int]
