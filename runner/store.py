@@ -374,14 +374,6 @@ class Store:
         renders = (RenderRow(*row) for row in cursor)
         return {render.key: _fix_render(render) for render in renders}
 
-    def render(self, key: RenderKey) -> RenderRow | None:
-        rows = list(
-            self.db.query(
-                "select * from renders where fingerprint = ? and generation = ?", list(key)
-            )
-        )
-        return _render_from_row(rows[0]) if rows else None
-
     def jobs(self) -> dict[JobKey, JobRow]:
         """Every job row, loaded at once."""
         cursor = self.db.conn.execute(f"select {', '.join(_JOB_FIELDS)} from jobs")

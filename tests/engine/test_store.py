@@ -84,7 +84,7 @@ def test_update_render_writes_row_and_event_together(store: Store) -> None:
     store.update_render("r1", render, detail="attempt 1", job=("s01", 1))
     render.state, render.task_id = "queued", "video_1"
     store.update_render("r1", render, detail="video_1")
-    again = store.render(("a" * 64, 1))
+    again = store.renders().get(("a" * 64, 1))
     assert again is not None and (again.state, again.task_id) == ("queued", "video_1")
     states = [e["state"] for e in store.events_for_job("s01", 1)]
     assert states == ["bound", "submitting", "queued"]
