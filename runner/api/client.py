@@ -113,15 +113,15 @@ class ApiClient:
             "User-Agent": f"shotrunner/{__version__}",
         }
         self._api_headers = {**self._headers, "Authorization": f"Bearer {api_key}"}
+        self._transport: httpx.AsyncBaseTransport | AiohttpTransport
         if transport is None:
             # aiohttp, called directly: httpcore's pool costs ten times its CPU per request,
             # and httpx's request and response objects as much again as aiohttp.
-            aiohttp_transport = AiohttpTransport()
-            self._open: Opener = aiohttp_transport.open
-            transport = aiohttp_transport
+            self._transport = AiohttpTransport()
+            self._open: Opener = self._transport.open
         else:
+            self._transport = transport
             self._open = functools.partial(open_over, transport)
-        self._transport: httpx.AsyncBaseTransport = transport
 
     def __repr__(self) -> str:
         return f"ApiClient({self.base_url!r})"

@@ -6,7 +6,7 @@ flight (it walks every pooled connection on each request and response); aiohttp'
 client calls ``AiohttpTransport.open``, which sends one request straight through aiohttp and
 returns an ``Opened`` answer whose body is still to be read; ``open_over`` does the same over
 any httpx transport (tests use ``httpx.MockTransport``), so the client's code is one and the
-same in tests and in a run. ``AiohttpTransport`` is an httpx transport too, built on ``open``.
+same in tests and in a run.
 
 What this module owns is the meaning of a failure. The client counts ``httpx.ConnectError``,
 ``ConnectTimeout`` and ``PoolTimeout`` as "never sent" (a create may be retried without a
@@ -41,13 +41,13 @@ _CHUNK = 64 * 1024
 #: Bodies above this many bytes are sent as a stream (aiohttp's own threshold for a warning).
 _LARGE_BODY = 1024 * 1024
 # aiohttp would add its own Accept, Accept-Encoding, User-Agent and Content-Type where a request
-# lacks them; the request httpx built is sent as it is.
+# lacks them; the client's headers are sent as they are.
 _NO_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 
 
 #: httpx's timeout extension: ``connect``, ``read``, ``write`` and ``pool`` in seconds.
 Timeouts = Mapping[str, float | None]
-Headers = Mapping[str, str] | list[tuple[str, str]]
+Headers = Mapping[str, str]
 
 
 class Opened(Protocol):
@@ -118,12 +118,11 @@ class _HttpxOpened:
         await self._response.aclose()
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """Send httpx requests over one ``aiohttp.ClientSession``, made on first use.
+class AiohttpTransport:
+    """Send requests over one ``aiohttp.ClientSession``, made on first use.
 
-    Redirects are never followed here and bodies are passed on as they arrive, still encoded:
-    httpx decodes them by their ``Content-Encoding``. Timeouts come from each request's
-    ``extensions["timeout"]``: ``connect`` bounds making the connection, ``read`` each wait
+    Redirects are never followed here. Timeouts are httpx's, given with each request:
+    ``connect`` bounds making the connection, ``read`` each wait
     for bytes (headers or the next chunk of a body), and ``pool`` plus ``connect`` the wait for
     a free connection and the connecting together (aiohttp times the two as one). aiohttp has
     no write timeout, so a request with a body (a create) gets a total one instead
@@ -150,9 +149,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 connector=aiohttp.TCPConnector(
                     limit=self._max_connections, keepalive_timeout=self._keepalive_expiry
                 ),
-                # httpx keeps the cookies, if any; a second jar would send them twice.
+                # The key is the credential: no cookie is kept or sent to any host.
                 cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
                 skip_auto_headers=_NO_AUTO_HEADERS,
                 trust_env=False,
                 raise_for_status=False,
@@ -166,14 +164,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         headers: Headers,
         body: bytes | None,
         timeout: Timeouts,
-        *,
-        decode: bool = True,
     ) -> Opened:
         """Send one request straight through aiohttp; the answer's body is still to be read.
 
         ``url`` must already be encoded: it is sent exactly as it is (re-quoting would change
         escaped task ids). The request carries exactly ``headers``; aiohttp adds only Host and
-        Content-Length. With ``decode`` the body is decoded by its ``Content-Encoding``.
+        Content-Length. The body is decoded by its ``Content-Encoding``.
         """
         session = self._open_session()
         failure: httpx.TransportError
@@ -187,7 +183,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 # chunks. Creates carry images as data URIs, so they can be megabytes.
                 data=io.BytesIO(body) if body and len(body) > _LARGE_BODY else body,
                 allow_redirects=False,
-                auto_decompress=decode,
                 proxy=self._proxy(target),
                 timeout=_client_timeout(
                     timeout.get("connect"),
@@ -215,27 +210,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise httpx.UnsupportedProtocol(error.message) from None
             self._proxy_of_host[key] = proxy_for(str(url), self._proxies)
         return self._proxy_of_host[key]
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            opened = await self.open(
-                request.method,
-                str(request.url),
-                request.headers.multi_items(),
-                await request.aread() or None,
-                request.extensions.get("timeout", {}),
-                # httpx decodes the body itself, by its Content-Encoding.
-                decode=False,
-            )
-        except httpx.TransportError as error:
-            error.request = request
-            raise
-        return httpx.Response(
-            opened.status,
-            headers=list(opened.headers.items()),
-            stream=_ResponseStream(opened, request),
-            extensions={"reason_phrase": opened.reason.encode("ascii", "replace")},
-        )
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -277,25 +251,6 @@ class _AiohttpOpened:
         else:
             # The rest of the body is still on the connection: it cannot carry another request.
             self._response.close()
-
-
-class _ResponseStream(httpx.AsyncByteStream):
-    """An opened aiohttp answer's body as an httpx stream; closing it closes the answer."""
-
-    def __init__(self, opened: Opened, request: httpx.Request) -> None:
-        self._opened = opened
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._opened.iter_bytes():
-                yield chunk
-        except httpx.TransportError as error:
-            error.request = self._request
-            raise
-
-    async def aclose(self) -> None:
-        await self._opened.aclose()
 
 
 def httpx_error(error: BaseException) -> httpx.TransportError:

@@ -1,10 +1,11 @@
 """The aiohttp transport over real loopback sockets: which failures count as never sent, streaming,
-ranges, encodings, and requests passed on exactly as httpx built them."""
+ranges, encodings, and requests passed on exactly as the client built them."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import logging
 import socket
 import time
@@ -18,12 +19,13 @@ import pytest
 
 from runner.api.client import ApiClient
 from runner.api.errors import AuthError, DownloadError, RateLimited, TransientError
-from runner.api.transport import AiohttpTransport
+from runner.api.transport import AiohttpTransport, Opened, Timeouts
 
 KEY = "sk-transport-Secret-5d6e7f"
 BODY = {"model": "omni-fast", "prompt": "Ocean waves", "seconds": "4"}
 TASK = b'{"id": "video_1", "object": "video", "status": "queued", "progress": 0}'
-TIMEOUT = httpx.Timeout(2.0, read=0.3)
+BODY_JSON = json.dumps(BODY).encode()
+TIMEOUT = httpx.Timeout(2.0, read=0.3).as_dict()
 
 Reader = asyncio.StreamReader
 Writer = asyncio.StreamWriter
@@ -87,10 +89,29 @@ async def serve() -> AsyncIterator[Serve]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client on the transport, with a short read timeout."""
-    async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=TIMEOUT) as client:
-        yield client
+async def transport() -> AsyncIterator[AiohttpTransport]:
+    """A transport, closed at the end."""
+    transport = AiohttpTransport()
+    yield transport
+    await transport.aclose()
+
+
+async def fetch(
+    transport: AiohttpTransport,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: Timeouts = TIMEOUT,
+) -> tuple[Opened, bytes]:
+    """One whole exchange through ``transport.open`` (a POST carries BODY as JSON): the
+    answer, closed, and its body."""
+    body = BODY_JSON if method == "POST" else None
+    opened = await transport.open(method, url, headers or {}, body, timeout)
+    try:
+        return opened, await opened.read()
+    finally:
+        await opened.aclose()
 
 
 @pytest.fixture
@@ -176,19 +197,18 @@ def full_backlog() -> Iterator[int]:
 # -- failures before sending: never sent --------------------------------------------------------
 
 
-async def test_refused_connection_is_connect_error(http: httpx.AsyncClient) -> None:
+async def test_refused_connection_is_connect_error(transport: AiohttpTransport) -> None:
     """Nothing listening is httpx.ConnectError, which the client counts as never sent."""
     with pytest.raises(httpx.ConnectError):
-        await http.post(f"http://127.0.0.1:{free_port()}/v1/videos", json=BODY)
+        await fetch(transport, "POST", f"http://127.0.0.1:{free_port()}/v1/videos")
 
 
-async def test_connect_timeout_is_connect_timeout() -> None:
+async def test_connect_timeout_is_connect_timeout(transport: AiohttpTransport) -> None:
     """A connection that is never accepted is httpx.ConnectTimeout after the connect timeout."""
-    client = httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(0.3))
     began = time.monotonic()
     with full_backlog() as port, pytest.raises(httpx.ConnectTimeout):
-        await client.post(f"http://127.0.0.1:{port}/v1/videos", json=BODY)
-    await client.aclose()
+        url = f"http://127.0.0.1:{port}/v1/videos"
+        await fetch(transport, "POST", url, timeout=httpx.Timeout(0.3).as_dict())
     assert time.monotonic() - began < 2
 
 
@@ -213,16 +233,17 @@ async def test_waiting_for_a_free_connection_is_not_sent(serve: Serve) -> None:
         await raw.hold()
 
     raw = await serve(hold)
-    timeout = httpx.Timeout(5.0, connect=0.2, pool=0.3)
-    async with httpx.AsyncClient(
-        transport=AiohttpTransport(max_connections=1), timeout=timeout
-    ) as client:
-        first = asyncio.ensure_future(client.get(f"{raw.url}/a"))
+    timeout = httpx.Timeout(5.0, connect=0.2, pool=0.3).as_dict()
+    transport = AiohttpTransport(max_connections=1)
+    try:
+        first = asyncio.ensure_future(fetch(transport, "GET", f"{raw.url}/a", timeout=timeout))
         await until(lambda: len(raw.requests) == 1)
         with pytest.raises(httpx.ConnectTimeout) as caught:
-            await client.get(f"{raw.url}/b?sig=signature-value")
+            await fetch(transport, "GET", f"{raw.url}/b?sig=signature-value", timeout=timeout)
         first.cancel()
         await asyncio.gather(first, return_exceptions=True)
+    finally:
+        await transport.aclose()
     assert [request.split(b" ")[1] for request in raw.requests] == [b"/a"]
     assert "signature-value" not in str(caught.value)
 
@@ -235,17 +256,17 @@ async def close_before_reading(reader: Reader, writer: Writer) -> None:
 
 
 async def test_close_before_reading_is_not_a_connect_error(
-    serve: Serve, http: httpx.AsyncClient
+    serve: Serve, transport: AiohttpTransport
 ) -> None:
     """A server that accepts and hangs up unread may still have the request: not ConnectError."""
     raw = await serve(close_before_reading)
     with pytest.raises(httpx.TransportError) as caught:
-        await http.post(f"{raw.url}/v1/videos", json=BODY)
+        await fetch(transport, "POST", f"{raw.url}/v1/videos")
     assert isinstance(caught.value, httpx.RemoteProtocolError | httpx.ReadError), caught.value
 
 
 async def test_close_after_reading_is_remote_protocol_error(
-    serve: Serve, http: httpx.AsyncClient
+    serve: Serve, transport: AiohttpTransport
 ) -> None:
     """A server that reads the request and hangs up without answering is RemoteProtocolError."""
 
@@ -254,11 +275,11 @@ async def test_close_after_reading_is_remote_protocol_error(
 
     raw = await serve(read_then_close)
     with pytest.raises(httpx.RemoteProtocolError):
-        await http.post(f"{raw.url}/v1/videos", json=BODY)
+        await fetch(transport, "POST", f"{raw.url}/v1/videos")
     assert len(raw.requests) == 1
 
 
-async def test_slow_answer_is_read_timeout(serve: Serve, http: httpx.AsyncClient) -> None:
+async def test_slow_answer_is_read_timeout(serve: Serve, transport: AiohttpTransport) -> None:
     """No answer within the read timeout is ReadTimeout, after about that long."""
 
     async def slow(reader: Reader, writer: Writer) -> None:
@@ -268,11 +289,11 @@ async def test_slow_answer_is_read_timeout(serve: Serve, http: httpx.AsyncClient
     raw = await serve(slow)
     began = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
-        await http.post(f"{raw.url}/v1/videos", json=BODY)
+        await fetch(transport, "POST", f"{raw.url}/v1/videos")
     assert 0.25 <= time.monotonic() - began < 2
 
 
-async def test_stalled_body_is_read_timeout(serve: Serve, http: httpx.AsyncClient) -> None:
+async def test_stalled_body_is_read_timeout(serve: Serve, transport: AiohttpTransport) -> None:
     """A body that stops arriving fails with ReadTimeout while streaming, after its first bytes."""
 
     async def stall(reader: Reader, writer: Writer) -> None:
@@ -283,14 +304,19 @@ async def test_stalled_body_is_read_timeout(serve: Serve, http: httpx.AsyncClien
 
     raw = await serve(stall)
     received = b""
-    async with http.stream("GET", f"{raw.url}/clip") as response:
+    opened = await transport.open("GET", f"{raw.url}/clip", {}, None, TIMEOUT)
+    try:
         with pytest.raises(httpx.ReadTimeout):
-            async for chunk in response.aiter_bytes():
+            async for chunk in opened.iter_bytes():
                 received += chunk
+    finally:
+        await opened.aclose()
     assert received == b"x" * 100
 
 
-async def test_short_body_is_remote_protocol_error(serve: Serve, http: httpx.AsyncClient) -> None:
+async def test_short_body_is_remote_protocol_error(
+    serve: Serve, transport: AiohttpTransport
+) -> None:
     """A body cut short by a hang-up is RemoteProtocolError (sent), not a quiet short read."""
 
     async def short(reader: Reader, writer: Writer) -> None:
@@ -300,11 +326,11 @@ async def test_short_body_is_remote_protocol_error(serve: Serve, http: httpx.Asy
 
     raw = await serve(short)
     with pytest.raises(httpx.RemoteProtocolError):
-        await http.get(f"{raw.url}/clip")
+        await fetch(transport, "GET", f"{raw.url}/clip")
 
 
 async def test_garbled_answer_is_remote_protocol_error(
-    serve: Serve, http: httpx.AsyncClient
+    serve: Serve, transport: AiohttpTransport
 ) -> None:
     """An answer that is not HTTP is RemoteProtocolError: the request did go out."""
 
@@ -315,7 +341,7 @@ async def test_garbled_answer_is_remote_protocol_error(
 
     raw = await serve(garble)
     with pytest.raises(httpx.RemoteProtocolError):
-        await http.get(f"{raw.url}/v1/videos/v")
+        await fetch(transport, "GET", f"{raw.url}/v1/videos/v")
 
 
 @pytest.mark.parametrize("server", ["close before reading", "read then close", "slow answer"])
@@ -339,7 +365,7 @@ async def test_lost_create_answers_count_as_sent(
 
 
 async def test_transport_errors_keep_no_aiohttp_error(
-    serve: Serve, http: httpx.AsyncClient
+    serve: Serve, transport: AiohttpTransport
 ) -> None:
     """The httpx error has no cause or context: aiohttp's would hold the request's headers."""
 
@@ -348,7 +374,7 @@ async def test_transport_errors_keep_no_aiohttp_error(
 
     raw = await serve(read_then_close)
     with pytest.raises(httpx.RemoteProtocolError) as caught:
-        await http.get(f"{raw.url}/v", headers={"Authorization": f"Bearer {KEY}"})
+        await fetch(transport, "GET", f"{raw.url}/v", headers={"Authorization": f"Bearer {KEY}"})
     assert caught.value.__cause__ is None and caught.value.__context__ is None
     assert "ServerDisconnectedError" in str(caught.value)
 
@@ -356,7 +382,7 @@ async def test_transport_errors_keep_no_aiohttp_error(
 # -- what goes out and what comes back ----------------------------------------------------------
 
 
-async def test_body_streams_before_it_is_whole(serve: Serve, http: httpx.AsyncClient) -> None:
+async def test_body_streams_before_it_is_whole(serve: Serve, transport: AiohttpTransport) -> None:
     """The first chunk of a body reaches the caller while the server still holds back the rest."""
     rest = asyncio.Event()
 
@@ -369,11 +395,14 @@ async def test_body_streams_before_it_is_whole(serve: Serve, http: httpx.AsyncCl
         await writer.drain()
 
     raw = await serve(two_parts)
-    async with http.stream("GET", f"{raw.url}/clip") as response:
-        chunks = response.aiter_bytes()
+    opened = await transport.open("GET", f"{raw.url}/clip", {}, None, TIMEOUT)
+    try:
+        chunks = opened.iter_bytes()
         assert await anext(chunks) == b"a" * 10
         rest.set()
         assert b"".join([chunk async for chunk in chunks]) == b"b" * 10
+    finally:
+        await opened.aclose()
 
 
 async def test_download_resumes_with_range(
@@ -421,8 +450,8 @@ async def test_stalled_download_keeps_what_arrived(
     assert part.stat().st_size == 2000
 
 
-async def test_encoded_body_is_decoded_once(serve: Serve, http: httpx.AsyncClient) -> None:
-    """A gzip body reaches httpx still encoded, and httpx decodes it by its Content-Encoding."""
+async def test_encoded_body_is_decoded_once(serve: Serve, transport: AiohttpTransport) -> None:
+    """A gzip body is decoded once, by its Content-Encoding, which the answer still names."""
     text = b"hello " * 100
 
     async def gzipped(reader: Reader, writer: Writer) -> None:
@@ -431,12 +460,12 @@ async def test_encoded_body_is_decoded_once(serve: Serve, http: httpx.AsyncClien
         await writer.drain()
 
     raw = await serve(gzipped)
-    response = await http.get(f"{raw.url}/text")
-    assert response.content == text
+    response, content = await fetch(transport, "GET", f"{raw.url}/text")
+    assert content == text
     assert response.headers["Content-Encoding"] == "gzip"
 
 
-async def test_redirects_are_not_followed(serve: Serve, http: httpx.AsyncClient) -> None:
+async def test_redirects_are_not_followed(serve: Serve, transport: AiohttpTransport) -> None:
     """A 302 comes back as it is, for the client to check where it goes and whether the key may."""
 
     async def redirect(reader: Reader, writer: Writer) -> None:
@@ -446,8 +475,8 @@ async def test_redirects_are_not_followed(serve: Serve, http: httpx.AsyncClient)
             await writer.drain()
 
     raw = await serve(redirect)
-    response = await http.get(f"{raw.url}/clip")
-    assert (response.status_code, response.headers["Location"]) == (302, "/elsewhere")
+    response, _ = await fetch(transport, "GET", f"{raw.url}/clip")
+    assert (response.status, response.headers["Location"]) == (302, "/elsewhere")
     assert len(raw.requests) == 1
 
 
@@ -488,7 +517,7 @@ async def test_create_sends_the_json_body(serve: Serve, api: Callable[[Raw], Api
     assert request.endswith(httpx.Request("POST", raw.url, json=BODY).content)
 
 
-async def test_connections_are_kept_alive(serve: Serve, http: httpx.AsyncClient) -> None:
+async def test_connections_are_kept_alive(serve: Serve, transport: AiohttpTransport) -> None:
     """Requests one after another reuse one connection."""
 
     async def keep_answering(reader: Reader, writer: Writer) -> None:
@@ -499,7 +528,7 @@ async def test_connections_are_kept_alive(serve: Serve, http: httpx.AsyncClient)
 
     raw = await serve(keep_answering)
     for _ in range(3):
-        assert (await http.get(f"{raw.url}/v")).content == b"ok"
+        assert (await fetch(transport, "GET", f"{raw.url}/v"))[1] == b"ok"
     assert (raw.connections, len(raw.requests)) == (1, 3)
 
 
