@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,10 @@ def cli_env(key: str | None = KEY, **extra: str) -> dict[str, str]:
     return env
 
 
+#: The environment for a run whose retries wait nothing (the retry policy's test switch).
+INSTANT = cli_env(SHOTRUNNER_INSTANT_RETRY="1")
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
@@ -84,6 +89,32 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def start_run(batch: Batch, base_url: str, *args: str) -> subprocess.Popen[str]:
+    """``shotrunner run`` of the batch as a background process, its output piped, for a test
+    that signals it mid-run."""
+    command = [sys.executable, "-m", "runner", "run", str(batch.manifest), "--out", str(batch.out)]
+    return subprocess.Popen(
+        [*command, "--api-base", base_url, "--poll-interval", POLL, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+
+
+def wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float = 15) -> None:
+    """Read the process's stdout until a line holds ``needle``; fail if it never comes."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if needle in line:
+            return
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"never saw {needle!r}")
 
 
 RunBatch = Callable[..., subprocess.CompletedProcess[str]]

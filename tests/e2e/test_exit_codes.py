@@ -9,8 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from runner.cli.run import run_cmd
-from tests.e2e.conftest import Batch, RunBatch, run_cli
-from tests.e2e.test_interrupt import _start_run, _wait_for_line
+from tests.e2e.conftest import Batch, RunBatch, run_cli, start_run, wait_for_line
 from tests.plugins.sim_fixtures import StartSim
 
 
@@ -39,8 +38,8 @@ def test_an_interruption_wins_over_failed_jobs(
     """A failed job held from before and a Ctrl-C: exit 130, not 1."""
     _one_failed_job(start_sim, batch, run_batch)
     slow = start_sim(job_seconds=30.0)
-    process = _start_run(batch, slow.base_url)
-    _wait_for_line(process, " queued")
+    process = start_run(batch, slow.base_url)
+    wait_for_line(process, " queued")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=10)
     assert process.returncode == 130, stderr

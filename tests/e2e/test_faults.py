@@ -7,10 +7,8 @@ import json
 import time
 from collections import Counter
 
-from tests.e2e.conftest import Batch, RunBatch, cli_env
+from tests.e2e.conftest import INSTANT, Batch, RunBatch
 from tests.plugins.sim_fixtures import StartSim
-
-INSTANT = cli_env(SHOTRUNNER_INSTANT_RETRY="1")
 
 
 def test_remote_failures_are_resubmitted_up_to_max_attempts(

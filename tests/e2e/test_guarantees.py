@@ -19,11 +19,8 @@ import pytest
 
 from runner.sim import RecordedRequest, RunningSim
 from runner.sim.clip import clip_bytes_of
-from tests.e2e.conftest import Batch, RunBatch, cli_env, run_cli
-from tests.e2e.test_interrupt import _start_run, _wait_for_line
+from tests.e2e.conftest import INSTANT, Batch, RunBatch, cli_env, run_cli, start_run, wait_for_line
 from tests.plugins.sim_fixtures import StartSim
-
-INSTANT = cli_env(SHOTRUNNER_INSTANT_RETRY="1")
 
 
 def _sidecar(batch: Batch, file: str) -> dict[str, Any]:
@@ -273,8 +270,8 @@ def test_an_interruption_wins_over_a_refused_key(start_sim: StartSim, batch: Bat
     """Ctrl-C while a create is on the wire, whose answer is then a 401: exit 130, not 2."""
     sim = start_sim(token="another-key", create_delay=0.8)
     batch.write({"s01": "waves"})
-    process = _start_run(batch, sim.base_url)
-    _wait_for_line(process, " submitting")
+    process = start_run(batch, sim.base_url)
+    wait_for_line(process, " submitting")
     interrupted_at = time.time()
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=10)

@@ -8,8 +8,6 @@ import random
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -17,33 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import POLL, Batch, RunBatch, cli_env
+from tests.e2e.conftest import INSTANT, Batch, RunBatch, start_run, wait_for_line
 from tests.plugins.sim_fixtures import StartSim
 
 SimProcess = Callable[..., tuple[str, Path]]
-
-
-def _start_run(batch: Batch, base_url: str, *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "runner", "run", str(batch.manifest), "--out", str(batch.out)]
-    return subprocess.Popen(
-        [*command, "--api-base", base_url, "--poll-interval", POLL, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-    )
-
-
-def _wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float = 15) -> None:
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if needle in line:
-            return
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError(f"never saw {needle!r}")
 
 
 def test_sigint_exits_130_quickly_and_the_next_run_resumes(
@@ -51,8 +26,8 @@ def test_sigint_exits_130_quickly_and_the_next_run_resumes(
 ) -> None:
     """Ctrl-C: exit 130 within a few seconds; the same command again collects the same tasks."""
     sim = start_sim(job_seconds=2.0)
-    process = _start_run(batch, sim.base_url)
-    _wait_for_line(process, " queued")
+    process = start_run(batch, sim.base_url)
+    wait_for_line(process, " queued")
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
     _, stderr = process.communicate(timeout=10)
@@ -73,8 +48,8 @@ def test_sigterm_is_an_interruption_too(
     """SIGTERM stops a run like Ctrl-C: exit 130 within seconds, state saved, and the next run
     collects the same tasks."""
     sim = start_sim(job_seconds=2.0)
-    process = _start_run(batch, sim.base_url)
-    _wait_for_line(process, " queued")
+    process = start_run(batch, sim.base_url)
+    wait_for_line(process, " queued")
     process.terminate()
     started = time.monotonic()
     process.communicate(timeout=10)
@@ -100,10 +75,10 @@ def silent_api() -> Iterator[str]:
 
 def test_a_second_ctrl_c_exits_at_once(batch: Batch, silent_api: str) -> None:
     """The first Ctrl-C waits for creates on the wire; a second one leaves at once with 130."""
-    process = _start_run(batch, silent_api)
-    _wait_for_line(process, " submitting")
+    process = start_run(batch, silent_api)
+    wait_for_line(process, " submitting")
     process.send_signal(signal.SIGINT)
-    _wait_for_line(process, "stopping")
+    wait_for_line(process, "stopping")
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
     _, stderr = process.communicate(timeout=10)
@@ -137,7 +112,7 @@ def _tasks_per_fingerprint(state: Path) -> Counter[str]:
 def _kill_repeatedly(batch: Batch, base_url: str, kills: int, seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(kills):
-        process = _start_run(batch, base_url)
+        process = start_run(batch, base_url)
         time.sleep(rng.uniform(0.3, 1.2))
         process.kill()
         process.communicate()
@@ -151,7 +126,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_pays_once(
     base_url, state = sim_process("--job-seconds", "0.6", "--drop-rate", "0.2", "--seed", "1")
     batch.write({f"s{i:02d}": f"prompt {i}" for i in range(4)}, takes=3)
     _kill_repeatedly(batch, base_url, kills=10, seed=42)
-    result = run_batch(base_url, env=cli_env(SHOTRUNNER_INSTANT_RETRY="1"))
+    result = run_batch(base_url, env=INSTANT)
     assert result.returncode == 0, result.stdout + result.stderr
     _check_batch_whole(batch)
     per_fingerprint = _tasks_per_fingerprint(state)
@@ -169,7 +144,7 @@ def test_sigkill_without_idempotency_flags_every_extra_task(
     )
     batch.write({f"s{i:02d}": f"prompt {i}" for i in range(4)}, takes=3)
     _kill_repeatedly(batch, base_url, kills=10, seed=43)
-    env = cli_env(SHOTRUNNER_INSTANT_RETRY="1")
+    env = INSTANT
     result = run_batch(base_url, env=env)
     # A key sent 3 times without an answer fails, flagged, until asked again on purpose.
     for _ in range(3):
@@ -190,9 +165,9 @@ def test_a_second_run_of_the_same_batch_is_refused_while_one_runs(
 ) -> None:
     """Two runs of one batch at once could pay twice: the second exits 2, sending nothing."""
     sim = start_sim(job_seconds=2.0)
-    first = _start_run(batch, sim.base_url)
+    first = start_run(batch, sim.base_url)
     try:
-        _wait_for_line(first, " queued")
+        wait_for_line(first, " queued")
         second = run_batch(sim.base_url)
         assert second.returncode == 2
         assert "another run" in second.stderr
@@ -218,7 +193,7 @@ def test_a_part_left_by_ctrl_c_is_not_resumed_for_an_edited_shot(
     """Ctrl-C mid-download, shot edited: the new task's clip is fetched whole, no Range."""
     sim = start_sim(job_seconds=0.2, file_rate=50000, clip_bytes=100000)
     batch.write({"s01": "waves"})
-    process = _start_run(batch, sim.base_url)
+    process = start_run(batch, sim.base_url)
     part = _wait_for_part(batch)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=10)
@@ -242,7 +217,7 @@ def test_parts_left_by_ctrl_c_are_not_resumed_after_shot_ids_are_swapped(
     """Ctrl-C mid-download, two shot ids swapped: each clip is its own task's, fetched whole."""
     sim = start_sim(job_seconds=0.2, file_rate=50000, clip_bytes=100000)
     batch.write({"s01": "waves", "s02": "dunes"})
-    process = _start_run(batch, sim.base_url)
+    process = start_run(batch, sim.base_url)
     _wait_for_part(batch)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=10)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.sim import RunningSim
-from tests.e2e.conftest import Batch, RunBatch, cli_env
+from tests.e2e.conftest import INSTANT, Batch, RunBatch
 from tests.plugins.sim_fixtures import StartSim
-
-INSTANT = cli_env(SHOTRUNNER_INSTANT_RETRY="1")
 
 
 def test_a_clip_that_cannot_be_downloaded_stays_owed_and_the_next_run_fetches_it(
