@@ -84,13 +84,12 @@ class Engine(SubmitMixin, FollowMixin, CollectMixin, DeliverMixin, EarlierMixin)
             or row.render_key != work.render.key
         ]
         if bindings:
+            # A render new to the store is inserted as the pending row ``group_work`` made for
+            # it, and a known one is left as it is: the rows in hand stay current.
             rows = self.store.bind_jobs(self.run_id, bindings)
-            renders = self.store.renders()
             for work in self.works:
                 if work.adopted:
                     self._save(work, "adopted: its clip and sidecar were on disk, unknown here")
-                else:
-                    work.render = renders.get(work.render.key, work.render)
                 for item in work.jobs:
                     key = (item.job.shot.id, item.job.take)
                     work.rows[key] = rows.get(key, work.rows.get(key))  # type: ignore[assignment]
