@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 class CollectMixin(EngineBase):
     """Getting a done render's clip, from disk or from the service."""
 
-    async def _fetch(self, work: Work) -> None:
-        """A done render with jobs whose clip is missing: copy it, or fetch it again."""
-        await self._collect(work, None)
-
     async def _collect(self, work: Work, task: Task | None) -> None:
         """Download a finished task's clip once and deliver it into every job's folder."""
         if self._deliver_locally(work):

@@ -154,9 +154,10 @@ class Engine(SubmitMixin, FollowMixin, CollectMixin, DeliverMixin, EarlierMixin)
                 self._spawn(self._submit_and_follow(work, new_attempt=True))
 
     async def _fetch_each(self, works: Iterator[Work]) -> None:
-        """One fetch worker: deliver done renders' clips, one after the other."""
+        """One fetch worker: deliver done renders' clips (copied, or fetched again), one after
+        the other."""
         for work in works:
-            await self._fetch(work)
+            await self._collect(work, None)
 
     async def _shut_down(self) -> None:
         for task in list(self._tasks - self._creating):
