@@ -206,14 +206,14 @@ class Engine(SubmitMixin, FollowMixin, CollectMixin, DeliverMixin, EarlierMixin)
     async def _resume(self, work: Work) -> None:
         """A render found in flight at the start."""
         render = work.render
-        holds_slot = render.state in ("submitting", "queued", "running")
         if render.state == "submitting":
             await self._submit_and_follow(work, new_attempt=False, holds_slot=True)
             return
         if render.state == "downloading":
             await self._collect(work, None)
             return
-        await self._follow(work, holds_slot=holds_slot)
+        # Queued or running: ``_run_all`` took its slot.
+        await self._follow(work, holds_slot=True)
 
     async def _retry_failed(self, work: Work) -> None:
         """A failed render, with --retry-failed (a slot is held)."""
