@@ -90,6 +90,32 @@ def test_update_render_writes_row_and_event_together(store: Store) -> None:
     assert states == ["bound", "submitting", "queued"]
 
 
+def test_bases_in_flight_count_the_tasks_still_owed(store: Store) -> None:
+    """A base owes its renders in flight and its failed ones whose task is kept (timed out, clip
+    not downloaded); not a failed one without a task, nor a done one, nor an excluded one."""
+    owed = {
+        "a": ("running", "t-a", None, "https://x/v1"),
+        "b": ("failed", "t-b", "timeout", "https://x/v1"),
+        "c": ("failed", "t-c", "download", "https://y/v1"),
+        "d": ("failed", "t-d", "failed", "https://x/v1"),
+        "e": ("failed", None, "timeout", "https://x/v1"),
+        "f": ("done", "t-f", None, "https://x/v1"),
+        "g": ("queued", "t-g", None, "https://z/v1"),
+    }
+    store.bind_jobs(None, [(f"s-{name}", 1, name * 64, 1) for name in owed])
+    renders = store.renders()
+    for name, (state, task_id, error_code, base) in owed.items():
+        render = renders[(name * 64, 1)]
+        render.state, render.task_id, render.error_code, render.api_base = (
+            state,
+            task_id,
+            error_code,
+            base,
+        )
+        store.update_render(None, render)
+    assert store.bases_in_flight(exclude={("g" * 64, 1)}) == {"https://x/v1": 2, "https://y/v1": 1}
+
+
 def test_update_render_records_a_part_owner_in_the_same_transaction(store: Store) -> None:
     """A render's save can claim a part file for its task; a failed save claims nothing."""
     store.bind_jobs(None, [("s01", 1, "a" * 64, 1)])
