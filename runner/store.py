@@ -39,6 +39,9 @@ from runner.model import IN_FLIGHT_STATES, JobState
 STATE_DB = "state.db"
 #: The API base recorded for renders of the in-process simulator (its port changes each run).
 SIMULATOR_BASE = "simulator"
+#: Error codes of a failed render whose task is kept, to be asked again before any new
+#: create: timed out, or its clip not downloaded.
+KEPT_TASK_CODES: tuple[str, ...] = ("timeout", "download")
 
 RenderKey = tuple[str, int]
 JobKey = tuple[str, int]
@@ -418,15 +421,16 @@ class Store:
         """How many renders each API base owes: in flight, or failed with a task still to ask
         (timed out, or a clip not downloaded). Renders with no recorded base, and those in
         ``exclude``, are left out."""
-        states = ", ".join(f"'{state}'" for state in IN_FLIGHT_STATES)
+        states = ", ".join("?" for _ in IN_FLIGHT_STATES)
+        codes = ", ".join("?" for _ in KEPT_TASK_CODES)
         rows = self.db.execute(
             f"""
             select api_base, fingerprint, generation from renders
             where api_base is not null
               and (state in ({states})
-                   or (state = 'failed' and task_id is not null
-                       and error_code in ('timeout', 'download')))
-            """
+                   or (state = 'failed' and task_id is not null and error_code in ({codes})))
+            """,
+            [*IN_FLIGHT_STATES, *KEPT_TASK_CODES],
         ).fetchall()
         counts: Counter[str] = Counter()
         for base, fingerprint, generation in rows:
