@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from runner.sim import RecordedRequest, RunningSim
+from runner.sim import RunningSim
 from runner.sim.clip import clip_bytes_of
 from tests.e2e.conftest import INSTANT, Batch, RunBatch, cli_env, run_cli, start_run, wait_for_line
 from tests.plugins.sim_fixtures import StartSim
+from tests.plugins.waiting import wait_until
 
 
 def _sidecar(batch: Batch, file: str) -> dict[str, Any]:
@@ -30,17 +31,6 @@ def _sidecar(batch: Batch, file: str) -> dict[str, Any]:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _wait_for(sim: RunningSim, found: Any, timeout: float = 5) -> list[RecordedRequest]:
-    """The recorded requests matching ``found``, once there is one (the server records a
-    request when it has answered it, which may be after the client has moved on)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        matching = [r for r in sim.recorder.requests if found(r)]
-        if matching or time.monotonic() > deadline:
-            return matching
-        time.sleep(0.02)
 
 
 # ----- 401/403 on a poll ---------------------------------------------------------------------
@@ -275,8 +265,11 @@ def test_an_interruption_wins_over_a_refused_key(start_sim: StartSim, batch: Bat
     interrupted_at = time.time()
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=10)
-    refused = _wait_for(sim, lambda r: r.method == "POST" and r.status == 401)
-    assert refused, "the create was never answered 401: the test proves nothing"
+    # The server records a request once it has answered it, which may be after the client left.
+    refused = wait_until(
+        lambda: [r for r in sim.recorder.requests if r.method == "POST" and r.status == 401],
+        what="the create answered 401 (without it the test proves nothing)",
+    )
     assert refused[0].at > interrupted_at, "the 401 came before the Ctrl-C"
     assert process.returncode == 130, stderr
     # What the refusal said is not lost behind the interruption.

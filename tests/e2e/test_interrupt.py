@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import INSTANT, Batch, RunBatch, start_run, wait_for_line
 from tests.plugins.sim_fixtures import StartSim
+from tests.plugins.waiting import wait_until
 
 SimProcess = Callable[..., tuple[str, Path]]
 
@@ -177,14 +178,13 @@ def test_a_second_run_of_the_same_batch_is_refused_while_one_runs(
         first.communicate(timeout=10)
 
 
-def _wait_for_part(batch: Batch, timeout: float = 15) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        parts = [p for p in batch.out.rglob("*.part") if p.stat().st_size > 0]
-        if parts:
-            return parts[0]
-        time.sleep(0.05)
-    raise AssertionError("no part file was written")
+def _wait_for_part(batch: Batch) -> Path:
+    """A part file with some bytes in it, once the run has written one."""
+    return wait_until(
+        lambda: next((p for p in batch.out.rglob("*.part") if p.stat().st_size > 0), None),
+        timeout=15,
+        what="a part file written",
+    )
 
 
 def test_a_part_left_by_ctrl_c_is_not_resumed_for_an_edited_shot(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import httpx
 
 from runner.sim import RunningSim
 from tests.plugins.sim_fixtures import StartSim
+from tests.plugins.waiting import wait_until
 from tests.sim.conftest import BODY, Connect, create
 
 
@@ -37,15 +35,6 @@ def test_creates_lists_only_requests_that_made_a_new_task(
     assert len(sim.recorder.requests) == 3
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` until it holds: the server records a download once it has written
-    the last byte, which may be just after the client has read it."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 def test_downloads_are_recorded_on_the_files_listener(
     instant: RunningSim, connect: Connect
 ) -> None:
@@ -54,7 +43,9 @@ def test_downloads_are_recorded_on_the_files_listener(
     task_id = create(client).json()["id"]
     url = client.get(f"/videos/{task_id}").json()["video_url"]
     httpx.get(url)
-    wait_until(lambda: len(instant.recorder.on("files")) > 0)
+    # The server records a download once it has written the last byte, which may be just
+    # after the client has read it.
+    wait_until(lambda: instant.recorder.on("files"), what="the download recorded")
     (download,) = instant.recorder.on("files")
     assert download.path == f"/files/{task_id}.mp4" and download.status == 200
     assert {"exp", "sig"} <= set(download.query)
