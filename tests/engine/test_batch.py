@@ -32,14 +32,7 @@ def test_simulate_starts_the_simulator_without_its_recorder(
 
     monkeypatch.setattr(runner.sim, "start_in_thread", recording_start)
     out = tmp_path / "out"
-    manifest = Manifest(
-        path=tmp_path / "m.yaml",
-        display_path="m.yaml",
-        name="m",
-        output_dir=out,
-        sha256="0" * 64,
-        shots=(Shot(id="s01", index=0, prompt="waves", seconds=4),),
-    )
+    manifest = _one_shot(out)
     settings = BatchSettings(simulate=True, run=RunOptions(poll_interval=0.05))
     monkeypatch.setattr("runner.batch.SIMULATE_JOB_SECONDS", 0.1)
     result, code = run_batch(manifest, settings, View())
