@@ -7,7 +7,7 @@ import json
 import time
 from collections import Counter
 
-from tests.e2e.conftest import INSTANT, Batch, RunBatch
+from tests.e2e.conftest import INSTANT, Batch, RunBatch, run_retrying_failed
 from tests.plugins.sim_fixtures import StartSim
 
 
@@ -44,11 +44,7 @@ def test_server_errors_are_retried_without_extra_tasks(
     """5xx answers are retried with the same key (3 sends a run at most; a job that meets
     three in a row fails, flagged, until --retry-failed): every clip arrives, one task per job."""
     sim = start_sim(error_rate=0.4, seed=3)
-    result = run_batch(sim.base_url, env=INSTANT)
-    for _ in range(3):
-        if result.returncode != 1:
-            break
-        result = run_batch(sim.base_url, "--retry-failed", env=INSTANT)
+    result = run_retrying_failed(run_batch, sim.base_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(batch.clips()) == 4
     assert sim.recorder.tasks_created == 4

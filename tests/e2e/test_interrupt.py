@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import INSTANT, Batch, RunBatch, start_run, wait_for_line
+from tests.e2e.conftest import (
+    INSTANT,
+    Batch,
+    RunBatch,
+    run_retrying_failed,
+    start_run,
+    wait_for_line,
+)
 from tests.plugins.sim_fixtures import StartSim
 from tests.plugins.waiting import wait_until
 
@@ -145,13 +152,7 @@ def test_sigkill_without_idempotency_flags_every_extra_task(
     )
     batch.write({f"s{i:02d}": f"prompt {i}" for i in range(4)}, takes=3)
     _kill_repeatedly(batch, base_url, kills=10, seed=43)
-    env = INSTANT
-    result = run_batch(base_url, env=env)
-    # A key sent 3 times without an answer fails, flagged, until asked again on purpose.
-    for _ in range(3):
-        if result.returncode != 1:
-            break
-        result = run_batch(base_url, "--retry-failed", env=env)
+    result = run_retrying_failed(run_batch, base_url)
     assert result.returncode == 0, result.stdout + result.stderr
     _check_batch_whole(batch)
     per_fingerprint = _tasks_per_fingerprint(state)
