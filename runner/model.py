@@ -29,6 +29,9 @@ JOB_STATES: tuple[JobState, ...] = (
 
 #: States of a job whose task is being created or is on the service: polled, never resubmitted.
 IN_FLIGHT_STATES: tuple[JobState, ...] = ("submitting", "queued", "running", "downloading")
+#: Error codes of a failed render whose task is kept, to be asked again before any new
+#: create: timed out, or its clip not downloaded.
+KEPT_TASK_CODES: tuple[str, ...] = ("timeout", "download")
 
 #: Plan actions (SPEC.md).
 Action = Literal["submit", "resume", "skip", "fetch", "retry", "hold"]

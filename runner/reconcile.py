@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.delivery import clip_intact, clip_relpath, read_sidecar
-from runner.model import IN_FLIGHT_STATES, Action, Job, JobState
+from runner.model import IN_FLIGHT_STATES, KEPT_TASK_CODES, Action, Job, JobState
 
 if TYPE_CHECKING:
     from runner.store import JobRow, RenderRow, Store
@@ -154,7 +154,7 @@ def asks_task_first(render: RenderRow) -> bool:
     return (
         render.state == "failed"
         and render.task_id is not None
-        and render.error_code in ("timeout", "download")
+        and render.error_code in KEPT_TASK_CODES
     )
 
 

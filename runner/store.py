@@ -34,14 +34,11 @@ import sqlite_utils
 from sqlite_utils.db import Table
 
 from runner.errors import InputError
-from runner.model import IN_FLIGHT_STATES, JobState
+from runner.model import IN_FLIGHT_STATES, KEPT_TASK_CODES, JobState
 
 STATE_DB = "state.db"
 #: The API base recorded for renders of the in-process simulator (its port changes each run).
 SIMULATOR_BASE = "simulator"
-#: Error codes of a failed render whose task is kept, to be asked again before any new
-#: create: timed out, or its clip not downloaded.
-KEPT_TASK_CODES: tuple[str, ...] = ("timeout", "download")
 
 RenderKey = tuple[str, int]
 JobKey = tuple[str, int]
