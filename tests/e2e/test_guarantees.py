@@ -9,9 +9,7 @@ import base64
 import hashlib
 import json
 import signal
-import struct
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pytest
 from runner.sim import RunningSim
 from runner.sim.clip import clip_bytes_of
 from tests.e2e.conftest import INSTANT, Batch, RunBatch, cli_env, run_cli, start_run, wait_for_line
+from tests.plugins.images import tiny_png
 from tests.plugins.sim_fixtures import StartSim
 from tests.plugins.waiting import wait_until
 
@@ -132,28 +131,11 @@ def test_sidecar_says_not_simulated_against_an_api(
 # ----- local image provenance ----------------------------------------------------------------
 
 
-def _png(width: int = 4, height: int = 4) -> bytes:
-    """A small valid RGB PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    rows = b"".join(b"\x00" + b"\xc0\x40\x20" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_a_local_image_is_recorded_by_path_and_sha256_never_base64(
     sim: RunningSim, batch: Batch, run_batch: RunBatch
 ) -> None:
     """The service gets the image as a data URI; the sidecar keeps its path and sha256 only."""
-    image = _png()
+    image = tiny_png(4, 4)
     (batch.manifest.parent / "frames").mkdir()
     (batch.manifest.parent / "frames/start.png").write_bytes(image)
     batch.manifest.write_text(

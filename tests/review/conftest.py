@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from runner.jobs import fingerprint
 from runner.manifest import load_manifest
 from runner.model import Manifest, Shot
 from runner.store import RenderRow, Store, now_iso
+from tests.plugins.images import tiny_png
 
 SIM_CLIP = Path(runner.sim.__file__).parent / "assets" / "clip.mp4"
 
@@ -42,23 +41,6 @@ shots:
     prompt: the camera orbits from dusk to night
     takes: 2
 """
-
-
-def tiny_png(width: int = 8, height: int = 6, rgb: tuple[int, int, int] = (200, 80, 40)) -> bytes:
-    """A real PNG of one colour, made without any imaging library."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    row = b"\x00" + bytes(rgb) * width
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(row * height))
-        + chunk(b"IEND", b"")
-    )
 
 
 @dataclass

@@ -16,7 +16,8 @@ import pytest
 from runner.model import ImageRef
 from runner.report import TakeRecord, build_report_data, collect, render_html, write_report
 from runner.store import Store
-from tests.review.conftest import SIM_CLIP, Batch, MakeBatch, tiny_png
+from tests.plugins.images import tiny_png
+from tests.review.conftest import SIM_CLIP, Batch, MakeBatch
 from tests.review.pagehelpers import elements, shot_section, take_article
 
 #: A clip that exists, by absolute path, for pages built from records alone.
