@@ -9,6 +9,9 @@
         │   └── DownloadError  a body shorter or longer than announced, a broken stream
         ├── Rejected           400/422 (and other 4xx): the server refused this request
         ├── NotFound           404, or 400 with code ``task_not_exist``: the task is unknown
+        ├── UnusableAnswer     a create was answered, but not with a task id this client can
+        │                      keep (too long, control characters): the task may exist and
+        │                      be billed; it is never sent again
         └── LinkExpired        a download URL answered 403/404/410: ask the task for a fresh one
 
 A bare ``ApiError`` is raised only for what fits no kind above (an unexpected redirect or an
@@ -88,3 +91,9 @@ class NotFound(ApiError):
 
 class LinkExpired(ApiError):
     """A download URL answered 403/404/410: the signature expired; poll the task again."""
+
+
+class UnusableAnswer(ApiError):
+    """A create was answered, but its task id cannot be kept (over 256 characters, control
+    characters, not a string). The task may exist and be billed: the job fails, recorded as
+    possibly billed, and is never sent again by this run."""
