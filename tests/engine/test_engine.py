@@ -24,15 +24,14 @@ from runner.api.errors import (
     TransientError,
 )
 from runner.delivery import clip_relpath, part_of
-from runner.engine import Engine, RunContext, RunOptions
+from runner.engine import Run, RunContext, RunOptions, check_max_new
 from runner.errors import ConfigError, Interrupted, ShotrunnerError, Unreachable
 from runner.jobs import expand_jobs, provenance_request, request_body
-from runner.model import Manifest, Shot
-from runner.reconcile import reconcile
+from runner.model import Manifest, RunResult, Shot
+from runner.plan import PlanOptions, make_plan
 from runner.retry import instant_retries
 from runner.sim import RunningSim
 from runner.store import RenderRow, Store
-from runner.view import RunResult
 from tests.plugins.sim_fixtures import StartSim
 
 
@@ -50,12 +49,12 @@ def _manifest(out_dir: Path, *prompts: str) -> Manifest:
     )
 
 
-def _engine(manifest: Manifest, store: Store, client: ApiClient, **options: Any) -> Engine:
-    """An engine over the whole manifest, polling fast, as a simulated run."""
-    return Engine(
+def _engine(manifest: Manifest, store: Store, client: ApiClient, **options: Any) -> Run:
+    """A run over the whole manifest, polling fast, as a simulated run."""
+    return Run(
         store=store,
         client=client,
-        planned=reconcile(expand_jobs(manifest), store),
+        plan=make_plan(expand_jobs(manifest), store),
         options=RunOptions(poll_interval=0.05, **options),
         context=RunContext(manifest=manifest, api_base="http://sim/v1", simulated=True),
         request_body=request_body,
@@ -64,7 +63,7 @@ def _engine(manifest: Manifest, store: Store, client: ApiClient, **options: Any)
 
 
 async def _run(manifest: Manifest, store: Store, client: ApiClient, **options: Any) -> RunResult:
-    return await _engine(manifest, store, client, **options).run()
+    return await _engine(manifest, store, client, **options).execute()
 
 
 async def test_submitting_row_at_start_is_sent_again_with_the_same_key(
@@ -177,12 +176,12 @@ async def test_a_429_after_a_lost_answer_keeps_the_key_across_a_crash(
     """Lost answer, then 429, then kill -9: the next run sends the same key, not a new attempt."""
     manifest = _manifest(out_dir, "waves")
     engine = _engine(manifest, store, _LostThenRateLimited(sim.base_url, "k"))
-    running = asyncio.ensure_future(engine.run())
+    running = asyncio.ensure_future(engine.execute())
     await asyncio.wait_for(engine.client.rate_limited.wait(), 10)  # type: ignore[attr-defined]
     await asyncio.sleep(0.05)
-    for task in [running, *engine._tasks]:  # a crash: nothing more is written
+    for task in [running, *engine.tasks]:  # a crash: nothing more is written
         task.cancel()
-    await asyncio.gather(running, *engine._tasks, return_exceptions=True)
+    await asyncio.gather(running, *engine.tasks, return_exceptions=True)
     await engine.client.aclose()
     (render,) = store.renders().values()
     assert (render.state, render.attempt, render.possible_duplicate) == ("submitting", 1, True)
@@ -372,7 +371,7 @@ async def test_a_task_that_cannot_be_polled_stays_in_flight_for_the_next_run(
     assert "the next run asks it again" in reason
     (render,) = store.renders().values()
     assert render.state in ("queued", "running") and render.task_id is not None
-    assert reconcile(expand_jobs(manifest), store)[0].action == "resume"
+    assert make_plan(expand_jobs(manifest), store).jobs[0].action == "resume"
     async with ApiClient(sim.base_url, "k") as client:
         second = await _run(manifest, store, client)
     assert (second.done, second.failed) == (1, [])
@@ -572,9 +571,9 @@ async def test_a_404_on_create_stops_the_run_about_the_api_base_failing_nothing(
     """A route that does not exist: exit 2 about --api-base; every job stays pending."""
     manifest = _manifest(out_dir, "waves", "dunes")
     async with _CreatesRaise(sim.base_url, _no_such_route) as client:
-        with pytest.raises(ConfigError) as caught:
-            await _run(manifest, store, client)
-    assert "--api-base" in caught.value.message and "/v1" in caught.value.message
+        result = await _run(manifest, store, client)
+    assert isinstance(result.stopped_by, ConfigError)
+    assert "--api-base" in result.stopped_by.message and "/v1" in result.stopped_by.message
     assert {(r.state, r.attempt) for r in store.renders().values()} == {("pending", 0)}
 
 
@@ -608,12 +607,12 @@ async def test_a_stop_while_a_create_could_not_connect_leaves_it_pending(
     """Ctrl-C in the back-off after a connect error: pending, so no false possible duplicate."""
     manifest = _manifest(out_dir, "waves")
     engine = _engine(manifest, store, _CreatesRaise(sim.base_url, _cannot_connect))
-    running = asyncio.ensure_future(engine.run())
+    running = asyncio.ensure_future(engine.execute())
     await asyncio.wait_for(engine.client.tried.wait(), 10)  # type: ignore[attr-defined]
     await asyncio.sleep(0.05)
-    engine._stopping.set()
-    with pytest.raises(Interrupted):
-        await running
+    engine.stop()
+    stopped = await running
+    assert isinstance(stopped.stopped_by, Interrupted) and stopped.interrupted
     await engine.client.aclose()
     (render,) = store.renders().values()
     assert (render.state, render.attempt, render.possible_duplicate) == ("pending", 0, False)
@@ -630,11 +629,10 @@ async def test_an_unreachable_api_stops_the_run_leaving_jobs_pending(
     """Connect errors fail no job: after the outage limit the run stops, jobs still pending."""
     manifest = _manifest(out_dir, "waves", "dunes")
     async with _CreatesRaise(sim.base_url, _cannot_connect) as client:
-        with pytest.raises(Unreachable) as caught:
-            await _run(manifest, store, client, unreachable_after=0.5)
-    assert caught.value.exit_code == 1
-    assert caught.value.message.startswith("the API at http://sim/v1 is unreachable")
-    assert caught.value.message.endswith("run again to continue")
+        result = await _run(manifest, store, client, unreachable_after=0.5)
+    assert isinstance(result.stopped_by, Unreachable) and not result.interrupted
+    assert result.stopped_by.message.startswith("the API at http://sim/v1 is unreachable")
+    assert result.stopped_by.message.endswith("run again to continue")
     assert {(r.state, r.attempt, r.error_code) for r in store.renders().values()} == {
         ("pending", 0, None)
     }
@@ -645,10 +643,10 @@ async def test_a_refused_key_is_reported_once_with_what_to_check(
 ) -> None:
     """401: exit 2 with one 'refused the key' and the variable to check, not the phrase twice."""
     async with _CreatesRaise(sim.base_url, _key_refused) as client:
-        with pytest.raises(ConfigError) as caught:
-            await _run(_manifest(out_dir, "waves"), store, client)
-    assert caught.value.message.count("refused the key") == 1
-    assert "SHOTRUNNER_API_KEY" in caught.value.message
+        result = await _run(_manifest(out_dir, "waves"), store, client)
+    assert isinstance(result.stopped_by, ConfigError)
+    assert result.stopped_by.message.count("refused the key") == 1
+    assert "SHOTRUNNER_API_KEY" in result.stopped_by.message
 
 
 class _PollsCannotConnect(ApiClient):
@@ -666,8 +664,9 @@ async def test_polls_that_cannot_connect_keep_the_task_until_the_outage_limit(
     manifest = _manifest(out_dir, "waves")
     with instant_retries():
         async with _PollsCannotConnect(sim.base_url, "k") as client:
-            with pytest.raises(ShotrunnerError, match="is unreachable"):
-                await _run(manifest, store, client, unreachable_after=0.3)
+            result = await _run(manifest, store, client, unreachable_after=0.3)
+    assert isinstance(result.stopped_by, ShotrunnerError)
+    assert "is unreachable" in result.stopped_by.message
     (render,) = store.renders().values()
     assert (render.state, render.error_code) == ("queued", None)
 
@@ -703,17 +702,9 @@ def test_max_new_does_not_count_a_timed_out_render_whose_task_is_asked_first(
     render.state, render.attempt, render.task_id = "failed", 1, "task-1"
     render.error, render.error_code = "timed out", "timeout"
     store.update_render(None, render)
-    engine = Engine(
-        store=store,
-        client=None,
-        planned=reconcile(expand_jobs(manifest), store),
-        options=RunOptions(retry_failed=True, max_new=0),
-        context=RunContext(manifest=manifest, api_base="http://sim/v1", simulated=True),
-        request_body=request_body,
-        provenance_request=provenance_request,
-    )
-    engine.check_money_guard()
-    assert (engine.plan.to_submit, engine.plan.to_resume) == (0, 1)
+    plan = make_plan(expand_jobs(manifest), store, PlanOptions(retry_failed=True))
+    check_max_new(plan, 0)
+    assert (plan.summary.to_submit, plan.summary.to_resume) == (0, 1)
 
 
 async def test_max_new_caps_resubmissions_during_the_run(
@@ -753,7 +744,7 @@ async def test_progress_alone_is_written_at_most_every_few_seconds(
 ) -> None:
     """A task polled twenty times in a second writes its progress alone once (every 5 s), not on
     every poll; the finished render is written whole all the same."""
-    monkeypatch.setattr("runner.engine.follow.PROGRESS_SAVE_SECONDS", every)
+    monkeypatch.setattr("runner.engine.poll.PROGRESS_SAVE_SECONDS", every)
     sim = start_sim(job_seconds=1.0)
     manifest = _manifest(out_dir, "waves")
     writes = _progress_writes(store, monkeypatch)
@@ -776,16 +767,16 @@ async def test_a_sleep_wakes_at_once_when_the_run_stops(
     sleep that runs its course returns and leaves nothing behind."""
     async with ApiClient(sim.base_url, "k") as client:
         engine = _engine(_manifest(out_dir, "waves"), store, client)
-        await engine._sleep(0.01)
-        sleeping = asyncio.ensure_future(engine._sleep(60))
+        await engine.sleep(0.01)
+        sleeping = asyncio.ensure_future(engine.sleep(60))
         await asyncio.sleep(0.05)
         assert not sleeping.done() and len(engine._sleepers) == 1
-        engine._stop()
+        engine.stop()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(sleeping, 1)
         assert not engine._sleepers
         with pytest.raises(asyncio.CancelledError):
-            await engine._sleep(60)
+            await engine.sleep(60)
 
 
 async def test_tasks_found_done_on_resume_teach_the_planner_nothing(

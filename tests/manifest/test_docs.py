@@ -10,7 +10,7 @@ from types import ModuleType
 import jsonschema
 
 from runner.manifest import RUNNER_FIELDS, SHOT_FIELDS, VIDEO_FIELDS
-from runner.plan import ASSUMED_NOTE
+from runner.view import ASSUMED_NOTE
 from runner.schema import load_schema, schema_path
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,7 @@ import pytest
 from runner.jobs import expand_jobs
 from runner.manifest import load_manifest
 from runner.model import Job
-from runner.plan import check_shot_ids
-from runner.reconcile import PlanOptions
+from runner.plan import PlanOptions, check_shot_ids
 from runner.store import Store
 from tests.manifest.conftest import CliResult, WriteManifest
 
