@@ -170,6 +170,8 @@ class Run:
     def stop(self) -> None:
         """Stop on request (the first Ctrl-C or SIGTERM): no new submissions, a create on the
         wire records its answer (briefly), polls and downloads end (their state is saved)."""
+        if not self._stop_requested:
+            self.view.state("run", "stopping", "no new submissions; saving state")
         self._stop_requested = True
         self._stop()
 
