@@ -82,8 +82,8 @@ def run_batch(
     CLI's word for the result, recorded with the run.
 
     Raises ``InputError`` (``--max-new`` exceeded, another run holds the batch, mixed bases
-    or kinds of render: nothing sent) before anything is sent, and ``Interrupted`` for a
-    KeyboardInterrupt outside the run's loop, after saving everything.
+    or kinds of render) before anything is sent. A KeyboardInterrupt outside the run's loop
+    ends it as interrupted, everything saved.
     """
     from runner.jobs import expand_jobs
     from runner.store import Store

@@ -54,8 +54,11 @@ class View:
 
 def summary_lines(result: RunResult) -> list[str]:
     """The end-of-run summary, shared by both views."""
+    # A run that stopped early says so first: "done: 0" alone reads like success. Why it
+    # stopped (and what next) is the CLI's one message.
+    so_far = "stopped early, so far " if result.stopped_by is not None else ""
     lines = [
-        f"done: {result.done} job(s); delivered this run: {result.delivered} clip(s), "
+        f"{so_far}done: {result.done} job(s); delivered this run: {result.delivered} clip(s), "
         f"{result.seconds_delivered} s of video; wall time {result.wall_time:.1f} s",
     ]
     if result.failed:
@@ -82,8 +85,6 @@ def summary_lines(result: RunResult) -> list[str]:
             f"it is not sent again): {len(result.possibly_billed)}"
         )
         lines.extend(f"  {visible(label)}" for label in result.possibly_billed)
-    if result.interrupted:
-        lines.append("interrupted: run the same command again to resume")
     return lines
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import click
 
 from runner.errors import ExitCode, Interrupted, ManifestInvalid, ShotrunnerError
+from runner.text import visible
 
 if TYPE_CHECKING:
     from runner.model import RunResult
@@ -65,10 +66,11 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             sys.exit(exit_code_for(error))
         except Interrupted as error:
             # Not an error of anything: the one message of an interruption.
-            echo_err(error.message)
+            echo_err(visible(error.message, keep_newlines=True))
             sys.exit(exit_code_for(error))
         except ShotrunnerError as error:
-            echo_err(f"error: {error.message}")
+            # Messages carry outside text (a server's answer, a path): shown, never acted on.
+            echo_err(f"error: {visible(error.message, keep_newlines=True)}")
             sys.exit(exit_code_for(error))
 
     return wrapper

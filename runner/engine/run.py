@@ -117,6 +117,10 @@ class Run:
         self.polls = PollPlanner(options.poll_interval)
         #: When the API last answered anything (monotonic), for the outage limit.
         self._last_answer = time.monotonic()
+        #: Whether the API answered anything in this run (the outage tolerance starts then).
+        self._answered = False
+        #: Failures to send a request, by message: each is shown once, counted after.
+        self._not_sent: dict[str, int] = {}
         self.stopping = asyncio.Event()
         #: Futures of the coroutines in ``sleep``, resolved at once when the run stops.
         self._sleepers: set[asyncio.Future[None]] = set()
@@ -232,9 +236,6 @@ class Run:
             finished.cancel()
             stopping.cancel()
         if self.stopping.is_set():
-            self.result.in_flight_at_stop = sum(
-                1 for w in self.works if w.render.state in ("submitting", "queued", "running")
-            )
             await self._shut_down()
             earlier = self._fatal
             # A stop asked for wins over any error of the runner's own (exit 130 over 2 and 1,
@@ -246,14 +247,21 @@ class Run:
                 self._fatal = Interrupted(self._interrupted_message() + also)
 
     def _interrupted_message(self) -> str:
-        """What an interrupted run says once: what is still on the service, what next."""
-        owed = self.result.in_flight_at_stop
-        if owed:
-            return (
-                f"interrupted: {owed} task(s) already submitted keep rendering; "
-                "run the same command again to collect them"
+        """What an interrupted run says, once: what is left on the service, and what next."""
+        states = [work.render.state for work in self.works]
+        tasks = sum(1 for state in states if state in ("queued", "running", "downloading"))
+        unanswered = states.count("submitting")
+        self.result.in_flight_at_stop = tasks + unanswered
+        parts = []
+        if tasks:
+            parts.append(f"{tasks} task(s) already submitted are kept on the service")
+        if unanswered:
+            parts.append(
+                f"{unanswered} create(s) got no answer yet (sent again under the same key)"
             )
-        return "interrupted: run the same command again to resume"
+        if not parts:
+            return "interrupted before any task was submitted; run the same command again"
+        return f"interrupted: {'; '.join(parts)}; run the same command again to collect them"
 
     async def _dispatch(self, works: list[Work]) -> None:
         """Start each render that needs a slot once one is free, in storyboard order."""
@@ -373,12 +381,29 @@ class Run:
     def heard(self) -> None:
         """The API answered (anything at all): it is reachable."""
         self._last_answer = time.monotonic()
+        self._answered = True
 
     def check_reachable(self, error: ApiError) -> bool:
         """After a request that never reached the API: False, with the run stopping, once
-        nothing has been heard from it for ``unreachable_after`` seconds."""
+        nothing has been heard from it for ``unreachable_after`` seconds, or, when it never
+        answered in this run, for ``unreachable_at_start`` seconds (exit 2: the base is wrong
+        or the network is down; nothing was sent). Each kind of failure is shown once."""
+        self._note_not_sent(error.message)
         silent = time.monotonic() - self._last_answer
-        if silent < self.options.unreachable_after:
+        options = self.options
+        if not self._answered and silent >= min(
+            options.unreachable_at_start, options.unreachable_after
+        ):
+            tries = sum(self._not_sent.values())
+            self._stop_with(
+                ConfigError(
+                    f"cannot reach the API at {self.context.api_base} ({error.message}; "
+                    f"{tries} request(s) in {silent:.0f} s, none sent); nothing was billed: "
+                    "check --api-base or SHOTRUNNER_API_BASE, and the network"
+                )
+            )
+            return False
+        if silent < options.unreachable_after:
             return True
         self._stop_with(
             Unreachable(
@@ -387,6 +412,13 @@ class Run:
             )
         )
         return False
+
+    def _note_not_sent(self, message: str) -> None:
+        """Show a failure to send once; the same one again is only counted."""
+        seen = self._not_sent.get(message, 0)
+        self._not_sent[message] = seen + 1
+        if not seen:
+            self.view.state("run", "waiting", f"not sent ({message}); trying again")
 
     # -- records every step makes --------------------------------------------------------------
 

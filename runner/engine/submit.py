@@ -81,6 +81,8 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
             body = run.request_body(work.job.shot)
         except InputError as error:
             return run.fail(work, error.message, "input")
+        # The same create again after one that created nothing: recorded, not shown again.
+        again = withdrawn
         if withdrawn:
             render.attempt += 1
             withdrawn = False
@@ -89,7 +91,7 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
         render.api_base = run.context.render_base
         render.creates_sent += 1
         render.key_sends += 1
-        run.record(work, f"attempt {render.attempt}")
+        run.record(work, f"attempt {render.attempt}", show=not again)
         run.creating.add(current)
         try:
             task = await run.client.create(body, render.idempotency_key)
@@ -113,7 +115,8 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
                 _unsent(render)
                 if _withdraw(render, ambiguous):
                     withdrawn = True
-                    run.record(work, f"not sent ({error.message}); waiting")
+                    # Shown once for the whole run (``check_reachable``), not once per job.
+                    run.record(work, f"not sent ({error.message}); waiting", show=False)
                 if run.check_reachable(error):
                     await run.sleep(run.connect_backoff.delay(failures))
                     continue

@@ -12,12 +12,13 @@ import pytest
 
 from runner.api.client import ApiClient, Downloaded
 from runner.engine import check_max_new
-from runner.errors import Unreachable
+from runner.errors import ConfigError, Unreachable
 from runner.jobs import expand_jobs
 from runner.model import Shot
 from runner.plan import PlanOptions, make_plan
 from runner.sim import RunningSim
 from runner.store import Store
+from runner.view import View
 from tests.engine.runs import (
     CreatesRaise,
     cannot_connect,
@@ -90,19 +91,65 @@ async def test_a_removed_shots_create_without_answer_is_not_sent_again(
     assert store.renders()[render.key].state == "submitting"
 
 
-async def test_an_unreachable_api_stops_the_run_leaving_jobs_pending(
+class _Lines(View):
+    """A view that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def state(self, label: str, state: str, detail: str = "") -> None:
+        self.lines.append(f"{label} {state}: {detail}")
+
+
+async def test_an_api_never_reached_stops_the_run_early_leaving_jobs_pending(
     sim: RunningSim, store: Store, out_dir: Path
 ) -> None:
-    """Connect errors fail no job: after the outage limit the run stops, jobs still pending."""
-    manifest = manifest_of(out_dir, "waves", "dunes")
+    """Nothing of the run reached the API (a refused port, a wrong base): the run stops early
+    (exit 2) naming the base and the cause, jobs still pending, the failure shown once."""
+    manifest = manifest_of(out_dir, "waves", "dunes", "gulls")
+    view = _Lines()
     async with CreatesRaise(sim.base_url, cannot_connect) as client:
-        result = await run_once(manifest, store, client, unreachable_after=0.5)
-    assert isinstance(result.stopped_by, Unreachable) and not result.interrupted
-    assert result.stopped_by.message.startswith("the API at http://sim/v1 is unreachable")
-    assert result.stopped_by.message.endswith("run again to continue")
+        run = make_run(manifest, store, client, unreachable_at_start=0.5)
+        run.view = view
+        result = await run.execute()
+    assert isinstance(result.stopped_by, ConfigError) and not result.interrupted
+    message = result.stopped_by.message
+    assert message.startswith("cannot reach the API at http://sim/v1 (ConnectError")
+    assert "nothing was billed" in message and "--api-base" in message
     assert {(r.state, r.attempt, r.error_code) for r in store.renders().values()} == {
         ("pending", 0, None)
     }
+    assert len([line for line in view.lines if "not sent" in line]) == 1, view.lines
+
+
+class _CreatesOnceThenCannotConnect(ApiClient):
+    """A client whose first create reaches the service and whose later ones never leave."""
+
+    calls = 0
+
+    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            return await super().create(body, idempotency_key)
+        await asyncio.sleep(0)
+        raise cannot_connect()
+
+
+async def test_an_api_that_answered_once_gets_the_outage_tolerance(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """Once the API answered in this run, connect errors fail no job until the outage limit
+    (exit 1, run again to continue), however short the limit at the start."""
+    manifest = manifest_of(out_dir, "waves", "dunes")
+    async with _CreatesOnceThenCannotConnect(sim.base_url, "k") as client:
+        # One at a time: the second create is tried only after the first was answered.
+        result = await run_once(
+            manifest, store, client, concurrency=1, unreachable_at_start=0.01, unreachable_after=0.5
+        )
+    assert isinstance(result.stopped_by, Unreachable) and not result.interrupted
+    assert result.stopped_by.message.startswith("the API at http://sim/v1 is unreachable")
+    assert result.stopped_by.message.endswith("run again to continue")
+    assert {(r.state, r.attempt) for r in store.renders().values()} == {("done", 1), ("pending", 0)}
 
 
 def test_max_new_does_not_count_a_timed_out_render_whose_task_is_asked_first(

@@ -12,6 +12,7 @@ from runner.api.errors import (
     RateLimited,
     Rejected,
     TransientError,
+    UnusableAnswer,
 )
 from runner.errors import ConfigError, Interrupted
 from runner.jobs import expand_jobs
@@ -108,6 +109,43 @@ async def test_a_400_on_create_fails_that_job_and_the_others_go_on(
     assert key == "s01/1"
     assert "'seconds' is out of range." in reason
     assert sim.recorder.tasks_created == 2
+
+
+class _UnkeepableIdForOnePrompt(ApiClient):
+    """A client whose service creates every task, but answers one prompt's create with a task
+    id that cannot be kept."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keys: list[str] = []
+
+    async def create(self, body: dict[str, Any], idempotency_key: str) -> Any:
+        self.keys.append(idempotency_key)
+        task = await super().create(body, idempotency_key)
+        if body["prompt"] == "hostile":
+            raise UnusableAnswer("a task id with control characters", status=200)
+        return task
+
+
+async def test_a_create_answered_with_an_unusable_task_id_fails_once_and_is_not_resent(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """An answer without a task id this client can keep: that job fails, said to be possibly
+    billed, its create never sent again; the other jobs are delivered."""
+    manifest = manifest_of(out_dir, "waves", "hostile", "dunes")
+    async with _UnkeepableIdForOnePrompt(sim.base_url, "k") as client:
+        result = await run_once(manifest, store, client)
+    assert result.done == 2
+    ((key, reason),) = result.failed
+    assert key == "s01/1"
+    assert "without a usable task id" in reason and "may have been billed" in reason
+    assert len(client.keys) == 3 and len(set(client.keys)) == 3
+    hostile = next(r for r in store.renders().values() if r.task_id is None)
+    assert (hostile.state, hostile.error_code, hostile.creates_sent) == (
+        "failed",
+        "unusable_answer",
+        1,
+    )
 
 
 class _ForgetsFirstCreate(ApiClient):

@@ -89,3 +89,15 @@ def test_status_shows_how_many_creates_a_possible_duplicate_sent(
     )
     table = status_table(manifest, make_plan([job], store))
     assert "(possible duplicate: 3 creates sent)" in table
+
+
+def test_a_run_stopped_early_says_so_first_and_leaves_the_why_to_one_message() -> None:
+    """An interrupted run's summary does not read like success, and does not repeat the
+    interruption the CLI reports once."""
+    from runner.errors import Interrupted
+
+    stopped = RunResult(interrupted=True, stopped_by=Interrupted("interrupted: ..."))
+    lines = summary_lines(stopped)
+    assert lines[0].startswith("stopped early, so far done: 0 job(s)")
+    assert not any("interrupted" in line for line in lines)
+    assert summary_lines(RunResult())[0].startswith("done: 0 job(s)")
