@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from runner.api.client import ApiClient, Downloaded
-from runner.engine import check_max_new
-from runner.errors import ConfigError, Unreachable
+from runner.engine import StopSwitch, check_max_new
+from runner.errors import ConfigError, Interrupted, Unreachable
 from runner.jobs import expand_jobs
 from runner.model import Shot
 from runner.plan import PlanOptions, make_plan
@@ -185,3 +185,20 @@ async def test_a_sleep_wakes_at_once_when_the_run_stops(
         assert not engine._sleepers
         with pytest.raises(asyncio.CancelledError):
             await engine.sleep(60)
+
+
+async def test_a_stop_asked_before_the_run_sends_nothing_and_says_so(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A stop asked for (a signal) before the run starts: nothing is sent, and the message
+    claims no task is left rendering."""
+    switch = StopSwitch()
+    assert switch.request() is False  # no run yet: the caller interrupts by itself
+    async with ApiClient(sim.base_url, "k") as client:
+        run = make_run(manifest_of(out_dir, "waves", "dunes"), store, client)
+        run.stop_switch = switch
+        result = await run.execute()
+    assert result.interrupted and isinstance(result.stopped_by, Interrupted)
+    assert result.stopped_by.message.startswith("interrupted before any task was submitted")
+    assert sim.recorder.creates() == []
+    assert {r.state for r in store.renders().values()} == {"pending"}
