@@ -1,6 +1,7 @@
 """The deliver step: a render's clip put into every job's folder that lacks it (an older clip
 moved into ``.history/`` first, the new one placed atomically with its sidecar, the delivery
-recorded in the store), and an earlier render's clip kept in ``.history/``. Clips already
+recorded in the store), and an earlier render's clip kept in ``.history/``; ``sidecar``
+builds every clip's provenance, the one place that does. Clips already
 intact on disk (or found again by their hash) are taken as they are; a clip found nowhere
 is downloaded (next: ``DOWNLOAD``). The file operations themselves are ``runner.delivery``'s.
 """
@@ -8,8 +9,9 @@ is downloaded (next: ``DOWNLOAD``). The file operations themselves are ``runner.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from runner import __version__
 from runner.delivery import (
     HISTORY,
     clip_intact,
@@ -72,7 +74,7 @@ def keep_earlier(run: Run, work: Work, part: Path) -> Path:
         target = base.with_name(f"{base.stem}-{counter}{base.suffix}")
     place(part, target)
     assert work.earlier is not None
-    write_sidecar(target, run.sidecar(work, *work.earlier, None))
+    write_sidecar(target, sidecar(run, work, *work.earlier, None))
     return target
 
 
@@ -167,7 +169,7 @@ def _record(
     """Write the sidecar and record the delivery; ``part``, the part file just renamed
     to ``final``, has its owner record dropped in the same transaction."""
     render = work.render
-    write_sidecar(final, run.sidecar(work, item.job.shot.id, item.job.take, item.job))
+    write_sidecar(final, sidecar(run, work, item.job.shot.id, item.job.take, item.job))
     stat = final.stat()
     assert render.sha256 is not None
     run.store.record_delivery(
@@ -181,3 +183,35 @@ def _record(
     )
     run.result.delivered += 1
     run.result.seconds_delivered += item.job.shot.seconds_to_pay
+
+
+def sidecar(run: Run, work: Work, shot: str, take: int, job: Job | None) -> dict[str, Any]:
+    """The provenance of a clip of ``work``'s render, written next to it: the job, the
+    render and its task, the clip's hash and times, where it came from, and what the
+    manifest says of the shot (``job``; None for an earlier render's clip, which the
+    manifest no longer describes)."""
+    render, manifest = work.render, run.context.manifest
+    sidecar: dict[str, Any] = {
+        "shot": shot,
+        "take": take,
+        "fingerprint": render.fingerprint,
+        "generation": render.generation,
+        "attempt": render.attempt,
+        "task_id": render.task_id,
+        "sha256": render.sha256,
+        "bytes": render.bytes,
+        "submitted_at": render.submitted_at,
+        "completed_at": render.completed_at,
+        "downloaded_at": render.downloaded_at,
+        "manifest": manifest.display_path,
+        "manifest_sha256": manifest.sha256,
+        "api_base": run.context.api_base,
+        "runner_version": __version__,
+        "possible_duplicate": render.possible_duplicate,
+        "simulated": run.context.simulated,
+    }
+    if job is None:
+        sidecar.update(model=None, request=None, earlier_render=True)
+    else:
+        sidecar.update(model=job.shot.model, request=run.provenance_request(job.shot))
+    return sidecar

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
-from runner import __version__
 from runner.api.errors import ApiError, AuthError, RateLimited, TransientError
 from runner.concurrency import AdaptiveLimit
 from runner.engine import life
@@ -29,7 +28,6 @@ from runner.view import View
 if TYPE_CHECKING:
     from runner.api.client import ApiClient
     from runner.engine.options import RunContext, RunOptions
-    from runner.model import Job
     from runner.plan import Plan
     from runner.store import Store
 
@@ -511,37 +509,6 @@ class Run:
         retry_after = error.retry_after if isinstance(error, RateLimited) else None
         await self.sleep(self.task_backoff.delay(errors, retry_after))
         return True
-
-    def sidecar(self, work: Work, shot: str, take: int, job: Job | None) -> dict[str, Any]:
-        """The provenance of a clip of ``work``'s render, written next to it: the job, the
-        render and its task, the clip's hash and times, where it came from, and what the
-        manifest says of the shot (``job``; None for an earlier render's clip, which the
-        manifest no longer describes)."""
-        render, manifest = work.render, self.context.manifest
-        sidecar: dict[str, Any] = {
-            "shot": shot,
-            "take": take,
-            "fingerprint": render.fingerprint,
-            "generation": render.generation,
-            "attempt": render.attempt,
-            "task_id": render.task_id,
-            "sha256": render.sha256,
-            "bytes": render.bytes,
-            "submitted_at": render.submitted_at,
-            "completed_at": render.completed_at,
-            "downloaded_at": render.downloaded_at,
-            "manifest": manifest.display_path,
-            "manifest_sha256": manifest.sha256,
-            "api_base": self.context.api_base,
-            "runner_version": __version__,
-            "possible_duplicate": render.possible_duplicate,
-            "simulated": self.context.simulated,
-        }
-        if job is None:
-            sidecar.update(model=None, request=None, earlier_render=True)
-        else:
-            sidecar.update(model=job.shot.model, request=self.provenance_request(job.shot))
-        return sidecar
 
 
 def _wake(sleeper: asyncio.Future[None]) -> None:
