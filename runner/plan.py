@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from runner.store import JobKey, JobRow, RenderRow, Store
 
 #: Actions that pay for a render.
-PAYING_ACTIONS = frozenset({"submit", "retry"})
+PAYING_ACTIONS: tuple[Action, ...] = ("submit", "retry")
 #: A render's action is the first of its jobs' actions in this order.
 _RENDER_ACTION_ORDER: tuple[Action, ...] = ("submit", "retry", "resume", "fetch", "hold", "skip")
 
@@ -118,25 +118,30 @@ class EarlierRender:
         return self.render.task_id is None
 
 
+def _by_action() -> dict[Action, int]:
+    return dict.fromkeys(ACTIONS, 0)
+
+
 @dataclass(slots=True)
 class PlanSummary:
-    """The plan in numbers: renders by what ``run`` does with them (what is paid for), and
-    jobs by action."""
+    """The plan in numbers, in the plan's own words: renders by action (one task each, so
+    what is paid for), jobs by action, and the earlier renders."""
 
-    to_submit: int = 0
-    seconds_to_submit: int = 0
-    to_resume: int = 0
-    to_fetch: int = 0
-    done: int = 0
-    held: int = 0
+    renders: dict[Action, int] = field(default_factory=_by_action)
+    jobs: dict[Action, int] = field(default_factory=_by_action)
+    #: Seconds of video the renders to submit or retry cost.
+    seconds_to_pay: int = 0
+    #: Jobs whose render may have been created more than once.
+    possible_duplicates: int = 0
     #: Earlier renders in flight that ``run`` collects into ``.history/``.
     earlier: int = 0
     #: Earlier creates whose answer never came: not sent again, maybe billed.
     possibly_billed: int = 0
-    jobs: int = 0
-    #: Jobs whose render may have been created more than once.
-    possible_duplicates: int = 0
-    jobs_by_action: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACTIONS, 0))
+
+    @property
+    def tasks_to_submit(self) -> int:
+        """Renders that would be paid for: submitted, or retried."""
+        return sum(self.renders[action] for action in PAYING_ACTIONS)
 
 
 @dataclass(slots=True)
@@ -268,23 +273,14 @@ def _summarise(
     renders: Sequence[PlannedRender],
     earlier: Sequence[EarlierRender],
 ) -> PlanSummary:
-    summary = PlanSummary(jobs=len(planned))
+    summary = PlanSummary()
     for item in planned:
-        summary.jobs_by_action[item.action] += 1
+        summary.jobs[item.action] += 1
         summary.possible_duplicates += item.possible_duplicate
     for group in renders:
-        action = group.action
-        if action in PAYING_ACTIONS:
-            summary.to_submit += 1
-            summary.seconds_to_submit += group.jobs[0].job.shot.seconds_to_pay
-        elif action == "resume":
-            summary.to_resume += 1
-        elif action == "fetch":
-            summary.to_fetch += 1
-        elif action == "hold":
-            summary.held += 1
-        else:
-            summary.done += 1
+        summary.renders[group.action] += 1
+        if group.action in PAYING_ACTIONS:
+            summary.seconds_to_pay += group.jobs[0].job.shot.seconds_to_pay
     summary.possibly_billed = sum(1 for e in earlier if e.possibly_billed)
     summary.earlier = len(earlier) - summary.possibly_billed
     return summary

@@ -216,9 +216,9 @@ def earlier_wording(collected: int, billed: int) -> str:
 def plan_line(plan: PlanSummary) -> str:
     """What a run is about to do, printed before anything is sent."""
     line = (
-        f"plan: {plan.to_submit} task(s) to submit ({plan.seconds_to_submit} s of video), "
-        f"{plan.to_resume} to resume, {plan.to_fetch} to fetch, {plan.done} done, "
-        f"{plan.held} failed and held"
+        f"plan: {plan.tasks_to_submit} task(s) to submit ({plan.seconds_to_pay} s of video), "
+        f"{plan.renders['resume']} to resume, {plan.renders['fetch']} to fetch, "
+        f"{plan.renders['skip']} done, {plan.renders['hold']} failed and held"
     )
     return line + earlier_wording(plan.earlier, plan.possibly_billed)
 
@@ -299,16 +299,17 @@ def status_table(manifest: Manifest, plan: Plan) -> str:
 def _counts(plan: Plan, *, with_action: bool) -> dict[str, int]:
     """Jobs by action (plan) or by state (status); then jobs, possible duplicates, and what
     would be paid for: ``tasks_to_submit`` (one per render) and ``seconds_to_pay``."""
+    counts: dict[str, int] = {}
     if with_action:
-        counts = dict(plan.summary.jobs_by_action)
+        counts = {action: count for action, count in plan.summary.jobs.items()}
     else:
-        counts = dict.fromkeys(JOB_STATES, 0)
+        counts.update(dict.fromkeys(JOB_STATES, 0))
         for p in plan.jobs:
             counts[p.state] += 1
-    counts["jobs"] = plan.summary.jobs
+    counts["jobs"] = len(plan.jobs)
     counts["possible_duplicates"] = plan.summary.possible_duplicates
-    counts["tasks_to_submit"] = plan.summary.to_submit
-    counts["seconds_to_pay"] = plan.summary.seconds_to_submit
+    counts["tasks_to_submit"] = plan.summary.tasks_to_submit
+    counts["seconds_to_pay"] = plan.summary.seconds_to_pay
     return counts
 
 

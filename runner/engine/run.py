@@ -39,9 +39,9 @@ CREATE_GRACE = 1.5
 
 def check_max_new(plan: Plan, max_new: int | None) -> None:
     """Refuse to start (nothing sent) when more than ``--max-new`` tasks would be submitted."""
-    if max_new is not None and plan.summary.to_submit > max_new:
+    if max_new is not None and plan.summary.tasks_to_submit > max_new:
         raise InputError(
-            f"{plan.summary.to_submit} task(s) would be submitted, more than --max-new "
+            f"{plan.summary.tasks_to_submit} task(s) would be submitted, more than --max-new "
             f"{max_new}; nothing was sent"
         )
 
@@ -151,7 +151,7 @@ class Run:
         self._bind_jobs()
         summary = self.plan.summary
         # The live view counts the renders this run works on, not the done ones it skips.
-        working = summary.to_submit + summary.to_resume + summary.to_fetch
+        working = summary.tasks_to_submit + summary.renders["resume"] + summary.renders["fetch"]
         self.view.start(summary, working + summary.earlier)
         self.stop_switch.attach(self)
         if self.stop_switch.requested:

@@ -165,7 +165,7 @@ def test_max_new_does_not_count_a_timed_out_render_whose_task_is_asked_first(
     store.update_render(None, render)
     plan = make_plan(expand_jobs(manifest), store, PlanOptions(retry_failed=True))
     check_max_new(plan, 0)
-    assert (plan.summary.to_submit, plan.summary.to_resume) == (0, 1)
+    assert (plan.summary.tasks_to_submit, plan.summary.renders["resume"]) == (0, 1)
 
 
 async def test_a_sleep_wakes_at_once_when_the_run_stops(

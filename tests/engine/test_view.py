@@ -16,7 +16,7 @@ def test_plain_view_prints_one_line_per_state_change() -> None:
     """Each state change is one line naming the job, its state and the detail."""
     stream = io.StringIO()
     view = PlainView(stream)
-    view.start(PlanSummary(to_submit=2, seconds_to_submit=16), 2)
+    view.start(PlanSummary(renders={**PlanSummary().renders, "submit": 2}, seconds_to_pay=16), 2)
     view.state("s01/1", "queued", "task video_1")
     view.progress("s01/1", "running", 50.0)
     lines = stream.getvalue().splitlines()
