@@ -443,7 +443,8 @@ def summary_line(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
     words: Sequence[str] = ACTIONS if with_action else JOB_STATES
     parts = [f"{counts[w]} {w}" for w in words if counts[w]]
     return (
-        f"{manifest.display_path} -> {display_dir(manifest)}: {len(plan.jobs)} job(s)"
+        f"{visible(manifest.display_path)} -> {visible(display_dir(manifest))}: "
+        f"{len(plan.jobs)} job(s)"
         f" ({', '.join(parts) or 'none'}); {counts['tasks_to_submit']} task(s) to submit,"
         f" {counts['seconds_to_pay']} s of video to pay for"
     )
