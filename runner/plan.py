@@ -95,8 +95,10 @@ class PlannedJob:
 class PlannedRender:
     """One render and the jobs (same fingerprint and generation) that share its clip."""
 
-    render: RenderRow
+    key: tuple[str, int]
     jobs: list[PlannedJob]
+    #: Its row in the store; None for a render new to it (pending, created by ``run``).
+    render: RenderRow | None = None
     action: Action = "skip"
     #: Taken back from a clip and sidecar on disk that the store did not know.
     adopted: bool = False
@@ -251,16 +253,14 @@ def _plan_jobs(
 
 def _group(planned: Sequence[PlannedJob]) -> list[PlannedRender]:
     """One ``PlannedRender`` per render, in storyboard order of its first job."""
-    from runner.store import RenderRow
-
     renders: dict[tuple[str, int], PlannedRender] = {}
     for item in planned:
         key = item.render_key
         group = renders.get(key)
         if group is None:
-            group = renders[key] = PlannedRender(render=item.render or RenderRow(*key), jobs=[])
+            group = renders[key] = PlannedRender(key=key, jobs=[], render=item.render)
         group.jobs.append(item)
-        if item.adopted is not None and item.render is None and group.render.state == "pending":
+        if item.adopted is not None and group.render is None:
             group.render, group.adopted = item.adopted, True
     for group in renders.values():
         actions = {item.action for item in group.jobs}

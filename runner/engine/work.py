@@ -47,8 +47,11 @@ class Work:
             for item in planned.jobs
             if item.row is not None
         }
+        from runner.store import RenderRow
+
         return cls(
-            render=planned.render,
+            # A render new to the store: the pending row ``Run`` binds its jobs to.
+            render=planned.render or RenderRow(*planned.key),
             jobs=planned.jobs,
             action=planned.action,
             rows=rows,
