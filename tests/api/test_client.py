@@ -23,7 +23,7 @@ from runner.api.errors import (
     TransientError,
 )
 from runner.errors import ConfigError, ExitCode
-from tests.api.conftest import BASE, KEY, Handler, answer, task_json
+from tests.api.conftest import BASE, KEY, Handler, answer, mp4, task_json
 
 MakeClient = Callable[[Handler], ApiClient]
 BODY = {"model": "omni-fast", "prompt": "Ocean waves", "seconds": "8"}
@@ -334,7 +334,7 @@ async def test_key_never_reaches_a_log_record(
         [
             httpx.Response(200, json=task_json()),
             httpx.Response(401, json={"message": f"Bearer {KEY} refused"}),
-            httpx.Response(200, content=b"clip"),
+            httpx.Response(200, content=mp4(100)),
         ]
     )
     client = client_for(lambda request: next(answers))

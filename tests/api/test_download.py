@@ -13,10 +13,10 @@ import pytest
 
 from runner.api.client import ApiClient
 from runner.api.errors import ApiError, AuthError, DownloadError, LinkExpired, TransientError
-from tests.api.conftest import FILES, KEY, Handler, answer
+from tests.api.conftest import FILES, KEY, Handler, answer, mp4
 
 MakeClient = Callable[[Handler], ApiClient]
-CLIP = bytes(range(256)) * 40  # 10 240 bytes
+CLIP = mp4(10_240)
 CLIP_URL = f"{FILES}/clips/video_1.mp4?sig=abc&expires=99"
 
 
