@@ -15,12 +15,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 
 from runner.api.client import ApiClient
 from runner.api.errors import AuthError, DownloadError, RateLimited, TransientError
-from runner.api.transport import AiohttpTransport
+from runner.api.transport import AiohttpTransport, httpx_error
 from tests.api.conftest import mp4
 
 KEY = "sk-transport-Secret-5d6e7f"
@@ -714,3 +715,73 @@ async def test_a_large_create_goes_whole_with_its_length(
     (request,) = raw.requests
     assert header_of(request, "Content-Length") == str(len(sent))
     assert request.endswith(sent)
+
+
+# -- what httpx-over-aiohttp must not get wrong --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        aiohttp.ClientConnectionError("connection lost"),
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientOSError(104, "Connection reset by peer"),
+        aiohttp.ClientPayloadError("Response payload is not completed"),
+    ],
+    ids=["connection-error", "disconnected", "reset", "payload"],
+)
+def test_connection_errors_of_unknown_phase_count_as_sent(error: Exception) -> None:
+    """aiohttp's ClientConnectionError is the parent of failures of every phase (a server that
+    read the request and hung up included): neither it nor its later-phase children may become
+    a "never sent" ConnectError or ConnectTimeout."""
+    mapped = httpx_error(error)
+    assert not isinstance(mapped, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    assert isinstance(mapped, httpx.ReadError | httpx.RemoteProtocolError | httpx.ReadTimeout)
+
+
+async def test_a_trickled_answer_is_cut_at_the_deadline_over_sockets(
+    serve: Serve, api: Callable[[Raw], ApiClient]
+) -> None:
+    """A poll answer trickled a byte every 0.1 s (each gap under the 0.3 s read timeout) is cut
+    when the whole request passes its 3 s deadline, as sent; not read for the 30 s it asks."""
+
+    async def trickle(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        writer.write(b"Content-Length: 300\r\n\r\n")
+        for _ in range(300):
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+    raw = await serve(trickle)
+    began = time.monotonic()
+    with pytest.raises(TransientError) as caught:
+        await api(raw).retrieve("video_1")
+    assert caught.value.sent is True
+    assert "no whole answer within 3 s" in caught.value.message
+    assert time.monotonic() - began < 20
+
+
+async def test_a_flood_answer_is_cut_at_the_cap_over_sockets(
+    serve: Serve, api: Callable[[Raw], ApiClient]
+) -> None:
+    """A create answered with a body that never ends (no length, close-delimited) is read only
+    to the cap: TransientError(sent=True), the task may exist."""
+    written = 0
+
+    async def flood(reader: Reader, writer: Writer) -> None:
+        nonlocal written
+        await read_request(reader, raw)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+        while written < 512 * 1024 * 1024:
+            writer.write(b"[" * 65536)
+            written += 65536
+            await writer.drain()
+
+    raw = await serve(flood)
+    with pytest.raises(TransientError) as caught:
+        await api(raw).create(BODY, "k")
+    assert caught.value.sent is True
+    assert "answer over" in caught.value.message
+    assert written < 64 * 1024 * 1024
