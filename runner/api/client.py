@@ -228,7 +228,6 @@ class ApiClient:
         request = self._http.build_request(
             method, url, content=body, headers={**self._auth, **(headers or {})}
         )
-        what = _describe(method, request.url)
         deadline = self._deadline(body)
         self.requests_sent += 1
         failure: ApiError
@@ -244,21 +243,23 @@ class ApiClient:
             if not timeout.expired():
                 raise
             failure = TransientError(
-                f"{what}: no whole answer within {deadline:g} s (sent; the answer was lost)",
+                f"{_describe(method, request.url)}: no whole answer within {deadline:g} s "
+                "(sent; the answer was lost)",
                 sent=True,
             )
         except _TooLarge:
             failure = TransientError(
-                f"{what}: HTTP {answer.status_code} with an answer over "
+                f"{_describe(method, request.url)}: HTTP {answer.status_code} with an answer over "
                 f"{MAX_ANSWER_BYTES:,} bytes (sent; the answer was not read)",
                 status=answer.status_code,
                 sent=True,
             )
         except httpx.HTTPError as error:
-            failure = self._transport_error(error, what)
+            failure = self._transport_error(error, _describe(method, request.url))
         else:
             if answer.is_success:
-                return self._task_from(answer, content, what, create=method == "POST")
+                return self._task_from(answer, content, create=method == "POST")
+            what = _describe(method, request.url)
             failure = self._error_for(answer, content, what, download=False)
         # Raised outside the ``except`` so that the httpx error is not even kept as the
         # ``__context__``: it holds the request, and with it the Authorization header.
@@ -296,9 +297,7 @@ class ApiClient:
             return ApiError(detail)
         return TransientError(f"{detail} (sent; the answer was lost)", sent=True)
 
-    def _task_from(
-        self, answer: httpx.Response, content: bytes, what: str, *, create: bool
-    ) -> Task:
+    def _task_from(self, answer: httpx.Response, content: bytes, *, create: bool) -> Task:
         """The task in a 2xx answer. A create whose task id cannot be kept is
         ``UnusableAnswer`` (the task may exist and be billed); any other unreadable answer is
         a server fault, ``TransientError(sent=True)``."""
@@ -314,6 +313,7 @@ class ApiClient:
         # Raised outside the ``except``: a JSONDecodeError keeps the whole body, which may
         # echo the key, and would otherwise travel along as the ``__context__``.
         status = answer.status_code
+        what = _describe(answer.request.method, answer.request.url)
         if unusable_id and create:
             raise UnusableAnswer(
                 self._redact(f"{what}: HTTP {status} with {problem}: the task may exist"),
