@@ -52,6 +52,7 @@ from runner.api.errors import (
 from runner.api.proxies import check_proxy
 from runner.api.task import Task, UnreadableTask, UnusableTaskId
 from runner.api.transport import AiohttpTransport
+from runner.errors import ConfigError
 from runner.text import shorten
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -112,7 +113,10 @@ class ApiClient:
         max_clip_bytes: int = DEFAULT_MAX_CLIP_BYTES,
     ) -> None:
         # Checked before anything else: a base with a query or fragment is refused (exit 2).
-        base = httpx.URL(check_base(base_url))
+        try:
+            base = httpx.URL(check_base(base_url))
+        except httpx.InvalidURL as error:
+            raise ConfigError(f"unusable API base: {error}") from None
         self.base_url = str(base)
         self._origin = _origin_of(base)
         check_proxy(self.base_url)

@@ -4,8 +4,10 @@
     └── ApiError               any failed call; ``status`` and ``code`` when the server gave them
         ├── AuthError          401/403 on the API: the key is wrong; stop everything (exit 2)
         ├── RateLimited        429: wait ``retry_after`` seconds when given, own backoff when not
-        ├── TransientError     5xx, timeouts, dropped connections; ``sent`` tells
-        │   │                  "never left the machine" (False) from "sent, answer lost" (True)
+        ├── TransientError     5xx, timeouts, dropped connections, a request past its
+        │   │                  deadline, an answer over the size cap or not a usable task;
+        │   │                  ``sent`` tells "never left the machine" (False) from "sent,
+        │   │                  answer lost" (True)
         │   └── DownloadError  a body shorter or longer than announced, a broken stream
         │       └── BadClip    what arrived cannot be a clip: over the size cap, or not a
         │                      media container; ask for a fresh URL and download again
