@@ -50,7 +50,7 @@ from runner.api.errors import (
     UnusableAnswer,
 )
 from runner.api.proxies import check_proxy
-from runner.api.task import Task, UnreadableTask, UnusableTaskId
+from runner.api.task import Task, UnreadableTask, UnusableTaskId, check_task_id
 from runner.api.transport import AiohttpTransport
 from runner.errors import ConfigError
 from runner.text import shorten
@@ -184,8 +184,18 @@ class ApiClient:
         )
 
     async def retrieve(self, task_id: str) -> Task:
-        """The task as the server sees it now."""
-        return await self._call("GET", f"{self.base_url}/videos/{quote(task_id, safe='')}")
+        """The task as the server sees it now.
+
+        An id this client would not have kept (one stored by an older version, say) raises a
+        bare ``ApiError`` with nothing sent: it can never be polled.
+        """
+        try:
+            check_task_id(task_id)
+        except UnusableTaskId as error:
+            problem = str(error)
+        else:
+            return await self._call("GET", f"{self.base_url}/videos/{quote(task_id, safe='')}")
+        raise ApiError(f"GET {self.base_url}/videos/…: {problem}; it cannot be polled")
 
     def content_url(self, task_id: str) -> str:
         """The gateway's own route to a finished clip, for tasks that give no URL."""

@@ -578,3 +578,22 @@ def test_a_base_with_a_query_or_fragment_is_refused(base: str) -> None:
     assert caught.value.exit_code == ExitCode.BAD_INPUT
     assert "Q-secret" not in caught.value.message
     assert "query string or fragment" in caught.value.message
+
+
+@pytest.mark.parametrize("task_id", ["v" * 5_000_000, "video\x1b[2J"], ids=["huge", "escape"])
+async def test_polling_an_id_that_could_not_be_kept_sends_nothing(
+    client_for: MakeClient, task_id: str
+) -> None:
+    """A stored id this client would refuse today (an older version kept it) cannot be polled:
+    a short ApiError, not httpx's InvalidURL, and nothing is sent."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=task_json())
+
+    with pytest.raises(ApiError) as caught:
+        await client_for(handler).retrieve(task_id)
+    assert type(caught.value) is ApiError
+    assert len(caught.value.message) < 300 and "\x1b" not in caught.value.message
+    assert seen == []
