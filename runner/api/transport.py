@@ -40,6 +40,8 @@ DEFAULT_MAX_CONNECTIONS = 100
 #: server closes it, so that a request is rarely written onto a connection being closed.
 DEFAULT_KEEPALIVE_EXPIRY = 5.0
 _CHUNK = 64 * 1024
+#: The chunk of a compressed body: decoded, at most about a megabyte.
+_ENCODED_CHUNK = 1024
 #: Bodies above this many bytes are sent as a stream (aiohttp's own threshold for a warning).
 _LARGE_BODY = 1024 * 1024
 # aiohttp would add its own Accept, Accept-Encoding, User-Agent and Content-Type where a request
@@ -154,16 +156,24 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class _Body(httpx.AsyncByteStream):
-    """An aiohttp answer's body as httpx's stream; its failures mapped as the module says."""
+    """An aiohttp answer's body as httpx's stream; its failures mapped as the module says.
+
+    httpx decodes each chunk whole, and deflate inflates up to about a thousandfold: a
+    compressed body is therefore handed up in small chunks (``_ENCODED_CHUNK``), so that no
+    decoded chunk of a compression bomb is more than about a megabyte, and the client's caps
+    on what it reads bound its memory too.
+    """
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
+        encoded = response.headers.get("Content-Encoding", "identity").strip().lower()
+        self._chunk = _CHUNK if encoded in ("", "identity") else _ENCODED_CHUNK
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self._response.content
         failure: httpx.TransportError
         try:
-            while chunk := await content.read(_CHUNK):
+            while chunk := await content.read(self._chunk):
                 yield chunk
             return
         except (aiohttp.ClientError, OSError) as error:

@@ -10,6 +10,8 @@ import json
 import logging
 import socket
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -785,3 +787,36 @@ async def test_a_flood_answer_is_cut_at_the_cap_over_sockets(
     assert caught.value.sent is True
     assert "answer over" in caught.value.message
     assert written < 64 * 1024 * 1024
+
+
+def gzip_bomb(decoded_mib: int) -> bytes:
+    """``decoded_mib`` MiB of zeros, gzip-compressed (about a thousandfold)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1024 * 1024)
+    return b"".join(compressor.compress(block) for _ in range(decoded_mib)) + compressor.flush()
+
+
+async def test_a_compressed_bomb_keeps_memory_small(
+    serve: Serve, api: Callable[[Raw], ApiClient]
+) -> None:
+    """A poll answered with 128 MiB of zeros gzip-compressed to 128 KiB: the client stops at
+    the answer cap, and at no moment holds more than a few MiB (httpx decodes each chunk the
+    transport hands up whole, so a compressed body comes up in small chunks)."""
+    bomb = gzip_bomb(128)
+
+    async def explode(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", bomb, "Content-Encoding: gzip"))
+        await writer.drain()
+
+    raw = await serve(explode)
+    client = api(raw)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TransientError) as caught:
+            await client.retrieve("video_1")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "answer over" in caught.value.message
+    assert peak < 16 * 1024 * 1024, f"{peak:,} bytes at the peak"
