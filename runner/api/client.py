@@ -94,6 +94,14 @@ class Downloaded:
     bytes: int
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """The client's cookie jar, which keeps nothing: the key is the only credential, so no
+    cookie is kept or sent to any host (and no ``Set-Cookie`` is even parsed)."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
 class _TooLarge(Exception):
     """An API answer's body passed ``MAX_ANSWER_BYTES``."""
 
@@ -146,10 +154,7 @@ class ApiClient:
             # the transport takes its proxy from ``runner.api.proxies``, and the key is the
             # only credential.
             trust_env=False,
-            # The key is the credential: no cookie is kept or sent to any host.
-            cookies=http.cookiejar.CookieJar(
-                policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
-            ),
+            cookies=_NoCookies(),
         )
 
     def __repr__(self) -> str:
