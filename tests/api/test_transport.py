@@ -563,7 +563,7 @@ async def test_unused_transport_closes() -> None:
     await transport.aclose()
 
 
-# -- creates and polls straight through aiohttp (exchange) ----------------------------------------
+# -- creates and polls through httpx over aiohttp --------------------------------------------------
 
 
 async def test_refused_create_is_not_sent() -> None:
@@ -591,7 +591,7 @@ async def test_gzip_task_is_decoded(serve: Serve, api: Callable[[Raw], ApiClient
 
 
 async def test_error_answer_is_classified(serve: Serve, api: Callable[[Raw], ApiClient]) -> None:
-    """A 429 with Retry-After through exchange is RateLimited with the server's wait."""
+    """A 429 with Retry-After over real sockets is RateLimited with the server's wait."""
 
     async def busy(reader: Reader, writer: Writer) -> None:
         await read_request(reader, raw)
