@@ -40,11 +40,20 @@ class Hostile:
         body: dict[str, Any] = await request.json()
         number = len(self.creates)
         self.creates.append(str(body.get("prompt", "")))
+        if "refuse" in self.creates[-1]:
+            # A 900 kB refusal: under the client's answer cap, far over what is kept.
+            return web.json_response({"error": {"message": "no " * 300_000}}, status=400)
         task_id = "v" * HUGE_ID if "huge id" in self.creates[-1] else f"task_{number}"
+        if "fail" in self.creates[-1]:
+            task_id = f"fail_{number}"
         return web.json_response({"id": task_id, "status": "queued", "progress": 0})
 
     async def retrieve(self, request: web.Request) -> web.Response:
         task_id = request.match_info["id"]
+        if task_id.startswith("fail_"):
+            # A failed task whose 900 kB message would be stored and printed whole.
+            error = {"code": "upstream_error", "message": "no " * 300_000}
+            return web.json_response({"id": task_id, "status": "failed", "error": error})
         return web.json_response(
             {
                 "id": task_id,
@@ -127,3 +136,18 @@ def test_zeros_are_never_delivered_as_a_clip(
     assert "Traceback" not in result.stderr
     assert batch.clips() == []
     assert hostile.downloads > 1
+
+
+@pytest.mark.parametrize("prompt", ["refuse this one", "fail this one"])
+def test_a_huge_server_message_is_kept_and_shown_short(
+    hostile: Hostile, batch: Batch, run_batch: RunBatch, prompt: str
+) -> None:
+    """A create refused, or a task failed, with a 900 kB message: the job fails, and what is
+    stored and printed is the message's first 2,000 characters with a note of its length."""
+    batch.write({"s01": prompt})
+    result = run_batch(f"{hostile.base_url}/v1", env=INSTANT)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert len(result.stdout + result.stderr) < 20_000
+    (render,) = batch.renders()
+    assert 0 < len(str(render["error"])) < 2_500
+    assert "899,999 characters" in str(render["error"])
