@@ -102,7 +102,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         failure: httpx.TransportError
         try:
             body = await request.aread()
-            target = URL(str(request.url), encoded=True)
+            url = request.url
+            if url.userinfo:
+                # httpx has made any user:password an Authorization header already; aiohttp
+                # would refuse the two together (a bare ValueError).
+                url = url.copy_with(userinfo=b"")
+            target = URL(str(url), encoded=True)
             response = await session.request(
                 request.method,
                 target,

@@ -646,6 +646,26 @@ async def test_user_password_in_a_clip_url_on_the_api_is_dropped(
     assert header_of(raw.requests[0], "Authorization") == f"Bearer {KEY}"
 
 
+async def test_user_password_in_a_file_host_url_goes_as_basic_auth(
+    serve: Serve, api: Callable[[Raw], ApiClient], tmp_path: Path
+) -> None:
+    """A clip URL on another host with a user:password is fetched with those credentials as
+    Basic auth (httpx's meaning of them) and never the key; aiohttp, which would refuse an
+    Authorization header next to credentials in the URL, is given the URL without them."""
+
+    async def clip(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", CLIP))
+        await writer.drain()
+
+    raw = await serve(clip)
+    port = raw.url.rsplit(":", 1)[1]
+    result = await api(raw).download(f"http://u:p@localhost:{port}/clip", tmp_path / "a.part")
+    assert result.bytes == len(CLIP)
+    assert header_of(raw.requests[0], "Authorization") == "Basic dTpw"
+    assert raw.requests[0].startswith(b"GET /clip HTTP/1.1\r\n")
+
+
 async def test_key_never_reaches_a_log_record_over_aiohttp(
     serve: Serve, api: Callable[[Raw], ApiClient], caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
