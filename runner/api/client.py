@@ -84,6 +84,8 @@ _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, http
 
 Origin = tuple[str, str, int | None]
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: The body encodings read: those asked for (gzip, deflate; identity for a clip).
+_READABLE_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +104,9 @@ class _NoCookies(http.cookiejar.CookieJar):
         return None
 
 
-class _TooLarge(Exception):
-    """An API answer's body passed ``MAX_ANSWER_BYTES``."""
+class _Unread(Exception):
+    """An API answer's body that is not read: over ``MAX_ANSWER_BYTES``, or in an encoding
+    the client did not ask for. The message says which."""
 
 
 class ApiClient:
@@ -266,10 +269,10 @@ class ApiClient:
                 "(sent; the answer was lost)",
                 sent=True,
             )
-        except _TooLarge:
+        except _Unread as problem:
             failure = TransientError(
-                f"{_describe(method, request.url)}: HTTP {answer.status_code} with an answer over "
-                f"{MAX_ANSWER_BYTES:,} bytes (sent; the answer was not read)",
+                f"{_describe(method, request.url)}: HTTP {answer.status_code} with {problem} "
+                "(sent; the answer was not read)",
                 status=answer.status_code,
                 sent=True,
             )
@@ -426,6 +429,10 @@ class ApiClient:
         body: int | None
         if status == 416:
             return await self._already_whole(headers, part_path, have, on_progress, what)
+        try:
+            _check_encoding(answer)
+        except _Unread as problem:
+            raise DownloadError(f"{what}: {problem}", status=status) from None
         if status == 206:
             start, end, total = self._content_range(headers, part_path, have, what)
             body = end - start + 1
@@ -695,18 +702,19 @@ def _int_header(value: str | None) -> int | None:
 
 
 async def _read_capped(answer: httpx.Response) -> bytes:
-    """An API answer's whole body, read in chunks; ``_TooLarge`` as soon as it passes
-    ``MAX_ANSWER_BYTES`` (announced or counted), so memory stays bounded."""
+    """An API answer's whole body, read in chunks; ``_Unread`` as soon as it passes
+    ``MAX_ANSWER_BYTES`` (announced or counted after decoding), so memory stays bounded."""
+    _check_encoding(answer)
     length = _int_header(answer.headers.get("Content-Length"))
+    too_large = _Unread(f"an answer over {MAX_ANSWER_BYTES:,} bytes")
     if length is not None and length > MAX_ANSWER_BYTES:
-        raise _TooLarge
+        raise too_large
     chunks: list[bytes] = []
     size = 0
-    # Counted after decoding: a small gzip body must not inflate past the cap either.
     async for chunk in answer.aiter_bytes():
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
-            raise _TooLarge
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -716,14 +724,24 @@ async def _read_some(answer: httpx.Response) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
+        _check_encoding(answer)
         async for chunk in answer.aiter_bytes():
             chunks.append(chunk)
             size += len(chunk)
             if size >= _ERROR_BODY_LIMIT:
                 break
-    except httpx.HTTPError:
+    except (httpx.HTTPError, _Unread):
         pass  # the status alone still says what happened
     return b"".join(chunks)
+
+
+def _check_encoding(answer: httpx.Response) -> None:
+    """``_Unread`` for a body in an encoding the client never asks for: brotli or zstd (which
+    httpx decodes when their packages happen to be installed) inflate far more than deflate,
+    so a small chunk of them could fill memory before any cap is reached."""
+    encoding = answer.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in _READABLE_ENCODINGS:
+        raise _Unread(f"a body encoded as {shorten(encoding, 40)!r}, which was not asked for")
 
 
 def is_media_container(head: bytes) -> bool:

@@ -597,3 +597,18 @@ async def test_polling_an_id_that_could_not_be_kept_sends_nothing(
     assert type(caught.value) is ApiError
     assert len(caught.value.message) < 300 and "\x1b" not in caught.value.message
     assert seen == []
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, br", "compress"])
+async def test_an_answer_in_an_encoding_not_asked_for_is_not_read(
+    client_for: MakeClient, encoding: str
+) -> None:
+    """The client asks for gzip or deflate only: an answer encoded otherwise (brotli and zstd
+    inflate far more than deflate) is a server fault, its body unread."""
+    body = Endless(64 * 1024 * 1024)
+    handler = answer(200, stream=body, headers={"Content-Encoding": encoding})
+    with pytest.raises(TransientError) as caught:
+        await client_for(handler).retrieve("video_1")
+    assert caught.value.sent is True
+    assert "not asked for" in caught.value.message
+    assert body.pulled == 0

@@ -533,3 +533,17 @@ async def test_a_body_that_keeps_moving_outlasts_the_deadline(tmp_path: Path) ->
     async with ApiClient(BASE, KEY, transport=transport, request_timeout=0.3) as client:
         result = await client.download(CLIP_URL, tmp_path / "a.part")
     assert result.sha256 == sha(CLIP)
+
+
+async def test_a_clip_in_an_encoding_not_asked_for_is_not_read(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    """A clip body encoded as brotli (asked for as identity) is a DownloadError, unread; a
+    part file from before is left as it was."""
+    handler = answer(200, content=b"\x0b" * 100, headers={"Content-Encoding": "br"})
+    part = tmp_path / "a.part"
+    part.write_bytes(CLIP[:100])
+    with pytest.raises(DownloadError) as caught:
+        await client_for(handler).download(CLIP_URL, part)
+    assert "not asked for" in caught.value.message
+    assert part.read_bytes() == CLIP[:100]
