@@ -77,7 +77,9 @@ class Task:
             raise UnreadableTask(f"task object expected, got {type(data).__name__}")
         task_id = _task_id(data)
         status = data.get("status")
-        if status is not None and _text(status) is None and status != "":
+        if status is not None and (
+            isinstance(status, bool) or not isinstance(status, str | int | float)
+        ):
             raise UnreadableTask(f"a status that is not a word ({type(status).__name__})")
         raw_status = shorten(_text(status) or "", MAX_STATUS)
         error_code, error_message = _error_of(data.get("error"))

@@ -261,6 +261,12 @@ def test_an_unusable_field_makes_the_task_unreadable(fields: dict[str, object]) 
     assert not isinstance(caught.value, UnusableTaskId)
 
 
+@pytest.mark.parametrize("status", ["", "   ", 3, None])
+def test_a_blank_or_numeric_status_is_pending(status: object) -> None:
+    """A status that is empty, blank or a number is a word not known: not finished yet."""
+    assert Task.from_json(task_json(status=status)).status == "pending"
+
+
 def test_server_text_is_kept_shortened() -> None:
     """A 2 MB error message, code or status word is kept cut, with a note of its length."""
     huge = "x" * 2_000_000
