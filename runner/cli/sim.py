@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 _RATE = click.FloatRange(0.0, 1.0)
 _SECONDS = click.FloatRange(min=0.0)
 _PORT = click.IntRange(0, 65535)
+#: The simulator's dialects (``runner.sim.dialects.DIALECTS``), named here so that the CLI
+#: starts without importing the simulator.
+DIALECT_NAMES = ("gateway", "veo", "runway")
 
 
 _Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -29,6 +32,13 @@ def _rate(name: str, help_text: str) -> _Decorator:
 
 
 @click.command(name="sim")
+@click.option(
+    "--dialect",
+    type=click.Choice(DIALECT_NAMES),
+    default="gateway",
+    show_default=True,
+    help="Which API to speak: the gateway's /v1/videos, Google Veo (Gemini API) or Runway.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port", type=_PORT, default=8765, show_default=True, help="API port (0 picks a free one)."
@@ -67,7 +77,11 @@ def _rate(name: str, help_text: str) -> _Decorator:
     show_default=True,
     help="Seconds a signed video_url stays valid.",
 )
-@click.option("--token", default=None, help="Require this API key as a Bearer token.")
+@click.option(
+    "--token",
+    default=None,
+    help="Require this API key, presented as the dialect's API wants it.",
+)
 @click.option(
     "--clip-bytes",
     type=click.IntRange(min=0),
@@ -114,7 +128,11 @@ def _rate(name: str, help_text: str) -> _Decorator:
     show_default=True,
     help="Seconds to hold each create before answering it (a slow gateway).",
 )
-@click.option("--quirks", is_flag=True, help="Answer in the gateway's odder dialect.")
+@click.option(
+    "--quirks",
+    is_flag=True,
+    help="Answer in the API's odder forms (gateway status words, Veo inline videos, ...).",
+)
 @click.option("--ignore-idempotency", is_flag=True, help="Ignore Idempotency-Key headers.")
 @click.option(
     "--redirect-content",
@@ -132,9 +150,10 @@ def _rate(name: str, help_text: str) -> _Decorator:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the base URL, no request lines.")
 @handles_errors
 def sim_cmd(quiet: bool, deny_polls: str | None, **knobs: Any) -> None:
-    """Serve the built-in simulator of the video API until interrupted.
+    """Serve the built-in simulator of a video API until interrupted.
 
-    The first line on stdout is the API's base URL (for --api-base); then one line per
+    The first line on stdout is the API's base URL (for --api-base): the gateway's ends in
+    /v1, Veo's and Runway's are the API's origin. Then one line per
     request unless --quiet. Ctrl-C or SIGTERM stops it (exit 0).
     """
     import asyncio

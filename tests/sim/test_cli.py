@@ -93,6 +93,7 @@ def test_sim_passes_its_knobs_to_the_simulator(launch: Launch) -> None:
         ["--create-delay", "-1"],
         ["--port", "70000"],
         ["--fail-rate", "0.6", "--refuse-rate", "0.6"],
+        ["--dialect", "openai"],
     ],
     ids=lambda args: " ".join(args),
 )
@@ -160,3 +161,30 @@ def test_sim_passes_deny_polls_to_the_simulator(launch: Launch) -> None:
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=10)
     assert process.returncode == 0
+
+
+def test_sim_speaks_the_dialect_it_is_given(launch: Launch) -> None:
+    """--dialect runway serves Runway's routes at the API's origin, with its key and headers;
+    the request line names its path."""
+    process = launch("--dialect", "runway", "--token", "sekrit", "--job-seconds", "0")
+    base_url = _base_url(process)
+    assert base_url.startswith("http://127.0.0.1:") and base_url.count("/") == 2
+    headers = {"Authorization": "Bearer sekrit", "X-Runway-Version": "2024-11-06"}
+    body = {"model": "gen4.5", "promptText": "p", "ratio": "1280:720", "duration": 5}
+    created = httpx.post(f"{base_url}/v1/text_to_video", json=body, headers=headers)
+    assert created.status_code == 200 and created.json()["estimatedCost"]["credits"] == 60
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "api POST /v1/text_to_video 200"
+    task = httpx.get(f"{base_url}/v1/tasks/{created.json()['id']}", headers=headers)
+    assert task.json()["status"] == "SUCCEEDED"
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=10)
+    assert process.returncode == 0
+
+
+def test_the_cli_names_every_dialect_of_the_simulator() -> None:
+    """The CLI's list of dialects (kept without importing the simulator) is the simulator's."""
+    from runner.cli.sim import DIALECT_NAMES
+    from runner.sim.dialects import DIALECTS
+
+    assert set(DIALECT_NAMES) == set(DIALECTS)
