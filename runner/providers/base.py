@@ -61,7 +61,9 @@ class Capabilities:
     reference_images: int = 0
     references_full_length: bool = False
     seconds_required: bool = False
-    prompt_required_with_image: bool = True
+    #: Whether a shot with a first (and last) frame still needs a prompt; text and
+    #: reference shots always do.
+    prompt_required_with_frames: bool = True
     #: Image kinds it takes: "file", "data" (both sent as bytes) and "url".
     image_kinds: tuple[str, ...] = ("file", "data", "url")
     #: The longest data URI it takes for one image, in bytes (None: no limit of its own).
@@ -262,8 +264,11 @@ def check_capabilities(caps: Capabilities, needs: Needs) -> list[str]:
     if short and resolution in caps.full_length_resolutions:
         problems.append(f"{model} renders {resolution} only at {full} s")
     problems.extend(_image_problems(caps, needs))
-    if with_image and not needs.has_prompt and caps.prompt_required_with_image:
-        problems.append(f"{model} needs a prompt, even with images")
+    frames = needs.mode in ("first_frame", "first_last")
+    if not needs.has_prompt and not frames:
+        problems.append(f"{model} needs a prompt")
+    elif not needs.has_prompt and caps.prompt_required_with_frames:
+        problems.append(f"{model} needs a prompt, even with a first frame")
     for name in needs.extra:
         if name in caps.refused_fields:
             problems.append(f"{model} does not take {name}: {caps.refused_fields[name]}")

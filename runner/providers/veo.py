@@ -46,7 +46,7 @@ def _veo(model: str) -> Capabilities:
         last_frame=True,
         reference_images=3,
         references_full_length=True,
-        prompt_required_with_image=False,
+        prompt_required_with_frames=False,
         image_kinds=("file", "data"),
         extra_fields=frozenset({"negativePrompt", "personGeneration"}),
         refused_fields={

@@ -96,7 +96,7 @@ def test_several_problems_are_all_reported() -> None:
         ),
         (
             {"mode": "first_frame", "images": (FILE,), "has_prompt": False},
-            "gen4.5 needs a prompt, even with images",
+            "gen4.5 needs a prompt, even with a first frame",
         ),
     ],
 )

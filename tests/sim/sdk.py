@@ -7,7 +7,6 @@ serves over TLS with a certificate from a test CA (trustme) that the SDK's clien
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from google.genai import types
 
 from runner.sim import RunningSim
 from tests.plugins.sim_fixtures import StartSim
+from tests.plugins.waiting import wait_until
 
 KEY = "sk-test-key"
 
@@ -86,11 +86,11 @@ def genai_for(client_tls: ssl.SSLContext) -> Iterator[GenaiFor]:
 
 
 def until_done(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 10.0) -> Any:
-    """Call ``fetch`` until ``done`` holds for its answer; fail after a generous ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Call ``fetch`` until ``done`` holds for its answer, and return that answer; fail
+    after a generous ``timeout``."""
+
+    def attempt() -> tuple[Any] | None:
         answer = fetch()
-        if done(answer):
-            return answer
-        assert time.monotonic() < deadline, f"gave up waiting; last answer {answer!r}"
-        time.sleep(0.05)
+        return (answer,) if done(answer) else None
+
+    return wait_until(attempt, timeout, "a finished task")[0]

@@ -13,6 +13,7 @@ from google.genai import errors, types
 from runner.sim import RunningSim
 from runner.sim.clip import clip_bytes_of
 from tests.plugins.images import tiny_png
+from tests.plugins.waiting import wait_until
 from tests.sim.sdk import KEY, GenaiFor, StartDialect, until_done
 
 MODEL = "veo-3.1-generate-preview"
@@ -102,9 +103,12 @@ def test_the_download_redirects_to_another_origin_where_the_sdk_leaks_its_key(
     done = _render(client, prompt="Waves")
     assert done.response is not None and done.response.generated_videos
     client.files.download(file=done.response.generated_videos[0])
-    download = next(r for r in sim.recorder.on("api") if r.path.endswith(":download"))
-    assert download.status == 302 and download.query == {"alt": "media"}
-    fetched = sim.recorder.on("files")[0]
+    # The recorder logs a request once its answer is sent: wait for the server's thread.
+    downloads = wait_until(
+        lambda: [r for r in sim.recorder.on("api") if r.path.endswith(":download")]
+    )
+    assert downloads[0].status == 302 and downloads[0].query == {"alt": "media"}
+    fetched = wait_until(lambda: sim.recorder.on("files"))[0]
     assert fetched.status == 200
     assert fetched.headers.get("x-goog-api-key") == KEY
     assert not sim.file_base_url.startswith(sim.base_url)
