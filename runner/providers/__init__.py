@@ -11,6 +11,7 @@ from __future__ import annotations
 from runner.providers.base import (
     Call,
     Capabilities,
+    ImageNeed,
     Needs,
     Profile,
     ProviderTask,
@@ -39,6 +40,7 @@ __all__ = [
     "PROFILES",
     "Call",
     "Capabilities",
+    "ImageNeed",
     "Needs",
     "Profile",
     "ProviderTask",

@@ -66,12 +66,24 @@ class Capabilities:
     prompt_required_with_frames: bool = True
     #: Image kinds it takes: "file", "data" (both sent as bytes) and "url".
     image_kinds: tuple[str, ...] = ("file", "data", "url")
+    #: The media types of images it takes (None: any the runner reads).
+    image_types: tuple[str, ...] | None = None
     #: The longest data URI it takes for one image, in bytes (None: no limit of its own).
     max_data_uri_bytes: int | None = None
     #: Extra fields it takes, by the provider's own names.
     extra_fields: frozenset[str] = frozenset()
     #: Extra fields it refuses, with why.
     refused_fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageNeed:
+    """One image of a shot: its kind ("file", "data" or "url"), and for bytes their size
+    and media type (None for a URL)."""
+
+    kind: str
+    size: int | None = None
+    media_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,7 @@ class Needs:
     aspect_ratio: str | None = None
     resolution: str | None = None
     has_prompt: bool = True
-    #: Per image: its kind ("file", "data" or "url") and size in bytes (None for a URL).
-    images: tuple[tuple[str, int | None], ...] = ()
+    images: tuple[ImageNeed, ...] = ()
     extra: tuple[str, ...] = ()
 
     @classmethod
@@ -97,7 +108,9 @@ class Needs:
             aspect_ratio=shot.aspect_ratio,
             resolution=shot.resolution,
             has_prompt=bool(shot.prompt.strip()),
-            images=tuple((image.kind, image.size) for image in shot.images),
+            images=tuple(
+                ImageNeed(image.kind, image.size, image.media_type) for image in shot.images
+            ),
             extra=tuple(shot.extra),
         )
 
@@ -113,7 +126,7 @@ class Needs:
             aspect_ratio=request.get("aspect_ratio"),
             resolution=request.get("resolution"),
             has_prompt=bool(str(request.get("prompt") or "").strip()),
-            images=tuple(_image_kind_and_size(image) for image in images),
+            images=tuple(_image_need(image) for image in images),
             extra=tuple(name for name in request if name not in GENERIC_FIELDS),
         )
 
@@ -136,11 +149,11 @@ def request_images(request: Mapping[str, Any]) -> list[str]:
     return [str(image) for image in [*images, *references]]
 
 
-def _image_kind_and_size(image: str) -> tuple[str, int | None]:
+def _image_need(image: str) -> ImageNeed:
     match = _DATA_URI.match(image)
     if match is None:
-        return "url", None
-    return "data", math.floor(len(match["payload"]) * 3 / 4)
+        return ImageNeed("url")
+    return ImageNeed("data", math.floor(len(match["payload"]) * 3 / 4), match["type"])
 
 
 def split_data_uri(image: str) -> tuple[str, str]:
@@ -298,9 +311,15 @@ def _image_problems(caps: Capabilities, needs: Needs) -> list[str]:
         seconds = needs.seconds
         if caps.references_full_length and seconds is not None and seconds != full:
             problems.append(f"{model} renders reference images only at {full} s")
-    for kind, size in needs.images:
+    for image in needs.images:
+        kind, size, media_type = image.kind, image.size, image.media_type
         if kind not in caps.image_kinds:
-            problems.append(f"{model} takes images as {_kinds(caps.image_kinds)}, not a {kind}")
+            problems.append(
+                f"{model} takes images as {_kinds(caps.image_kinds)}, not {_kinds((kind,))}"
+            )
+        types = caps.image_types
+        if types is not None and media_type is not None and media_type not in types:
+            problems.append(f"{model} takes {_choices(types)} images, not {media_type}")
         limit = caps.max_data_uri_bytes
         if limit is not None and kind != "url" and size is not None:
             sent = 4 * math.ceil(size / 3) + len("data:image/jpeg;base64,")
@@ -324,7 +343,7 @@ def _choices(values: Any) -> str:
 
 
 def _kinds(kinds: tuple[str, ...]) -> str:
-    names = {"file": "a local file", "data": "a data URI", "url": "an https URL"}
+    names = {"file": "a local file", "data": "a data URI", "url": "a URL"}
     return _choices([names[kind] for kind in kinds])
 
 

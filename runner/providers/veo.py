@@ -48,6 +48,7 @@ def _veo(model: str) -> Capabilities:
         references_full_length=True,
         prompt_required_with_frames=False,
         image_kinds=("file", "data"),
+        image_types=("image/png", "image/jpeg", "image/webp"),
         extra_fields=frozenset({"negativePrompt", "personGeneration"}),
         refused_fields={
             name: _VERTEX_ONLY

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from runner.model import ImageRef, Shot
-from runner.providers import PROFILES, Needs, profile
+from runner.providers import PROFILES, ImageNeed, Needs, profile
 
 VEO = "veo-3.1-generate-preview"
-FILE = ("file", 1000)
+FILE = ImageNeed("file", 1000, "image/png")
 
 
 def _check(provider: str, **fields: Any) -> list[str]:
@@ -44,8 +44,12 @@ def test_what_veo_renders_passes() -> None:
             f"{VEO} renders reference images only at 8 s",
         ),
         (
-            {"mode": "first_frame", "images": (("url", None),)},
-            f"{VEO} takes images as a local file or a data URI, not a url",
+            {"mode": "first_frame", "images": (ImageNeed("url"),)},
+            f"{VEO} takes images as a local file or a data URI, not a URL",
+        ),
+        (
+            {"mode": "first_frame", "images": (ImageNeed("file", 10, "image/gif"),)},
+            f"{VEO} takes image/png, image/jpeg or image/webp images, not image/gif",
         ),
         (
             {"extra": ("seed",)},
@@ -91,7 +95,7 @@ def test_several_problems_are_all_reported() -> None:
         ({"mode": "reference", "images": (FILE,)}, "gen4.5 takes no reference images"),
         ({"resolution": "1080p"}, "gen4.5 renders 720p, not 1080p"),
         (
-            {"mode": "first_frame", "images": (("file", 4 * 1024 * 1024),)},
+            {"mode": "first_frame", "images": (ImageNeed("file", 4 * 1024 * 1024),)},
             "gen4.5 takes images of at most 5.0 MB as a data URI; this one makes 5.3 MB",
         ),
         (
@@ -122,7 +126,9 @@ def test_the_gateway_checks_nothing_offline() -> None:
 
 def test_needs_from_a_resolved_shot(tmp_path: Path) -> None:
     """A shot's images count with their kind and size; its extra fields by name."""
-    image = ImageRef(source="a.png", kind="file", sha256="0" * 64, path=tmp_path, size=7)
+    image = ImageRef(
+        source="a.png", kind="file", sha256="0" * 64, path=tmp_path, media_type="image/png", size=7
+    )
     shot = Shot(
         id="s",
         index=0,
@@ -135,7 +141,8 @@ def test_needs_from_a_resolved_shot(tmp_path: Path) -> None:
         extra={"negativePrompt": "rain"},
     )
     needs = Needs.from_shot(shot)
-    assert needs.images == (("file", 7), ("file", 7)) and needs.extra == ("negativePrompt",)
+    assert needs.images == (ImageNeed("file", 7, "image/png"),) * 2
+    assert needs.extra == ("negativePrompt",)
     assert PROFILES["veo"].check(needs) == [f"{VEO} renders 1080p only at 8 s"]
 
 
@@ -151,7 +158,8 @@ def test_needs_from_a_generic_request() -> None:
     }
     needs = Needs.from_request(request)
     assert needs.mode == "first_last" and needs.seconds == 5
-    assert needs.images == (("data", 3), ("url", None)) and needs.extra == ("seed",)
+    assert needs.images == (ImageNeed("data", 3, "image/png"), ImageNeed("url"))
+    assert needs.extra == ("seed",)
 
 
 def test_an_unknown_provider_names_the_known_ones() -> None:
