@@ -66,6 +66,8 @@ class Capabilities:
     prompt_required_with_frames: bool = True
     #: Image kinds it takes: "file", "data" (both sent as bytes) and "url".
     image_kinds: tuple[str, ...] = ("file", "data", "url")
+    #: Whether an image URL must be https.
+    https_only: bool = False
     #: The media types of images it takes (None: any the runner reads).
     image_types: tuple[str, ...] | None = None
     #: The longest data URI it takes for one image, in bytes (None: no limit of its own).
@@ -84,6 +86,8 @@ class ImageNeed:
     kind: str
     size: int | None = None
     media_type: str | None = None
+    #: For a URL: whether it is https.
+    https: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,13 @@ class Needs:
             resolution=shot.resolution,
             has_prompt=bool(shot.prompt.strip()),
             images=tuple(
-                ImageNeed(image.kind, image.size, image.media_type) for image in shot.images
+                ImageNeed(
+                    image.kind,
+                    image.size,
+                    image.media_type,
+                    https=image.kind != "url" or _is_https(image.source),
+                )
+                for image in shot.images
             ),
             extra=tuple(shot.extra),
         )
@@ -152,8 +162,12 @@ def request_images(request: Mapping[str, Any]) -> list[str]:
 def _image_need(image: str) -> ImageNeed:
     match = _DATA_URI.match(image)
     if match is None:
-        return ImageNeed("url")
+        return ImageNeed("url", https=_is_https(image))
     return ImageNeed("data", math.floor(len(match["payload"]) * 3 / 4), match["type"])
+
+
+def _is_https(source: str) -> bool:
+    return source[:8].lower() == "https://"
 
 
 def split_data_uri(image: str) -> tuple[str, str]:
@@ -317,6 +331,8 @@ def _image_problems(caps: Capabilities, needs: Needs) -> list[str]:
             problems.append(
                 f"{model} takes images as {_kinds(caps.image_kinds)}, not {_kinds((kind,))}"
             )
+        if kind == "url" and caps.https_only and not image.https:
+            problems.append(f"{model} takes image URLs over https only")
         types = caps.image_types
         if types is not None and media_type is not None and media_type not in types:
             problems.append(f"{model} takes {_choices(types)} images, not {media_type}")

@@ -109,6 +109,15 @@ def test_what_gen4_5_cannot_render(fields: dict[str, Any], message: str) -> None
     assert _check("runway", model="gen4.5", **fields) == [message]
 
 
+def test_runway_takes_image_urls_over_https_only() -> None:
+    needs = Needs.from_request(
+        {"model": "veo3.1", "prompt": "p", "first_image_url": "http://example.com/a.png"}
+    )
+    assert PROFILES["runway"].check(needs) == ["veo3.1 takes image URLs over https only"]
+    https = {"model": "veo3.1", "prompt": "p", "first_image_url": "https://example.com/a.png"}
+    assert PROFILES["runway"].check(Needs.from_request(https)) == []
+
+
 def test_gen4_5_takes_square_with_a_first_frame() -> None:
     needs = {"mode": "first_frame", "images": (FILE,), "seconds": 5, "aspect_ratio": "1:1"}
     assert _check("runway", model="gen4.5", **needs) == []

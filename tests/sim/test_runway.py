@@ -56,7 +56,7 @@ def test_first_and_last_frame_on_veo3_1_to_succeeded_and_fetched(
 ) -> None:
     """veo3.1 takes a first and a last frame; the task runs PENDING → RUNNING → SUCCEEDED
     with an output URL on the file host that serves the clip, and a cost."""
-    sim = start_runway(job_seconds=0.6)
+    sim = start_runway(job_seconds=2.0)
     client = runway_for(sim)
     created = _first_last(client, prompt_text="A door opens")
     assert created.estimated_cost.credits > 0

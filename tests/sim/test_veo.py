@@ -41,7 +41,7 @@ def test_a_text_shot_goes_through_create_poll_and_download(
 ) -> None:
     """A text shot: the operation runs without ``done``, ends with a video URI on the API's
     origin, and files.download fetches the task's clip."""
-    sim = start_veo(job_seconds=0.5)
+    sim = start_veo(job_seconds=2.0)
     client = genai_for(sim)
     config = types.GenerateVideosConfig(duration_seconds=8, aspect_ratio="16:9", resolution="720p")
     operation = client.models.generate_videos(model=MODEL, source=_source(), config=config)
