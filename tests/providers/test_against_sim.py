@@ -233,3 +233,25 @@ def test_a_lost_runway_task_reads_as_cancelled(start_runway: StartDialect) -> No
     sim = start_runway(job_seconds=0.0, lose_rate=1.0)
     task, _ = _render(PROFILES["runway"], sim, _request("veo3.1", "first_frame"))
     assert task.status == "failed" and task.error_code == "cancelled" and not task.refused
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_a_hung_task_stays_pending(
+    start_veo: StartDialect, start_runway: StartDialect, client_tls: ssl.SSLContext, provider: str
+) -> None:
+    """With hang_rate 1, a task still reads as pending well after its job should have ended,
+    and counts against max_active."""
+    start = start_veo if provider == "veo" else start_runway
+    sim = start(job_seconds=0.0, hang_rate=1.0, max_active=1)
+    profile = PROFILES[provider]
+    model = VEO_MODELS[0] if provider == "veo" else "veo3.1"
+    request = _request(model, "first_frame", seconds=8)
+    answer = _send(profile, sim, request, client_tls)
+    assert answer is not None and answer.status_code == 200
+    task_id = profile.created_id(answer.json())
+    with httpx.Client(base_url=sim.base_url, verify=client_tls, timeout=10) as client:
+        for _ in range(5):
+            polled = client.get(profile.poll_path(task_id), headers=profile.headers(KEY))
+            assert profile.read_task(polled.json()).status == "pending"
+    second = _send(profile, sim, request, client_tls)
+    assert second is not None and second.status_code == 429
