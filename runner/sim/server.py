@@ -1,12 +1,14 @@
-"""The simulator's HTTP side: the API listener, the file listener, faults, and how it runs.
+"""The simulator's shared core: the two listeners, faults, tasks, the file host, and how it runs.
 
 Two aiohttp listeners, so that the file host is a different origin from the API:
 
-- API (``/v1``): ``POST /v1/videos``, ``GET /v1/videos/{id}``, ``GET /v1/videos/{id}/content``;
-  Bearer auth when a token is set.
+- API: the routes of the configured dialect (``gateway.py``, ``veo.py``, ``runway.py``),
+  which answer through the helpers here (``read_create``, ``start_task``, ``known_task``,
+  ``maybe_drop``, ``file_url``, ``send_clip``); the dialect checks the key when a token is
+  set and shapes every error.
 - files: ``GET /files/{id}.mp4?exp=..&sig=..``, HMAC-signed and expiring, no auth,
-  ``Range`` answered with 206. Clip bodies (here and on ``/content``) can be paced
-  (``file_rate``), stalled after some bytes (``stall_after``), or cut once per task
+  ``Range`` answered with 206. Clip bodies (here and on the gateway's ``/content``) can be
+  paced (``file_rate``), stalled after some bytes (``stall_after``), or cut once per task
   (``cut_after``); the first URL of each task can be made to answer as expired
   (``expire_first_url``).
 
@@ -429,6 +431,7 @@ class RunningSim:
         thread: threading.Thread,
     ) -> None:
         self.config = simulator.config
+        self.api_origin = simulator.api_origin
         self.base_url = simulator.base_url
         self.file_base_url = simulator.file_base_url
         self.recorder = simulator.recorder
