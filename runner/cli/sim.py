@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -146,10 +147,28 @@ def _rate(name: str, help_text: str) -> _Decorator:
     default=None,
     help="Keep tasks in this SQLite file, so a restarted simulator knows them.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve over TLS with this PEM certificate chain (with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key of --tls-cert (PEM).",
+)
 @click.option("--seed", type=int, default=None, help="Seed the random draws for repeatable runs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the base URL, no request lines.")
 @handles_errors
-def sim_cmd(quiet: bool, deny_polls: str | None, **knobs: Any) -> None:
+def sim_cmd(
+    quiet: bool,
+    deny_polls: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    **knobs: Any,
+) -> None:
     """Serve the built-in simulator of a video API until interrupted.
 
     The first line on stdout is the API's base URL (for --api-base): the gateway's ends in
@@ -164,7 +183,8 @@ def sim_cmd(quiet: bool, deny_polls: str | None, **knobs: Any) -> None:
     try:
         # A long-lived server keeps no request log: memory stays flat however long it runs.
         denied = None if deny_polls is None else int(deny_polls)
-        config = SimConfig(**knobs, deny_polls=denied, record=False)
+        tls = _tls_context(tls_cert, tls_key)
+        config = SimConfig(**knobs, deny_polls=denied, ssl_context=tls, record=False)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     try:
@@ -174,6 +194,20 @@ def sim_cmd(quiet: bool, deny_polls: str | None, **knobs: Any) -> None:
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigError(f"cannot listen on {config.host}: {reason}") from None
+
+
+def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The server's TLS context from PEM files; ``ValueError`` when they do not go together."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as error:
+        raise ValueError(f"--tls-cert, --tls-key: cannot use them: {error}") from None
+    return context
 
 
 async def _serve_until_signal(config: SimConfig, quiet: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 from click.testing import CliRunner
 
 from runner.cli import cli
@@ -188,3 +190,40 @@ def test_the_cli_names_every_dialect_of_the_simulator() -> None:
     from runner.sim.dialects import DIALECTS
 
     assert set(DIALECT_NAMES) == set(DIALECTS)
+
+
+def test_sim_serves_tls_with_a_certificate_and_key(
+    launch: Launch, tmp_path: Path, tls_ca: trustme.CA, client_tls: ssl.SSLContext
+) -> None:
+    """--tls-cert and --tls-key make both listeners https: the Veo dialect's base URL and
+    its video URIs are https, as google-genai needs them."""
+    cert = tls_ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    process = launch(
+        "--quiet", "--dialect", "veo", "--job-seconds", "0",
+        "--tls-cert", str(cert_file), "--tls-key", str(key_file),
+    )  # fmt: skip
+    base_url = _base_url(process)
+    assert base_url.startswith("https://127.0.0.1:")
+    with httpx.Client(base_url=base_url, verify=client_tls) as client:
+        created = client.post(
+            "/v1beta/models/veo-3.1-generate-preview:predictLongRunning",
+            json={"instances": [{"prompt": "p"}]},
+        )
+        operation = client.get(f"/v1beta/{created.json()['name']}").json()
+    uri = operation["response"]["generateVideoResponse"]["generatedSamples"][0]["video"]["uri"]
+    assert uri.startswith(f"{base_url}/v1beta/files/")
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=10)
+    assert process.returncode == 0
+
+
+def test_sim_refuses_a_certificate_without_its_key(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    result = CliRunner().invoke(cli, ["sim", "--tls-cert", str(cert)])
+    assert result.exit_code == 2 and "--tls-cert and --tls-key go together" in result.output
+    result = CliRunner().invoke(cli, ["sim", "--tls-cert", str(cert), "--tls-key", str(cert)])
+    assert result.exit_code == 2 and "cannot use them" in result.output
