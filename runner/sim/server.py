@@ -197,6 +197,7 @@ class Simulator:
         to give instead (429 at ``max_active``)."""
         now = time.time()
         store = self.store
+        # Kept with the task even when not honoured: the state file shows what was sent.
         key = request.headers.get("Idempotency-Key") or None
         if key and self.dialect.honours_idempotency():
             existing = store.by_key(key)
@@ -204,8 +205,6 @@ class Simulator:
                 request[_TASK_ID] = existing.id
                 request[_REPLAYED] = True
                 return existing
-        else:
-            key = None
         limit = self.config.max_active
         if limit is not None and store.active_count(now) >= limit:
             return self.dialect.busy(limit)
