@@ -182,6 +182,38 @@ def m005_verdict_render(db: sqlite_utils.Database) -> None:
     )
 
 
+def _schema_number(name: str) -> int:
+    """The number of a migration named ``mNNN_...`` (0 for another name)."""
+    digits = name[1:4]
+    return int(digits) if name.startswith("m") and digits.isdigit() else 0
+
+
+def _connect_read_only(path: Path, *, immutable: bool) -> sqlite_utils.Database:
+    """A read-only connection (``mode=ro``; ``immutable=1`` reads the file as it is, with no
+    locking and no shared-memory file, for a folder this process cannot write)."""
+    flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?{flags}", uri=True)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return sqlite_utils.Database(conn, execute_plugins=False)
+
+
+def _check_known(db: sqlite_utils.Database, path: Path) -> None:
+    """Refuse a database with migrations this version does not know: a newer shotrunner
+    wrote it, and its states could mean what this version cannot tell."""
+    # sqlite-utils keeps the registered migrations private; ``pending`` on a database with
+    # none applied would need a write, so the list is read directly.
+    known = {migration.name for migration in migrations._migrations}
+    applied = [migration.name for migration in migrations.applied(db)]
+    unknown = [name for name in applied if name not in known]
+    if not unknown:
+        return
+    schema = max((_schema_number(name) for name in applied), default=0) or len(applied)
+    raise InputError(
+        f"{path} was written by a newer shotrunner (schema {schema}); "
+        "upgrade, or use another --out"
+    )
+
+
 def _table(db: sqlite_utils.Database, name: str) -> Table:
     return cast(Table, db[name])
 
@@ -319,10 +351,33 @@ class Store:
 
     @classmethod
     def open(cls, output_dir: Path) -> Store:
-        """Open (creating the folder and the database if needed) for reading and writing."""
+        """Open (creating the folder and the database if needed) for reading and writing.
+
+        Refused (``InputError``, exit 2, nothing written): a batch folder that is a link
+        (``runner.files``), a read-only one, a ``state.db`` that is a link, and a database
+        a newer shotrunner wrote.
+        """
+        from runner.files import make_batch_folder, writable_folder
+
         path = output_dir / STATE_DB
+        make_batch_folder(output_dir)
+        if path.is_symlink():
+            raise InputError(
+                f"{path} is a symbolic link; shotrunner keeps its state only in a real file"
+            )
+        if not writable_folder(output_dir):
+            raise InputError(
+                f"the batch folder {output_dir} is read-only: status, plan, report and export "
+                "can read it, but this command writes into it; make it writable, or use "
+                "another --out"
+            )
         try:
-            output_dir.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                probe = _connect_read_only(path, immutable=False)
+                try:
+                    _check_known(probe, path)
+                finally:
+                    probe.close()
             db = sqlite_utils.Database(path, execute_plugins=False)
             db.execute("PRAGMA busy_timeout=5000")
             db.enable_wal()
@@ -339,20 +394,38 @@ class Store:
         """Open an existing database for reading, or None when the batch has none yet.
 
         Never creates ``state.db`` (``plan``, ``status`` and the review commands use this).
+        The connection is read-only (``mode=ro``); in a folder this process cannot write,
+        where SQLite could not create the WAL's shared-memory file, the database is read as
+        it is on disk (``immutable=1``). A database of an older shotrunner is migrated first
+        when the folder is writable.
         """
+        from runner.files import writable_folder
+
         path = output_dir / STATE_DB
         if not path.is_file():
             return None
+        writable = writable_folder(output_dir)
         try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-            conn.execute("PRAGMA busy_timeout=5000")
-            db = sqlite_utils.Database(conn, execute_plugins=False)
-            pending = migrations.pending(db)
+            db = _connect_read_only(path, immutable=not writable)
         except sqlite3.DatabaseError as error:
             raise InputError(f"cannot read the state database {path}: {error}") from None
+        try:
+            _check_known(db, path)
+            pending = migrations.pending(db)
+        except InputError:
+            db.close()
+            raise
+        except sqlite3.DatabaseError as error:
+            db.close()
+            raise InputError(f"cannot read the state database {path}: {error}") from None
         if pending:
+            db.close()
+            if not writable:
+                raise InputError(
+                    f"{path} was written by an older shotrunner and its folder is read-only: "
+                    "run any command on it once where it is writable, to bring it up to date"
+                )
             # An older database: read it through a writable connection that migrates it.
-            conn.close()
             return cls.open(output_dir)
         return cls(db, path)
 
