@@ -201,7 +201,7 @@ def check_batch_folder(output_dir: Path) -> None:
         )
     try:
         entries = list(os.scandir(output_dir))
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # not there yet, or not a folder: creating it will say so
         return
     real_root = output_dir.resolve()
     for entry in entries:
