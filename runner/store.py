@@ -197,13 +197,22 @@ def _connect_read_only(path: Path, *, immutable: bool) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn, execute_plugins=False)
 
 
-def _check_known(db: sqlite_utils.Database, path: Path) -> None:
+def _check_known(path: Path) -> None:
     """Refuse a database with migrations this version does not know: a newer shotrunner
-    wrote it, and its states could mean what this version cannot tell."""
-    # sqlite-utils keeps the registered migrations private; ``pending`` on a database with
-    # none applied would need a write, so the list is read directly.
+    wrote it, and its states could mean what this version cannot tell.
+
+    Nothing is written to find out: with no WAL file (the last writer closed cleanly) the
+    database file is the whole of it and is read as it is (``immutable=1``), so SQLite
+    creates no ``-wal`` or ``-shm`` beside it.
+    """
+    wal = path.with_name(path.name + "-wal")
+    probe = _connect_read_only(path, immutable=not wal.exists())
+    try:
+        applied = [migration.name for migration in migrations.applied(probe)]
+    finally:
+        probe.close()
+    # sqlite-utils keeps the registered migrations private: they are read directly.
     known = {migration.name for migration in migrations._migrations}
-    applied = [migration.name for migration in migrations.applied(db)]
     unknown = [name for name in applied if name not in known]
     if not unknown:
         return
@@ -373,11 +382,7 @@ class Store:
             )
         try:
             if path.exists():
-                probe = _connect_read_only(path, immutable=False)
-                try:
-                    _check_known(probe, path)
-                finally:
-                    probe.close()
+                _check_known(path)
             db = sqlite_utils.Database(path, execute_plugins=False)
             db.execute("PRAGMA busy_timeout=5000")
             db.enable_wal()
@@ -406,15 +411,12 @@ class Store:
             return None
         writable = writable_folder(output_dir)
         try:
+            _check_known(path)
             db = _connect_read_only(path, immutable=not writable)
         except sqlite3.DatabaseError as error:
             raise InputError(f"cannot read the state database {path}: {error}") from None
         try:
-            _check_known(db, path)
             pending = migrations.pending(db)
-        except InputError:
-            db.close()
-            raise
         except sqlite3.DatabaseError as error:
             db.close()
             raise InputError(f"cannot read the state database {path}: {error}") from None
