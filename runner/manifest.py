@@ -298,10 +298,21 @@ def _check_images(
             ok = False
             continue
         try:
-            resolved.append(resolver.resolve(source))
+            image = resolver.resolve(source)
         except ImageProblem as problem:
             checker.report(path, problem.message)
             ok = False
+            continue
+        resolved.append(image)
+        elsewhere = resolver.outside(image)
+        if elsewhere is not None:
+            # Allowed (shared frame libraries), but nobody should upload ~/Pictures unawares.
+            checker.report(
+                path,
+                f"image {source} is outside the manifest's folder (at {elsewhere}); "
+                "it is uploaded with the shot",
+                severity="warning",
+            )
     if mode is None:
         return None  # reported by the schema; a count would be judged against the wrong mode
     low, high, wanted = IMAGE_COUNTS[mode]

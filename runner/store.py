@@ -218,8 +218,7 @@ def _check_known(path: Path) -> None:
         return
     schema = max((_schema_number(name) for name in applied), default=0) or len(applied)
     raise InputError(
-        f"{path} was written by a newer shotrunner (schema {schema}); "
-        "upgrade, or use another --out"
+        f"{path} was written by a newer shotrunner (schema {schema}); upgrade, or use another --out"
     )
 
 
