@@ -375,7 +375,7 @@ class Store:
             )
         if not writable_folder(output_dir):
             raise InputError(
-                f"the batch folder {output_dir} is read-only: status, plan, report and export "
+                f"the batch folder {output_dir} is read-only: status, plan and export "
                 "can read it, but this command writes into it; make it writable, or use "
                 "another --out"
             )
