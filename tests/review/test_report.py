@@ -55,7 +55,7 @@ def test_a_failed_write_keeps_the_old_page_and_leaves_no_part_file(
 
     monkeypatch.setattr("runner.files.os.replace", refuse)
     batch.done("s01-wide", 1)
-    with batch.store() as store, pytest.raises(CannotWrite, match="index.html: no space left"):
+    with batch.store() as store, pytest.raises(CannotWrite, match=r"index\.html: no space left"):
         write_report(batch.manifest, store)
     assert (batch.out / "index.html").read_bytes() == old
     assert list(batch.out.glob("*.part")) == []
