@@ -12,6 +12,7 @@ leading out of the batch is refused.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -132,7 +133,14 @@ def copy_to_part(source: Path, final: Path) -> Path:
 def write_sidecar(clip: Path, data: dict[str, Any]) -> None:
     """Write the provenance JSON next to a clip, atomically (through a new temp file)."""
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    write_atomic(sidecar_of(clip), text.encode("utf-8"))
+    sidecar = sidecar_of(clip)
+    write_atomic(sidecar, text.encode("utf-8"))
+    # Leftovers of a write killed half-way: temp files of this kind, or the fixed
+    # ``take-<n>.json.part`` of earlier versions (a link there is removed, not followed).
+    # Only the run holding the batch lock writes sidecars, so none of them is in use.
+    stale = clip.parent.glob(f".{glob.escape(sidecar.name)}.*.part")
+    for leftover in [part_of(sidecar), *stale]:
+        leftover.unlink(missing_ok=True)
 
 
 def read_sidecar(clip: Path) -> dict[str, Any] | None:

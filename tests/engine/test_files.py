@@ -175,3 +175,12 @@ def test_a_batch_folder_holding_a_link_out_is_refused(tmp_path: Path) -> None:
     (batch / "state.db").symlink_to(tmp_path / "somewhere-else.db")
     with pytest.raises(UnsafeFolder, match=r"state\.db is a symbolic link leading outside"):
         check_batch_folder(batch)
+
+
+def test_a_sidecar_write_clears_the_leftovers_of_one_killed_half_way(shot: Path) -> None:
+    """A temp file of a killed sidecar write (or the fixed part name of earlier versions) is
+    removed by the next sidecar write; nothing else in the folder is."""
+    for name in (".take-1.json.0123456789ab.part", "take-1.json.part", "take-2.json"):
+        (shot / name).write_text("{")
+    write_sidecar(shot / "take-1.mp4", {"shot": "s01"})
+    assert sorted(p.name for p in shot.iterdir()) == ["take-1.json", "take-2.json"]
