@@ -190,11 +190,43 @@ def _schema_number(name: str) -> int:
 
 def _connect_read_only(path: Path, *, immutable: bool) -> sqlite_utils.Database:
     """A read-only connection (``mode=ro``; ``immutable=1`` reads the file as it is, with no
-    locking and no shared-memory file, for a folder this process cannot write)."""
+    locking and no shared-memory file)."""
     flags = "mode=ro&immutable=1" if immutable else "mode=ro"
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?{flags}", uri=True)
     conn.execute("PRAGMA busy_timeout=5000")
     return sqlite_utils.Database(conn, execute_plugins=False)
+
+
+def _wal_of(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _has_wal(path: Path) -> bool:
+    """Whether transactions may wait in the WAL file (a writer is open, or was killed)."""
+    try:
+        return _wal_of(path).stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _open_for_reading(path: Path, *, writable: bool) -> sqlite_utils.Database:
+    """The reading connection: ``mode=ro``, which sees a writer's transactions as they land.
+
+    In a folder this process cannot write, SQLite cannot create the shared-memory file
+    ``mode=ro`` needs: with no WAL to read (the last writer closed cleanly) the database file
+    is all there is, read with ``immutable=1``; with one, ``mode=ro`` works where ``-shm`` is
+    there already, else the database file alone is read, as the last resort.
+    """
+    if writable or _has_wal(path):
+        db = _connect_read_only(path, immutable=False)
+        if writable:
+            return db
+        try:
+            db.execute("select 1 from sqlite_master limit 1").fetchall()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+    return _connect_read_only(path, immutable=True)
 
 
 def _check_known(path: Path) -> None:
@@ -205,8 +237,7 @@ def _check_known(path: Path) -> None:
     database file is the whole of it and is read as it is (``immutable=1``), so SQLite
     creates no ``-wal`` or ``-shm`` beside it.
     """
-    wal = path.with_name(path.name + "-wal")
-    probe = _connect_read_only(path, immutable=not wal.exists())
+    probe = _open_for_reading(path, writable=False)
     try:
         applied = [migration.name for migration in migrations.applied(probe)]
     finally:
@@ -398,10 +429,9 @@ class Store:
         """Open an existing database for reading, or None when the batch has none yet.
 
         Never creates ``state.db`` (``plan``, ``status`` and the review commands use this).
-        The connection is read-only (``mode=ro``); in a folder this process cannot write,
-        where SQLite could not create the WAL's shared-memory file, the database is read as
-        it is on disk (``immutable=1``). A database of an older shotrunner is migrated first
-        when the folder is writable.
+        The connection is read-only (``mode=ro``; see ``_open_for_reading`` for a folder this
+        process cannot write, where ``immutable=1`` may be needed). A database of an older
+        shotrunner is migrated first when the folder is writable.
         """
         from runner.files import writable_folder
 
@@ -411,7 +441,7 @@ class Store:
         writable = writable_folder(output_dir)
         try:
             _check_known(path)
-            db = _connect_read_only(path, immutable=not writable)
+            db = _open_for_reading(path, writable=writable)
         except sqlite3.DatabaseError as error:
             raise InputError(f"cannot read the state database {path}: {error}") from None
         try:

@@ -323,6 +323,32 @@ def test_a_read_only_batch_can_be_read(finished: Batch, tmp_path: Path) -> None:
     assert (to / "04-s04.mp4").is_file()
 
 
+#: A writer that commits to the WAL and is killed before it checkpoints (as ``kill -9`` would).
+_KILLED_WRITER = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("pragma wal_autocheckpoint=0")
+conn.execute("update renders set state = 'failed', error = 'only in the WAL'")
+conn.commit()
+os._exit(0)
+"""
+
+
+def test_a_read_only_batch_is_read_with_what_waits_in_its_wal(finished: Batch) -> None:
+    """A writer killed before its checkpoint left transactions in the WAL: status on the
+    read-only folder still sees them (reading the database file alone would not)."""
+    db = finished.out / "state.db"
+    subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(db)], check=True)
+    assert (finished.out / "state.db-wal").stat().st_size > 0
+    _read_only(finished.out)
+    status = shotrunner(
+        "status", str(finished.manifest), "--out", str(finished.out), "--json", unprivileged=True
+    )
+    assert status.returncode == 0, status.stderr
+    assert '"state": "failed"' in status.stdout
+    assert '"state": "done"' not in status.stdout
+
+
 def test_report_on_a_read_only_batch_says_why_it_cannot_write(finished: Batch) -> None:
     """report reads the store but cannot put index.html into a read-only folder: exit 2,
     one line naming the page, no traceback."""
