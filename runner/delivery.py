@@ -16,6 +16,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,8 +126,7 @@ def copy_to_part(source: Path, final: Path) -> Path:
     part = part_of(final)
     folder_in(final.parent, final.parent.parent)
     with source.open("rb") as src, open_part(part, append=False) as out:
-        while chunk := src.read(_CHUNK):
-            out.write(chunk)
+        shutil.copyfileobj(src, out, _CHUNK)
     return part
 
 

@@ -141,14 +141,6 @@ def open_part(part: Path, *, append: bool) -> IO[bytes]:
     return create_new(part)
 
 
-def is_regular_file(path: Path) -> bool:
-    """Whether ``path`` itself (not a link's target) is a regular file."""
-    try:
-        return stat.S_ISREG(path.lstat().st_mode)
-    except OSError:
-        return False
-
-
 # --- folders ------------------------------------------------------------------------------
 
 
