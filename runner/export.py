@@ -5,12 +5,14 @@ Clips are copied as ``NN-<shot-id>.mp4`` (NN from 01, at least two digits), ``cu
 every shot (those without a clip with an empty ``file``), and where ffmpeg is available the
 clips are joined into ``animatic.mp4``. A ``cut.csv`` cell of the user's text that a
 spreadsheet would run as a formula is written as text (``spreadsheet_text``). Reads the
-store and the files, never the API.
+store and the files, never the API. Files are written through ``runner.files`` (a new temp
+file renamed into place, no link followed); a write that fails is one ``CannotWrite`` line.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import shutil
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from runner.files import copy_atomic, replacing, writing
 from runner.model import Manifest, Shot
 from runner.report import ReviewStore, TakeRecord, take_records
 
@@ -140,14 +143,20 @@ def export_cut(
     ffmpeg: str | None = None,
     animatic: bool = True,
 ) -> ExportResult:
-    """Copy the chosen clips into ``to``, write ``cut.csv`` and, given ffmpeg, ``animatic.mp4``."""
+    """Copy the chosen clips into ``to``, write ``cut.csv`` and, given ffmpeg, ``animatic.mp4``.
+
+    Raises ``CannotWrite`` (exit 2) when ``to`` or a file in it cannot be written; what was
+    written before stays whole, and no temp file is left behind.
+    """
     records = take_records(store) if store is not None else {}
     verdicts = store.verdicts() if store is not None else {}
     entries = plan_cut(manifest, records, verdicts)
-    to.mkdir(parents=True, exist_ok=True)
+    with writing(to):
+        to.mkdir(parents=True, exist_ok=True)
     for entry in entries:
         if entry.file is not None and entry.source is not None:
-            _copy_atomic(entry.source, to / entry.file)
+            with writing(to / entry.file):
+                copy_atomic(entry.source, to / entry.file)
     cut_list = write_cut_list(to / CUT_LIST, entries)
     clips = [to / e.file for e in entries if e.file is not None]
     if not animatic:
@@ -165,13 +174,6 @@ def export_cut(
     except AnimaticError as error:
         return ExportResult(to, entries, cut_list, None, str(error), animatic_failed=True)
     return ExportResult(to, entries, cut_list, path)
-
-
-def _copy_atomic(source: Path, target: Path) -> None:
-    """Copy so that ``target`` is either the old file or the whole new one, never a part."""
-    part = target.with_name(f".{target.name}.part")
-    shutil.copyfile(source, part)
-    os.replace(part, target)
 
 
 def spreadsheet_text(cell: str) -> str:
@@ -192,8 +194,11 @@ def write_cut_list(path: Path, entries: Sequence[CutEntry]) -> Path:
     the others are numbers, names made from an id that begins with a letter or digit, and
     absolute paths, none of which can start like a formula.
     """
-    part = path.with_name(f".{path.name}.part")
-    with part.open("w", newline="", encoding="utf-8") as handle:
+    with (
+        writing(path),
+        replacing(path) as raw,
+        io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(CUT_COLUMNS)
         for e in entries:
@@ -208,7 +213,6 @@ def write_cut_list(path: Path, entries: Sequence[CutEntry]) -> Path:
                     spreadsheet_text(e.shot.prompt),
                 ]
             )
-    os.replace(part, path)
     return path
 
 
@@ -274,18 +278,24 @@ def stream_signature(clip: Path, ffmpeg: str) -> tuple[str, ...]:
 
 
 def join_clips(clips: Sequence[Path], target: Path, ffmpeg: str) -> Path:
-    """Join clips into ``target``: stream copy when they match, else one re-encode."""
+    """Join clips into ``target``: stream copy when they match, else one re-encode.
+
+    ffmpeg writes by name, following links: it writes inside a new folder of this process's
+    own (``mkdtemp``, mode 0700) next to ``target``, where nobody else can plant one, and the
+    result is renamed into place.
+    """
     signatures = [stream_signature(clip, ffmpeg) for clip in clips]
-    part = target.with_name(f".{target.stem}.part{target.suffix}")
-    try:
-        if len(set(signatures)) == 1 and signatures[0]:
-            _concat_copy(clips, part, ffmpeg)
-        else:
-            _concat_reencode(clips, signatures, part, ffmpeg)
-    except AnimaticError:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, target)
+    with writing(target):
+        private = Path(tempfile.mkdtemp(prefix=f".{target.stem}.", dir=target.parent))
+        part = private / target.name
+        try:
+            if len(set(signatures)) == 1 and signatures[0]:
+                _concat_copy(clips, part, ffmpeg)
+            else:
+                _concat_reencode(clips, signatures, part, ffmpeg)
+            os.replace(part, target)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
     return target
 
 

@@ -16,7 +16,6 @@ import html
 import json
 import os
 import shlex
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from urllib.parse import quote
 
 from runner.delivery import clip_relpath
 from runner.errors import InputError
+from runner.files import make_batch_folder, write_atomic, writing
 from runner.jobs import fingerprint
 from runner.model import IN_FLIGHT_STATES, JOB_STATES, Manifest, Shot
 
@@ -689,23 +689,18 @@ def _render_history(history: Sequence[HistoryEntry]) -> str:
 
 
 def write_report(manifest: Manifest, store: SheetStore | None) -> Path:
-    """Write ``<output_dir>/index.html`` (atomically) and return its path."""
+    """Write ``<output_dir>/index.html`` (atomically) and return its path.
+
+    Raises ``CannotWrite`` (exit 2) when the batch folder cannot take it (read-only, full).
+    """
     out = manifest.output_dir
-    out.mkdir(parents=True, exist_ok=True)
     page = render_html(collect(manifest, store))
     target = out / REPORT_NAME
-    # A part file of its own, so that a run and a ``pick`` writing at once cannot mix pages.
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=out, prefix=f".{REPORT_NAME}.", suffix=".part", delete=False
-    ) as part:
-        try:
-            part.write(page)
-            part.close()
-            os.replace(part.name, target)
-        except BaseException:
-            # Its name is new each time: left behind, one would pile up per failed write.
-            Path(part.name).unlink(missing_ok=True)
-            raise
+    # A temp file of its own (``runner.files``), so that a run and a ``pick`` writing at once
+    # cannot mix pages, and readable as the user's umask allows, like the clips it shows.
+    make_batch_folder(out)
+    with writing(target):
+        write_atomic(target, page.encode("utf-8"))
     return target
 
 

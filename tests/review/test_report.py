@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import errno
 import hashlib
 import html
 import re
@@ -13,6 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from runner.files import CannotWrite
 from runner.model import ImageRef
 from runner.report import TakeRecord, build_report_data, collect, render_html, write_report
 from runner.store import Store
@@ -49,11 +51,11 @@ def test_a_failed_write_keeps_the_old_page_and_leaves_no_part_file(
     old = write_report(batch.manifest, None).read_bytes()
 
     def refuse(source: str, target: Path) -> None:
-        raise OSError("no space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("runner.report.os.replace", refuse)
+    monkeypatch.setattr("runner.files.os.replace", refuse)
     batch.done("s01-wide", 1)
-    with batch.store() as store, pytest.raises(OSError, match="no space"):
+    with batch.store() as store, pytest.raises(CannotWrite, match=r"index\.html: no space left"):
         write_report(batch.manifest, store)
     assert (batch.out / "index.html").read_bytes() == old
     assert list(batch.out.glob("*.part")) == []
