@@ -1,7 +1,8 @@
-"""The review surface: ``report``, ``pick``, ``reject``, ``export``.
+"""The review surface: ``report``, ``review``, ``pick``, ``reject``, ``export``.
 
 Each command loads the manifest, opens the batch's store and calls one function of
-``runner.report`` or ``runner.export``; none of them reaches the network.
+``runner.report``, ``runner.review_app`` or ``runner.export``; none of them reaches the
+network (``review`` serves on 127.0.0.1 only).
 """
 
 from __future__ import annotations
@@ -56,6 +57,36 @@ def report_cmd(manifest_path: str, out: Path | None) -> None:
         with store:
             page = write_report(manifest, store)
     click.echo(str(page))
+
+
+@click.command(name="review")
+@manifest_argument
+@out_option
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1 to serve on (0: any free one).",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the browser.")
+@handles_errors
+def review_cmd(manifest_path: str, out: Path | None, port: int, open_browser: bool) -> None:
+    """Serve the contact sheet on 127.0.0.1 to pick, reject and compare takes, live.
+
+    Prints the page's URL, which carries a random token: without it the server answers 403.
+    Runs until Ctrl-C.
+    """
+    from runner.review_app import serve
+
+    manifest = _load(manifest_path, out)
+    serve(manifest, port=port, open_browser=open_browser, announce=_announce)
+
+
+def _announce(line: str) -> None:
+    # Flushed at once: a script or a test reads the URL while the server runs.
+    click.echo(line)
+    sys.stdout.flush()
 
 
 def _give_verdict(
