@@ -560,6 +560,7 @@ def render_app_page(
 <meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="shotrunner">
+<link rel="icon" href="data:,">
 <title>{_e(data.title)} · review</title>
 {links}</head>
 <body data-filter="all" data-review="1" data-version="{_e(version)}" data-poll="{poll}">
