@@ -267,6 +267,7 @@ def test_takes_are_picked_rejected_and_undone_from_the_page(
     assert "mark" not in take_article(static, "s01-wide", 1)
 
     tab.keyboard.press("j")  # the current shot is outlined in the screenshot
+    tab.evaluate("window.scrollTo(0, 0)")
     save_screenshot(tab, tmp_path / "review-app.png")
     assert errors == []
 
