@@ -33,6 +33,7 @@ import secrets
 import signal
 import socket
 import threading
+import time
 import webbrowser
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -65,6 +66,9 @@ from runner.store import STATE_DB, Store
 
 #: How often the page asks for changes, in seconds.
 POLL_SECONDS = 2.0
+#: On a big sheet the page asks less often: the server spends at most this share of its
+#: time answering one page's polls (a sheet of 10,000 takes takes about a second to read).
+POLL_SHARE = 0.1
 #: What the server serves from the batch folder: clips and images, nothing else (not the
 #: state database, not the sidecars).
 SERVED_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".png", ".jpg", ".jpeg", ".webp"})
@@ -346,10 +350,13 @@ async def _asset(request: web.Request) -> web.StreamResponse:
 
 def _state(review: ReviewApp) -> Handler:
     async def state(request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
         snapshot = await asyncio.to_thread(review.snapshot)
+        spent = time.monotonic() - started
+        poll = {"poll_ms": round(max(POLL_SECONDS, spent / POLL_SHARE) * 1000)}
         if request.query.get("since") == snapshot.version:
-            return _json({"version": snapshot.version, "unchanged": True})
-        return _json(review.document(snapshot))
+            return _json({"version": snapshot.version, "unchanged": True, **poll})
+        return _json({**review.document(snapshot), **poll})
 
     return state
 

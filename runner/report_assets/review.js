@@ -121,6 +121,9 @@
         return response.ok ? response.json() : null;
       })
       .then(function (doc) {
+        if (doc && doc.poll_ms) {
+          pollMs = doc.poll_ms; // longer on a big sheet, so polls never crowd the server
+        }
         if (doc && !doc.unchanged) {
           applyUpdate(doc);
         }

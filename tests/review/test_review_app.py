@@ -387,3 +387,30 @@ def test_requests_without_the_token_or_from_elsewhere_are_refused(
     assert status == 200
     assert image == (batch.manifest_path.parent / "frames" / "s02.png").read_bytes()
     assert server.request("GET", f"/{token}/_input/1/1")[0] == 404
+
+
+HOSTILE_PROMPT = "<script>window.pwned = 'prompt'</script> waves <b>crash</b>"
+HOSTILE_ERROR = "<img src=x onerror=\"window.pwned = 'error'\"> policy says no"
+
+
+@pytest.mark.browser
+def test_markup_in_prompts_and_errors_never_runs_on_the_page_or_in_live_updates(
+    page: tuple[Page, list[str]], make_batch: MakeBatch, start_review: Any
+) -> None:
+    """A prompt holding <script> and an error holding an onerror handler show as text, on
+    the page as served and in a shot replaced by a live update, and neither runs."""
+    prompt = json.dumps(HOSTILE_PROMPT)
+    batch = make_batch(f"version: 1\nshots:\n  - id: s1\n    prompt: {prompt}\n    takes: 2\n")
+    batch.failed("s1", 1, HOSTILE_ERROR)
+    server = start_review(batch)
+    tab, errors = page
+    tab.goto(server.url)
+    assert tab.locator(".prompt").inner_text() == HOSTILE_PROMPT
+    assert tab.locator(".error").inner_text() == HOSTILE_ERROR
+
+    batch.failed("s1", 2, HOSTILE_ERROR.replace("error'", "live'"))  # a run elsewhere
+    wait_until(tab, "document.querySelectorAll('.error').length === 2", 30)
+    assert tab.locator(".error").nth(1).inner_text() == HOSTILE_ERROR.replace("error'", "live'")
+    assert tab.evaluate("window.pwned === undefined")
+    assert tab.locator("main script, main img, main b").count() == 0
+    assert errors == []

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from runner.export import export_cut
 from runner.store import Store
+from runner.timeline import ProbeError, at_edit_rate, probe
 from tests.review.conftest import SIM_CLIP, Batch
 from tests.review.test_export import FFPROBE, duration
 
@@ -148,3 +150,45 @@ def test_an_unknown_format_is_bad_input(batch: Batch, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "'aaf' is not one of" in result.stderr
     assert not (tmp_path / "cut").exists()
+
+
+def test_without_ffprobe_no_timeline_is_written_and_export_says_why(
+    batch: Batch, tmp_path: Path
+) -> None:
+    """The clips and cut.csv are still exported; the timeline is not, with the reason."""
+    batch.done("s01-wide", 1)
+    to = tmp_path / "cut"
+    with batch.store() as store:
+        result = export_cut(
+            batch.manifest, store, to, animatic=False, formats=("csv", "otio"), ffprobe=None
+        )
+    assert result.timelines == ()
+    assert result.timeline_problem is not None
+    assert result.timeline_problem.startswith("ffprobe not found: cut.otio not written")
+    assert (to / "cut.csv").is_file() and (to / "01-s01-wide.mp4").is_file()
+    assert not (to / "cut.otio").exists()
+
+
+@needs_ffmpeg
+def test_a_clip_ffprobe_cannot_read_is_named(tmp_path: Path) -> None:
+    assert FFPROBE is not None
+    broken = tmp_path / "01-s01.mp4"
+    broken.write_bytes(b"not a video at all")
+    with pytest.raises(ProbeError, match=r"ffprobe cannot read 01-s01\.mp4"):
+        probe(broken, FFPROBE)
+
+
+def test_an_edl_is_counted_in_one_standard_rate() -> None:
+    """A 12 fps clip (a rate timecode cannot count) becomes 24 fps frames of the same length."""
+    timeline = otio.schema.Timeline()
+    track = otio.schema.Track()
+    timeline.tracks.append(track)
+    for frames, rate in ((24, 12), (25, 25)):
+        span = otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(frames, rate)
+        )
+        track.append(otio.schema.Clip(source_range=span))
+    counted = [c.source_range.duration for c in at_edit_rate(timeline).find_clips()]
+    assert [(d.value, d.rate) for d in counted] == [(48, 24), (24, 24)]
+    # The timeline given is left as it was.
+    assert [c.source_range.duration.rate for c in timeline.find_clips()] == [12, 25]
