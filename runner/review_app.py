@@ -355,7 +355,8 @@ def _state(review: ReviewApp) -> Handler:
         spent = time.monotonic() - started
         poll = {"poll_ms": round(max(POLL_SECONDS, spent / POLL_SHARE) * 1000)}
         if request.query.get("since") == snapshot.version:
-            return _json({"version": snapshot.version, "unchanged": True, **poll})
+            undo = review.undo[-1].said if review.undo else None
+            return _json({"version": snapshot.version, "unchanged": True, "undo": undo, **poll})
         return _json({**review.document(snapshot), **poll})
 
     return state

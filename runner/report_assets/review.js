@@ -126,6 +126,8 @@
         }
         if (doc && !doc.unchanged) {
           applyUpdate(doc);
+        } else if (doc) {
+          setUndo(doc.undo); // after a reload, or a change made from another tab
         }
       })
       .catch(function () {

@@ -266,6 +266,10 @@ def test_takes_are_picked_rejected_and_undone_from_the_page(
     assert 'class="mark rejected"' in take_article(static, "s03-turn", 1)
     assert "mark" not in take_article(static, "s01-wide", 1)
 
+    # The server keeps what can be undone: a reloaded page offers it again.
+    tab.reload()
+    wait_until(tab, "!document.getElementById('undo').disabled", 15)
+    tab.click("section[data-shot='s01-wide'] article.take[data-take='1']")
     tab.keyboard.press("j")  # the current shot is outlined in the screenshot
     tab.evaluate("window.scrollTo(0, 0)")
     save_screenshot(tab, tmp_path / "review-app.png")
