@@ -53,6 +53,7 @@ from runner.api.proxies import check_proxy
 from runner.api.task import Task, UnreadableTask, UnusableTaskId, check_task_id
 from runner.api.transport import AiohttpTransport
 from runner.errors import ConfigError
+from runner.files import open_part
 from runner.text import shorten
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -464,7 +465,7 @@ class ApiClient:
             on_progress(done, total)
         received = 0
         broken: DownloadError | None = None
-        with part_path.open(mode) as out:
+        with open_part(part_path, append=mode == "ab") as out:
             try:
                 async for chunk in answer.aiter_bytes():
                     received += len(chunk)

@@ -547,3 +547,19 @@ async def test_a_clip_in_an_encoding_not_asked_for_is_not_read(
         await client_for(handler).download(CLIP_URL, part)
     assert "not asked for" in caught.value.message
     assert part.read_bytes() == CLIP[:100]
+
+
+async def test_a_link_planted_at_the_part_file_is_not_followed(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    """A symlink planted where the part file goes is replaced; its target is never written."""
+    handler, _ = file_host()
+    outside = tmp_path / "outside.txt"
+    folder = tmp_path / "shot"
+    folder.mkdir()
+    part = folder / "take-1.mp4.part"
+    part.symlink_to(outside)  # dangling: the download would create the target
+    await client_for(handler).download(CLIP_URL, part)
+    assert not outside.exists()
+    assert not part.is_symlink()
+    assert part.read_bytes() == CLIP

@@ -374,3 +374,23 @@ def test_page_policy_allows_only_its_own_script_and_style(batch: Batch) -> None:
         body = page.split(f"<{tag}>", 1)[1].split(f"</{tag}>", 1)[0]
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
         assert policy[directive] == f"'sha256-{digest}'"
+
+
+def test_earlier_versions_of_a_shot_are_listed_with_links_that_load_nothing_at_once(
+    batch: Batch,
+) -> None:
+    """The clips of ``<shot>/.history/`` (not their sidecars) are listed on the shot's card,
+    each a <video> that preloads nothing, its src relative to the page."""
+    batch.done("s01-wide", 1)
+    history = batch.out / "s01-wide" / ".history"
+    history.mkdir()
+    (history / "take-1.abcdef012345-g1.mp4").write_bytes(SIM_CLIP.read_bytes())
+    (history / "take-1.abcdef012345-g1.json").write_text("{}", encoding="utf-8")
+    page = page_of(batch)
+    section = shot_section(page, "s01-wide")
+    assert "earlier versions (1)" in section
+    versions = section.split('<details class="versions">', 1)[1].split("</details>", 1)[0]
+    (video,) = elements(versions, "video")
+    assert video["preload"] == "none"
+    assert video["src"] == "s01-wide/.history/take-1.abcdef012345-g1.mp4"
+    assert "earlier versions" not in shot_section(page, "s02-hero")
