@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "tiny" if options.tiny else "quick" if options.quick else "full"
     names = options.only or list(BENCHMARKS)
     machine = harness.machine()
+    harness.compile_bytecode()
     sections = []
     for name in names:
         print(f"{name}...", flush=True)
