@@ -75,6 +75,53 @@ RULES = """\
   tell `8.0` from `8`, so shotrunner does not either (same request, same fingerprint).
   `8.5` is refused, and so is the quoted string `"8.0"` (a string must be digits).
 
+## Shots from a file
+
+`shots_from` takes the shots from a data file kept beside the manifest: a storyboard
+exported from a spreadsheet, or the JSONL of a generation run. Its shots come after those
+listed under `shots` (which may then be left out); `defaults`, `vars` and every check apply
+to them as to YAML shots, and a shot is the same shot whichever file holds it: the same
+request, the same fingerprint, so moving a storyboard from YAML to CSV renders nothing again
+(`plan --json` shows it). Ids are unique across both.
+
+```yaml
+version: 1
+name: night-market
+defaults: {seconds: 6, aspect_ratio: "9:16"}
+shots_from: shots.csv       # .csv, .tsv or .jsonl; relative to the manifest's folder
+shots:                      # optional: listed before the file's shots
+  - id: title
+    prompt: neon sign flickers on
+```
+
+- **CSV and TSV** (`.csv`, `.tsv`) start with a header row naming the columns: the shot
+  fields `id`, `prompt`, `mode`, `images`, `seconds`, `takes`, `aspect_ratio`, `resolution`,
+  `model`, and `vars.NAME` for a var of that row alone (over the manifest's `vars`). An
+  unknown column is an error with a did-you-mean; `extra` is a mapping, which a cell cannot
+  hold (set it in `defaults`, or use JSONL).
+  - An empty cell leaves its field unset, so the default applies. Cells are stripped of
+    surrounding spaces; `images` holds several sources separated by `;`
+    (`frames/a.png; frames/b.png`); `seconds` and `takes` are numbers as in YAML.
+  - Rows are read as spreadsheets write them (Excel's dialect of Python's `csv` module):
+    UTF-8 with or without a byte-order mark, CRLF or LF line ends, quoted cells holding
+    commas, quotes (doubled) and line breaks. Blank rows are skipped.
+- **JSONL** (`.jsonl`, `.ndjson`): one shot object per line, with the fields of a YAML
+  shot, `extra` included. Blank lines are skipped; a key written twice is an error.
+- **Images** in a shots file are relative to the manifest's folder, as in the manifest.
+- **Spreadsheets** (`.xlsx`, `.ods`) are not read directly: save the sheet as "CSV UTF-8
+  (comma delimited)" (Excel) or "Text CSV" with UTF-8 (LibreOffice) and name that file.
+- **Diagnostics** are located in the shots file, a table's with its column:
+
+  ```
+  shots.csv:14:9: error: column "seconds": seconds must be a whole number of at least 1, not 'abc' (at shots[12].seconds)
+  shots.jsonl:1203:17: error: unknown key 'promt' in a shot; did you mean 'prompt'? (at shots[1202].promt)
+  ```
+
+  PATH counts the shots of the manifest and of the file together. A file of many bad rows
+  lists its first 1,000 problems and counts the rest.
+- **Size.** The rows are read one at a time: `validate` checks a file of a million rows in
+  bounded memory, and on a terminal shows its progress on stderr.
+
 ## YAML
 
 - Plain scalars follow the YAML 1.2 core schema: only `true`/`false` are booleans

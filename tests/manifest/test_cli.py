@@ -280,7 +280,8 @@ def test_validate_json_keeps_stderr_quiet(
         ),
         pytest.param(
             "version: 1\n",
-            "m.yaml:1:1: error: missing required key 'shots' at the top level (at shots)",
+            "m.yaml:1:1: error: missing required key 'shots' at the top level "
+            "(or shots_from, a file of shots) (at shots)",
             id="missing_key",
         ),
     ],
