@@ -229,7 +229,7 @@ class ShotFile:
                 continue
             if not any(cell.strip() for cell in cells):
                 continue  # a blank line, or a row of empty cells a spreadsheet left
-            starts = _cell_starts(record, delimiter)
+            starts = _CellStarts(list(record), delimiter)
             if header is None:
                 header = self._header(cells, starts)
                 continue
@@ -238,13 +238,13 @@ class ShotFile:
                 yield row
                 number += 1
 
-    def _header(self, cells: list[str], starts: list[Position]) -> _Header:
+    def _header(self, cells: list[str], starts: _CellStarts) -> _Header:
         header = _Header()
         seen: dict[str, int] = {}
         choices = [*CSV_FIELDS, "vars.NAME"]
         for position, raw in enumerate(cells):
             name = raw.strip()
-            where = starts[position] if position < len(starts) else starts[-1]
+            where = starts[position]
             header.names.append(name)
             if not name:
                 continue
@@ -258,6 +258,7 @@ class ShotFile:
             seen[name] = position
             if name in CSV_FIELDS:
                 header.fields[position] = name
+                header.columns[name] = position
             elif name.startswith(VARS_PREFIX) and _VAR_NAME_RE.match(name[len(VARS_PREFIX) :]):
                 header.vars[position] = name[len(VARS_PREFIX) :]
             elif name.startswith(VARS_PREFIX):
@@ -287,7 +288,7 @@ class ShotFile:
         return header
 
     def _table_row(
-        self, header: _Header, cells: list[str], starts: list[Position], number: int, line: int
+        self, header: _Header, cells: list[str], starts: _CellStarts, number: int, line: int
     ) -> Row | None:
         if len(cells) > len(header.names):
             extra = starts[len(header.names)]
@@ -298,37 +299,35 @@ class ShotFile:
             )
         value: dict[str, Any] = {}
         row_vars: dict[str, str] = {}
-        columns: dict[str, int] = {}
         for position, cell in enumerate(cells[: len(header.names)]):
             text = cell.strip()
+            if not text:
+                continue  # the field is left unset: its default applies
             name = header.fields.get(position)
             if name is not None:
-                columns[name] = position
-                if text:
-                    value[name] = _cell_value(name, text)
+                value[name] = _cell_value(name, text)
             elif position in header.vars:
-                if text:
-                    row_vars[header.vars[position]] = text
-            elif text and not header.names[position]:
+                row_vars[header.vars[position]] = text
+            elif not header.names[position]:
                 where = starts[position]
                 self.problem(where.line, where.column, "a cell under a column with no name")
-        # Where the id column is, for a missing id: the cell that should hold it.
-        for position, name in header.fields.items():
-            columns.setdefault(name, position)
         return Row(
             number,
             line,
             value,
             row_vars,
-            _table_locator(starts, columns, line),
+            _table_locator(starts, header.columns, line),
             _table_column,
         )
 
 
 @dataclass(slots=True)
 class _Header:
+    """A table's header row: each column's name, and what the known ones set."""
+
     names: list[str] = field(default_factory=list)
     fields: dict[int, str] = field(default_factory=dict)
+    columns: dict[str, int] = field(default_factory=dict)
     vars: dict[int, str] = field(default_factory=dict)
 
 
@@ -354,12 +353,32 @@ def _cell_value(name: str, text: str) -> Any:
     return text
 
 
-def _cell_starts(record: list[tuple[int, str]], delimiter: str) -> list[Position]:
-    """Where each cell of a table record starts, following Excel's quoting.
+class _CellStarts:
+    """Where each cell of a table record starts: ``starts[position]``, the record's start
+    for a position past its last cell.
 
     The ``csv`` module says what the cells hold but not where they are; diagnostics need
-    the line and column, and a quoted cell may span lines.
+    the line and column, and a quoted cell may span lines. Found only when a problem is
+    located, so a valid row costs nothing here.
     """
+
+    __slots__ = ("_delimiter", "_found", "_record")
+
+    def __init__(self, record: list[tuple[int, str]], delimiter: str) -> None:
+        self._record = record
+        self._delimiter = delimiter
+        self._found: list[Position] | None = None
+
+    def __getitem__(self, position: int) -> Position:
+        if self._found is None:
+            self._found = _cell_starts(self._record, self._delimiter)
+        if position < len(self._found):
+            return self._found[position]
+        return Position(self._record[0][0], 1) if self._record else Position(1, 1)
+
+
+def _cell_starts(record: list[tuple[int, str]], delimiter: str) -> list[Position]:
+    """Where each cell of a table record starts, following Excel's quoting."""
     starts: list[Position] = []
     quoted = False
     at_start = True
@@ -379,13 +398,11 @@ def _cell_starts(record: list[tuple[int, str]], delimiter: str) -> list[Position
 
 
 def _table_locator(
-    starts: list[Position], columns: dict[str, int], line: int
+    starts: _CellStarts, columns: dict[str, int], line: int
 ) -> Callable[[PathKey, bool], Position]:
     def locate(path: PathKey, key: bool) -> Position:
         if path and isinstance(path[0], str) and path[0] in columns:
-            position = columns[path[0]]
-            if position < len(starts):
-                return starts[position]
+            return starts[columns[path[0]]]
         return Position(line, 1)
 
     return locate
