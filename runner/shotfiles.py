@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, Literal
 
 from runner.diagnostics import Diagnostic
 from runner.schema import did_you_mean
+from runner.text import shown
 from runner.yamlsrc import Document, PathKey, Position
 
 Kind = Literal["csv", "tsv", "jsonl"]
@@ -59,6 +60,8 @@ _DECODER = json.JSONDecoder()
 # The decoder's own string scanner, which typeshed does not declare.
 _scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
+#: The longest line read: a shot with five 20 MiB images as data URIs fits.
+MAX_LINE_BYTES = 160 * 2**20
 #: How many rows pass between two calls of a progress callback.
 PROGRESS_EVERY = 4096
 
@@ -146,9 +149,15 @@ class ShotFile:
 
     def _text_lines(self, handle: BinaryIO) -> Iterator[tuple[int, str]]:
         """Each line decoded, with its number; a BOM dropped, bytes that are not UTF-8
-        reported once and shown as U+FFFD so that the rest can still be checked."""
+        reported once and shown as U+FFFD so that the rest can still be checked. A line
+        longer than ``MAX_LINE_BYTES`` is reported and skipped, never held whole."""
         reported = False
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_bounded_lines(handle), start=1):
+            if raw is None:
+                self.problem(
+                    number, 1, f"this line is longer than {MAX_LINE_BYTES // 2**20} MiB; skipped"
+                )
+                continue
             try:
                 text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as error:
@@ -252,7 +261,7 @@ class ShotFile:
                 self.problem(
                     where.line,
                     where.column,
-                    f'column "{name}" is named twice (first as column {seen[name] + 1})',
+                    f'column "{shown(name)}" is named twice (first as column {seen[name] + 1})',
                 )
                 continue
             seen[name] = position
@@ -265,7 +274,7 @@ class ShotFile:
                 self.problem(
                     where.line,
                     where.column,
-                    f'column "{name}": a var name must be letters, digits and "_", '
+                    f'column "{shown(name)}": a var name must be letters, digits and "_", '
                     "not starting with a digit",
                 )
             elif name == "extra":
@@ -279,7 +288,7 @@ class ShotFile:
                 self.problem(
                     where.line,
                     where.column,
-                    f"unknown column {name!r} in the header row"
+                    f"unknown column '{shown(name)}' in the header row"
                     f"{did_you_mean(name, choices)} (columns: {', '.join(choices)})",
                 )
         if "id" not in header.fields.values():
@@ -329,6 +338,20 @@ class _Header:
     fields: dict[int, str] = field(default_factory=dict)
     columns: dict[str, int] = field(default_factory=dict)
     vars: dict[int, str] = field(default_factory=dict)
+
+
+def _bounded_lines(handle: BinaryIO) -> Iterator[bytes | None]:
+    """The file's lines; None for one longer than ``MAX_LINE_BYTES``, read past in chunks."""
+    while True:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) <= MAX_LINE_BYTES or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while raw and not raw.endswith(b"\n"):
+            raw = handle.readline(2**20)
+        yield None
 
 
 def _size(handle: BinaryIO) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from runner import shotfiles
 from runner.errors import ManifestInvalid
 from runner.jobs import expand_jobs
 from runner.manifest import MAX_FILE_PROBLEMS, check_manifest, load_manifest, validate_manifest
@@ -365,3 +366,34 @@ def test_an_invalid_file_raises_with_every_diagnostic(
     with pytest.raises(ManifestInvalid) as raised:
         load_manifest(manifest)
     assert "takes must be a whole number from 1 to 20, not 99" in str(raised.value.diagnostics)
+
+
+def test_a_line_past_the_limit_is_reported_and_skipped(
+    workdir: Path, write_manifest: WriteManifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An overlong line is never held whole: it is reported, and the next line still read."""
+    monkeypatch.setattr(shotfiles, "MAX_LINE_BYTES", 2**20)
+    rows = '{"id": "a", "prompt": "' + "x" * 2**21 + '"}\n{"id": "b", "prompt": 7}\n'
+    assert errors(from_file(workdir, write_manifest, "shots.jsonl", rows)) == [
+        "shots.jsonl:1:1: error: this line is longer than 1 MiB; skipped (at <document>)",
+        "shots.jsonl:2:23: error: shots[0].prompt must be a string, not 7 (at shots[0].prompt)",
+    ]
+
+
+def test_a_header_name_cannot_act_on_the_terminal(
+    workdir: Path, write_manifest: WriteManifest
+) -> None:
+    """A column name holding an escape sequence is shown with the escape made visible."""
+    rows = "id,prompt,\x1b]0;owned\x07\na,p,x\n"
+    (line,) = errors(from_file(workdir, write_manifest, "shots.csv", rows))
+    assert "\x1b" not in line
+    assert "unknown column '\\x1b]0;owned\\x07' in the header row" in line
+
+
+def test_a_short_row_leaves_its_last_fields_unset(
+    workdir: Path, write_manifest: WriteManifest
+) -> None:
+    """A row with fewer cells than the header (a hand-made file) takes the defaults."""
+    rows = "id,prompt,seconds\na,p\n"
+    (shot,) = load_manifest(from_file(workdir, write_manifest, "shots.csv", rows)).shots
+    assert shot.seconds == 6
