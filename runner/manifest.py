@@ -583,7 +583,13 @@ def _shots_file(checker: _Checker, value: dict[str, Any]) -> ShotFile | None:
         return None
     path = Path(os.path.abspath(checker.base_dir / os.path.expanduser(written)))
     if not path.is_file():
-        reason = "it is a directory" if path.is_dir() else "no such file"
+        reason = (
+            "it is a directory"
+            if path.is_dir()
+            else "not a regular file"
+            if path.exists()
+            else "no such file"
+        )
         checker.report(("shots_from",), f"cannot read shots file {written}: {reason} ({path})")
         return None
     display = os.path.join(os.path.dirname(checker.file), os.path.expanduser(written))

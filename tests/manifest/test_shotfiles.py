@@ -397,3 +397,12 @@ def test_a_short_row_leaves_its_last_fields_unset(
     rows = "id,prompt,seconds\na,p\n"
     (shot,) = load_manifest(from_file(workdir, write_manifest, "shots.csv", rows)).shots
     assert shot.seconds == 6
+
+
+def test_the_csv_example_is_the_yaml_storyboard(workdir: Path) -> None:
+    """examples/manifests/storyboard-csv.yaml renders exactly what storyboard.yaml does."""
+    from tests.manifest.conftest import EXAMPLES
+
+    assert fingerprints(EXAMPLES / "storyboard-csv.yaml") == fingerprints(
+        EXAMPLES / "storyboard.yaml"
+    )
