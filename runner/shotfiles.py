@@ -192,7 +192,7 @@ class ShotFile:
 
     def _json_line(self, line: int, text: str) -> Any:
         try:
-            value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+            value = _ROW_DECODER.decode(text)
         except json.JSONDecodeError as error:
             self.problem(line, error.colno, f"invalid JSON: {error.msg}")
             return _BAD_LINE
@@ -519,3 +519,5 @@ def _no_constant(word: str) -> Any:
 
 
 _BAD_LINE = object()
+# One decoder for every line: json.loads with hooks would build a new one per call.
+_ROW_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
