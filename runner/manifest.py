@@ -2,7 +2,10 @@
 
 ``check_manifest`` reports every problem of a file in one pass (the schema's, then the
 meaning checks the schema cannot express); ``load_manifest`` returns the ``Manifest`` or
-raises ``ManifestInvalid`` with all of them. Knows nothing of HTTP, SQLite or the engine.
+raises ``ManifestInvalid`` with all of them; ``validate_manifest`` only counts the shots.
+The rows of a ``shots_from`` file (read by ``runner.shotfiles``) get the same checks as
+the YAML shots, one row at a time, located in that file. Knows nothing of HTTP, SQLite or
+the engine.
 """
 
 from __future__ import annotations
