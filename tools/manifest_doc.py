@@ -110,17 +110,20 @@ shots:                      # optional: listed before the file's shots
 - **Images** in a shots file are relative to the manifest's folder, as in the manifest.
 - **Spreadsheets** (`.xlsx`, `.ods`) are not read directly: save the sheet as "CSV UTF-8
   (comma delimited)" (Excel) or "Text CSV" with UTF-8 (LibreOffice) and name that file.
-- **Diagnostics** are located in the shots file, a table's with its column:
-
-  ```
-  shots.csv:14:9: error: column "seconds": seconds must be a whole number of at least 1, not 'abc' (at shots[12].seconds)
-  shots.jsonl:1203:17: error: unknown key 'promt' in a shot; did you mean 'prompt'? (at shots[1202].promt)
-  ```
-
-  PATH counts the shots of the manifest and of the file together. A file of many bad rows
-  lists its first 1,000 problems and counts the rest.
 - **Size.** The rows are read one at a time: `validate` checks a file of a million rows in
-  bounded memory, and on a terminal shows its progress on stderr.
+  bounded memory, and on a terminal shows its progress on stderr. A line longer than
+  160 MiB is refused (and skipped), and so is a table cell longer than 131,072 characters
+  (the `csv` module's limit).
+
+Diagnostics of a shots file are located in it, a table's with its column:
+
+```
+shots.csv:14:1: error: column "id": duplicate shot id 's07' (first used at line 9) (at shots[12].id)
+shots.jsonl:1203:40: error: takes must be a whole number from 1 to 20, not 0 (at shots[1202].takes)
+```
+
+PATH counts the shots of the manifest and of the file together. A file of many bad rows
+lists its first 1,000 problems and counts the rest.
 
 ## YAML
 
