@@ -50,6 +50,8 @@ CSV_FIELDS = (
 VARS_PREFIX = "vars."
 #: Fields whose cell is a number when it reads as one (else the schema says what is wrong).
 _NUMBER_FIELDS = frozenset({"seconds", "takes"})
+#: Fields whose cell is more than its text (``_cell_value``).
+_CONVERTED = frozenset({"images", "prompt", *_NUMBER_FIELDS})
 _INT_RE = re.compile(r"[-+]?[0-9]+\Z")
 _FLOAT_RE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+\.[0-9]*)([eE][-+]?[0-9]+)?\Z")
 _VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -103,17 +105,25 @@ class RowDocument(Document):
     """A row seen as the manifest's document: ``shots[index].FIELD`` is found in the row.
 
     The manifest's checks locate what they report through ``Document.where``; the row
-    answers for the paths inside its own shot and its line for any other.
+    answers for the paths inside its own shot and its line for any other. One document
+    shows each row in turn (``show``), so that a row costs no document of its own.
     """
 
     __slots__ = ("index", "row")
 
-    def __init__(self, row: Row, index: int) -> None:
-        super().__init__(row.value)
-        self.row = row
-        self.index = index
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.row: Row | None = None
+        self.index = -1
+
+    def show(self, row: Row, index: int) -> RowDocument:
+        """This document, now showing ``row`` as ``shots[index]``."""
+        self.value, self.row, self.index = row.value, row, index
+        return self
 
     def where(self, path: PathKey, *, key: bool = False) -> Position:
+        if self.row is None:
+            return Position(1, 1)
         if path[:2] == ("shots", self.index):
             return self.row.where(path[2:], key=key)
         return Position(self.row.line, 1)
@@ -152,8 +162,12 @@ class ShotFile:
         reported once and shown as U+FFFD so that the rest can still be checked. A line
         longer than ``MAX_LINE_BYTES`` is reported and skipped, never held whole."""
         reported = False
-        for number, raw in enumerate(_bounded_lines(handle), start=1):
-            if raw is None:
+        number = 0
+        while raw := handle.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):  # read past it in bounded chunks
+                    raw = handle.readline(2**20)
                 self.problem(
                     number, 1, f"this line is longer than {MAX_LINE_BYTES // 2**20} MiB; skipped"
                 )
@@ -205,7 +219,7 @@ class ShotFile:
             self.problem(line, column, f"{constant.word} is not JSON; write a number")
             return _BAD_LINE
         if not isinstance(value, dict):
-            found = "a list" if isinstance(value, list) else repr(value)
+            found = "a list" if isinstance(value, list) else shown(repr(value), 60)
             self.problem(
                 line,
                 _JSON_SPACE.match(text).end() + 1,  # type: ignore[union-attr]
@@ -256,6 +270,7 @@ class ShotFile:
             where = starts[position]
             header.names.append(name)
             if not name:
+                header.unnamed.append(position)
                 continue
             if name in seen:
                 self.problem(
@@ -306,18 +321,18 @@ class ShotFile:
                 extra.column,
                 f"this row has {len(cells)} cells but the header names {len(header.names)} columns",
             )
+        count = len(cells)
+        # An empty cell leaves its field unset: its default applies.
         value: dict[str, Any] = {}
+        for position, name in header.fields.items():
+            if position < count and (text := cells[position].strip()):
+                value[name] = _cell_value(name, text) if name in _CONVERTED else text
         row_vars: dict[str, str] = {}
-        for position, cell in enumerate(cells[: len(header.names)]):
-            text = cell.strip()
-            if not text:
-                continue  # the field is left unset: its default applies
-            name = header.fields.get(position)
-            if name is not None:
-                value[name] = _cell_value(name, text)
-            elif position in header.vars:
-                row_vars[header.vars[position]] = text
-            elif not header.names[position]:
+        for position, var in header.vars.items():
+            if position < count and (text := cells[position].strip()):
+                row_vars[var] = text
+        for position in header.unnamed:
+            if position < count and cells[position].strip():
                 where = starts[position]
                 self.problem(where.line, where.column, "a cell under a column with no name")
         return Row(
@@ -338,20 +353,7 @@ class _Header:
     fields: dict[int, str] = field(default_factory=dict)
     columns: dict[str, int] = field(default_factory=dict)
     vars: dict[int, str] = field(default_factory=dict)
-
-
-def _bounded_lines(handle: BinaryIO) -> Iterator[bytes | None]:
-    """The file's lines; None for one longer than ``MAX_LINE_BYTES``, read past in chunks."""
-    while True:
-        raw = handle.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            return
-        if len(raw) <= MAX_LINE_BYTES or raw.endswith(b"\n"):
-            yield raw
-            continue
-        while raw and not raw.endswith(b"\n"):
-            raw = handle.readline(2**20)
-        yield None
+    unnamed: list[int] = field(default_factory=list)
 
 
 def _size(handle: BinaryIO) -> int:
