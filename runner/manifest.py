@@ -170,16 +170,23 @@ class _Resolver(ImageResolver):
 
     def __init__(self, base_dir: Path) -> None:
         super().__init__(base_dir)
-        self._known: dict[str, ImageRef] = {}
+        self._known: dict[str, ImageRef | str] = {}
 
     def resolve(self, source: str) -> ImageRef:
         known = self._known.get(source)
         if known is None:
-            known = super().resolve(source)  # a problem is raised, and asked again if met again
+            try:
+                known = super().resolve(source)
+            except ImageProblem as problem:
+                known = problem.message
             if not source.startswith("data:"):
                 if len(self._known) >= _REMEMBERED:
                     self._known.clear()
                 self._known[source] = known
+        if isinstance(known, str):
+            # A new exception each time: raising one object again and again would chain
+            # every raise's traceback (and its frames) onto it.
+            raise ImageProblem(known)
         return known
 
 
@@ -516,7 +523,9 @@ class _RowChecker(_Checker):
 
     A problem of a row's own values is located in the file (``column "seconds": ...`` in a
     table); one of ``defaults``, in the manifest, once. At most ``MAX_FILE_PROBLEMS`` are
-    kept. Only each row's line is remembered, for a duplicate id found later.
+    kept; past them, the lines with problems are only counted, and a row the schema refuses
+    is not described nor checked further. Only each row's line is remembered, for a
+    duplicate id found later.
     """
 
     def __init__(self, manifest: _Checker, source: ShotFile, first_index: int) -> None:
@@ -530,30 +539,41 @@ class _RowChecker(_Checker):
         self.row_document = RowDocument()
         self.hidden = 0
         self.hidden_errors = False
+        self.last_hidden = 0
 
-    def start(self, row: Row) -> None:
-        """Check ``row`` against the schema; what the meaning checks find follows."""
+    def start(self, row: Row) -> bool:
+        """Check ``row`` against the schema; whether the meaning checks should follow."""
         self.row, self.index = row, self.first_index + row.number
         self.lines.append(row.line)
         self.doc = self.row_document.show(row, self.index)
         if self.source.problems:
             self.take_problems()
+        if len(self.diagnostics) >= MAX_FILE_PROBLEMS and not schema.shot_is_valid(row.value):
+            self.hide(row.line, error=True)  # describing it would cost more than the row
+            return False
         found = schema.check_shot(row.value, self.index, self.doc, self.file)
         if not found:
             if self.schema_errors:
                 self.schema_errors = set()
-            return
+            return True
         self.schema_errors = set(_iter_schema_paths(found))
         for diagnostic in found:
             label = row.label(parse_path(diagnostic.path)[2:])
             self.keep(replace(diagnostic, message=label + diagnostic.message))
+        return True
 
     def keep(self, diagnostic: Diagnostic) -> None:
         if len(self.diagnostics) < MAX_FILE_PROBLEMS:
             self.diagnostics.append(diagnostic)
         else:
+            self.hide(diagnostic.line, error=diagnostic.severity == "error")
+
+    def hide(self, line: int, *, error: bool) -> None:
+        """Count a problem past the limit, once per line."""
+        if line != self.last_hidden:
             self.hidden += 1
-            self.hidden_errors = self.hidden_errors or diagnostic.severity == "error"
+            self.last_hidden = line
+        self.hidden_errors = self.hidden_errors or error
 
     def take_problems(self) -> None:
         """Keep the problems the file's reader found (a bad header, a line not JSON)."""
@@ -600,8 +620,8 @@ class _RowChecker(_Checker):
         if self.hidden:
             line = self.lines[-1] if self.lines else 1
             message = (
-                f"{self.hidden:,} more problem(s) in this file are not listed "
-                f"(the first {MAX_FILE_PROBLEMS:,} are)"
+                f"problems on {self.hidden:,} more line(s) of this file are not listed "
+                f"(the first {MAX_FILE_PROBLEMS:,} problems are)"
             )
             severity: Severity = "error" if self.hidden_errors else "warning"
             found.append(Diagnostic(self.file, line, 1, "", message, severity))
@@ -655,7 +675,13 @@ def _check_file_shots(
     shots = jobs = 0
     try:
         for row in source.rows(progress):
-            rows.start(row)
+            if row.number % _COLLECT_EVERY == 0:
+                # The cycle collector is paused (``_without_cycle_collector``); the new
+                # objects of the last rows, the only ones that can hold an error's cycles,
+                # are looked at now and then so that a file of bad rows stays in bounds.
+                gc.collect(0)
+            if not rows.start(row):
+                continue
             own = {**variables, **row.vars} if row.vars else variables
             shot = _check_shot(rows, row.value, defaults, rows.index, own, resolver, ids)
             if shot is not None:
@@ -675,6 +701,9 @@ def _check_file_shots(
     return Counts(shots, jobs), rows.finish()
 
 
+_COLLECT_EVERY = 4096
+
+
 def _digest(data: bytes, source: ShotFile | None) -> str:
     """The manifest's sha256, over its shots file too: a clip's provenance names both."""
     digest = hashlib.sha256(data)
@@ -691,7 +720,8 @@ def _without_cycle_collector() -> Iterator[None]:
 
     Loading builds millions of objects (nodes, positions, shots) and no reference cycles:
     the collector would walk them again and again as they pile up and free nothing. For
-    100,000 YAML shots that was two thirds of the time.
+    100,000 YAML shots that was two thirds of the time. Not around the schema's full
+    validator, whose errors of an invalid file do hold cycles.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -702,7 +732,6 @@ def _without_cycle_collector() -> Iterator[None]:
             gc.enable()
 
 
-@_without_cycle_collector()
 def _check(
     path: str | Path, out: Path | None, *, keep: bool = True, progress: Progress | None = None
 ) -> tuple[Manifest | None, Counts, list[Diagnostic]]:
@@ -716,7 +745,8 @@ def _check(
     data, problems = _read(absolute, display)
     if data is None:
         return None, Counts(), problems
-    doc, diagnostics = load_yaml(data, display)
+    with _without_cycle_collector():
+        doc, diagnostics = load_yaml(data, display)
     if doc is None:
         return None, Counts(), diagnostics
     if not isinstance(doc.value, dict):
@@ -737,18 +767,19 @@ def _check(
     checker.diagnostics = diagnostics + schema_diagnostics
     value: dict[str, Any] = doc.value
     variables = _check_vars(checker, value)
-    ids = _Ids()
-    shots = _check_shots(checker, value, variables, ids)
-    counts = Counts(len(shots), sum(shot.takes for shot in shots))
-    in_file: list[Diagnostic] = []
-    source = _shots_file(checker, value)
-    if source is not None:
-        first_index = len(value["shots"]) if isinstance(value.get("shots"), list) else 0
-        kept = shots if keep else None
-        from_file, in_file = _check_file_shots(
-            checker, source, variables, ids, first_index, kept, progress
-        )
-        counts = Counts(counts.shots + from_file.shots, counts.jobs + from_file.jobs)
+    with _without_cycle_collector():
+        ids = _Ids()
+        shots = _check_shots(checker, value, variables, ids)
+        counts = Counts(len(shots), sum(shot.takes for shot in shots))
+        in_file: list[Diagnostic] = []
+        source = _shots_file(checker, value)
+        if source is not None:
+            first_index = len(value["shots"]) if isinstance(value.get("shots"), list) else 0
+            kept = shots if keep else None
+            from_file, in_file = _check_file_shots(
+                checker, source, variables, ids, first_index, kept, progress
+            )
+            counts = Counts(counts.shots + from_file.shots, counts.jobs + from_file.jobs)
     # The manifest's own problems in its order, then the shots file's in the file's.
     all_found = sorted(checker.diagnostics, key=lambda d: (d.line, d.column)) + in_file
     if has_errors(all_found):

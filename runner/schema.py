@@ -132,19 +132,25 @@ def check(doc: Document, file: str) -> list[Diagnostic]:
 def check_shot(value: Any, index: int, doc: Document, file: str) -> list[Diagnostic]:
     """Every way one shot, ``shots[index]``, breaks the schema: for a shot read from a shots
     file, checked as it is read rather than as part of the whole document."""
-    fast = _fast_shot_validator()
-    if fast is not None:
-        try:
-            if fast.is_valid(value):
-                return []
-        except (ValueError, TypeError, OverflowError):
-            pass
+    if shot_is_valid(value):
+        return []
     found: list[Diagnostic] = []
     for error in _shot_validator().iter_errors(value):
         error.path.extendleft((index, "shots"))  # paths in manifest terms, as for a YAML shot
         found.extend(_describe(error, doc, file))
     found.sort(key=lambda d: (d.line, d.column))
     return found
+
+
+def shot_is_valid(value: Any) -> bool:
+    """Whether one shot meets the schema, by the compiled validator when there is one."""
+    fast = _fast_shot_validator()
+    if fast is not None:
+        try:
+            return bool(fast.is_valid(value))
+        except (ValueError, TypeError, OverflowError):
+            pass  # values JSON cannot hold: the full validator judges them
+    return bool(_shot_validator().is_valid(value))
 
 
 def _shot_schema() -> dict[str, Any]:

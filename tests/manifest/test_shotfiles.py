@@ -335,13 +335,17 @@ def test_a_file_without_shots_is_an_error(workdir: Path, write_manifest: WriteMa
 def test_problems_past_the_limit_are_counted_not_listed(
     workdir: Path, write_manifest: WriteManifest
 ) -> None:
-    """A file whose every row is bad lists the first problems and counts the rest."""
-    rows = "id,prompt,takes\n" + "".join(f"s{i},p,0\n" for i in range(MAX_FILE_PROBLEMS + 5))
+    """A file whose every row is bad lists the first problems and counts the lines of the
+    rest, a row the schema refuses and a missing image alike."""
+    rows = "id,prompt,takes,mode,images\n" + "".join(
+        f"s{i},p,0,,\n" for i in range(MAX_FILE_PROBLEMS + 5)
+    )
+    rows += "late,p,,first_frame,frames/nope.png\n"
     found = errors(from_file(workdir, write_manifest, "shots.csv", rows))
     assert len(found) == MAX_FILE_PROBLEMS + 1
-    assert found[-1].endswith(
-        f"error: 5 more problem(s) in this file are not listed (the first {MAX_FILE_PROBLEMS:,} "
-        "are) (at <document>)"
+    assert found[-1] == (
+        f"shots.csv:{MAX_FILE_PROBLEMS + 7}:1: error: problems on 6 more line(s) of this file "
+        f"are not listed (the first {MAX_FILE_PROBLEMS:,} problems are) (at <document>)"
     )
 
 
