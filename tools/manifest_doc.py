@@ -123,7 +123,7 @@ shots.jsonl:1203:40: error: takes must be a whole number from 1 to 20, not 0 (at
 ```
 
 PATH counts the shots of the manifest and of the file together. A file of many bad rows
-lists its first 1,000 problems and counts the rest.
+lists its first 1,000 problems, then only counts the lines with more.
 
 ## YAML
 
