@@ -163,7 +163,8 @@ class _Resolver(ImageResolver):
     """An ``ImageResolver`` that remembers the sources it resolved, as written.
 
     A storyboard's shots name the same few frames again and again; resolving each path
-    anew (joined, expanded, made absolute) cost a sixth of checking a shot. At most
+    anew (joined, expanded, made absolute, its links followed to see whether it leaves the
+    manifest's folder) cost more than the rest of checking a shot. At most
     ``_REMEMBERED`` are kept, so a data set naming a new URL on every row stays small; data
     URIs, which can be megabytes, are not kept.
     """
@@ -171,6 +172,7 @@ class _Resolver(ImageResolver):
     def __init__(self, base_dir: Path) -> None:
         super().__init__(base_dir)
         self._known: dict[str, ImageRef | str] = {}
+        self._outside: dict[Path, Path | None] = {}
 
     def resolve(self, source: str) -> ImageRef:
         known = self._known.get(source)
@@ -188,6 +190,16 @@ class _Resolver(ImageResolver):
             # every raise's traceback (and its frames) onto it.
             raise ImageProblem(known)
         return known
+
+    def outside(self, image: ImageRef) -> Path | None:
+        # Resolving a path's links takes a system call per folder of it, for every shot.
+        if image.path is None:
+            return super().outside(image)
+        if image.path not in self._outside:
+            if len(self._outside) >= _REMEMBERED:
+                self._outside.clear()
+            self._outside[image.path] = super().outside(image)
+        return self._outside[image.path]
 
 
 _REMEMBERED = 4096
@@ -364,10 +376,21 @@ def _check_images(
             ok = False
             continue
         try:
-            resolved.append(resolver.resolve(source))
+            image = resolver.resolve(source)
         except ImageProblem as problem:
             checker.report(path, problem.message)
             ok = False
+            continue
+        resolved.append(image)
+        elsewhere = resolver.outside(image)
+        if elsewhere is not None:
+            # Allowed (shared frame libraries), but nobody should upload ~/Pictures unawares.
+            checker.report(
+                path,
+                f"image {source} is outside the manifest's folder (at {elsewhere}); "
+                "it is uploaded with the shot",
+                severity="warning",
+            )
     if mode is None:
         return None  # reported by the schema; a count would be judged against the wrong mode
     low, high, wanted = IMAGE_COUNTS[mode]
@@ -470,6 +493,36 @@ def _check_vars(checker: _Checker, value: dict[str, Any]) -> dict[str, str]:
         elif isinstance(item, int | float) and not isinstance(item, bool):
             variables[name] = str(item)
     return variables
+
+
+#: The longest name one folder may have on common file systems (bytes).
+_NAME_MAX = 255
+
+
+def _check_output_dir(checker: _Checker, value: dict[str, Any]) -> None:
+    """An ``output_dir`` no file system can hold (a NUL byte, a name too long, characters
+    the file system cannot encode), or one under a file, is refused here, before a run."""
+    written = value.get("output_dir")
+    if not isinstance(written, str) or checker.broken(("output_dir",)):
+        return
+    problem = None
+    if "\0" in written:
+        problem = "it contains a NUL character, which no path can hold"
+    else:
+        try:
+            names = [os.fsencode(name) for name in Path(written).parts]
+        except UnicodeError:
+            problem = "it holds characters the file system cannot encode"
+        else:
+            if any(len(name) > _NAME_MAX for name in names):
+                problem = f"a folder name in it is longer than {_NAME_MAX} bytes"
+    if problem is None:
+        path = Path(os.path.abspath(checker.base_dir / os.path.expanduser(written)))
+        existing = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)
+        if existing is not None and not existing.is_dir():
+            problem = f"{existing} is a file, not a folder"
+    if problem is not None:
+        checker.report(("output_dir",), f"output_dir cannot be used: {problem}")
 
 
 def _iter_schema_paths(diagnostics: list[Diagnostic]) -> Iterator[PathKey]:
@@ -767,6 +820,7 @@ def _check(
     checker.diagnostics = diagnostics + schema_diagnostics
     value: dict[str, Any] = doc.value
     variables = _check_vars(checker, value)
+    _check_output_dir(checker, value)
     with _without_cycle_collector():
         ids = _Ids()
         shots = _check_shots(checker, value, variables, ids)
