@@ -601,14 +601,14 @@ class _RowChecker(_Checker):
         self.doc = self.row_document.show(row, self.index)
         if self.source.problems:
             self.take_problems()
-        if len(self.diagnostics) >= MAX_FILE_PROBLEMS and not schema.shot_is_valid(row.value):
-            self.hide(row.line, error=True)  # describing it would cost more than the row
-            return False
-        found = schema.check_shot(row.value, self.index, self.doc, self.file)
-        if not found:
+        if schema.shot_is_valid(row.value):
             if self.schema_errors:
                 self.schema_errors = set()
             return True
+        if len(self.diagnostics) >= MAX_FILE_PROBLEMS:
+            self.hide(row.line, error=True)  # describing it would cost more than the row
+            return False
+        found = schema.check_shot(row.value, self.index, self.doc, self.file)
         self.schema_errors = set(_iter_schema_paths(found))
         for diagnostic in found:
             label = row.label(parse_path(diagnostic.path)[2:])

@@ -48,10 +48,6 @@ CSV_FIELDS = (
     "model",
 )
 VARS_PREFIX = "vars."
-#: Fields whose cell is a number when it reads as one (else the schema says what is wrong).
-_NUMBER_FIELDS = frozenset({"seconds", "takes"})
-#: Fields whose cell is more than its text (``_cell_value``).
-_CONVERTED = frozenset({"images", "prompt", *_NUMBER_FIELDS})
 _INT_RE = re.compile(r"[-+]?[0-9]+\Z")
 _FLOAT_RE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+\.[0-9]*)([eE][-+]?[0-9]+)?\Z")
 _VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -124,6 +120,8 @@ class RowDocument(Document):
     def where(self, path: PathKey, *, key: bool = False) -> Position:
         if self.row is None:
             return Position(1, 1)
+        if len(path) == 2:  # the shot itself: where its row starts (every shot's line)
+            return Position(self.row.line, 1)
         if path[:2] == ("shots", self.index):
             return self.row.where(path[2:], key=key)
         return Position(self.row.line, 1)
@@ -157,10 +155,11 @@ class ShotFile:
             if progress is not None:
                 progress(self.size, self.size)
 
-    def _text_lines(self, handle: BinaryIO) -> Iterator[tuple[int, str]]:
-        """Each line decoded, with its number; a BOM dropped, bytes that are not UTF-8
-        reported once and shown as U+FFFD so that the rest can still be checked. A line
-        longer than ``MAX_LINE_BYTES`` is reported and skipped, never held whole."""
+    def _text_lines(self, handle: BinaryIO, record: list[tuple[int, str]]) -> Iterator[str]:
+        """Each line decoded, appended to ``record`` with its number; a BOM dropped, bytes
+        that are not UTF-8 reported once and shown as U+FFFD so that the rest can still be
+        checked. A line longer than ``MAX_LINE_BYTES`` is reported and skipped, never held
+        whole."""
         reported = False
         number = 0
         while raw := handle.readline(MAX_LINE_BYTES + 1):
@@ -184,11 +183,14 @@ class ShotFile:
                     )
                     reported = True
                 text = raw.decode("utf-8", "replace")
-            yield number, text
+            record.append((number, text))
+            yield text
 
     def _lines(self, handle: BinaryIO) -> Iterator[Row]:
         number = 0
-        for line, text in self._text_lines(handle):
+        record: list[tuple[int, str]] = []
+        for text in self._text_lines(handle, record):
+            line = record.pop()[0]
             if not text.strip():
                 continue
             value = self._json_line(line, text)
@@ -232,12 +234,7 @@ class ShotFile:
         delimiter = "," if self.kind == "csv" else "\t"
         record: list[tuple[int, str]] = []
 
-        def recorded() -> Iterator[str]:
-            for line, text in self._text_lines(handle):
-                record.append((line, text))
-                yield text
-
-        reader = csv.reader(recorded(), dialect="excel", delimiter=delimiter)
+        reader = csv.reader(self._text_lines(handle, record), dialect="excel", delimiter=delimiter)
         header: _Header | None = None
         number = 0
         while True:
@@ -250,9 +247,9 @@ class ShotFile:
                 line = record[0][0] if record else reader.line_num
                 self.problem(line, 1, f"not a readable {self.kind.upper()} row: {error}")
                 continue
-            if not any(cell.strip() for cell in cells):
+            if not "".join(cells).strip():
                 continue  # a blank line, or a row of empty cells a spreadsheet left
-            starts = _CellStarts(list(record), delimiter)
+            starts = _CellStarts(record.copy(), delimiter)
             if header is None:
                 header = self._header(cells, starts)
                 continue
@@ -283,6 +280,7 @@ class ShotFile:
             if name in CSV_FIELDS:
                 header.fields[position] = name
                 header.columns[name] = position
+                header.readers.append((position, name, _CONVERTERS.get(name)))
             elif name.startswith(VARS_PREFIX) and _VAR_NAME_RE.match(name[len(VARS_PREFIX) :]):
                 header.vars[position] = name[len(VARS_PREFIX) :]
             elif name.startswith(VARS_PREFIX):
@@ -324,9 +322,9 @@ class ShotFile:
         count = len(cells)
         # An empty cell leaves its field unset: its default applies.
         value: dict[str, Any] = {}
-        for position, name in header.fields.items():
+        for position, name, convert in header.readers:
             if position < count and (text := cells[position].strip()):
-                value[name] = _cell_value(name, text) if name in _CONVERTED else text
+                value[name] = convert(text) if convert else text
         row_vars: dict[str, str] = {}
         for position, var in header.vars.items():
             if position < count and (text := cells[position].strip()):
@@ -354,6 +352,8 @@ class _Header:
     columns: dict[str, int] = field(default_factory=dict)
     vars: dict[int, str] = field(default_factory=dict)
     unnamed: list[int] = field(default_factory=list)
+    #: (position, field, its converter or None for the text as it is) of each field's column
+    readers: list[tuple[int, str, Callable[[str], Any] | None]] = field(default_factory=list)
 
 
 def _size(handle: BinaryIO) -> int:
@@ -363,19 +363,31 @@ def _size(handle: BinaryIO) -> int:
     return size
 
 
-def _cell_value(name: str, text: str) -> Any:
-    """A cell as the YAML shot would hold it: a list of images, a number, or the text."""
-    if name == "images":
-        return [part.strip() for part in _IMAGE_SEPARATOR.split(text) if part.strip()]
-    if name in _NUMBER_FIELDS:
-        if _INT_RE.match(text):
-            return int(text)
-        if _FLOAT_RE.match(text):
-            return float(text)
-    if name == "prompt":
-        # A multi-line cell written on Windows: line ends as a YAML prompt would hold them.
-        return text.replace("\r\n", "\n")
+def _images(text: str) -> list[str]:
+    return [part.strip() for part in _IMAGE_SEPARATOR.split(text) if part.strip()]
+
+
+def _number(text: str) -> Any:
+    """A number when the cell reads as one, else its text for the schema to refuse."""
+    if _INT_RE.match(text):
+        return int(text)
+    if _FLOAT_RE.match(text):
+        return float(text)
     return text
+
+
+def _prompt(text: str) -> str:
+    # A multi-line cell written on Windows: line ends as a YAML prompt would hold them.
+    return text.replace("\r\n", "\n")
+
+
+#: How a cell becomes what the YAML shot would hold; other fields keep the text.
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "images": _images,
+    "seconds": _number,
+    "takes": _number,
+    "prompt": _prompt,
+}
 
 
 class _CellStarts:
