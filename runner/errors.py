@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class ExitCode(IntEnum):
-    """Exit codes of every command (SPEC.md)."""
+    """Exit codes of every command (README.md, docs/running.md)."""
 
     OK = 0
     JOBS_FAILED = 1

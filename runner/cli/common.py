@@ -29,7 +29,7 @@ def echo_err(message: str) -> None:
 
 
 def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the runner's own exceptions into a message on stderr and the exit code of SPEC.md.
+    """Turn the runner's own exceptions into a message on stderr and their exit code.
 
     Never a traceback for an error the runner knows about.
     """

@@ -68,7 +68,7 @@ def test_plan_prints_warnings_before_its_plan(
 def test_validate_json_lists_each_file(
     write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
 ) -> None:
-    """--json prints SPEC.md's document; one bad file makes the exit code 2."""
+    """--json prints the document of docs/running.md; one bad file makes the exit code 2."""
     write_manifest(GOOD)
     write_manifest("version: 1\nshots: [{id: a, prompt: p, takes: 0, seconds: 3}]\n", "bad.yaml")
     result = run_cli("validate", "--json", "m.yaml", "bad.yaml")

@@ -161,7 +161,7 @@ def test_plan_marks_a_done_job_whose_clip_was_deleted_fetch_with_its_note(
     batch: Path, run_cli: Callable[..., CliResult]
 ) -> None:
     """A deleted clip is planned fetch, and the table says it renders only if the service
-    lost it (SPEC.md); an intact one is still skipped."""
+    lost it (docs/running.md); an intact one is still skipped."""
     (batch / "done-shot" / "take-1.mp4").unlink()
     assert _actions(run_cli)["done-shot"] == "fetch"
     result = run_cli("plan", "m.yaml")
