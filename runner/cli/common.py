@@ -24,6 +24,14 @@ out_option = click.option(
 )
 
 
+def examples(*lines: str) -> str:
+    """A command's epilog: its example command lines, shown as written under ``--help``.
+
+    ``\b`` keeps click from rewrapping the paragraph into one line.
+    """
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
 

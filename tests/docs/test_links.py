@@ -5,8 +5,6 @@ README's commands in the order the README gives them."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -107,20 +105,3 @@ def test_ci_runs_the_readmes_first_command_before_the_tests() -> None:
     assert command == "shotrunner run examples/manifests/storyboard.yaml --simulate"
     script = (ROOT / ".ci" / "run").read_text()
     assert script.index(command) < script.index("python -m pytest -n 2")
-
-
-COMMANDS = ["validate", "plan", "run", "status", "sim", "report", "pick", "reject", "export"]
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_help_names_no_contract_outside_the_repository(command: str) -> None:
-    """``--help`` of every command stands alone too."""
-    done = subprocess.run(
-        [sys.executable, "-m", "runner", command, "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert _OUTSIDE.search(done.stdout) is None, done.stdout
