@@ -404,6 +404,29 @@ def _quoted_form(line: str, colon: int) -> str | None:
     return f'{key.strip()}: "{escaped}"'
 
 
+def _quoted_before(text: str, mark: yaml.Mark | None) -> yaml.ScalarToken | None:
+    """The quoted scalar that ends right where the parser stopped, if one does.
+
+    Text right after a closing quote is what a quote closed too early leaves behind: a
+    quote never closed on its own line (closed by the next quote, lines later), or an
+    apostrophe inside ``'...'``.
+    """
+    if mark is None:
+        return None
+    last = None
+    try:
+        for token in yaml.scan(text, Loader=_BaseLoader):
+            if (token.start_mark.line, token.start_mark.column) >= (mark.line, mark.column):
+                break
+            last = token
+    except yaml.YAMLError:
+        pass
+    if not isinstance(last, yaml.ScalarToken) or last.style not in ("'", '"'):
+        return None
+    end = last.end_mark
+    return last if (end.line, end.column) == (mark.line, mark.column) else None
+
+
 def _explain(error: yaml.MarkedYAMLError, text: str) -> tuple[Position, str]:
     """Where a parse error is and what it says, in the user's words for the usual mistakes.
 
@@ -441,6 +464,19 @@ def _explain(error: yaml.MarkedYAMLError, text: str) -> tuple[Position, str]:
         )
         return _mark_position(problem_mark), (
             f'invalid YAML: a plain value cannot contain ": " (a colon and a space); {advice}'
+        )
+    quoted = _quoted_before(text, problem_mark)
+    if quoted is not None:
+        quote, start, end = quoted.style, quoted.start_mark, quoted.end_mark
+        if start.line < end.line:
+            return _mark_position(start), (
+                f"invalid YAML: the value quoted here runs on to line {end.line + 1}, where text "
+                f"follows its end; is the closing {quote} missing on this line?"
+            )
+        inside = "''" if quote == "'" else '\\"'
+        return _mark_position(problem_mark), (
+            f"invalid YAML: text after a closing {quote}; inside {quote}...{quote} write "
+            f"{inside} for a {quote}, or quote the value with the other quote"
         )
     mark = problem_mark or context_mark
     problem = problem or error.context or "invalid YAML"

@@ -92,3 +92,33 @@ def test_other_parse_errors_keep_the_parsers_words(tmp_path: Path) -> None:
     done = validate(tmp_path, "version: 1\nshots:\n  - id: a\n    prompt: x\n   seconds: 4\n")
     assert done.returncode == 2
     assert done.stderr.startswith("m.yaml:5:4: error: invalid YAML: did not find expected '-'")
+
+
+def test_a_quote_closed_lines_later_points_at_where_it_opened(tmp_path: Path) -> None:
+    """An unclosed quote that the next shot's quote closes: the opening quote is shown."""
+    text = (
+        'version: 1\nshots:\n  - id: a\n    prompt: "a cat at dawn\n'
+        '  - id: b\n    prompt: "a dog"\n'
+    )
+    done = validate(tmp_path, text)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "m.yaml:4:13: error: invalid YAML: the value quoted here runs on to line 6, where text "
+        'follows its end; is the closing " missing on this line? (at <document>)\n'
+    )
+
+
+def test_an_apostrophe_inside_single_quotes_is_explained(tmp_path: Path) -> None:
+    """``'it's'``: the quote ends early; the message says how to write one inside."""
+    done = validate(tmp_path, "version: 1\nshots:\n  - id: a\n    prompt: 'it's a cat'\n")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "m.yaml:4:17: error: invalid YAML: text after a closing '; inside '...' write '' for "
+        "a ', or quote the value with the other quote (at <document>)\n"
+    )
+
+
+def test_a_value_quoted_over_two_lines_is_still_valid(tmp_path: Path) -> None:
+    """A quoted value may go on over lines: that is YAML, not a mistake."""
+    done = validate(tmp_path, 'version: 1\nshots:\n  - id: a\n    prompt: "a cat\n      at dawn"\n')
+    assert (done.returncode, done.stderr) == (0, "")
