@@ -465,9 +465,9 @@ def _explain(error: yaml.MarkedYAMLError, text: str) -> tuple[Position, str]:
         return _mark_position(problem_mark), (
             f'invalid YAML: a plain value cannot contain ": " (a colon and a space); {advice}'
         )
-    quoted = _quoted_before(text, problem_mark)
-    if quoted is not None:
-        quote, start, end = quoted.style, quoted.start_mark, quoted.end_mark
+    closed_early = _quoted_before(text, problem_mark)
+    if closed_early is not None:
+        quote, start, end = closed_early.style, closed_early.start_mark, closed_early.end_mark
         if start.line < end.line:
             return _mark_position(start), (
                 f"invalid YAML: the value quoted here runs on to line {end.line + 1}, where text "
