@@ -12,7 +12,9 @@ here from the nodes so that the rules are ours, not YAML 1.1's:
 - only the standard tags (``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``,
   ``!!map``, ``!!seq``, ``!!merge``) are accepted: nothing constructs objects.
 
-Every problem comes back as a located ``Diagnostic``, never as an exception.
+Every problem comes back as a located ``Diagnostic``, never as an exception. The parse
+errors of the usual mistakes (``: `` in a plain value, a tab in the indentation, a quote
+left open) are explained in the user's words, at the place to fix (``_explain``).
 """
 
 from __future__ import annotations
@@ -395,7 +397,7 @@ def _quoted_form(line: str, colon: int) -> str | None:
     first = body.find(": ")
     if first < 0 or len(indent) + first >= colon:
         return None
-    key, value = body[:first], body[first + 2 :].strip()
+    key, value = body[:first], body[first + 2 :].split(" #")[0].strip()
     if not value or value[0] in "\"'{[|>":
         return None
     if '"' in value and "'" not in value:

@@ -38,6 +38,12 @@ def validate(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
             id="value_with_double_quotes",
         ),
         pytest.param(
+            "version: 1\nshots:\n  - id: a\n    prompt: Scene: a cat  # the hero\n",
+            'm.yaml:4:18: error: invalid YAML: a plain value cannot contain ": " (a colon and '
+            'a space); quote it: prompt: "Scene: a cat" (at <document>)\n',
+            id="with_a_comment",
+        ),
+        pytest.param(
             "version: 1\nshots:\n  - {id: a, prompt: Scene: a cat}\n",
             'm.yaml:3:26: error: invalid YAML: a plain value cannot contain ": " (a colon and '
             "a space); put the value in quotes, or, if this line starts a key of its own, "
