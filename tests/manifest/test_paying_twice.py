@@ -151,3 +151,14 @@ def test_the_cap_is_inclusive(tmp_path: Path) -> None:
     done = shotrunner(tmp_path, "validate", "m.yaml")
     assert done.returncode == 0
     assert "warning: the prompt is 20,000 characters long" in done.stderr
+
+
+def test_run_shows_the_warning_before_anything_is_sent(tmp_path: Path) -> None:
+    """run prints the same warning before its plan; here --max-new 0 then refuses to start."""
+    (tmp_path / "m.yaml").write_text(SEEDED_TAKES)
+    done = shotrunner(tmp_path, "run", "m.yaml", "--simulate", "--max-new", "0")
+    assert (done.returncode, done.stderr) == (
+        2,
+        SEEDED_WARNING
+        + "error: 2 task(s) would be submitted, more than --max-new 0; nothing was sent\n",
+    )
