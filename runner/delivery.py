@@ -4,16 +4,23 @@ A clip is written as ``<final>.part`` and renamed into place only when whole, so
 partial file ever sits at a final path. A clip being replaced (an edited shot, a new
 generation) moves with its sidecar to ``<shot>/.history/`` under a name that never
 overwrites another: a paid-for clip is never deleted.
+
+Every write goes through ``runner.files``: no link planted in a shot folder (at a part
+file, a sidecar's temp file, ``.history``) is followed, and a shot folder that is a link
+leading out of the batch is refused.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from runner.files import folder_in, open_part, write_atomic
 
 if TYPE_CHECKING:
     from runner.store import JobRow
@@ -85,8 +92,8 @@ def move_to_history(clip: Path, label: str) -> Path | None:
     """
     if not clip.exists():
         return None
-    history = clip.parent / HISTORY
-    history.mkdir(exist_ok=True)
+    # The batch folder is the shot folder's parent: .history must stay inside it.
+    history = folder_in(clip.parent / HISTORY, clip.parent.parent)
     stem = f"{clip.stem}.{label}"
     sidecar = sidecar_of(clip)
     counter = 1
@@ -117,17 +124,23 @@ def place(part: Path, final: Path) -> None:
 def copy_to_part(source: Path, final: Path) -> Path:
     """Copy a delivered clip towards another job's final path (as its part file)."""
     part = part_of(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, part)
+    folder_in(final.parent, final.parent.parent)
+    with source.open("rb") as src, open_part(part, append=False) as out:
+        shutil.copyfileobj(src, out, _CHUNK)
     return part
 
 
 def write_sidecar(clip: Path, data: dict[str, Any]) -> None:
-    """Write the provenance JSON next to a clip, atomically."""
+    """Write the provenance JSON next to a clip, atomically (through a new temp file)."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     sidecar = sidecar_of(clip)
-    part = part_of(sidecar)
-    part.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(part, sidecar)
+    write_atomic(sidecar, text.encode("utf-8"))
+    # Leftovers of a write killed half-way: temp files of this kind, or the fixed
+    # ``take-<n>.json.part`` of earlier versions (a link there is removed, not followed).
+    # Only the run holding the batch lock writes sidecars, so none of them is in use.
+    stale = clip.parent.glob(f".{glob.escape(sidecar.name)}.*.part")
+    for leftover in [part_of(sidecar), *stale]:
+        leftover.unlink(missing_ok=True)
 
 
 def read_sidecar(clip: Path) -> dict[str, Any] | None:

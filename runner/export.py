@@ -3,30 +3,46 @@
 For each shot the picked take is used, else its first finished take that is not rejected.
 Clips are copied as ``NN-<shot-id>.mp4`` (NN from 01, at least two digits), ``cut.csv`` lists
 every shot (those without a clip with an empty ``file``), and where ffmpeg is available the
-clips are joined into ``animatic.mp4``. A ``cut.csv`` cell of the user's text that a
-spreadsheet would run as a formula is written as text (``spreadsheet_text``). Reads the
-store and the files, never the API.
+clips are joined into ``animatic.mp4``. ``--format`` chooses the cut list's forms: ``csv``
+(the default), and the editors' timelines that ``runner.timeline`` builds with
+OpenTimelineIO (``otio``, ``edl``, ``fcpxml``, ``xml``). A ``cut.csv`` cell of the user's
+text that a spreadsheet would run as a formula is written as text (``spreadsheet_text``).
+Reads the store and the files, never the API. Files are written through ``runner.files`` (a
+new temp file renamed into place, no link followed); a write that fails is one
+``CannotWrite`` line.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from runner.files import copy_atomic, replacing, write_atomic, writing
 from runner.model import Manifest, Shot
 from runner.report import ReviewStore, TakeRecord, take_records
+from runner.timeline import (
+    TIMELINE_FORMATS,
+    ProbeError,
+    TimelineError,
+    build_timeline,
+    clip_timings,
+    timeline_text,
+)
 
 CUT_LIST = "cut.csv"
 ANIMATIC = "animatic.mp4"
 CUT_COLUMNS = ("index", "shot", "take", "file", "source", "seconds", "prompt")
+#: What ``export --format`` takes: the CSV cut list and the timeline formats.
+FORMATS = ("csv", *TIMELINE_FORMATS)
 
 Reason = Literal["picked", "first finished"]
 
@@ -55,10 +71,14 @@ class ExportResult:
 
     to: Path
     entries: tuple[CutEntry, ...]
-    cut_list: Path
+    cut_list: Path | None
     animatic: Path | None
     animatic_note: str | None = None
     animatic_failed: bool = False
+    #: The timeline files written (``cut.otio``...), in the order asked for.
+    timelines: tuple[Path, ...] = ()
+    #: Why the timelines asked for were not written (no ffprobe, an unreadable clip).
+    timeline_problem: str | None = None
 
     @property
     def missing(self) -> tuple[CutEntry, ...]:
@@ -139,39 +159,75 @@ def export_cut(
     *,
     ffmpeg: str | None = None,
     animatic: bool = True,
+    formats: Sequence[str] = ("csv",),
+    ffprobe: str | None = None,
 ) -> ExportResult:
-    """Copy the chosen clips into ``to``, write ``cut.csv`` and, given ffmpeg, ``animatic.mp4``."""
+    """Copy the chosen clips into ``to``, write the cut list in each of ``formats``
+    (``cut.csv``, ``cut.otio``...; the timelines need ``ffprobe``) and, given ffmpeg,
+    ``animatic.mp4``.
+
+    Raises ``CannotWrite`` (exit 2) when ``to`` or a file in it cannot be written; what was
+    written before stays whole, and no temp file is left behind.
+    """
     records = take_records(store) if store is not None else {}
     verdicts = store.verdicts() if store is not None else {}
     entries = plan_cut(manifest, records, verdicts)
-    to.mkdir(parents=True, exist_ok=True)
+    with writing(to):
+        to.mkdir(parents=True, exist_ok=True)
     for entry in entries:
         if entry.file is not None and entry.source is not None:
-            _copy_atomic(entry.source, to / entry.file)
-    cut_list = write_cut_list(to / CUT_LIST, entries)
+            with writing(to / entry.file):
+                copy_atomic(entry.source, to / entry.file)
+    cut_list = write_cut_list(to / CUT_LIST, entries) if "csv" in formats else None
+    timelines, problem = _write_timelines(manifest.name, entries, to, formats, ffprobe)
+    written = ExportResult(
+        to, entries, cut_list, None, timelines=timelines, timeline_problem=problem
+    )
     clips = [to / e.file for e in entries if e.file is not None]
     if not animatic:
-        return ExportResult(to, entries, cut_list, None, "animatic not asked for")
+        return replace(written, animatic_note="animatic not asked for")
     if not clips:
-        return ExportResult(to, entries, cut_list, None, "no clip to join: animatic.mp4 skipped")
+        return replace(written, animatic_note="no clip to join: animatic.mp4 skipped")
     if ffmpeg is None:
         note = (
             "ffmpeg not found: animatic.mp4 skipped "
             "(install the ffmpeg extra, pip install 'shotrunner[ffmpeg]', or put ffmpeg on PATH)"
         )
-        return ExportResult(to, entries, cut_list, None, note)
+        return replace(written, animatic_note=note)
     try:
         path = join_clips(clips, to / ANIMATIC, ffmpeg)
     except AnimaticError as error:
-        return ExportResult(to, entries, cut_list, None, str(error), animatic_failed=True)
-    return ExportResult(to, entries, cut_list, path)
+        return replace(written, animatic_note=str(error), animatic_failed=True)
+    return replace(written, animatic=path)
 
 
-def _copy_atomic(source: Path, target: Path) -> None:
-    """Copy so that ``target`` is either the old file or the whole new one, never a part."""
-    part = target.with_name(f".{target.name}.part")
-    shutil.copyfile(source, part)
-    os.replace(part, target)
+def _write_timelines(
+    title: str,
+    entries: Sequence[CutEntry],
+    to: Path,
+    formats: Sequence[str],
+    ffprobe: str | None,
+) -> tuple[tuple[Path, ...], str | None]:
+    """Each timeline format asked for, built once from the exported clips; or why none."""
+    wanted = [name for name in dict.fromkeys(formats) if name in TIMELINE_FORMATS]
+    if not wanted:
+        return (), None
+    if ffprobe is None:
+        names = ", ".join(TIMELINE_FORMATS[name].file for name in wanted)
+        return (), f"ffprobe not found: {names} not written (put ffmpeg's ffprobe on PATH)"
+    try:
+        timeline = build_timeline(title, entries, clip_timings(to, entries, ffprobe))
+    except ProbeError as error:
+        return (), f"{error}: timelines not written"
+    paths, problems = [], []
+    for name in wanted:
+        try:
+            text = timeline_text(timeline, name)
+        except TimelineError as error:
+            problems.append(str(error))
+            continue
+        paths.append(write_timeline(to / TIMELINE_FORMATS[name].file, text))
+    return tuple(paths), "; ".join(problems) or None
 
 
 def spreadsheet_text(cell: str) -> str:
@@ -192,8 +248,11 @@ def write_cut_list(path: Path, entries: Sequence[CutEntry]) -> Path:
     the others are numbers, names made from an id that begins with a letter or digit, and
     absolute paths, none of which can start like a formula.
     """
-    part = path.with_name(f".{path.name}.part")
-    with part.open("w", newline="", encoding="utf-8") as handle:
+    with (
+        writing(path),
+        replacing(path) as raw,
+        io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(CUT_COLUMNS)
         for e in entries:
@@ -208,7 +267,13 @@ def write_cut_list(path: Path, entries: Sequence[CutEntry]) -> Path:
                     spreadsheet_text(e.shot.prompt),
                 ]
             )
-    os.replace(part, path)
+    return path
+
+
+def write_timeline(path: Path, text: str) -> Path:
+    """A timeline file (the text its OpenTimelineIO adapter made), replaced whole."""
+    with writing(path):
+        write_atomic(path, text.encode("utf-8"))
     return path
 
 
@@ -274,18 +339,24 @@ def stream_signature(clip: Path, ffmpeg: str) -> tuple[str, ...]:
 
 
 def join_clips(clips: Sequence[Path], target: Path, ffmpeg: str) -> Path:
-    """Join clips into ``target``: stream copy when they match, else one re-encode."""
+    """Join clips into ``target``: stream copy when they match, else one re-encode.
+
+    ffmpeg writes by name, following links: it writes inside a new folder of this process's
+    own (``mkdtemp``, mode 0700) next to ``target``, where nobody else can plant one, and the
+    result is renamed into place.
+    """
     signatures = [stream_signature(clip, ffmpeg) for clip in clips]
-    part = target.with_name(f".{target.stem}.part{target.suffix}")
-    try:
-        if len(set(signatures)) == 1 and signatures[0]:
-            _concat_copy(clips, part, ffmpeg)
-        else:
-            _concat_reencode(clips, signatures, part, ffmpeg)
-    except AnimaticError:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, target)
+    with writing(target):
+        private = Path(tempfile.mkdtemp(prefix=f".{target.stem}.", dir=target.parent))
+        part = private / target.name
+        try:
+            if len(set(signatures)) == 1 and signatures[0]:
+                _concat_copy(clips, part, ffmpeg)
+            else:
+                _concat_reencode(clips, signatures, part, ffmpeg)
+            os.replace(part, target)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
     return target
 
 

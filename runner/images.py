@@ -1,10 +1,12 @@
 """Image sources of a shot: local files, URLs and data URIs.
 
 A local file is recognised by its bytes (PNG, JPEG, WebP or GIF; the name is not trusted),
-capped at 20 MiB and hashed with sha256. Files are resolved once per absolute path, so a
-manifest whose 10,000 shots share one image reads it once. The data URI that a request
-carries is built only when the request is (``data_uri``), so a batch never holds every
-image's base64 in memory.
+capped at 20 MiB (counted as it is read) and hashed with sha256. Only regular files are read:
+a FIFO, a device or a socket is refused without waiting on it. A file outside the manifest's
+folder is allowed (frames kept in a shared library) but named by ``outside``, for a warning.
+Files are resolved once per absolute path, so a manifest whose 10,000 shots share one image
+reads it once. The data URI that a request carries is built only when the request is
+(``data_uri``), so a batch never holds every image's base64 in memory.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import binascii
 import hashlib
 import os
 import re
+import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -68,6 +71,15 @@ class ImageResolver:
             return _url_image(source, scheme.group(1) if scheme else "")
         return self._file_image(source)
 
+    def outside(self, image: ImageRef) -> Path | None:
+        """Where a local image really is, when that is outside the manifest's folder (by
+        ``..``, an absolute path or a link leading out); None for one inside, or no file."""
+        if image.kind != "file" or image.path is None:
+            return None
+        real = image.path.resolve()
+        folder = self.base_dir.resolve()
+        return None if real.is_relative_to(folder) else real
+
     def _file_image(self, source: str) -> ImageRef:
         path = os.path.abspath(os.path.join(self.base_dir, os.path.expanduser(source)))
         cached = self._files.get(path)
@@ -91,39 +103,66 @@ class ImageResolver:
         return cached
 
 
-def _read_file_image(source: str, path: Path) -> ImageRef:
+def _kind_of(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _read_regular(source: str, path: Path) -> bytes:
+    """The bytes of the regular file at ``path`` (a link to one is fine), at most
+    ``MAX_IMAGE_BYTES``; raises ``ImageProblem`` for anything else."""
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever; the
+    # fstat below refuses it (and any other non-regular file) before a byte is read.
     try:
-        with path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_IMAGE_BYTES:
-                raise ImageProblem(
-                    f"image {source} is {_mib(size)}; the limit is {_mib(MAX_IMAGE_BYTES)}"
-                )
-            digest = hashlib.sha256()
-            head = handle.read(_CHUNK)
-            media_type = sniff(head)
-            if media_type is None:
-                raise ImageProblem(
-                    f"{source} is not a {_KNOWN} image (its bytes say so, whatever its name)"
-                )
-            while head:
-                digest.update(head)
-                head = handle.read(_CHUNK)
-    except IsADirectoryError:
-        raise ImageProblem(f"image {source} is a directory, not an image file") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ImageProblem(f"image file not found: {source} (looked for {path})") from None
     except OSError as error:
         if path.is_dir():
             raise ImageProblem(f"image {source} is a directory, not an image file") from None
         raise ImageProblem(f"cannot read image {source}: {error.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ImageProblem(f"image {source} is {_kind_of(info.st_mode)}, not an image file")
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size > MAX_IMAGE_BYTES:
+            raise ImageProblem(
+                f"image {source} is {_mib(info.st_size)}; the limit is {_mib(MAX_IMAGE_BYTES)}"
+            )
+        # Counted as read, not taken from fstat: a file that grows while it is read cannot
+        # pass the limit.
+        try:
+            data = handle.read(MAX_IMAGE_BYTES + 1)
+        except OSError as error:
+            raise ImageProblem(f"cannot read image {source}: {error.strerror}") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageProblem(f"image {source} is larger than the limit of {_mib(MAX_IMAGE_BYTES)}")
+    return data
+
+
+def _read_file_image(source: str, path: Path) -> ImageRef:
+    data = _read_regular(source, path)
+    media_type = sniff(data[:16])
+    if media_type is None:
+        raise ImageProblem(
+            f"{source} is not a {_KNOWN} image (its bytes say so, whatever its name)"
+        )
     return ImageRef(
         source=source,
         kind="file",
-        sha256=digest.hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
         path=path,
         media_type=media_type,
-        size=size,
+        size=len(data),
     )
 
 
@@ -177,10 +216,10 @@ def data_uri(image: ImageRef) -> str:
     if image.kind != "file" or image.path is None:
         return image.source
     try:
-        data = image.path.read_bytes()
-    except OSError as error:
+        data = _read_regular(image.source, image.path)
+    except ImageProblem as problem:
         raise InputError(
-            f"image {image.source} can no longer be read ({error.strerror}); "
+            f"image {image.source} can no longer be read ({problem.message}); "
             "validate the manifest again"
         ) from None
     if hashlib.sha256(data).hexdigest() != image.sha256:

@@ -315,10 +315,21 @@ def _check_images(
             ok = False
             continue
         try:
-            resolved.append(resolver.resolve(source))
+            image = resolver.resolve(source)
         except ImageProblem as problem:
             checker.report(path, problem.message)
             ok = False
+            continue
+        resolved.append(image)
+        elsewhere = resolver.outside(image)
+        if elsewhere is not None:
+            # Allowed (shared frame libraries), but nobody should upload ~/Pictures unawares.
+            checker.report(
+                path,
+                f"image {source} is outside the manifest's folder (at {elsewhere}); "
+                "it is uploaded with the shot",
+                severity="warning",
+            )
     if mode is None:
         return None  # reported by the schema; a count would be judged against the wrong mode
     low, high, wanted = IMAGE_COUNTS[mode]
@@ -457,6 +468,36 @@ def _check_vars(checker: _Checker, value: dict[str, Any]) -> dict[str, str]:
     return variables
 
 
+#: The longest name one folder may have on common file systems (bytes).
+_NAME_MAX = 255
+
+
+def _check_output_dir(checker: _Checker, value: dict[str, Any]) -> None:
+    """An ``output_dir`` no file system can hold (a NUL byte, a name too long, characters
+    the file system cannot encode), or one under a file, is refused here, before a run."""
+    written = value.get("output_dir")
+    if not isinstance(written, str) or checker.broken(("output_dir",)):
+        return
+    problem = None
+    if "\0" in written:
+        problem = "it contains a NUL character, which no path can hold"
+    else:
+        try:
+            names = [os.fsencode(name) for name in Path(written).parts]
+        except UnicodeError:
+            problem = "it holds characters the file system cannot encode"
+        else:
+            if any(len(name) > _NAME_MAX for name in names):
+                problem = f"a folder name in it is longer than {_NAME_MAX} bytes"
+    if problem is None:
+        path = Path(os.path.abspath(checker.base_dir / os.path.expanduser(written)))
+        existing = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)
+        if existing is not None and not existing.is_dir():
+            problem = f"{existing} is a file, not a folder"
+    if problem is not None:
+        checker.report(("output_dir",), f"output_dir cannot be used: {problem}")
+
+
 def _iter_schema_paths(diagnostics: list[Diagnostic]) -> Iterator[PathKey]:
     """Each diagnosed path and all its parents, so that ``broken`` is one set lookup."""
     for diagnostic in diagnostics:
@@ -517,6 +558,7 @@ def _check(path: str | Path, out: Path | None) -> tuple[Manifest | None, list[Di
     checker.diagnostics = diagnostics + schema_diagnostics
     value: dict[str, Any] = doc.value
     variables = _check_vars(checker, value)
+    _check_output_dir(checker, value)
     shots = _check_shots(checker, value, variables)
     _check_repeats(checker, shots)
     all_found = sorted(checker.diagnostics, key=lambda d: (d.line, d.column))

@@ -16,18 +16,18 @@ import html
 import json
 import os
 import shlex
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import quote
 
-from runner.delivery import clip_relpath
+from runner.delivery import HISTORY, clip_relpath
 from runner.errors import InputError
+from runner.files import make_batch_folder, write_atomic, writing
 from runner.jobs import fingerprint
 from runner.model import IN_FLIGHT_STATES, JOB_STATES, Manifest, Shot
 
@@ -134,6 +134,15 @@ class TakeView:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionView:
+    """An earlier clip of a shot, kept in ``<shot>/.history/`` (an edit, ``--force`` or a
+    rejection replaced it): its file name and a link from the page."""
+
+    name: str
+    href: str
+
+
+@dataclass(frozen=True, slots=True)
 class ShotView:
     """One shot on the page, with its takes in order."""
 
@@ -144,6 +153,8 @@ class ShotView:
     params: tuple[tuple[str, str], ...]
     images: tuple[ImageView, ...]
     takes: tuple[TakeView, ...]
+    #: Earlier clips of the shot in ``.history/``, by name.
+    versions: tuple[VersionView, ...] = ()
 
     def has(self, status: Status) -> bool:
         return any(t.status == status for t in self.takes)
@@ -273,7 +284,26 @@ def _shot_view(
             _image_view(image.source, image.kind, image.path, out) for image in shot.images
         ),
         takes=tuple(takes),
+        versions=_versions(out, shot.id),
     )
+
+
+#: The clips of ``.history/`` the page offers to play (their sidecars are not clips).
+VERSION_SUFFIXES = (".mp4", ".mov", ".webm", ".m4v")
+
+
+def _versions(out: Path, shot_id: str) -> tuple[VersionView, ...]:
+    """The clips in ``<shot>/.history/``, by name (a take's versions sort together)."""
+    history = out / shot_id / HISTORY
+    try:
+        names = sorted(
+            entry.name
+            for entry in os.scandir(history)
+            if entry.name.lower().endswith(VERSION_SUFFIXES) and entry.is_file()
+        )
+    except OSError:  # no such folder, the common case
+        return ()
+    return tuple(VersionView(name, _href(history / name, out)) for name in names)
 
 
 def _as_verdict(value: str | None) -> Verdict | None:
@@ -470,9 +500,8 @@ def render_html(data: ReportData) -> str:
     """The whole page: one HTML document with its CSS and JS inline."""
     css = _asset("sheet.css")
     js = _asset("sheet.js").replace("</", "<\\/")
-    clips = sum(take.clip is not None and not take.clip_missing for take in _takes(data))
-    lazy = clips > EAGER_VIDEOS
-    shots = "\n".join(_render_shot(shot, data.manifest, lazy) for shot in data.shots)
+    lazy = lazy_videos(data)
+    shots = "\n".join(render_shot(shot, data.manifest, lazy) for shot in data.shots)
     if not data.shots:
         shots = '<p class="hint">This manifest has no shots.</p>'
     style, script = f"\n{css}", f"\n{js}"
@@ -492,8 +521,8 @@ def render_html(data: ReportData) -> str:
 <p class="meta">manifest <code>{_e(data.manifest)}</code> · batch <code>{_e(data.output_dir)}</code>
  · written {_e(data.generated_at)}</p>
 <div class="bar">
-{_render_totals(data.totals)}
-{_render_filters(data.shots)}
+{_render_totals(data)}
+{_render_filters(data)}
 </div>
 </header>
 <main>
@@ -504,6 +533,79 @@ def render_html(data: ReportData) -> str:
 </body>
 </html>
 """
+
+
+#: Where the review app serves its assets, relative to its page (``runner.review_app``).
+APP_ASSETS = "_app"
+APP_STYLES = ("sheet.css", "review.css")
+APP_SCRIPTS = ("sheet.js", "review.js")
+#: The shortcuts the review app's page answers, as its bar lists them.
+APP_KEYS = "j/k shot · 1-9 play take · p pick · x reject · u undo"
+
+
+def render_app_page(
+    data: ReportData, sections: Sequence[str], *, version: str, poll_seconds: float
+) -> str:
+    """The review app's page: the sheet's markup, its sections as ``render_shot`` made them
+    (``interactive``), and a bar with undo. No inline script or style at all: the assets
+    are files beside the page, which the server's Content-Security-Policy allows alone."""
+    links = "".join(f'<link rel="stylesheet" href="{APP_ASSETS}/{n}">\n' for n in APP_STYLES)
+    scripts = "".join(f'<script src="{APP_ASSETS}/{n}"></script>\n' for n in APP_SCRIPTS)
+    shots = "\n".join(sections) or '<p class="hint">This manifest has no shots.</p>'
+    poll = int(poll_seconds * 1000)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="referrer" content="no-referrer">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="shotrunner">
+<link rel="icon" href="data:,">
+<title>{_e(data.title)} · review</title>
+{links}</head>
+<body data-filter="all" data-review="1" data-version="{_e(version)}" data-poll="{poll}">
+<header class="sheet-head">
+<h1>{_e(data.title)}</h1>
+<p class="meta">manifest <code>{_e(data.manifest)}</code> · batch <code>{_e(data.output_dir)}</code>
+ · live</p>
+<div class="bar">
+{_render_totals(data)}
+{_render_filters(data)}
+</div>
+<div class="review-bar">
+<button type="button" id="undo" disabled title="undo (key u)">undo</button>
+<span id="review-status" role="status" aria-live="polite"></span>
+<span class="keys">{_e(APP_KEYS)}</span>
+</div>
+</header>
+<main>
+{shots}
+<p id="no-match" hidden>No shot matches this filter.</p>
+</main>
+{scripts}</body>
+</html>
+"""
+
+
+def totals_counts(data: ReportData) -> dict[str, int]:
+    """The page's totals and filter counts by key, for the review app's live updates."""
+    return asdict(data.totals)
+
+
+def filter_counts(data: ReportData) -> dict[str, int]:
+    """How many shots each filter shows (``_render_filters``), for live updates."""
+    shots = data.shots
+    return {
+        "all": len(shots),
+        "failed": sum(s.has("failed") for s in shots),
+        "inflight": sum(s.has("in_flight") for s in shots),
+        "picked": sum(s.picked for s in shots),
+    }
+
+
+def lazy_videos(data: ReportData) -> bool:
+    """Whether the page has more clips than load at once (``EAGER_VIDEOS``)."""
+    return sum(t.clip is not None and not t.clip_missing for t in _takes(data)) > EAGER_VIDEOS
 
 
 def _policy(style: str, script: str) -> str:
@@ -532,32 +634,33 @@ def _takes(data: ReportData) -> Iterable[TakeView]:
     return (take for shot in data.shots for take in shot.takes)
 
 
-def _render_totals(t: Totals) -> str:
-    items = [
-        (t.shots, "shots", "shots"),
-        (t.takes, "takes", "takes"),
-        (t.done, "done", "done"),
-        (t.failed, "failed", "failed"),
-        (t.in_flight, "in flight", "in_flight"),
-        (t.not_started, "not started", "not_started"),
-        (t.picked, "picked", "picked"),
-        (t.rejected, "rejected", "rejected"),
-        (t.seconds_done, "s rendered", "seconds_done"),
-    ]
+_TOTAL_LABELS = {
+    "shots": "shots",
+    "takes": "takes",
+    "done": "done",
+    "failed": "failed",
+    "in_flight": "in flight",
+    "not_started": "not started",
+    "picked": "picked",
+    "rejected": "rejected",
+    "seconds_done": "s rendered",
+}
+
+
+def _render_totals(data: ReportData) -> str:
+    counts = totals_counts(data)
+    items = [(counts[key], label, key) for key, label in _TOTAL_LABELS.items()]
     lis = "".join(
         f'<li data-total="{key}"><b>{count}</b>{_e(label)}</li>' for count, label, key in items
     )
     return f'<ul class="totals">{lis}</ul>'
 
 
-def _render_filters(shots: tuple[ShotView, ...]) -> str:
+def _render_filters(data: ReportData) -> str:
     """Buttons that show only some shots; each says how many shots it would show."""
-    buttons = [
-        ("all", "All", len(shots)),
-        ("failed", "Failed", sum(s.has("failed") for s in shots)),
-        ("inflight", "In flight", sum(s.has("in_flight") for s in shots)),
-        ("picked", "Picked", sum(s.picked for s in shots)),
-    ]
+    counts = filter_counts(data)
+    labels = {"all": "All", "failed": "Failed", "inflight": "In flight", "picked": "Picked"}
+    buttons = [(key, label, counts[key]) for key, label in labels.items()]
     return (
         '<nav class="filters" aria-label="Filter shots">'
         + "".join(
@@ -569,7 +672,9 @@ def _render_filters(shots: tuple[ShotView, ...]) -> str:
     )
 
 
-def _render_shot(shot: ShotView, manifest: str, lazy: bool) -> str:
+def render_shot(shot: ShotView, manifest: str, lazy: bool, *, interactive: bool = False) -> str:
+    """One shot's ``<section>``: its details, its takes, its earlier versions. The review
+    app (``interactive``) gives each take pick and reject buttons instead of the command."""
     flags = {
         "failed": shot.has("failed"),
         "inflight": shot.has("in_flight"),
@@ -581,14 +686,14 @@ def _render_shot(shot: ShotView, manifest: str, lazy: bool) -> str:
     images = ""
     if shot.images:
         images = '<div class="images">' + "".join(_render_image(i) for i in shot.images) + "</div>"
-    takes = "".join(_render_take(shot, take, manifest, lazy) for take in shot.takes)
+    takes = "".join(_render_take(shot, take, manifest, lazy, interactive) for take in shot.takes)
     return f"""<section class="shot" id="shot-{_e(shot.id)}" data-shot="{_e(shot.id)}" {attrs}>
 <div class="shot-meta">
 <h2><span class="idx">{shot.index:02d}</span> {_e(shot.id)}
 <span class="mode">{_e(shot.mode)}</span></h2>
 <p class="prompt">{_e(shot.prompt)}</p>
 <dl class="params">{params}</dl>
-{images}
+{images}{_render_versions(shot.versions)}
 </div>
 <div class="takes">{takes}</div>
 </section>"""
@@ -608,7 +713,24 @@ def _render_image(image: ImageView) -> str:
     return f'<figure>{body}<figcaption title="{_e(image.label)}">{_e(label)}</figcaption></figure>'
 
 
-def _render_take(shot: ShotView, take: TakeView, manifest: str, lazy: bool) -> str:
+def _render_versions(versions: Sequence[VersionView]) -> str:
+    """The shot's earlier clips, collapsed; each loads nothing until it is played."""
+    if not versions:
+        return ""
+    items = "".join(
+        f'<figure class="version"><video controls muted loop preload="none" '
+        f'src="{_e(v.href)}"></video><figcaption>{_e(v.name)}</figcaption></figure>'
+        for v in versions
+    )
+    return (
+        f'<details class="versions"><summary>earlier versions ({len(versions)})</summary>'
+        f"{items}</details>"
+    )
+
+
+def _render_take(
+    shot: ShotView, take: TakeView, manifest: str, lazy: bool, interactive: bool = False
+) -> str:
     r = take.record
     classes = ["take", f"status-{take.status}"]
     marks = []
@@ -643,7 +765,9 @@ def _render_take(shot: ShotView, take: TakeView, manifest: str, lazy: bool) -> s
     dl = "".join(f"<dt>{k}</dt><dd>{_e(v)}</dd>" for k, v in details if v)
     history = _render_history(take.history)
     hint = ""
-    if take.status == "done" and take.verdict != "picked":
+    if interactive:
+        hint = _render_actions(take)
+    elif take.status == "done" and take.verdict != "picked":
         # Quoted for a shell, so that the command can be copied as it is.
         command = shlex.join(["shotrunner", "pick", manifest, shot.id, str(take.take)])
         hint = f'<p class="hint">pick: <code>{_e(command)}</code></p>'
@@ -654,6 +778,27 @@ def _render_take(shot: ShotView, take: TakeView, manifest: str, lazy: bool) -> s
 <div class="take-head"><strong>take {take.take}</strong>{badge}{"".join(marks)}</div>
 {error}<dl class="times">{dl}</dl>{history}{hint}
 </article>"""
+
+
+def _render_actions(take: TakeView) -> str:
+    """The review app's buttons on a take: pick (a finished take not yet picked), reject (a
+    take not yet rejected), and clear the verdict it has."""
+    buttons = []
+    if take.status == "done" and take.verdict != "picked":
+        buttons.append(("picked", "pick", "p"))
+    if take.verdict != "rejected":
+        buttons.append(("rejected", "reject", "x"))
+    if take.verdict is not None:
+        buttons.append(("clear", "clear", ""))
+    return (
+        '<p class="actions">'
+        + "".join(
+            f'<button type="button" data-verdict="{verdict}" title="{label} this take'
+            f'{f" (key {key})" if key else ""}">{label}</button>'
+            for verdict, label, key in buttons
+        )
+        + "</p>"
+    )
 
 
 #: The width of the state column in a take's history (``downloading``).
@@ -689,23 +834,18 @@ def _render_history(history: Sequence[HistoryEntry]) -> str:
 
 
 def write_report(manifest: Manifest, store: SheetStore | None) -> Path:
-    """Write ``<output_dir>/index.html`` (atomically) and return its path."""
+    """Write ``<output_dir>/index.html`` (atomically) and return its path.
+
+    Raises ``CannotWrite`` (exit 2) when the batch folder cannot take it (read-only, full).
+    """
     out = manifest.output_dir
-    out.mkdir(parents=True, exist_ok=True)
     page = render_html(collect(manifest, store))
     target = out / REPORT_NAME
-    # A part file of its own, so that a run and a ``pick`` writing at once cannot mix pages.
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=out, prefix=f".{REPORT_NAME}.", suffix=".part", delete=False
-    ) as part:
-        try:
-            part.write(page)
-            part.close()
-            os.replace(part.name, target)
-        except BaseException:
-            # Its name is new each time: left behind, one would pile up per failed write.
-            Path(part.name).unlink(missing_ok=True)
-            raise
+    # A temp file of its own (``runner.files``), so that a run and a ``pick`` writing at once
+    # cannot mix pages, and readable as the user's umask allows, like the clips it shows.
+    make_batch_folder(out)
+    with writing(target):
+        write_atomic(target, page.encode("utf-8"))
     return target
 
 
@@ -730,9 +870,10 @@ def set_verdict(
     store: ReviewStore,
     shot_id: str,
     take: int,
-    verdict: Verdict,
+    verdict: Verdict | None,
 ) -> Shot:
-    """Record a pick or a rejection; a pick replaces the shot's other pick and any rejection."""
+    """Record a pick or a rejection (None clears the take's verdict); a pick replaces the
+    shot's other pick and any rejection."""
     shot = resolve_take(manifest, shot_id, take)
     if verdict == "picked":
         records = take_records(store)

@@ -182,6 +182,77 @@ def m005_verdict_render(db: sqlite_utils.Database) -> None:
     )
 
 
+def _schema_number(name: str) -> int:
+    """The number of a migration named ``mNNN_...`` (0 for another name)."""
+    digits = name[1:4]
+    return int(digits) if name.startswith("m") and digits.isdigit() else 0
+
+
+def _connect_read_only(path: Path, *, immutable: bool) -> sqlite_utils.Database:
+    """A read-only connection (``mode=ro``; ``immutable=1`` reads the file as it is, with no
+    locking and no shared-memory file)."""
+    flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?{flags}", uri=True)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return sqlite_utils.Database(conn, execute_plugins=False)
+
+
+def _wal_of(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _has_wal(path: Path) -> bool:
+    """Whether transactions may wait in the WAL file (a writer is open, or was killed)."""
+    try:
+        return _wal_of(path).stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _open_for_reading(path: Path, *, writable: bool) -> sqlite_utils.Database:
+    """The reading connection: ``mode=ro``, which sees a writer's transactions as they land.
+
+    In a folder this process cannot write, SQLite cannot create the shared-memory file
+    ``mode=ro`` needs: with no WAL to read (the last writer closed cleanly) the database file
+    is all there is, read with ``immutable=1``; with one, ``mode=ro`` works where ``-shm`` is
+    there already, else the database file alone is read, as the last resort.
+    """
+    if writable or _has_wal(path):
+        db = _connect_read_only(path, immutable=False)
+        if writable:
+            return db
+        try:
+            db.execute("select 1 from sqlite_master limit 1").fetchall()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+    return _connect_read_only(path, immutable=True)
+
+
+def _check_known(path: Path) -> None:
+    """Refuse a database with migrations this version does not know: a newer shotrunner
+    wrote it, and its states could mean what this version cannot tell.
+
+    Nothing is written to find out: with no WAL file (the last writer closed cleanly) the
+    database file is the whole of it and is read as it is (``immutable=1``), so SQLite
+    creates no ``-wal`` or ``-shm`` beside it.
+    """
+    probe = _open_for_reading(path, writable=False)
+    try:
+        applied = [migration.name for migration in migrations.applied(probe)]
+    finally:
+        probe.close()
+    # sqlite-utils keeps the registered migrations private: they are read directly.
+    known = {migration.name for migration in migrations._migrations}
+    unknown = [name for name in applied if name not in known]
+    if not unknown:
+        return
+    schema = max((_schema_number(name) for name in applied), default=0) or len(applied)
+    raise InputError(
+        f"{path} was written by a newer shotrunner (schema {schema}); upgrade, or use another --out"
+    )
+
+
 def _table(db: sqlite_utils.Database, name: str) -> Table:
     return cast(Table, db[name])
 
@@ -319,10 +390,29 @@ class Store:
 
     @classmethod
     def open(cls, output_dir: Path) -> Store:
-        """Open (creating the folder and the database if needed) for reading and writing."""
+        """Open (creating the folder and the database if needed) for reading and writing.
+
+        Refused (``InputError``, exit 2, nothing written): a batch folder that is a link
+        (``runner.files``), a read-only one, a ``state.db`` that is a link, and a database
+        a newer shotrunner wrote.
+        """
+        from runner.files import make_batch_folder, writable_folder
+
         path = output_dir / STATE_DB
+        make_batch_folder(output_dir)
+        if path.is_symlink():
+            raise InputError(
+                f"{path} is a symbolic link; shotrunner keeps its state only in a real file"
+            )
+        if not writable_folder(output_dir):
+            raise InputError(
+                f"the batch folder {output_dir} is read-only: status, plan and export "
+                "can read it, but this command writes into it; make it writable, or use "
+                "another --out"
+            )
         try:
-            output_dir.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                _check_known(path)
             db = sqlite_utils.Database(path, execute_plugins=False)
             db.execute("PRAGMA busy_timeout=5000")
             db.enable_wal()
@@ -339,20 +429,34 @@ class Store:
         """Open an existing database for reading, or None when the batch has none yet.
 
         Never creates ``state.db`` (``plan``, ``status`` and the review commands use this).
+        The connection is read-only (``mode=ro``; see ``_open_for_reading`` for a folder this
+        process cannot write, where ``immutable=1`` may be needed). A database of an older
+        shotrunner is migrated first when the folder is writable.
         """
+        from runner.files import writable_folder
+
         path = output_dir / STATE_DB
         if not path.is_file():
             return None
+        writable = writable_folder(output_dir)
         try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-            conn.execute("PRAGMA busy_timeout=5000")
-            db = sqlite_utils.Database(conn, execute_plugins=False)
-            pending = migrations.pending(db)
+            _check_known(path)
+            db = _open_for_reading(path, writable=writable)
         except sqlite3.DatabaseError as error:
             raise InputError(f"cannot read the state database {path}: {error}") from None
+        try:
+            pending = migrations.pending(db)
+        except sqlite3.DatabaseError as error:
+            db.close()
+            raise InputError(f"cannot read the state database {path}: {error}") from None
         if pending:
+            db.close()
+            if not writable:
+                raise InputError(
+                    f"{path} was written by an older shotrunner and its folder is read-only: "
+                    "run any command on it once where it is writable, to bring it up to date"
+                )
             # An older database: read it through a writable connection that migrates it.
-            conn.close()
             return cls.open(output_dir)
         return cls(db, path)
 

@@ -59,13 +59,19 @@ RULES = """\
   `reference` 1 to 5 (`images`).
 - **Images.** A local file is recognised by its bytes (PNG, JPEG, WebP or GIF; a file that is
   not an image is refused whatever its name), at most 20 MiB, hashed with sha256 and sent as a
-  data URI. A URL must be `http://` or `https://`. A data URI must be
-  `data:image/<type>;base64,<bytes>` holding an image of the type it declares.
+  data URI. Only a regular file is read: a FIFO, a device or a socket is refused without
+  waiting on it, and the 20 MiB are counted as the file is read. A URL must be `http://` or
+  `https://`. A data URI must be `data:image/<type>;base64,<bytes>` holding an image of the
+  type it declares.
+- **`output_dir`** must be a path a file system can hold: no NUL character, no folder name
+  over 255 bytes, no character the file system cannot encode, and not under a file.
 - **Warnings** (printed, not failing): `seconds` outside 4 to 30; an `aspect_ratio` other than
-  `16:9` or `9:16`; a prompt longer than 2,000 characters once its vars are filled in (one
-  longer than 20,000 is an error); a `seed` in `extra` with more than one take (the takes send
-  the same request, so each pays for the same clip); two shots that send the same request
-  (they share one render per take, the same clip in both folders).
+  `16:9` or `9:16`; an image outside the manifest's folder (through `..`, an absolute path or
+  a link leading out), named with its real path, since it is uploaded with the shot (see
+  [security.md](security.md)); a prompt longer than 2,000 characters once its vars are filled
+  in (one longer than 20,000 is an error); a `seed` in `extra` with more than one take (the
+  takes send the same request, so each pays for the same clip); two shots that send the same
+  request (they share one render per take, the same clip in both folders).
 - **Takes.** Each take is its own job: `takes: 3` renders three independent clips. Takes send
   the same request and differ by the service's randomness.
 - **Cost.** `plan` ends with the tasks to submit and the seconds of video to pay for

@@ -1,5 +1,7 @@
-"""The HTTP client of the video API (API.md): ``errors`` (the failure tree), ``task`` (the
-normalised task value) and ``client`` (create, retrieve, download). It knows nothing of the store.
+"""The HTTP client of the video API, written against ``httpx.AsyncClient``: ``client``
+(create, retrieve, download), ``transport`` (aiohttp underneath httpx), ``task`` (the normalised,
+checked task value), ``base`` (which URLs may be an API base), ``proxies`` (proxies from the
+environment) and ``errors`` (the failure tree). It knows nothing of the store.
 
 Nothing is imported here, so that importing the error types does not pull in httpx.
 """

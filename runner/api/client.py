@@ -1,10 +1,19 @@
 """The HTTP client of the video API: create, retrieve, and stream a finished clip to disk.
 
+Written against ``httpx.AsyncClient``: requests are built and sent by httpx, and its URL,
+exceptions and streaming are the client's. Underneath, a run sends through
+``runner.api.transport.AiohttpTransport`` (for CPU); tests pass ``httpx.MockTransport``
+instead, and nothing else differs.
+
 One attempt per call: every failure becomes a kind from ``runner.api.errors`` and the engine
 decides what to do with ``runner.retry``. The client knows nothing of the state store.
 
 The API key travels to the API's own origin (scheme, host, port) and nowhere else: each request,
 including every hop of a download's redirects (followed here, not by httpx), is checked.
+
+What a server can send is bounded: an API answer's body (``MAX_ANSWER_BYTES``), a whole API
+request (``request_timeout``, connect to the answer's last byte), a clip (``max_clip_bytes``,
+and it must start like a media container), every task field (``runner.api.task``).
 """
 
 from __future__ import annotations
@@ -12,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
-import functools
 import hashlib
+import http.cookiejar
 import json
 import re
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,27 +36,44 @@ from urllib.parse import quote
 import httpx
 
 from runner import __version__
+from runner.api.base import check_base
 from runner.api.errors import (
     ApiError,
     AuthError,
+    BadClip,
     DownloadError,
     LinkExpired,
     NotFound,
     RateLimited,
     Rejected,
     TransientError,
+    UnusableAnswer,
 )
 from runner.api.proxies import check_proxy
-from runner.api.task import Task
-from runner.api.transport import AiohttpTransport, Headers, Opened, Timeouts, open_over
+from runner.api.task import Task, UnreadableTask, UnusableTaskId, check_task_id
+from runner.api.transport import AiohttpTransport
 from runner.errors import ConfigError
+from runner.files import open_part
+from runner.text import shorten
 
 ProgressCallback = Callable[[int, int | None], None]
 
 MAX_REDIRECTS = 10
+#: The largest body of an API answer (a task, an error) read: a larger one is a server fault.
+MAX_ANSWER_BYTES = 1024 * 1024
+#: The largest clip downloaded unless the client is given another ``max_clip_bytes``.
+DEFAULT_MAX_CLIP_BYTES = 4 * 1024**3
+#: The default deadline of one API request, from connecting to the answer's last byte.
+DEFAULT_REQUEST_TIMEOUT = 120.0
+#: The slowest upload a request body is given time for, in bytes per second: an 8 MiB create
+#: with images gets 80 s on top of ``request_timeout``.
+MIN_UPLOAD_RATE = 100_000
 _EXCERPT = 200
 _ERROR_BODY_LIMIT = 64 * 1024
 _HASH_CHUNK = 1024 * 1024
+#: Bytes of a clip's start that tell its container (an ISO BMFF box header: size, type).
+_HEAD = 8
+_EBML = b"\x1a\x45\xdf\xa3"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
@@ -58,10 +84,9 @@ _LINK_GONE = frozenset({403, 404, 410})
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
 Origin = tuple[str, str, int | None]
-#: Sends one request, returning once the answer's headers are in: ``AiohttpTransport.open``,
-#: or ``open_over`` a given httpx transport.
-Opener = Callable[[str, str, Headers, bytes | None, Timeouts], Coroutine[Any, Any, Opened]]
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: The body encodings read: those asked for (gzip, deflate; identity for a clip).
+_READABLE_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +95,19 @@ class Downloaded:
 
     sha256: str
     bytes: int
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """The client's cookie jar, which keeps nothing: the key is the only credential, so no
+    cookie is kept or sent to any host (and no ``Set-Cookie`` is even parsed)."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
+class _Unread(Exception):
+    """An API answer's body that is not read: over ``MAX_ANSWER_BYTES``, or in an encoding
+    the client did not ask for. The message says which."""
 
 
 class ApiClient:
@@ -83,16 +121,14 @@ class ApiClient:
         transport: httpx.AsyncBaseTransport | None = None,
         connect_timeout: float = 10,
         read_timeout: float = 60,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        max_clip_bytes: int = DEFAULT_MAX_CLIP_BYTES,
     ) -> None:
+        # Checked before anything else: a base with a query or fragment is refused (exit 2).
         try:
-            base = httpx.URL(base_url.rstrip("/"))
+            base = httpx.URL(check_base(base_url))
         except httpx.InvalidURL as error:
             raise ConfigError(f"unusable API base: {error}") from None
-        # A user:password in the base is neither sent (the key is the bearer token; both
-        # would clash) nor ever printed.
-        base = base.copy_with(userinfo=b"")
-        if base.scheme not in _DEFAULT_PORTS or not base.host:
-            raise ConfigError(f"unusable API base {str(base)!r}: expected http(s)://host/...")
         self.base_url = str(base)
         self._origin = _origin_of(base)
         check_proxy(self.base_url)
@@ -100,28 +136,30 @@ class ApiClient:
         #: HTTP requests sent, redirects and failures included (for benchmarks).
         self.requests_sent = 0
         self._closed = False
-        # The read timeout bounds each read from the socket, so a download that keeps moving
-        # is never cut off, however long it takes; a stalled one is.
-        timeout = httpx.Timeout(
-            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=read_timeout
+        self._request_timeout = request_timeout
+        self._max_clip_bytes = max_clip_bytes
+        # What goes to the API's origin, and only there.
+        self._auth = {"Authorization": f"Bearer {api_key}"}
+        self._http = httpx.AsyncClient(
+            transport=AiohttpTransport() if transport is None else transport,
+            headers={
+                "Accept": "*/*",
+                "Accept-Encoding": "gzip, deflate",
+                "User-Agent": f"shotrunner/{__version__}",
+            },
+            # The read timeout bounds each read from the socket, so a download that keeps
+            # moving is never cut off, however long it takes; a stalled one is. API requests
+            # also have a deadline as a whole (``request_timeout``).
+            timeout=httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=read_timeout, pool=read_timeout
+            ),
+            follow_redirects=False,
+            # No proxy, netrc or certificate settings from httpx's reading of the environment:
+            # the transport takes its proxy from ``runner.api.proxies``, and the key is the
+            # only credential.
+            trust_env=False,
+            cookies=_NoCookies(),
         )
-        self._timeouts = timeout.as_dict()
-        # What httpx would send; the key is added per request, only towards the API's origin.
-        self._headers = {
-            "Accept": "*/*",
-            "Accept-Encoding": "gzip, deflate",
-            "User-Agent": f"shotrunner/{__version__}",
-        }
-        self._api_headers = {**self._headers, "Authorization": f"Bearer {api_key}"}
-        self._transport: httpx.AsyncBaseTransport | AiohttpTransport
-        if transport is None:
-            # aiohttp, called directly: httpcore's pool costs ten times its CPU per request,
-            # and httpx's request and response objects as much again as aiohttp.
-            self._transport = AiohttpTransport()
-            self._open: Opener = self._transport.open
-        else:
-            self._transport = transport
-            self._open = functools.partial(open_over, transport)
 
     def __repr__(self) -> str:
         return f"ApiClient({self.base_url!r})"
@@ -140,7 +178,7 @@ class ApiClient:
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._transport.aclose()
+            await self._http.aclose()
 
     # -- the API -------------------------------------------------------------------------------
 
@@ -155,8 +193,18 @@ class ApiClient:
         )
 
     async def retrieve(self, task_id: str) -> Task:
-        """The task as the server sees it now."""
-        return await self._call("GET", f"{self.base_url}/videos/{quote(task_id, safe='')}")
+        """The task as the server sees it now.
+
+        An id this client would not have kept (one stored by an older version, say) raises a
+        bare ``ApiError`` with nothing sent: it can never be polled.
+        """
+        try:
+            check_task_id(task_id)
+        except UnusableTaskId as error:
+            problem = str(error)
+        else:
+            return await self._call("GET", f"{self.base_url}/videos/{quote(task_id, safe='')}")
+        raise ApiError(f"GET {self.base_url}/videos/…: {problem}; it cannot be polled")
 
     def content_url(self, task_id: str) -> str:
         """The gateway's own route to a finished clip, for tasks that give no URL."""
@@ -168,17 +216,23 @@ class ApiClient:
         """Stream ``url`` into ``part_path``, continuing an existing part file where allowed.
 
         The part file is left in place (the caller renames it when it is whole): kept on a
-        broken stream so that the next call resumes, removed when its bytes cannot be trusted.
+        broken stream so that the next call resumes, removed when its bytes cannot be trusted
+        or cannot be a clip (``BadClip``).
         """
         part_path.parent.mkdir(parents=True, exist_ok=True)
         have = part_path.stat().st_size if part_path.exists() else 0
-        answer, where = await self._open_download(url, have)
+        answer = await self._open_download(url, have)
         try:
-            return await self._receive(answer, where, part_path, have, on_progress)
+            return await self._receive(answer, part_path, have, on_progress)
         finally:
             await answer.aclose()
 
     # -- requests ------------------------------------------------------------------------------
+
+    def _deadline(self, body: bytes | None = None) -> float:
+        """The whole time an API request may take: ``request_timeout``, plus its body's upload
+        at ``MIN_UPLOAD_RATE`` (aiohttp has no write timeout of its own)."""
+        return self._request_timeout + len(body or b"") / MIN_UPLOAD_RATE
 
     async def _call(
         self,
@@ -188,44 +242,66 @@ class ApiClient:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Task:
-        """A create or a poll: a request to the API's own routes, whose answer is a task."""
+        """A create or a poll: a request to the API's own routes, whose answer is a task.
+
+        Bounded as a whole: ``_deadline`` from connecting to the answer's last byte, and the
+        answer's body at ``MAX_ANSWER_BYTES``.
+        """
         self._check_open()
+        request = self._http.build_request(
+            method, url, content=body, headers={**self._auth, **(headers or {})}
+        )
+        deadline = self._deadline(body)
         self.requests_sent += 1
         failure: ApiError
+        timeout = asyncio.timeout(deadline)
         try:
-            opened = await self._open(
-                method, url, {**self._api_headers, **(headers or {})}, body, self._timeouts
+            async with timeout:
+                answer = await self._http.send(request, stream=True)
+                try:
+                    content = await _read_capped(answer)
+                finally:
+                    await answer.aclose()
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            failure = TransientError(
+                f"{_describe(method, request.url)}: no whole answer within {deadline:g} s "
+                "(sent; the answer was lost)",
+                sent=True,
             )
-            try:
-                content = await opened.read()
-            finally:
-                await opened.aclose()
+        except _Unread as problem:
+            failure = TransientError(
+                f"{_describe(method, request.url)}: HTTP {answer.status_code} with {problem} "
+                "(sent; the answer was not read)",
+                status=answer.status_code,
+                sent=True,
+            )
         except httpx.HTTPError as error:
-            failure = self._transport_error(error, _describe(method, httpx.URL(url)))
+            failure = self._transport_error(error, _describe(method, request.url))
         else:
-            if 200 <= opened.status < 300:
-                return self._task_from(opened, content, method, url)
-            target = httpx.URL(url)
-            failure = self._error_for(
-                opened, target, content, _describe(method, target), download=False
-            )
+            if answer.is_success:
+                return self._task_from(answer, content, create=method == "POST")
+            what = _describe(method, request.url)
+            failure = self._error_for(answer, content, what, download=False)
         # Raised outside the ``except`` so that the httpx error is not even kept as the
         # ``__context__``: it holds the request, and with it the Authorization header.
         raise failure
 
-    async def _get(self, url: httpx.URL, headers: Mapping[str, str]) -> Opened:
-        """One GET of a download; decides, hop by hop, whether the key goes along."""
+    async def _get(self, url: httpx.URL, headers: Mapping[str, str]) -> httpx.Response:
+        """One GET of a download, its body still to be read; decides, hop by hop, whether the
+        key goes along."""
         self._check_open()
-        base = self._headers
         if _origin_of(url) == self._origin:
-            base = self._api_headers
             # As for the base: the key is the credential there. aiohttp would refuse a
             # user:password in the URL next to the Authorization header (a bare ValueError).
             url = url.copy_with(userinfo=b"")
+            headers = {**self._auth, **headers}
+        request = self._http.build_request("GET", url, headers=headers)
         self.requests_sent += 1
         failure: ApiError
         try:
-            return await self._open("GET", str(url), {**base, **headers}, None, self._timeouts)
+            return await self._http.send(request, stream=True)
         except httpx.HTTPError as error:
             failure = self._transport_error(error, _describe("GET", url))
         # As in ``_call``: outside the ``except``.
@@ -244,22 +320,32 @@ class ApiClient:
             return ApiError(detail)
         return TransientError(f"{detail} (sent; the answer was lost)", sent=True)
 
-    def _task_from(self, answer: Opened, content: bytes, method: str, url: str) -> Task:
+    def _task_from(self, answer: httpx.Response, content: bytes, *, create: bool) -> Task:
+        """The task in a 2xx answer. A create whose task id cannot be kept is
+        ``UnusableAnswer`` (the task may exist and be billed); any other unreadable answer is
+        a server fault, ``TransientError(sent=True)``."""
+        unusable_id = False
         try:
             task = Task.from_json(json.loads(content))
-        except ValueError as error:
+        except UnusableTaskId as error:
+            problem, unusable_id = str(error), True
+        except (UnreadableTask, ValueError) as error:
             problem = str(error)
         else:
             return self._without_key(task)
         # Raised outside the ``except``: a JSONDecodeError keeps the whole body, which may
         # echo the key, and would otherwise travel along as the ``__context__``.
-        what = _describe(method, httpx.URL(url))
+        status = answer.status_code
+        what = _describe(answer.request.method, answer.request.url)
+        if unusable_id and create:
+            raise UnusableAnswer(
+                self._redact(f"{what}: HTTP {status} with {problem}: the task may exist"),
+                status=status,
+            )
         excerpt = _excerpt(content, answer.headers.get("Content-Type", ""))
         raise TransientError(
-            self._redact(
-                f"{what}: HTTP {answer.status} with an unreadable task ({problem}): {excerpt}"
-            ),
-            status=answer.status,
+            self._redact(f"{what}: HTTP {status} with an unreadable task ({problem}): {excerpt}"),
+            status=status,
             sent=True,
         )
 
@@ -282,27 +368,42 @@ class ApiClient:
 
     # -- downloads -----------------------------------------------------------------------------
 
-    async def _open_download(self, url: str, have: int) -> tuple[Opened, httpx.URL]:
-        """The answer (200, 206 or 416) and its URL, after following redirects ourselves."""
+    async def _open_download(self, url: str, have: int) -> httpx.Response:
+        """The answer (200, 206 or 416), after following redirects ourselves; its body still
+        to be read. Every hop up to that answer's headers is within one ``_deadline``: the
+        body that follows is bounded by progress alone (the read timeout)."""
         try:
             current = httpx.URL(url)
         except httpx.InvalidURL as error:
             raise ApiError(self._redact(f"download: unusable URL: {error}")) from None
+        deadline = self._deadline()
+        timeout = asyncio.timeout(deadline)
+        try:
+            async with timeout:
+                return await self._follow(current, have)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+        raise DownloadError(
+            self._redact(f"{_describe('GET', current)}: no answer within {deadline:g} s")
+        )
+
+    async def _follow(self, current: httpx.URL, have: int) -> httpx.Response:
         for _ in range(MAX_REDIRECTS + 1):
             headers = {"Accept-Encoding": "identity"}
             if have:
                 headers["Range"] = f"bytes={have}-"
             answer = await self._get(current, headers)
-            if answer.status in (200, 206, 416):
-                return answer, current
+            if answer.status_code in (200, 206, 416):
+                return answer
             try:
                 location = answer.headers.get("Location")
-                if answer.status in _REDIRECTS and location is not None:
+                if answer.status_code in _REDIRECTS and location is not None:
                     current = self._redirected(current, location)
                     continue
                 content = await _read_some(answer)
                 what = _describe("GET", current)
-                raise self._error_for(answer, current, content, what, download=True)
+                raise self._error_for(answer, content, what, download=True)
             finally:
                 await answer.aclose()
         raise DownloadError(self._redact(f"download: more than {MAX_REDIRECTS} redirects"))
@@ -316,20 +417,24 @@ class ApiClient:
 
     async def _receive(
         self,
-        answer: Opened,
-        url: httpx.URL,
+        answer: httpx.Response,
         part_path: Path,
         have: int,
         on_progress: ProgressCallback | None,
     ) -> Downloaded:
-        what = _describe("GET", url)
+        what = _describe("GET", answer.request.url)
         headers = answer.headers
+        status = answer.status_code
         length = _int_header(headers.get("Content-Length"))
         digest = hashlib.sha256()
         body: int | None
-        if answer.status == 416:
+        if status == 416:
             return await self._already_whole(headers, part_path, have, on_progress, what)
-        if answer.status == 206:
+        try:
+            _check_encoding(answer)
+        except _Unread as problem:
+            raise DownloadError(f"{what}: {problem}", status=status) from None
+        if status == 206:
             start, end, total = self._content_range(headers, part_path, have, what)
             body = end - start + 1
             if length is not None and length != body:
@@ -340,29 +445,45 @@ class ApiClient:
                 )
             await _hash_file(part_path, digest)
             done, mode = have, "ab"
+            head = _head_of(part_path)
         else:
             # A 200 is the whole file from the start, whatever was asked: begin again.
             body = length
             total = length
-            done, mode = 0, "wb"
+            done, mode, head = 0, "wb", b""
         if headers.get("Content-Encoding", "identity").strip().lower() != "identity":
             # Lengths then count encoded bytes, not the clip's: only the stream's end can tell.
             body = total = None
+        cap = self._max_clip_bytes
+        if total is not None and total > cap:
+            part_path.unlink(missing_ok=True)
+            raise BadClip(
+                f"{what}: a clip of {total:,} bytes, over the cap of {cap:,}", status=status
+            )
+        checked = self._check_head(head, part_path, what, status, final=False)
         if on_progress is not None:
             on_progress(done, total)
         received = 0
         broken: DownloadError | None = None
-        with part_path.open(mode) as out:
+        with open_part(part_path, append=mode == "ab") as out:
             try:
-                async for chunk in answer.iter_bytes():
+                async for chunk in answer.aiter_bytes():
                     received += len(chunk)
                     if body is not None and received > body:
                         out.close()
                         part_path.unlink(missing_ok=True)
                         raise DownloadError(
-                            f"{what}: body longer than the announced {body} bytes",
-                            status=answer.status,
+                            f"{what}: body longer than the announced {body} bytes", status=status
                         )
+                    if done + len(chunk) > cap:
+                        out.close()
+                        part_path.unlink(missing_ok=True)
+                        raise BadClip(
+                            f"{what}: more than the cap of {cap:,} bytes arrived", status=status
+                        )
+                    if not checked:
+                        head += chunk[: _HEAD - len(head)]
+                        checked = self._check_head(head, part_path, what, status, final=False)
                     out.write(chunk)
                     digest.update(chunk)
                     done += len(chunk)
@@ -373,19 +494,36 @@ class ApiClient:
                     self._redact(
                         f"{what}: broke off after {done} bytes: {type(error).__name__}: {error}"
                     ),
-                    status=answer.status,
+                    status=status,
                 )
         if broken is not None:
             # Outside the ``except``: the httpx error (and its request) stays out of the chain.
             raise broken
         if body is not None and received < body:
             raise DownloadError(
-                f"{what}: body ended after {received} of {body} bytes", status=answer.status
+                f"{what}: body ended after {received} of {body} bytes", status=status
             )
         if total is not None and done != total:
             # A range that stops short of the end: what arrived is good, the rest is still due.
             raise DownloadError(f"{what}: {done} of {total} bytes so far", status=206)
+        if not checked:
+            self._check_head(head, part_path, what, status, final=True)
         return Downloaded(sha256=digest.hexdigest(), bytes=done)
+
+    @staticmethod
+    def _check_head(head: bytes, part_path: Path, what: str, status: int, *, final: bool) -> bool:
+        """True once ``head`` (a clip's first bytes) shows a media container; False while too
+        few bytes have come to tell. A body that is not one fails as ``BadClip``, its part file
+        removed: the server sent something else (an error page, zeros), never a clip."""
+        if len(head) < _HEAD and not final:
+            return False
+        if is_media_container(head):
+            return True
+        part_path.unlink(missing_ok=True)
+        raise BadClip(
+            f"{what}: the body is not a video (it does not start like an MP4 or WebM file)",
+            status=status,
+        )
 
     def _content_range(
         self, headers: Mapping[str, str], part_path: Path, have: int, what: str
@@ -412,6 +550,10 @@ class ApiClient:
         """416 to a resume: the part file is whole if the server's size is exactly its size."""
         match = _UNSATISFIED_RANGE.match(headers.get("Content-Range", ""))
         if have and match and int(match.group(1)) == have:
+            if have > self._max_clip_bytes:
+                part_path.unlink(missing_ok=True)
+                raise BadClip(f"{what}: a clip of {have:,} bytes, over the cap", status=416)
+            self._check_head(_head_of(part_path), part_path, what, 416, final=True)
             digest = hashlib.sha256()
             await _hash_file(part_path, digest)
             if on_progress is not None:
@@ -425,18 +567,19 @@ class ApiClient:
     # -- failures ------------------------------------------------------------------------------
 
     def _error_for(
-        self, answer: Opened, url: httpx.URL, content: bytes, what: str, *, download: bool
+        self, answer: httpx.Response, content: bytes, what: str, *, download: bool
     ) -> ApiError:
-        """The failure kind for an HTTP answer (to a request for ``url``) that is not a success."""
-        status = answer.status
+        """The failure kind for an HTTP answer that is not a success."""
+        url = answer.request.url
+        status = answer.status_code
         headers = answer.headers
         raw_code, server_message = _error_body(content)
         # Classified on the raw code, redacted only for what is kept or shown.
         forgotten = (raw_code or "").lower() == _TASK_NOT_EXIST
-        code = self._redact_code(raw_code) if raw_code else None
-        reason = f" {answer.reason}" if answer.reason else ""
+        code = self._redact_code(shorten(raw_code, _EXCERPT)) if raw_code else None
+        reason = f" {answer.reason_phrase}" if answer.reason_phrase else ""
         if server_message:
-            detail = _shorten(server_message, _EXCERPT * 2)
+            detail = shorten(_one_line(server_message))
         else:
             detail = _excerpt(content, headers.get("Content-Type", ""))
         coded = f" (code {code})" if code else ""
@@ -524,13 +667,11 @@ def _excerpt(content: bytes, content_type: str) -> str:
     if "html" in content_type.lower() or text.startswith("<"):
         title = _HTML_TITLE.search(text)
         text = title.group(1) if title else _HTML_TAG.sub(" ", text)
-    return _shorten(text, _EXCERPT) or "empty body"
+    return shorten(_one_line(text), _EXCERPT) or "empty body"
 
 
-def _shorten(text: str, limit: int) -> str:
-    """One line of at most ``limit`` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _scalar(value: object) -> str | None:
@@ -561,19 +702,59 @@ def _int_header(value: str | None) -> int | None:
     return int(value)
 
 
-async def _read_some(answer: Opened) -> bytes:
+async def _read_capped(answer: httpx.Response) -> bytes:
+    """An API answer's whole body, read in chunks; ``_Unread`` as soon as it passes
+    ``MAX_ANSWER_BYTES`` (announced or counted after decoding), so memory stays bounded."""
+    _check_encoding(answer)
+    length = _int_header(answer.headers.get("Content-Length"))
+    too_large = _Unread(f"an answer over {MAX_ANSWER_BYTES:,} bytes")
+    if length is not None and length > MAX_ANSWER_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in answer.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_some(answer: httpx.Response) -> bytes:
     """Read an error body up to a limit, so a huge error page is not loaded whole."""
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in answer.iter_bytes():
+        _check_encoding(answer)
+        async for chunk in answer.aiter_bytes():
             chunks.append(chunk)
             size += len(chunk)
             if size >= _ERROR_BODY_LIMIT:
                 break
-    except httpx.HTTPError:
+    except (httpx.HTTPError, _Unread):
         pass  # the status alone still says what happened
     return b"".join(chunks)
+
+
+def _check_encoding(answer: httpx.Response) -> None:
+    """``_Unread`` for a body in an encoding the client never asks for: brotli or zstd (which
+    httpx decodes when their packages happen to be installed) inflate far more than deflate,
+    so a small chunk of them could fill memory before any cap is reached."""
+    encoding = answer.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in _READABLE_ENCODINGS:
+        raise _Unread(f"a body encoded as {shorten(encoding, 40)!r}, which was not asked for")
+
+
+def is_media_container(head: bytes) -> bool:
+    """Whether a file's first bytes are those of a video container: an ISO base media file
+    (MP4, MOV, M4V, 3GP: a first box of type ``ftyp``) or EBML (WebM, Matroska)."""
+    return head[4:8] == b"ftyp" or head.startswith(_EBML)
+
+
+def _head_of(path: Path) -> bytes:
+    """The first bytes of a part file (a small read: fine on the event loop)."""
+    with path.open("rb") as source:
+        return source.read(_HEAD)
 
 
 class _Digest(Protocol):

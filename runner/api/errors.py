@@ -4,9 +4,13 @@
     └── ApiError               any failed call; ``status`` and ``code`` when the server gave them
         ├── AuthError          401/403 on the API: the key is wrong; stop everything (exit 2)
         ├── RateLimited        429: wait ``retry_after`` seconds when given, own backoff when not
-        ├── TransientError     5xx, timeouts, dropped connections; ``sent`` tells
-        │   │                  "never left the machine" (False) from "sent, answer lost" (True)
+        ├── TransientError     5xx, timeouts, dropped connections, a request past its
+        │   │                  deadline, an answer over the size cap or not a usable task;
+        │   │                  ``sent`` tells "never left the machine" (False) from "sent,
+        │   │                  answer lost" (True)
         │   └── DownloadError  a body shorter or longer than announced, a broken stream
+        │       └── BadClip    what arrived cannot be a clip: over the size cap, or not a
+        │                      media container; ask for a fresh URL and download again
         ├── Rejected           400/422 (and other 4xx): the server refused this request
         ├── NotFound           404, or 400 with code ``task_not_exist``: the task is unknown
         ├── UnusableAnswer     a create was answered, but not with a task id this client can
@@ -79,6 +83,12 @@ class TransientError(ApiError):
 
 class DownloadError(TransientError):
     """A download broke off or its body did not match its headers; downloading again may work."""
+
+
+class BadClip(DownloadError):
+    """A download whose body cannot be a clip: larger than the client's cap, or not starting
+    like a media container (an MP4's ``ftyp`` box, a WebM/Matroska header). A server fault:
+    the part file is removed; ask the task for a fresh URL and download again."""
 
 
 class Rejected(ApiError):

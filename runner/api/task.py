@@ -3,6 +3,13 @@
 Status words in any case, progress as a number or ``"50%"``, the error nested in ``error``,
 the clip's URL in ``video_url`` or ``metadata.url``: API.md lists the variants, ``Task.from_json``
 accepts them all and ignores unknown fields.
+
+Every field is checked before it reaches the engine, which stores it and builds URLs from it:
+a task id is a string of at most ``MAX_TASK_ID`` characters without control characters, a
+clip URL an absolute http(s) URL of at most ``MAX_URL`` characters, a status a word; server
+text (status, error code and message) is kept shortened (``runner.text.shorten``). An answer
+that fails a check raises ``UnreadableTask`` (``UnusableTaskId`` for the id), never a value
+that would crash or bloat what uses it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from runner.text import shorten
 
 TaskStatus = Literal["pending", "completed", "failed"]
 
@@ -22,6 +32,25 @@ _FAILED = frozenset({"failed", "failure", "cancelled", "canceled", "expired"})
 
 _POLICY_WORDS = ("policy", "moderation", "safety", "content_filter", "flagged", "sensitive")
 _NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d*)?|[-+]?\.\d+)\s*%?\s*$")
+# C0 and C1 controls, DEL, and the bidirectional overrides that reorder text on a screen.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_URL_SCHEMES = frozenset({"http", "https"})
+
+#: The longest task id kept: ids go into URL paths, the state database and every status line.
+MAX_TASK_ID = 256
+#: The longest clip URL accepted (signed URLs run to a few kilobytes).
+MAX_URL = 16 * 1024
+#: The longest status word kept as the server gave it.
+MAX_STATUS = 200
+
+
+class UnreadableTask(ValueError):
+    """An answer that is not a task this client can use: not an object, no id, or a field
+    (status, clip URL, error) of a kind that cannot be kept."""
+
+
+class UnusableTaskId(UnreadableTask):
+    """A task object whose id cannot be kept: not a string, too long, control characters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +68,20 @@ class Task:
 
     @classmethod
     def from_json(cls, data: Any) -> Task:
-        """Normalise a task object; raises ValueError only when there is no task id at all."""
+        """Normalise a task object, every field checked (see the module's docstring).
+
+        Raises ``UnusableTaskId`` when the id cannot be kept, ``UnreadableTask`` when there is
+        no task (or no id) at all or another field is of an unusable kind.
+        """
         if not isinstance(data, dict):
-            raise ValueError(f"task object expected, got {type(data).__name__}")
-        task_id = _text(data.get("id")) or _text(data.get("task_id"))
-        if task_id is None:
-            raise ValueError("task object without an id")
-        raw_status = _text(data.get("status")) or ""
+            raise UnreadableTask(f"task object expected, got {type(data).__name__}")
+        task_id = _task_id(data)
+        status = data.get("status")
+        if status is not None and (
+            isinstance(status, bool) or not isinstance(status, str | int | float)
+        ):
+            raise UnreadableTask(f"a status that is not a word ({type(status).__name__})")
+        raw_status = shorten(_text(status) or "", MAX_STATUS)
         error_code, error_message = _error_of(data.get("error"))
         return cls(
             id=task_id,
@@ -91,20 +127,72 @@ def parse_progress(value: object) -> float | None:
     return min(100.0, max(0.0, number))
 
 
+def check_task_id(value: object) -> str:
+    """``value`` as a task id this client can keep; raises ``UnusableTaskId`` with a short
+    reason (never the value itself, which may be megabytes or carry terminal escapes)."""
+    if not isinstance(value, str):
+        raise UnusableTaskId(f"a task id that is not a string ({type(value).__name__})")
+    if len(value) > MAX_TASK_ID:
+        raise UnusableTaskId(
+            f"a task id of {len(value):,} characters (at most {MAX_TASK_ID} are kept)"
+        )
+    if _CONTROL.search(value):
+        raise UnusableTaskId("a task id with control characters")
+    task_id = value.strip()
+    if not task_id:
+        raise UnusableTaskId("an empty task id")
+    return task_id
+
+
+def _task_id(data: dict[str, Any]) -> str:
+    """The task's ``id``, else its ``task_id``, checked."""
+    for name in ("id", "task_id"):
+        value = data.get(name)
+        if value is not None and value != "":
+            return check_task_id(value)
+    raise UnreadableTask("task object without an id")
+
+
 def _video_url(data: dict[str, Any]) -> str | None:
-    url = _text(data.get("video_url"))
-    if url:
-        return url
-    metadata = data.get("metadata")
-    if isinstance(metadata, dict):
-        return _text(metadata.get("url"))
-    return None
+    url = data.get("video_url")
+    if not url:
+        metadata = data.get("metadata")
+        url = metadata.get("url") if isinstance(metadata, dict) else None
+    if url is None or url == "":
+        return None
+    return _checked_url(url)
+
+
+def _checked_url(url: object) -> str:
+    """A clip URL as the client can fetch it: an absolute http(s) URL of a sane length."""
+    if not isinstance(url, str):
+        raise UnreadableTask(f"a clip URL that is not a string ({type(url).__name__})")
+    url = url.strip()
+    if len(url) > MAX_URL:
+        raise UnreadableTask(f"a clip URL of {len(url):,} characters (at most {MAX_URL:,})")
+    if _CONTROL.search(url) or any(char.isspace() for char in url):
+        raise UnreadableTask("a clip URL with control characters or spaces")
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme.lower() in _URL_SCHEMES and bool(parts.hostname)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise UnreadableTask("a clip URL that is not an absolute http(s) URL")
+    return url
 
 
 def _error_of(error: object) -> tuple[str | None, str | None]:
     if isinstance(error, dict):
-        return _text(error.get("code")), _text(error.get("message"))
-    return None, _text(error)
+        code, message = _text(error.get("code")), _text(error.get("message"))
+    else:
+        code, message = None, _text(error)
+    # Server text is kept shortened: a 2 MB message is not stored or printed whole.
+    return (
+        None if code is None else shorten(code),
+        None if message is None else shorten(message),
+    )
 
 
 def _text(value: object) -> str | None:

@@ -1,20 +1,23 @@
-"""Sending the client's requests over one aiohttp session, and what its failures mean.
+"""aiohttp underneath httpx: an ``httpx.AsyncBaseTransport`` that sends over one aiohttp session.
 
-httpcore's connection pool spends 1.3-2.0 ms of CPU per request with a hundred requests in
-flight (it walks every pooled connection on each request and response); aiohttp's spends about
-0.1 ms, and httpx's request and response objects on top of it cost as much again. So the
-client calls ``AiohttpTransport.open``, which sends one request straight through aiohttp and
-returns an ``Opened`` answer whose body is still to be read; ``open_over`` does the same over
-any httpx transport (tests use ``httpx.MockTransport``), so the client's code is one and the
-same in tests and in a run.
+The client is written against ``httpx.AsyncClient``; this transport is only what moves its
+requests. httpcore's connection pool spends 1.3-2.0 ms of CPU per request with a hundred
+requests in flight (it walks every pooled connection on each request and response); aiohttp's
+spends about 0.1 ms. Tests put ``httpx.MockTransport`` in its place, so everything above it is
+the same code under test as in a run.
 
 What this module owns is the meaning of a failure. The client counts ``httpx.ConnectError``,
 ``ConnectTimeout`` and ``PoolTimeout`` as "never sent" (a create may be retried without a
 second charge) and every other transport error as "sent, the answer was lost". So only
 failures that aiohttp raises before a byte of the request was written (name resolution, a
-refused or timed-out connection, the wait for a free connection) become ``ConnectError`` or
-``ConnectTimeout``; anything later, or of unknown phase, becomes ``RemoteProtocolError``,
-``ReadError`` or ``ReadTimeout``.
+refused or timed-out connection, the wait for a free connection, a proxy that refuses the
+tunnel) become ``ConnectError`` or ``ConnectTimeout``; anything later, or of unknown phase,
+becomes ``RemoteProtocolError``, ``ReadError`` or ``ReadTimeout``. (aiohttp's
+``ClientConnectionError`` is the parent of errors of every phase, a server hanging up after
+reading the request included: it is never taken to mean "not sent".)
+
+Proxies come from the environment (``runner.api.proxies``); redirects are never followed here;
+bodies come back as they were sent (httpx decodes them by their ``Content-Encoding``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
@@ -38,95 +40,25 @@ DEFAULT_MAX_CONNECTIONS = 100
 #: server closes it, so that a request is rarely written onto a connection being closed.
 DEFAULT_KEEPALIVE_EXPIRY = 5.0
 _CHUNK = 64 * 1024
+#: The chunk of a compressed body: decoded, at most about a megabyte.
+_ENCODED_CHUNK = 1024
 #: Bodies above this many bytes are sent as a stream (aiohttp's own threshold for a warning).
 _LARGE_BODY = 1024 * 1024
 # aiohttp would add its own Accept, Accept-Encoding, User-Agent and Content-Type where a request
-# lacks them; the client's headers are sent as they are.
+# lacks them; the request goes out with httpx's headers alone.
 _NO_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+# aiohttp frames the body itself (Content-Length for the bytes it is given).
+_FRAMING = frozenset({"transfer-encoding"})
 
 
-#: httpx's timeout extension: ``connect``, ``read``, ``write`` and ``pool`` in seconds.
-Timeouts = Mapping[str, float | None]
-Headers = Mapping[str, str]
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """Send httpx requests over one ``aiohttp.ClientSession``, made on first use.
 
-
-class Opened(Protocol):
-    """An answer whose status line and headers have come; its body is still to be read.
-
-    Failures while reading are httpx's transport errors, mapped as this module says.
-    Closing gives the connection back (or drops it, if unread body is still on it).
-    """
-
-    @property
-    def status(self) -> int: ...
-
-    @property
-    def reason(self) -> str: ...
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
-    def iter_bytes(self) -> AsyncIterator[bytes]: ...
-
-    async def read(self) -> bytes: ...
-
-    async def aclose(self) -> None: ...
-
-
-async def open_over(
-    transport: httpx.AsyncBaseTransport,
-    method: str,
-    url: str,
-    headers: Headers,
-    body: bytes | None,
-    timeout: Timeouts,
-) -> Opened:
-    """Send one request through any httpx transport; its body decodes by Content-Encoding."""
-    request = httpx.Request(
-        method, url, headers=headers, content=body, extensions={"timeout": dict(timeout)}
-    )
-    response = await transport.handle_async_request(request)
-    response.request = request
-    return _HttpxOpened(response)
-
-
-class _HttpxOpened:
-    __slots__ = ("_response",)
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-
-    @property
-    def status(self) -> int:
-        return self._response.status_code
-
-    @property
-    def reason(self) -> str:
-        return self._response.reason_phrase
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._response.headers
-
-    def iter_bytes(self) -> AsyncIterator[bytes]:
-        return self._response.aiter_bytes()
-
-    async def read(self) -> bytes:
-        return await self._response.aread()
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
-
-
-class AiohttpTransport:
-    """Send requests over one ``aiohttp.ClientSession``, made on first use.
-
-    Redirects are never followed here. Timeouts are httpx's, given with each request:
-    ``connect`` bounds making the connection, ``read`` each wait
-    for bytes (headers or the next chunk of a body), and ``pool`` plus ``connect`` the wait for
-    a free connection and the connecting together (aiohttp times the two as one). aiohttp has
-    no write timeout, so a request with a body (a create) gets a total one instead
-    (``total_for_body``): a server that stops reading it cannot hold the request forever.
+    Timeouts are httpx's, read from each request's ``timeout`` extension: ``connect`` bounds
+    making the connection, ``read`` each wait for bytes (headers or the next chunk of a body),
+    and ``pool`` plus ``connect`` the wait for a free connection and the connecting together
+    (aiohttp times the two as one). aiohttp has no write timeout: the client's deadline on a
+    whole request bounds a body the server stops reading.
     """
 
     def __init__(
@@ -154,47 +86,58 @@ class AiohttpTransport:
                 skip_auto_headers=_NO_AUTO_HEADERS,
                 trust_env=False,
                 raise_for_status=False,
+                # httpx decodes by Content-Encoding, once.
+                auto_decompress=False,
             )
         return self._session
 
-    async def open(
-        self,
-        method: str,
-        url: str,
-        headers: Headers,
-        body: bytes | None,
-        timeout: Timeouts,
-    ) -> Opened:
-        """Send one request straight through aiohttp; the answer's body is still to be read.
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` as httpx built it; the answer's body is still to be read.
 
-        ``url`` must already be encoded: it is sent exactly as it is (re-quoting would change
-        escaped task ids). The request carries exactly ``headers``; aiohttp adds only Host and
-        Content-Length. The body is decoded by its ``Content-Encoding``.
+        The URL goes out exactly as httpx encoded it (re-quoting would change escaped task
+        ids), with exactly the request's headers (aiohttp adds only Content-Length).
         """
         session = self._open_session()
+        timeout = request.extensions.get("timeout", {})
         failure: httpx.TransportError
         try:
-            target = URL(url, encoded=True)
+            body = await request.aread()
+            url = request.url
+            if url.userinfo:
+                # httpx has made any user:password an Authorization header already; aiohttp
+                # would refuse the two together (a bare ValueError).
+                url = url.copy_with(userinfo=b"")
+            target = URL(str(url), encoded=True)
             response = await session.request(
-                method,
+                request.method,
                 target,
-                headers=headers,
+                headers=[
+                    (name, value)
+                    for name, value in request.headers.multi_items()
+                    if name.lower() not in _FRAMING
+                ],
                 # aiohttp writes a large bytes body in one go (and warns); a stream goes in
                 # chunks. Creates carry images as data URIs, so they can be megabytes.
-                data=io.BytesIO(body) if body and len(body) > _LARGE_BODY else body,
+                data=io.BytesIO(body) if len(body) > _LARGE_BODY else (body or None),
                 allow_redirects=False,
                 proxy=self._proxy(target),
                 timeout=_client_timeout(
-                    timeout.get("connect"),
-                    timeout.get("pool"),
-                    timeout.get("read"),
-                    total_for_body(timeout, len(body)) if body else None,
+                    timeout.get("connect"), timeout.get("pool"), timeout.get("read")
                 ),
             )
         except (aiohttp.ClientError, OSError) as error:
             failure = httpx_error(error)
         else:
-            return _AiohttpOpened(response)
+            extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
+            if response.reason:
+                extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
+            return httpx.Response(
+                response.status,
+                headers=response.raw_headers,
+                stream=_Body(response),
+                request=request,
+                extensions=extensions,
+            )
         # Raised outside the ``except``: aiohttp's error (whose request_info holds the headers,
         # Authorization included) does not travel along as the context.
         raise failure
@@ -217,30 +160,27 @@ class AiohttpTransport:
             await session.close()
 
 
-class _AiohttpOpened:
-    __slots__ = ("_response", "headers", "reason", "status")
+class _Body(httpx.AsyncByteStream):
+    """An aiohttp answer's body as httpx's stream; its failures mapped as the module says.
+
+    httpx decodes each chunk whole, and deflate inflates up to about a thousandfold: a
+    compressed body is therefore handed up in small chunks (``_ENCODED_CHUNK``), so that no
+    decoded chunk of a compression bomb is more than about a megabyte, and the client's caps
+    on what it reads bound its memory too.
+    """
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
-        self.status = response.status
-        self.reason = response.reason or ""
-        self.headers: Mapping[str, str] = response.headers
+        encoded = response.headers.get("Content-Encoding", "identity").strip().lower()
+        self._chunk = _CHUNK if encoded in ("", "identity") else _ENCODED_CHUNK
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self._response.content
         failure: httpx.TransportError
         try:
-            while chunk := await content.read(_CHUNK):
+            while chunk := await content.read(self._chunk):
                 yield chunk
             return
-        except (aiohttp.ClientError, OSError) as error:
-            failure = httpx_error(error)
-        raise failure
-
-    async def read(self) -> bytes:
-        failure: httpx.TransportError
-        try:
-            return await self._response.read()
         except (aiohttp.ClientError, OSError) as error:
             failure = httpx_error(error)
         raise failure
@@ -288,33 +228,19 @@ def httpx_error(error: BaseException) -> httpx.TransportError:
         # A reset or a closed transport after the connection was made: some bytes may be out.
         kind, detail = httpx.ReadError, error.strerror or str(error) or "connection error"
     else:
+        # Any other ClientConnectionError included: its phase is unknown, so it counts as sent.
         kind, detail = httpx.RemoteProtocolError, str(error) or "connection error"
     return kind(f"{name}: {detail}")
 
 
-#: The slowest upload a request body is given time for, in bytes per second (with
-#: ``total_for_body``): an 8 MiB create with images gets 80 s more than an empty one.
-MIN_UPLOAD_RATE = 100_000
-
-
-def total_for_body(timeout: Timeouts, size: int) -> float | None:
-    """The whole time allowed to a request with a body of ``size`` bytes: every httpx timeout
-    (connect, pool, write, read) once, plus the body at ``MIN_UPLOAD_RATE``. None when any is
-    unset."""
-    parts = [timeout.get(name) for name in ("connect", "pool", "write", "read")]
-    if any(part is None for part in parts):
-        return None
-    return sum(part for part in parts if part is not None) + size / MIN_UPLOAD_RATE
-
-
 @functools.lru_cache(maxsize=64)
 def _client_timeout(
-    connect: float | None, pool: float | None, read: float | None, total: float | None = None
+    connect: float | None, pool: float | None, read: float | None
 ) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts from httpx's. No total for a request without a body, so a download
-    that keeps moving is not cut; ``total`` for one with a body (see ``total_for_body``)."""
+    """aiohttp's timeouts from httpx's. No total, so a download that keeps moving is not cut
+    (the client bounds a whole API request itself)."""
     return aiohttp.ClientTimeout(
-        total=total,
+        total=None,
         # aiohttp's ``connect`` spans the wait for a free connection and the connecting itself.
         connect=None if connect is None or pool is None else connect + pool,
         sock_connect=connect,

@@ -25,6 +25,7 @@ for command in (
     run.status_cmd,
     sim.sim_cmd,
     review.report_cmd,
+    review.review_cmd,
     review.pick_cmd,
     review.reject_cmd,
     review.export_cmd,

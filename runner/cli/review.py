@@ -1,7 +1,8 @@
-"""The review surface: ``report``, ``pick``, ``reject``, ``export``.
+"""The review surface: ``report``, ``review``, ``pick``, ``reject``, ``export``.
 
 Each command loads the manifest, opens the batch's store and calls one function of
-``runner.report`` or ``runner.export``; none of them reaches the network.
+``runner.report``, ``runner.review_app`` or ``runner.export``; none of them reaches the
+network (``review`` serves on 127.0.0.1 only).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from runner.errors import ExitCode, InputError
 if TYPE_CHECKING:
     from runner.model import Manifest
     from runner.report import Verdict
+
+#: What ``export --format`` takes (``runner.export.FORMATS``, named here so that ``--help``
+#: does not import the export's libraries).
+EXPORT_FORMATS = ("csv", "otio", "edl", "fcpxml", "xml")
 
 manifest_argument = click.argument("manifest_path", metavar="MANIFEST")
 
@@ -58,6 +63,36 @@ def report_cmd(manifest_path: str, out: Path | None) -> None:
         with store:
             page = write_report(manifest, store)
     click.echo(str(page))
+
+
+@click.command(name="review")
+@manifest_argument
+@out_option
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1 to serve on (0: any free one).",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the browser.")
+@handles_errors
+def review_cmd(manifest_path: str, out: Path | None, port: int, open_browser: bool) -> None:
+    """Serve the contact sheet on 127.0.0.1 to pick, reject and compare takes, live.
+
+    Prints the page's URL, which carries a random token: without it the server answers 403.
+    Runs until Ctrl-C.
+    """
+    from runner.review_app import serve
+
+    manifest = _load(manifest_path, out)
+    serve(manifest, port=port, open_browser=open_browser, announce=_announce)
+
+
+def _announce(line: str) -> None:
+    # Flushed at once: a script or a test reads the URL while the server runs.
+    click.echo(line)
+    sys.stdout.flush()
 
 
 def _give_verdict(
@@ -122,25 +157,46 @@ reject_cmd = _verdict_command(
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to copy the chosen clips, cut.csv and animatic.mp4 into.",
 )
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(EXPORT_FORMATS),
+    help="Cut list to write; repeat for several: csv (cut.csv, the default), otio (cut.otio), "
+    "edl (cut.edl), fcpxml (cut.fcpxml, Final Cut Pro X), xml (cut.xml, Final Cut Pro 7 XML).",
+)
 @click.option("--no-animatic", is_flag=True, help="Do not join the clips into animatic.mp4.")
 @out_option
 @handles_errors
-def export_cmd(manifest_path: str, to: Path, no_animatic: bool, out: Path | None) -> None:
+def export_cmd(
+    manifest_path: str, to: Path, formats: tuple[str, ...], no_animatic: bool, out: Path | None
+) -> None:
     """Copy the chosen take of each shot, in storyboard order, with a cut list.
 
-    Exits 1 when a shot has no finished take (it is listed in cut.csv with an empty file)
-    or when ffmpeg failed to make the animatic.
+    Exits 1 when a shot has no finished take (it is listed in cut.csv with an empty file),
+    when ffmpeg failed to make the animatic, or when a timeline could not be written.
     """
     from runner.export import export_cut, find_ffmpeg
     from runner.store import Store
+    from runner.timeline import TIMELINE_FORMATS, find_ffprobe
 
     manifest = _load(manifest_path, out)
     store = Store.open_existing(manifest.output_dir)
     if store is None:
         raise _no_batch(manifest)
+    formats = formats or ("csv",)
     with store:
-        ffmpeg = None if no_animatic else find_ffmpeg()
-        result = export_cut(manifest, store, to, ffmpeg=ffmpeg, animatic=not no_animatic)
+        ffmpeg = find_ffmpeg()
+        ffprobe = find_ffprobe(ffmpeg) if any(f in TIMELINE_FORMATS for f in formats) else None
+        result = export_cut(
+            manifest,
+            store,
+            to,
+            ffmpeg=None if no_animatic else ffmpeg,
+            animatic=not no_animatic,
+            formats=formats,
+            ffprobe=ffprobe,
+        )
     for entry in result.entries:
         if entry.file is not None:
             click.echo(f"{to / entry.file}  {entry.shot.id} take {entry.take} ({entry.reason})")
@@ -151,12 +207,16 @@ def export_cmd(manifest_path: str, to: Path, no_animatic: bool, out: Path | None
                 )
         else:
             echo_err(f"error: shot {entry.shot.id}: {entry.problem}; left out of the cut")
-    click.echo(str(result.cut_list))
+    for written in (result.cut_list, *result.timelines):
+        if written is not None:
+            click.echo(str(written))
+    if result.timeline_problem:
+        echo_err(f"error: {result.timeline_problem}")
     if result.animatic is not None:
         click.echo(str(result.animatic))
     elif result.animatic_failed:
         echo_err(f"error: {result.animatic_note}")
     elif not no_animatic and result.animatic_note:
         echo_err(f"note: {result.animatic_note}")
-    if result.missing or result.animatic_failed:
+    if result.missing or result.animatic_failed or result.timeline_problem:
         sys.exit(int(ExitCode.JOBS_FAILED))

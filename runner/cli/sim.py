@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 _RATE = click.FloatRange(0.0, 1.0)
 _SECONDS = click.FloatRange(min=0.0)
 _PORT = click.IntRange(0, 65535)
+#: The simulator's dialects (``runner.sim.dialects.DIALECTS``), named here so that the CLI
+#: starts without importing the simulator.
+DIALECT_NAMES = ("gateway", "veo", "runway")
 
 
 _Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -34,6 +38,13 @@ def _rate(name: str, help_text: str) -> _Decorator:
         "shotrunner sim --job-seconds 2 --fail-rate 0.1",
         "shotrunner run my-board.yaml --api-base http://127.0.0.1:8765/v1  # another terminal",
     ),
+)
+@click.option(
+    "--dialect",
+    type=click.Choice(DIALECT_NAMES),
+    default="gateway",
+    show_default=True,
+    help="Which API to speak: the gateway's /v1/videos, Google Veo (Gemini API) or Runway.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -73,7 +84,11 @@ def _rate(name: str, help_text: str) -> _Decorator:
     show_default=True,
     help="Seconds a signed video_url stays valid.",
 )
-@click.option("--token", default=None, help="Require this API key as a Bearer token.")
+@click.option(
+    "--token",
+    default=None,
+    help="Require this API key, presented as the dialect's API wants it.",
+)
 @click.option(
     "--clip-bytes",
     type=click.IntRange(min=0),
@@ -120,7 +135,11 @@ def _rate(name: str, help_text: str) -> _Decorator:
     show_default=True,
     help="Seconds to hold each create before answering it (a slow gateway).",
 )
-@click.option("--quirks", is_flag=True, help="Answer in the gateway's odder dialect.")
+@click.option(
+    "--quirks",
+    is_flag=True,
+    help="Answer in the API's odder forms (gateway status words, Veo inline videos, ...).",
+)
 @click.option("--ignore-idempotency", is_flag=True, help="Ignore Idempotency-Key headers.")
 @click.option(
     "--redirect-content",
@@ -134,13 +153,32 @@ def _rate(name: str, help_text: str) -> _Decorator:
     default=None,
     help="Keep tasks in this SQLite file, so a restarted simulator knows them.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve over TLS with this PEM certificate chain (with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key of --tls-cert (PEM).",
+)
 @click.option("--seed", type=int, default=None, help="Seed the random draws for repeatable runs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the base URL, no request lines.")
 @handles_errors
-def sim_cmd(quiet: bool, deny_polls: str | None, **knobs: Any) -> None:
-    """Serve the built-in simulator of the video API until interrupted.
+def sim_cmd(
+    quiet: bool,
+    deny_polls: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    **knobs: Any,
+) -> None:
+    """Serve the built-in simulator of a video API until interrupted.
 
-    The first line on stdout is the API's base URL (for --api-base); then one line per
+    The first line on stdout is the API's base URL (for --api-base): the gateway's ends in
+    /v1, Veo's and Runway's are the API's origin. Then one line per
     request unless --quiet. Ctrl-C or SIGTERM stops it (exit 0).
     """
     import asyncio
@@ -151,7 +189,8 @@ def sim_cmd(quiet: bool, deny_polls: str | None, **knobs: Any) -> None:
     try:
         # A long-lived server keeps no request log: memory stays flat however long it runs.
         denied = None if deny_polls is None else int(deny_polls)
-        config = SimConfig(**knobs, deny_polls=denied, record=False)
+        tls = _tls_context(tls_cert, tls_key)
+        config = SimConfig(**knobs, deny_polls=denied, ssl_context=tls, record=False)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     try:
@@ -161,6 +200,20 @@ def sim_cmd(quiet: bool, deny_polls: str | None, **knobs: Any) -> None:
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigError(f"cannot listen on {config.host}: {reason}") from None
+
+
+def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The server's TLS context from PEM files; ``ValueError`` when they do not go together."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as error:
+        raise ValueError(f"--tls-cert, --tls-key: cannot use them: {error}") from None
+    return context
 
 
 async def _serve_until_signal(config: SimConfig, quiet: bool) -> None:

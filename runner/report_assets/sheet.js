@@ -1,15 +1,15 @@
 // The contact sheet's filters: show only the shots that have a failed, in-flight or picked take.
 // On a big sheet (videos marked data-lazy, preload="none"), a video starts loading its metadata
-// only once it comes near the viewport.
+// only once it comes near the viewport. The review app replaces shots as they change and then
+// sends "sheet:changed" on the document: the current filter and the lazy loading cover them too.
 (function () {
   "use strict";
   var buttons = Array.prototype.slice.call(document.querySelectorAll("nav.filters [data-filter]"));
-  var shots = Array.prototype.slice.call(document.querySelectorAll("section.shot"));
   var empty = document.getElementById("no-match");
 
   function apply(filter) {
     var shown = 0;
-    shots.forEach(function (shot) {
+    document.querySelectorAll("section.shot").forEach(function (shot) {
       var match = filter === "all" || shot.getAttribute("data-" + filter) === "1";
       shot.hidden = !match;
       if (match) {
@@ -35,9 +35,9 @@
   });
   apply("all");
 
-  var lazy = Array.prototype.slice.call(document.querySelectorAll("video[data-lazy]"));
-  if (lazy.length && "IntersectionObserver" in window) {
-    var observer = new IntersectionObserver(
+  var observer = null;
+  if ("IntersectionObserver" in window) {
+    observer = new IntersectionObserver(
       function (entries) {
         entries.forEach(function (entry) {
           if (entry.isIntersecting) {
@@ -49,8 +49,19 @@
       },
       { rootMargin: "600px 0px" }
     );
-    lazy.forEach(function (video) {
-      observer.observe(video);
-    });
   }
+
+  function watchLazy() {
+    if (observer) {
+      document.querySelectorAll("video[data-lazy]").forEach(function (video) {
+        observer.observe(video);
+      });
+    }
+  }
+  watchLazy();
+
+  document.addEventListener("sheet:changed", function () {
+    apply(document.body.getAttribute("data-filter") || "all");
+    watchLazy();
+  });
 })();

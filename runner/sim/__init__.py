@@ -1,4 +1,5 @@
-"""The built-in simulator of the video API (API.md), served on loopback.
+"""The built-in simulator of a video API, served on loopback: the gateway of API.md, or
+Google Veo's or Runway's API (``SimConfig.dialect``; one module per dialect).
 
 It knows nothing of the runner. ``start_in_thread`` serves from a daemon thread (tests,
 ``run --simulate``); ``serve`` serves in the caller's event loop (``shotrunner sim``).

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
+
+from runner.sim.dialects import DIALECTS
 
 #: Knobs that are fractions from 0 to 1.
 RATE_FIELDS = (
@@ -29,6 +32,8 @@ class SimConfig:
     ``file_port=0`` pick free ports.
     """
 
+    #: Which provider's API to speak: ``gateway`` (API.md), ``veo`` or ``runway``.
+    dialect: str = "gateway"
     host: str = "127.0.0.1"
     port: int = 0
     file_port: int = 0
@@ -68,6 +73,9 @@ class SimConfig:
     create_delay: float = 0.0
     #: Keep every request in the recorder. Long-lived servers turn it off to bound memory.
     record: bool = True
+    #: Serve both listeners over TLS with this context (tests give one from a test CA):
+    #: the base URLs become ``https://``, as some SDKs expect of a video's URI.
+    ssl_context: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         problems = config_problems(self)
@@ -78,6 +86,9 @@ class SimConfig:
 def config_problems(config: SimConfig) -> list[str]:
     """Every reason ``config`` is unusable, as ``--option: message`` lines."""
     problems: list[str] = []
+    if config.dialect not in DIALECTS:
+        known = ", ".join(DIALECTS)
+        problems.append(f"--dialect: must be one of {known}, not {config.dialect!r}")
     for name in RATE_FIELDS:
         value = getattr(config, name)
         if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):

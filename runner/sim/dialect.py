@@ -1,91 +1,83 @@
-"""How the simulator speaks: the documented task object, or the gateway's odder dialect.
+"""What every simulated provider's API must say in its own words: the ``Dialect`` base class.
 
-In quirks mode each task keeps one dialect for its life, picked by its ``variant``: status
-words in other cases and spellings, progress as a float or a ``"50%"`` string, the URL in
-``metadata.url`` or only behind ``/content`` (which may redirect to the file host), extra
-unknown fields. Error bodies are flat
-(``{"code", "message", "data"}``) instead of nested.
+The server (``server.py``) owns what all providers share: the two listeners, the request
+faults, the task store, the signed file host and the clip. A dialect owns the rest, in one
+module per provider (``gateway.py``, ``veo.py``, ``runway.py``): its routes, how a key is
+presented, what its errors, task ids and task bodies look like, and which creates it refuses.
+Adding a provider means one module with one subclass, listed in ``runner.sim.dialects``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from runner.sim.state import Status, Task
+from aiohttp import web
 
-#: Where a completed task's URL appears, in quirks mode.
-UrlPlace = Literal["video_url", "metadata", "content_only"]
-URL_PLACES: tuple[UrlPlace, ...] = ("video_url", "metadata", "content_only")
-
-_STATUS_WORDS: dict[str, tuple[str, ...]] = {
-    "queued": ("QUEUED", "submitted", "not_start", "Pending", "queued"),
-    "in_progress": ("IN_PROGRESS", "processing", "Processing", "in_progress", "RUNNING"),
-    "completed": ("SUCCESS", "succeeded", "Completed", "completed", "SUCCEEDED"),
-    "failed": ("FAILURE", "failed", "Failed", "FAILED", "failure"),
-}
+if TYPE_CHECKING:
+    from runner.sim.server import Simulator
 
 
-def url_place(task: Task, quirks: bool) -> UrlPlace:
-    return URL_PLACES[task.variant % len(URL_PLACES)] if quirks else "video_url"
+@dataclass(frozen=True)
+class Invalid:
+    """Why a create request is refused: the service's error code, message and field."""
+
+    code: str
+    message: str
+    param: str | None = None
 
 
-def redirects_content(task: Task) -> bool:
-    """Whether, in quirks mode, this task's ``/content`` redirects to the file host."""
-    return (task.variant // 9) % 2 == 1
+class Dialect:
+    """One provider's API over the shared simulator. Subclasses fill in every hook."""
+
+    #: The name ``--dialect`` takes.
+    name: ClassVar[str]
+    #: Appended to the API origin to make the base URL a client is given ("/v1", or "").
+    base_path: ClassVar[str] = ""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    def honours_idempotency(self) -> bool:
+        """Whether ``Idempotency-Key`` is honoured (only by a provider that documents it)."""
+        return False
+
+    def routes(self) -> list[web.RouteDef]:
+        """The API listener's routes."""
+        raise NotImplementedError
+
+    def new_task_id(self) -> str:
+        """A fresh task id in the provider's form."""
+        raise NotImplementedError
+
+    def key_refusal(self, request: web.Request, token: str) -> web.Response | None:
+        """The answer to a request without the right key (``token``), or None if it has it."""
+        raise NotImplementedError
+
+    def error(self, status: int, code: str, message: str, param: str | None = None) -> web.Response:
+        """An error answer with the provider's body shape."""
+        raise NotImplementedError
+
+    def rate_limited(self) -> web.Response:
+        """The answer to a request over the rate limit (429)."""
+        return self.error(429, "rate_limit_exceeded", "Too many requests; try again later.")
+
+    def busy(self, limit: int) -> web.Response:
+        """The answer to a create while ``limit`` tasks are unfinished (429)."""
+        message = f"Too many active tasks (at most {limit}); try again later."
+        return self.error(429, "concurrency_limit_exceeded", message)
+
+    def denied(self, status: int) -> web.Response:
+        """The answer to a poll refused by ``deny_polls`` (401 or 403)."""
+        if status == 401:
+            return self.error(401, "invalid_api_key", "Invalid or missing API key.")
+        return self.error(403, "permission_denied", "This key may not read this task.")
+
+    def not_found(self) -> web.Response:
+        """The answer about a task the service does not know (or no longer knows)."""
+        raise NotImplementedError
 
 
-def task_body(
-    task: Task, status: Status, progress: int, url: str | None, quirks: bool
-) -> dict[str, Any]:
-    """The task object for ``status`` and ``progress``; ``url`` when the task is done."""
-    body: dict[str, Any] = {
-        "id": task.id,
-        "task_id": task.id,
-        "object": "video",
-        "model": task.model,
-        "status": status,
-        "progress": progress,
-        "created_at": int(task.created_at),
-        "video_url": url or "",
-    }
-    if task.seconds is not None:
-        body["seconds"] = task.seconds
-    if status == "failed":
-        body["error"] = task.error
-    if quirks:
-        _quirk(body, task, status, progress, url)
-    return body
-
-
-def _quirk(
-    body: dict[str, Any], task: Task, status: Status, progress: int, url: str | None
-) -> None:
-    variant = task.variant
-    words = _STATUS_WORDS.get(status)
-    if words is not None:
-        body["status"] = words[variant % len(words)]
-    form = (variant // 3) % 3
-    if form == 1:
-        body["progress"] = f"{progress}%"
-    elif form == 2:
-        body["progress"] = float(progress) + (0.5 if 0 < progress < 99 else 0.0)
-    place = url_place(task, True)
-    if place != "video_url":
-        body["video_url"] = ""
-    metadata: dict[str, Any] = {"channel": "sim", "backend_variant": variant % 7}
-    if place == "metadata" and url:
-        metadata["url"] = url
-    body["metadata"] = metadata
-    body["x_gateway_trace"] = f"trace-{task.id[-8:]}"
-    if status == "failed":
-        body["fail_reason"] = (task.error or {}).get("message", "")
-
-
-def error_body(code: str, message: str, quirks: bool, param: str | None = None) -> dict[str, Any]:
-    """An error body: nested ``{"error": {...}}``, or flat in quirks mode."""
-    if quirks:
-        return {"code": code, "message": message, "data": None}
-    error: dict[str, Any] = {"message": message, "code": code}
-    if param is not None:
-        error["param"] = param
-    return {"error": error}
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")

@@ -1,12 +1,14 @@
-"""The simulator's HTTP side: the API listener, the file listener, faults, and how it runs.
+"""The simulator's shared core: the two listeners, faults, tasks, the file host, and how it runs.
 
 Two aiohttp listeners, so that the file host is a different origin from the API:
 
-- API (``/v1``): ``POST /v1/videos``, ``GET /v1/videos/{id}``, ``GET /v1/videos/{id}/content``;
-  Bearer auth when a token is set.
+- API: the routes of the configured dialect (``gateway.py``, ``veo.py``, ``runway.py``),
+  which answer through the helpers here (``read_create``, ``start_task``, ``known_task``,
+  ``maybe_drop``, ``file_url``, ``send_clip``); the dialect checks the key when a token is
+  set and shapes every error.
 - files: ``GET /files/{id}.mp4?exp=..&sig=..``, HMAC-signed and expiring, no auth,
-  ``Range`` answered with 206. Clip bodies (here and on ``/content``) can be paced
-  (``file_rate``), stalled after some bytes (``stall_after``), or cut once per task
+  ``Range`` answered with 206. Clip bodies (here and on the gateway's ``/content``) can be
+  paced (``file_rate``), stalled after some bytes (``stall_after``), or cut once per task
   (``cut_after``); the first URL of each task can be made to answer as expired
   (``expire_first_url``).
 
@@ -23,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import math
 import random
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -37,10 +37,10 @@ from aiohttp import web
 
 from runner.sim.clip import clip_size, iter_clip
 from runner.sim.config import SimConfig
-from runner.sim.dialect import error_body, redirects_content, task_body, url_place
+from runner.sim.dialect import Dialect
+from runner.sim.dialects import DIALECTS
 from runner.sim.recorder import Listener, RecordedRequest, Recorder
 from runner.sim.state import OUTCOMES, Outcome, Task, TaskStore
-from runner.sim.validation import check_create
 
 #: How long stopping waits for requests still being answered (a long download, say).
 _SHUTDOWN_SECONDS = 0.5
@@ -57,6 +57,7 @@ _BODY = web.RequestKey("body", object)
 _TASK_ID = web.RequestKey("task_id", str)
 _CREATED = web.RequestKey("created", bool)
 _DROPPED = web.RequestKey("dropped", bool)
+_REPLAYED = web.RequestKey("replayed", bool)
 _REASONS = {
     500: "500 Internal Server Error",
     502: "502 Bad Gateway",
@@ -70,9 +71,11 @@ class Simulator:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.recorder = Recorder(keep=config.record)
+        self.api_origin = ""
         self.base_url = ""
         self.file_base_url = ""
         self._rng = random.Random(config.seed)
+        self.dialect: Dialect = DIALECTS[config.dialect](self)
         self._store: TaskStore | None = None
         self._runners: list[web.AppRunner] = []
         # Tasks whose one cut body (cut_after) or one expired URL (expire_first_url) is spent.
@@ -95,8 +98,10 @@ class Simulator:
             await self.close()
             raise
         host = _url_host(self.config.host)
-        self.base_url = f"http://{host}:{api_port}/v1"
-        self.file_base_url = f"http://{host}:{file_port}"
+        scheme = "http" if self.config.ssl_context is None else "https"
+        self.api_origin = f"{scheme}://{host}:{api_port}"
+        self.base_url = self.api_origin + self.dialect.base_path
+        self.file_base_url = f"{scheme}://{host}:{file_port}"
 
     async def close(self) -> None:
         """Stop both listeners and close the state file. Safe to call twice."""
@@ -110,7 +115,7 @@ class Simulator:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_SECONDS)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, self.config.host, port)
+        site = web.TCPSite(runner, self.config.host, port, ssl_context=self.config.ssl_context)
         await site.start()
         address = runner.addresses[0]
         return int(address[1])
@@ -119,9 +124,7 @@ class Simulator:
 
     def _api_app(self) -> web.Application:
         app = web.Application(middlewares=[self._recording("api")], client_max_size=_MAX_BODY_BYTES)
-        app.router.add_post("/v1/videos", self._create)
-        app.router.add_get("/v1/videos/{task_id}", self._retrieve)
-        app.router.add_get("/v1/videos/{task_id}/content", self._content)
+        app.router.add_routes(self.dialect.routes())
         return app
 
     def _files_app(self) -> web.Application:
@@ -147,7 +150,7 @@ class Simulator:
                 if listener != "api":
                     raise
                 code = error.reason.lower().replace(" ", "_")
-                response = _json(error_body(code, error.reason, self.config.quirks), status)
+                response = self.dialect.error(status, code, error.reason)
             finally:
                 if recorder.listening:
                     recorder.add(
@@ -170,9 +173,11 @@ class Simulator:
 
         return record
 
-    # ----- API handlers -------------------------------------------------------------------
+    # ----- what every dialect's handlers share --------------------------------------------
 
-    async def _create(self, request: web.Request) -> web.StreamResponse:
+    async def read_create(self, request: web.Request) -> Any:
+        """The JSON body of a create, after ``create_delay`` and the request faults; or the
+        answer to give instead (a ``web.Response``)."""
         if self.config.create_delay:
             await asyncio.sleep(self.config.create_delay)
         refusal = self._gate(request)
@@ -181,52 +186,70 @@ class Simulator:
         try:
             body = await request.json()
         except ValueError:
-            return self._error(400, "invalid_request", "The request body is not valid JSON.")
+            return self.dialect.error(400, "invalid_request", "The request body is not valid JSON.")
         request[_BODY] = body
-        problem = check_create(body)
-        if problem is not None:
-            return self._error(400, problem.code, problem.message, problem.param)
+        return body
+
+    def start_task(
+        self, request: web.Request, model: str, seconds: str | None
+    ) -> Task | web.Response:
+        """The task a valid create makes, or replays by its idempotency key; or the answer
+        to give instead (429 at ``max_active``)."""
         now = time.time()
         store = self.store
-        key = request.headers.get("Idempotency-Key")
-        if key and not self.config.ignore_idempotency:
+        # Kept with the task even when not honoured: the state file shows what was sent.
+        key = request.headers.get("Idempotency-Key") or None
+        if key and self.dialect.honours_idempotency():
             existing = store.by_key(key)
             if existing is not None:
                 request[_TASK_ID] = existing.id
-                response = self._task_response(existing, now)
-                response.headers["Idempotent-Replayed"] = "true"
-                return self._maybe_drop(request, response)
+                request[_REPLAYED] = True
+                return existing
         limit = self.config.max_active
         if limit is not None and store.active_count(now) >= limit:
-            message = f"Too many active tasks (at most {limit}); try again later."
-            return self._error(429, "concurrency_limit_exceeded", message)
-        task = self._new_task(body, key, now)
+            return self.dialect.busy(limit)
+        task = self._new_task(model, seconds, key, now)
         store.add(task)
         request[_TASK_ID] = task.id
         request[_CREATED] = True
-        fresh = task_body(task, "queued", 0, None, self.config.quirks)
-        return self._maybe_drop(request, _json(fresh))
+        return task
 
-    async def _retrieve(self, request: web.Request) -> web.StreamResponse:
-        task = self._known_task(request, poll=True)
-        if isinstance(task, web.Response):
-            return task
-        return self._task_response(task, time.time())
+    def replayed(self, request: web.Request) -> bool:
+        """Whether ``start_task`` answered this create with a task made before."""
+        return bool(request.get(_REPLAYED))
 
-    async def _content(self, request: web.Request) -> web.StreamResponse:
-        task = self._known_task(request)
-        if isinstance(task, web.Response):
-            return task
-        status, _ = task.phase(time.time())
-        if status == "gone":
-            return self._not_found()
-        if status != "completed":
-            message = f"Task {task.id} is not completed (status {status})."
-            return self._error(400, "task_not_completed", message)
-        if self.config.redirect_content or (self.config.quirks and redirects_content(task)):
-            location = self._file_url(task.id, time.time())
-            return web.Response(status=302, headers={"Location": location})
-        return await self._send_clip(request, task.id)
+    def known_task(
+        self, request: web.Request, poll: bool = False, task_id: str | None = None
+    ) -> Task | web.Response:
+        """The task a request names (``task_id``, or the route's), or the answer to give
+        instead (a fault, 401, not found). ``poll`` marks a retrieve, which ``deny_polls``
+        refuses."""
+        refusal = self._gate(request)
+        if refusal is not None:
+            return refusal
+        denied = self.config.deny_polls
+        if poll and denied is not None:
+            return self.dialect.denied(denied)
+        task = self.store.get(task_id or request.match_info["task_id"])
+        return self.dialect.not_found() if task is None else task
+
+    def maybe_drop(self, request: web.Request, response: web.Response) -> web.Response:
+        """With ``drop_rate``, abort the connection: the task exists, the answer is lost."""
+        rate = self.config.drop_rate
+        if rate and self._rng.random() < rate and request.transport is not None:
+            request[_DROPPED] = True
+            request.transport.abort()
+        if self.replayed(request):
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    def file_url(self, task_id: str, now: float) -> str:
+        """A signed, expiring URL of the task's clip on the file host (another origin)."""
+        # Rounded down to the millisecond: rounding up would stretch a tiny --url-ttl, and a
+        # quick client would then find "always expired" links still valid.
+        expires = f"{math.floor((now + self.config.url_ttl) * 1000) / 1000:.3f}"
+        signature = self._sign(task_id, expires)
+        return f"{self.file_base_url}/files/{task_id}.mp4?exp={expires}&sig={signature}"
 
     # ----- file listener ------------------------------------------------------------------
 
@@ -248,9 +271,10 @@ class Simulator:
         if self.config.expire_first_url and task_id not in self._expired_tasks:
             self._expired_tasks.add(task_id)
             return web.Response(status=403, text="Request has expired.\n")
-        return await self._send_clip(request, task_id)
+        return await self.send_clip(request, task_id)
 
-    async def _send_clip(self, request: web.Request, task_id: str) -> web.StreamResponse:
+    async def send_clip(self, request: web.Request, task_id: str) -> web.StreamResponse:
+        """The task's clip as the answer to ``request`` (Range, pacing, stalls and cuts)."""
         total = clip_size(task_id, self.config.clip_bytes)
         try:
             wanted = request.http_range
@@ -322,22 +346,6 @@ class Simulator:
 
     # ----- pieces -------------------------------------------------------------------------
 
-    def _known_task(self, request: web.Request, poll: bool = False) -> Task | web.Response:
-        """The task a request names, or the answer to give instead (a fault, 401, not found).
-
-        ``poll`` marks a retrieve, which ``deny_polls`` refuses.
-        """
-        refusal = self._gate(request)
-        if refusal is not None:
-            return refusal
-        denied = self.config.deny_polls
-        if poll and denied is not None:
-            if denied == 401:
-                return self._error(401, "invalid_api_key", "Invalid or missing API key.")
-            return self._error(403, "permission_denied", "This key may not read this task.")
-        task = self.store.get(request.match_info["task_id"])
-        return self._not_found() if task is None else task
-
     def _gate(self, request: web.Request) -> web.Response | None:
         """The request-level faults and auth, in the order a real deployment meets them."""
         config = self.config
@@ -345,12 +353,11 @@ class Simulator:
         if config.error_rate and rng.random() < config.error_rate:
             return self._server_error()
         if config.token is not None:
-            expected = f"Bearer {config.token}"
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                return self._error(401, "invalid_api_key", "Invalid or missing API key.")
+            refusal = self.dialect.key_refusal(request, config.token)
+            if refusal is not None:
+                return refusal
         if config.rate_limit_rate and rng.random() < config.rate_limit_rate:
-            response = self._error(429, "rate_limit_exceeded", "Upstream saturated, try later.")
+            response = self.dialect.rate_limited()
             if rng.random() < 0.2:
                 response.headers["Retry-After"] = "1"
             return response
@@ -360,23 +367,23 @@ class Simulator:
         status = self._rng.choice((500, 502, 503))
         form = self._rng.random()
         if form < 0.5:
-            return self._error(status, "server_error", _REASONS[status])
+            return self.dialect.error(status, "server_error", _REASONS[status])
         if form < 0.8:
             html = _HTML_ERROR.format(_REASONS[status])
             return web.Response(status=status, text=html, content_type="text/html")
         return web.Response(status=status)
 
-    def _new_task(self, body: dict[str, Any], key: str | None, now: float) -> Task:
+    def _new_task(self, model: str, seconds: str | None, key: str | None, now: float) -> Task:
         config = self.config
         rng = self._rng
         duration = config.job_seconds * (1.0 + rng.uniform(-_JITTER, _JITTER))
         return Task(
-            id=f"video_{secrets.token_hex(12)}",
+            id=self.dialect.new_task_id(),
             created_at=now,
             duration=duration,
             outcome=self._draw_outcome(),
-            model=body["model"],
-            seconds=body.get("seconds"),
+            model=model,
+            seconds=seconds,
             variant=rng.randrange(1_000_000),
             idempotency_key=key,
         )
@@ -392,47 +399,9 @@ class Simulator:
                 return outcome
         return "completed"
 
-    def _task_response(self, task: Task, now: float) -> web.Response:
-        status, progress = task.phase(now)
-        if status == "gone":
-            return self._not_found()
-        url = None
-        if status == "completed" and url_place(task, self.config.quirks) != "content_only":
-            url = self._file_url(task.id, now)
-        return _json(task_body(task, status, progress, url, self.config.quirks))
-
-    def _file_url(self, task_id: str, now: float) -> str:
-        # Rounded down to the millisecond: rounding up would stretch a tiny --url-ttl, and a
-        # quick client would then find "always expired" links still valid.
-        expires = f"{math.floor((now + self.config.url_ttl) * 1000) / 1000:.3f}"
-        signature = self._sign(task_id, expires)
-        return f"{self.file_base_url}/files/{task_id}.mp4?exp={expires}&sig={signature}"
-
     def _sign(self, task_id: str, expires: str) -> str:
         message = f"{task_id}:{expires}".encode()
         return hmac.new(self.store.secret, message, hashlib.sha256).hexdigest()[:32]
-
-    def _maybe_drop(self, request: web.Request, response: web.Response) -> web.Response:
-        """With ``drop_rate``, abort the connection: the task exists, the answer is lost."""
-        rate = self.config.drop_rate
-        if rate and self._rng.random() < rate and request.transport is not None:
-            request[_DROPPED] = True
-            request.transport.abort()
-        return response
-
-    def _not_found(self) -> web.Response:
-        if self.config.quirks:
-            return self._error(400, "task_not_exist", "task_not_exist")
-        return self._error(404, "task_not_found", "No task with this id.")
-
-    def _error(
-        self, status: int, code: str, message: str, param: str | None = None
-    ) -> web.Response:
-        return _json(error_body(code, message, self.config.quirks, param), status)
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
 
 async def _until_gone(request: web.Request) -> None:
@@ -461,6 +430,7 @@ class RunningSim:
         thread: threading.Thread,
     ) -> None:
         self.config = simulator.config
+        self.api_origin = simulator.api_origin
         self.base_url = simulator.base_url
         self.file_base_url = simulator.file_base_url
         self.recorder = simulator.recorder

@@ -1,11 +1,12 @@
-"""The checks a create request passes on the real service, as the simulator applies them."""
+"""The checks a create request passes on the gateway, as the simulator's gateway applies them."""
 
 from __future__ import annotations
 
 import binascii
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from runner.sim.dialect import Invalid
 
 RESOLUTIONS = frozenset({"720p", "1080p", "2k", "4k"})
 VIDEO_FIELDS = ("video", "video_url", "input_video")
@@ -13,15 +14,6 @@ IMAGE_FIELDS = ("first_image_url", "last_image_url")
 MAX_IMAGES = 5
 
 _DATA_URI = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,(?P<payload>.*)", re.DOTALL)
-
-
-@dataclass(frozen=True)
-class Invalid:
-    """Why a create request is refused: the service's error code and message."""
-
-    code: str
-    message: str
-    param: str | None = None
 
 
 def check_create(body: Any) -> Invalid | None:

@@ -14,6 +14,14 @@ BASE = "https://api.example.test/v1"
 FILES = "https://files.example.test"
 
 Handler = Callable[[httpx.Request], httpx.Response]
+#: The start of an MP4 file: a 24-byte ``ftyp`` box (brand isom), as ffmpeg writes it.
+MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+
+def mp4(size: int) -> bytes:
+    """``size`` bytes that start like an MP4 file, the rest a repeating pattern."""
+    pattern = bytes(range(256)) * (size // 256 + 1)
+    return (MP4_HEAD + pattern)[:size]
 
 
 @pytest.fixture

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runner.api.client import ApiClient
+from runner.api.client import MAX_ANSWER_BYTES, ApiClient
 from runner.api.errors import (
     ApiError,
     AuthError,
@@ -21,9 +23,10 @@ from runner.api.errors import (
     RateLimited,
     Rejected,
     TransientError,
+    UnusableAnswer,
 )
 from runner.errors import ConfigError, ExitCode
-from tests.api.conftest import BASE, KEY, Handler, answer, task_json
+from tests.api.conftest import BASE, KEY, Handler, answer, mp4, task_json
 
 MakeClient = Callable[[Handler], ApiClient]
 BODY = {"model": "omni-fast", "prompt": "Ocean waves", "seconds": "8"}
@@ -334,7 +337,7 @@ async def test_key_never_reaches_a_log_record(
         [
             httpx.Response(200, json=task_json()),
             httpx.Response(401, json={"message": f"Bearer {KEY} refused"}),
-            httpx.Response(200, content=b"clip"),
+            httpx.Response(200, content=mp4(100)),
         ]
     )
     client = client_for(lambda request: next(answers))
@@ -404,3 +407,208 @@ async def test_a_one_character_key_does_not_hide_a_policy_refusal() -> None:
         task = await client.retrieve("v")
     assert task.is_policy_refusal
     assert task.error_code == "policy_refusal"
+
+
+# -- what a hostile server can send: ids, sizes, time, bases ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    # The longest id a whole answer under MAX_ANSWER_BYTES can carry is about a million.
+    ["v" * 1_000_000, "video_\x1b]0;owned\x07", "video\n1", 12345],
+    ids=["huge", "osc", "newline", "number"],
+)
+async def test_a_create_answered_with_an_unkeepable_id_is_unusable(
+    client_for: MakeClient, task_id: object
+) -> None:
+    """A create whose task id cannot be kept raises UnusableAnswer (the task may exist and be
+    billed: never sent again), with a short message that does not repeat the id."""
+    with pytest.raises(UnusableAnswer) as caught:
+        await client_for(answer(200, task_json(id=task_id))).create(BODY, "k")
+    assert len(caught.value.message) < 300
+    assert "owned" not in caught.value.message and "vvvvvvvv" not in caught.value.message
+    assert "may exist" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"id": "v" * 1_000_000},
+        {"id": "video\x1b[2J"},
+        {"status": "completed", "video_url": "javascript:alert(1)"},
+        {"status": "completed", "video_url": "https://f.test/" + "a" * 20_000},
+        {"status": ["completed"]},
+    ],
+    ids=["huge-id", "escape-id", "bad-url", "long-url", "list-status"],
+)
+async def test_a_poll_answer_with_unusable_fields_is_a_transient_fault(
+    client_for: MakeClient, fields: dict[str, object]
+) -> None:
+    """A poll answered with a field that cannot be used is a server fault to retry, not a
+    crash and not a value handed to the engine."""
+    with pytest.raises(TransientError) as caught:
+        await client_for(answer(200, {**task_json(), **fields})).retrieve("video_abc123")
+    assert caught.value.sent is True
+    assert len(caught.value.message) < 3000
+
+
+async def test_a_task_answer_over_the_cap_is_transient_and_sent(client_for: MakeClient) -> None:
+    """A 2xx body over MAX_ANSWER_BYTES (a task padded to 2 MiB) is not read: TransientError,
+    sent=True for a create, since the task may exist."""
+    padded = task_json(padding="x" * (2 * 1024 * 1024))
+    with pytest.raises(TransientError) as caught:
+        await client_for(answer(200, padded)).create(BODY, "k")
+    assert caught.value.sent is True
+    assert f"{MAX_ANSWER_BYTES:,} bytes" in caught.value.message
+
+
+class Endless(httpx.AsyncByteStream):
+    """A body of ``total`` bytes in 64 KiB chunks, with no length announced; counts what was
+    pulled from it."""
+
+    def __init__(self, total: int, chunk: bytes = b"x" * 65536) -> None:
+        self.total, self.chunk, self.pulled = total, chunk, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.pulled < self.total:
+            self.pulled += len(self.chunk)
+            yield self.chunk
+
+
+@pytest.mark.parametrize("status", [200, 500])
+async def test_an_unannounced_huge_answer_is_read_only_to_the_cap(
+    client_for: MakeClient, status: int
+) -> None:
+    """A poll answered with 256 MiB and no Content-Length: the client stops reading just past
+    the cap (memory stays bounded) and calls it a transient server fault."""
+    body = Endless(256 * 1024 * 1024)
+    with pytest.raises(TransientError) as caught:
+        await client_for(answer(status, stream=body)).retrieve("video_1")
+    assert caught.value.sent is True
+    assert body.pulled <= MAX_ANSWER_BYTES + 2 * 65536
+
+
+async def test_a_huge_server_message_is_kept_shortened(client_for: MakeClient) -> None:
+    """A 960 kB error message (under the answer cap) becomes 2,000 characters and a note of
+    its length, in the error and in a failed task's fields."""
+    huge = "refused " * 120_000
+    with pytest.raises(Rejected) as caught:
+        await client_for(answer(400, {"error": {"message": huge}})).create(BODY, "k")
+    assert len(caught.value.message) < 2300
+    assert "959,999 characters" in caught.value.message
+    failed = task_json(status="failed", error={"code": "x", "message": huge})
+    task = await client_for(answer(200, failed)).retrieve("video_abc123")
+    assert task.error_message is not None and len(task.error_message) < 2100
+
+
+class Trickle(httpx.AsyncByteStream):
+    """A body sent a piece at a time, ``gap`` seconds apart."""
+
+    def __init__(self, pieces: list[bytes], gap: float) -> None:
+        self.pieces, self.gap = pieces, gap
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            await asyncio.sleep(self.gap)
+            yield piece
+
+
+async def test_a_trickled_answer_is_cut_at_the_request_deadline() -> None:
+    """A poll answer trickled a byte at a time (each gap far under the read timeout) is cut
+    once the whole request passes its deadline: TransientError(sent=True)."""
+    body = json.dumps(task_json()).encode()
+    trickle = Trickle([bytes([byte]) for byte in body], gap=0.05)
+    transport = httpx.MockTransport(answer(200, stream=trickle))
+    async with ApiClient(BASE, KEY, transport=transport, request_timeout=0.5) as client:
+        began = time.monotonic()
+        with pytest.raises(TransientError) as caught:
+            await client.retrieve("video_abc123")
+    assert caught.value.sent is True
+    assert "0.5 s" in caught.value.message
+    # The whole answer would take len(body) * 0.05 s (several seconds): it was cut well before.
+    assert time.monotonic() - began < len(body) * 0.05
+
+
+async def test_a_create_body_lengthens_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A create's deadline grows with its body (its upload at MIN_UPLOAD_RATE): a slow answer
+    within that time is read whole."""
+    monkeypatch.setattr("runner.api.client.MIN_UPLOAD_RATE", 1_000)
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.4)
+        return httpx.Response(200, json=task_json())
+
+    transport = httpx.MockTransport(slow)
+    big = {**BODY, "prompt": "p" * 1_000}  # about one more second at 1,000 bytes/s
+    async with ApiClient(BASE, KEY, transport=transport, request_timeout=0.2) as client:
+        task = await client.create(big, "k")
+        with pytest.raises(TransientError):
+            await client.retrieve("video_abc123")
+    assert task.id == "video_abc123"
+
+
+async def test_no_cookie_is_kept_or_sent(client_for: MakeClient) -> None:
+    """A Set-Cookie from the API is neither kept nor sent back: the key is the credential."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=task_json(), headers={"Set-Cookie": "session=abc; Path=/"})
+
+    client = client_for(handler)
+    await client.retrieve("video_abc123")
+    await client.retrieve("video_abc123")
+    assert "Cookie" not in seen[1].headers
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://127.0.0.1:9/v1?token=Q-secret",
+        "https://api.example.test/v1/?token=Q-secret",
+        "https://api.example.test/v1#Q-secret",
+        "https://api.example.test/v1?",
+    ],
+)
+def test_a_base_with_a_query_or_fragment_is_refused(base: str) -> None:
+    """An API base with a query string or fragment is a ConfigError (exit 2) before anything
+    is sent, and the message does not repeat the query (it may be a secret)."""
+    with pytest.raises(ConfigError) as caught:
+        ApiClient(base, KEY)
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    assert "Q-secret" not in caught.value.message
+    assert "query string or fragment" in caught.value.message
+
+
+@pytest.mark.parametrize("task_id", ["v" * 5_000_000, "video\x1b[2J"], ids=["huge", "escape"])
+async def test_polling_an_id_that_could_not_be_kept_sends_nothing(
+    client_for: MakeClient, task_id: str
+) -> None:
+    """A stored id this client would refuse today (an older version kept it) cannot be polled:
+    a short ApiError, not httpx's InvalidURL, and nothing is sent."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=task_json())
+
+    with pytest.raises(ApiError) as caught:
+        await client_for(handler).retrieve(task_id)
+    assert type(caught.value) is ApiError
+    assert len(caught.value.message) < 300 and "\x1b" not in caught.value.message
+    assert seen == []
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, br", "compress"])
+async def test_an_answer_in_an_encoding_not_asked_for_is_not_read(
+    client_for: MakeClient, encoding: str
+) -> None:
+    """The client asks for gzip or deflate only: an answer encoded otherwise (brotli and zstd
+    inflate far more than deflate) is a server fault, its body unread."""
+    body = Endless(64 * 1024 * 1024)
+    handler = answer(200, stream=body, headers={"Content-Encoding": encoding})
+    with pytest.raises(TransientError) as caught:
+        await client_for(handler).retrieve("video_1")
+    assert caught.value.sent is True
+    assert "not asked for" in caught.value.message
+    assert body.pulled == 0

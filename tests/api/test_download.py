@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import re
@@ -11,12 +12,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runner.api.client import ApiClient
-from runner.api.errors import ApiError, AuthError, DownloadError, LinkExpired, TransientError
-from tests.api.conftest import FILES, KEY, Handler, answer
+from runner.api.client import DEFAULT_MAX_CLIP_BYTES, ApiClient
+from runner.api.errors import (
+    ApiError,
+    AuthError,
+    BadClip,
+    DownloadError,
+    LinkExpired,
+    TransientError,
+)
+from tests.api.conftest import BASE, FILES, KEY, Handler, answer, mp4
 
 MakeClient = Callable[[Handler], ApiClient]
-CLIP = bytes(range(256)) * 40  # 10 240 bytes
+CLIP = mp4(10_240)
 CLIP_URL = f"{FILES}/clips/video_1.mp4?sig=abc&expires=99"
 
 
@@ -363,3 +371,195 @@ async def test_partial_range_is_not_whole(client_for: MakeClient, tmp_path: Path
     with pytest.raises(DownloadError):
         await client_for(handler).download(CLIP_URL, part)
     assert part.read_bytes() == CLIP[:6000]
+
+
+# -- what arrives must be a clip, of a bounded size ---------------------------------------------
+
+
+class Counted(httpx.AsyncByteStream):
+    """``total`` bytes in 64 KiB chunks starting with ``head``, no length announced; counts
+    what was pulled."""
+
+    def __init__(self, total: int, head: bytes = b"") -> None:
+        self.total, self.head, self.pulled = total, head, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.pulled < self.total:
+            chunk = (self.head if not self.pulled else b"") + bytes(65536)
+            self.pulled += len(chunk)
+            yield chunk
+
+
+def capped(handler: Handler, cap: int) -> ApiClient:
+    return ApiClient(BASE, KEY, transport=httpx.MockTransport(handler), max_clip_bytes=cap)
+
+
+@pytest.mark.parametrize("with_length", [True, False])
+async def test_zeros_are_not_a_clip(
+    client_for: MakeClient, tmp_path: Path, with_length: bool
+) -> None:
+    """A body of zeros (or any body that does not start like a video) is BadClip, a
+    DownloadError (download again from a fresh URL), its part file removed; the client stops
+    reading it after the first chunk."""
+    body = Counted(64 * 1024 * 1024)
+    headers = {"Content-Length": str(body.total)} if with_length else {}
+    part = tmp_path / "a.part"
+    with pytest.raises(BadClip) as caught:
+        await client_for(answer(200, stream=body, headers=headers)).download(CLIP_URL, part)
+    assert isinstance(caught.value, DownloadError) and caught.value.sent is True
+    assert not part.exists()
+    assert body.pulled <= 2 * 65536
+
+
+async def test_an_html_page_is_not_a_clip(client_for: MakeClient, tmp_path: Path) -> None:
+    """A 200 carrying an HTML page (a captive portal, a CDN error) is BadClip."""
+    page = answer(200, text="<html><title>Sign in</title></html>" * 100)
+    with pytest.raises(BadClip):
+        await client_for(page).download(CLIP_URL, tmp_path / "a.part")
+
+
+async def test_a_tiny_body_is_not_a_clip(client_for: MakeClient, tmp_path: Path) -> None:
+    """A body too short to hold a container's header is BadClip, not a 3-byte clip."""
+    with pytest.raises(BadClip):
+        await client_for(answer(200, content=b"abc")).download(CLIP_URL, tmp_path / "a.part")
+
+
+async def test_webm_is_a_clip(client_for: MakeClient, tmp_path: Path) -> None:
+    """A WebM/Matroska file (EBML header) is accepted as a media container."""
+    webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01" + bytes(1000)
+    result = await client_for(answer(200, content=webm)).download(CLIP_URL, tmp_path / "a.part")
+    assert result.bytes == len(webm)
+
+
+async def test_a_resumed_part_that_is_not_a_clip_is_removed(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    """A part file whose start is not a video (written by an older run, say) is not
+    completed by a 206: BadClip, part file removed."""
+    handler, _ = file_host(b"\x00" * 8 + CLIP[8:])
+    part = tmp_path / "a.part"
+    part.write_bytes(b"\x00" * 4000)
+    with pytest.raises(BadClip):
+        await client_for(handler).download(CLIP_URL, part)
+    assert not part.exists()
+
+
+async def test_a_whole_part_that_is_not_a_clip_is_not_done(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    """A 416 for a part file of the clip's size still checks what the part file holds."""
+    junk = b"\x00" * len(CLIP)
+    handler, _ = file_host(junk)
+    part = tmp_path / "a.part"
+    part.write_bytes(junk)
+    with pytest.raises(BadClip):
+        await client_for(handler).download(CLIP_URL, part)
+    assert not part.exists()
+
+
+async def test_an_unannounced_clip_over_the_cap_stops_at_the_cap(tmp_path: Path) -> None:
+    """With no Content-Length, a clip is cut as soon as it passes ``max_clip_bytes``: BadClip,
+    part file removed, the stream read no further."""
+    body = Counted(64 * 1024 * 1024, head=CLIP[:64])
+    part = tmp_path / "a.part"
+    client = capped(answer(200, stream=body), cap=1024 * 1024)
+    try:
+        with pytest.raises(BadClip) as caught:
+            await client.download(CLIP_URL, part)
+    finally:
+        await client.aclose()
+    assert "1,048,576" in caught.value.message
+    assert not part.exists()
+    assert body.pulled <= 1024 * 1024 + 2 * 65536
+
+
+async def test_an_announced_clip_over_the_cap_is_not_read(tmp_path: Path) -> None:
+    """A Content-Length over the cap fails before a byte of the body is read."""
+    body = Counted(64 * 1024 * 1024, head=CLIP[:64])
+    headers = {"Content-Length": str(body.total)}
+    client = capped(answer(200, stream=body, headers=headers), cap=1024 * 1024)
+    try:
+        with pytest.raises(BadClip):
+            await client.download(CLIP_URL, tmp_path / "a.part")
+    finally:
+        await client.aclose()
+    assert body.pulled == 0
+
+
+async def test_a_clip_at_the_cap_is_whole(tmp_path: Path) -> None:
+    """The cap is inclusive: a clip of exactly ``max_clip_bytes`` downloads."""
+    client = capped(answer(200, content=CLIP), cap=len(CLIP))
+    try:
+        result = await client.download(CLIP_URL, tmp_path / "a.part")
+    finally:
+        await client.aclose()
+    assert result.bytes == len(CLIP)
+
+
+def test_the_default_cap_is_4_gib() -> None:
+    """Clips up to 4 GiB download unless the client is given another cap."""
+    assert DEFAULT_MAX_CLIP_BYTES == 4 * 1024**3
+
+
+# -- time: the request has a deadline, the body has progress ------------------------------------
+
+
+async def test_a_download_whose_headers_never_come_is_cut_at_the_deadline(tmp_path: Path) -> None:
+    """A file host that holds the request without answering fails the download at the
+    request deadline (DownloadError, download again)."""
+
+    async def silent(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200, content=CLIP)
+
+    transport = httpx.MockTransport(silent)
+    async with ApiClient(BASE, KEY, transport=transport, request_timeout=0.3) as client:
+        with pytest.raises(DownloadError) as caught:
+            await client.download(CLIP_URL, tmp_path / "a.part")
+    assert "no answer within 0.3 s" in caught.value.message
+
+
+async def test_a_body_that_keeps_moving_outlasts_the_deadline(tmp_path: Path) -> None:
+    """The deadline covers the request up to the answer's headers: a clip whose body keeps
+    arriving downloads however long it takes (its pieces here span twice the deadline)."""
+
+    class Slow(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for start in range(0, len(CLIP), 1024):
+                await asyncio.sleep(0.06)
+                yield CLIP[start : start + 1024]
+
+    transport = httpx.MockTransport(answer(200, stream=Slow()))
+    async with ApiClient(BASE, KEY, transport=transport, request_timeout=0.3) as client:
+        result = await client.download(CLIP_URL, tmp_path / "a.part")
+    assert result.sha256 == sha(CLIP)
+
+
+async def test_a_clip_in_an_encoding_not_asked_for_is_not_read(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    """A clip body encoded as brotli (asked for as identity) is a DownloadError, unread; a
+    part file from before is left as it was."""
+    handler = answer(200, content=b"\x0b" * 100, headers={"Content-Encoding": "br"})
+    part = tmp_path / "a.part"
+    part.write_bytes(CLIP[:100])
+    with pytest.raises(DownloadError) as caught:
+        await client_for(handler).download(CLIP_URL, part)
+    assert "not asked for" in caught.value.message
+    assert part.read_bytes() == CLIP[:100]
+
+
+async def test_a_link_planted_at_the_part_file_is_not_followed(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    """A symlink planted where the part file goes is replaced; its target is never written."""
+    handler, _ = file_host()
+    outside = tmp_path / "outside.txt"
+    folder = tmp_path / "shot"
+    folder.mkdir()
+    part = folder / "take-1.mp4.part"
+    part.symlink_to(outside)  # dangling: the download would create the target
+    await client_for(handler).download(CLIP_URL, part)
+    assert not outside.exists()
+    assert not part.is_symlink()
+    assert part.read_bytes() == CLIP

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from runner.api.task import Task
+from runner.api.task import MAX_TASK_ID, Task, UnreadableTask, UnusableTaskId
 from tests.api.conftest import task_json
 
 
@@ -113,7 +113,7 @@ def test_video_url_prefers_video_url_over_metadata() -> None:
     assert Task.from_json(data).video_url == "https://f.test/v.mp4"
 
 
-@pytest.mark.parametrize("metadata", [None, {}, {"url": ""}, "https://f.test/x.mp4", {"url": 3j}])
+@pytest.mark.parametrize("metadata", [None, {}, {"url": ""}, "https://f.test/x.mp4"])
 def test_missing_video_url_is_none(metadata: object) -> None:
     """No URL anywhere (the clip is only behind ``/content``) gives None."""
     data = task_json(status="completed", video_url="", metadata=metadata)
@@ -205,3 +205,74 @@ def test_task_is_frozen() -> None:
     task = Task.from_json(task_json())
     with pytest.raises(dataclasses.FrozenInstanceError):
         task.status = "completed"  # type: ignore[misc]
+
+
+# -- every field checked --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task_id", "reason"),
+    [
+        ("v" * 5_000_000, "5,000,000 characters"),
+        ("v" * 257, "257 characters"),
+        ("video_\x1b]0;owned\x07", "control characters"),
+        ("video\n1", "control characters"),
+        ("video\u202e1", "control characters"),
+        (12345, "not a string"),
+        (["video_1"], "not a string"),
+        ("   ", "empty"),
+    ],
+    ids=["huge", "257", "osc", "newline", "bidi", "number", "list", "blank"],
+)
+def test_an_unkeepable_task_id_is_refused_briefly(task_id: object, reason: str) -> None:
+    """A task id over 256 characters, with control characters or not a string raises
+    UnusableTaskId, whose message says why in a few words and never repeats the id."""
+    with pytest.raises(UnusableTaskId) as caught:
+        Task.from_json(task_json(id=task_id))
+    assert reason in str(caught.value)
+    assert len(str(caught.value)) < 100
+
+
+def test_a_task_id_of_256_characters_is_kept() -> None:
+    """The longest id kept is exactly MAX_TASK_ID characters."""
+    assert Task.from_json(task_json(id="v" * MAX_TASK_ID)).id == "v" * MAX_TASK_ID
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"video_url": "ftp://f.test/a.mp4"},
+        {"video_url": "/relative/a.mp4"},
+        {"video_url": "https://f.test/" + "a" * 20_000},
+        {"video_url": "https://f.test/a\x1b[2J.mp4"},
+        {"video_url": "https://f.test:port/a.mp4"},
+        {"video_url": 3},
+        {"video_url": "", "metadata": {"url": {"href": "https://f.test/a.mp4"}}},
+        {"status": ["completed"]},
+        {"status": {"state": "completed"}},
+    ],
+    ids=["ftp", "relative", "long", "escape", "port", "number", "object", "list", "object-status"],
+)
+def test_an_unusable_field_makes_the_task_unreadable(fields: dict[str, object]) -> None:
+    """A clip URL the client could not fetch, or a status that is not a word, is refused
+    rather than handed on to be stored or fetched."""
+    with pytest.raises(UnreadableTask) as caught:
+        Task.from_json({**task_json(status="completed"), **fields})
+    assert not isinstance(caught.value, UnusableTaskId)
+
+
+@pytest.mark.parametrize("status", ["", "   ", 3, None])
+def test_a_blank_or_numeric_status_is_pending(status: object) -> None:
+    """A status that is empty, blank or a number is a word not known: not finished yet."""
+    assert Task.from_json(task_json(status=status)).status == "pending"
+
+
+def test_server_text_is_kept_shortened() -> None:
+    """A 2 MB error message, code or status word is kept cut, with a note of its length."""
+    huge = "x" * 2_000_000
+    error = {"code": huge, "message": huge}
+    task = Task.from_json(task_json(status="failed", error=error))
+    assert task.error_message is not None and task.error_code is not None
+    assert len(task.error_message) < 2100 and "2,000,000 characters" in task.error_message
+    assert len(task.error_code) < 2100
+    assert len(Task.from_json(task_json(status=huge)).raw_status) < 300

@@ -1,5 +1,6 @@
-"""The aiohttp transport over real loopback sockets: which failures count as never sent, streaming,
-ranges, encodings, and requests passed on exactly as the client built them."""
+"""The aiohttp transport under httpx, over real loopback sockets: which failures count as never
+sent, streaming, ranges, encodings, and requests passed on exactly as httpx built them; and the
+client's bounds (deadline, answer size) against servers that trickle or flood."""
 
 from __future__ import annotations
 
@@ -9,22 +10,28 @@ import json
 import logging
 import socket
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 
 from runner.api.client import ApiClient
 from runner.api.errors import AuthError, DownloadError, RateLimited, TransientError
-from runner.api.transport import AiohttpTransport, Opened, Timeouts
+from runner.api.transport import AiohttpTransport, httpx_error
+from tests.api.conftest import mp4
 
 KEY = "sk-transport-Secret-5d6e7f"
 BODY = {"model": "omni-fast", "prompt": "Ocean waves", "seconds": "4"}
 TASK = b'{"id": "video_1", "object": "video", "status": "queued", "progress": 0}'
 BODY_JSON = json.dumps(BODY).encode()
+CLIP = mp4(4096)
+Timeouts = dict[str, float | None]
 TIMEOUT = httpx.Timeout(2.0, read=0.3).as_dict()
 
 Reader = asyncio.StreamReader
@@ -96,6 +103,23 @@ async def transport() -> AsyncIterator[AiohttpTransport]:
     await transport.aclose()
 
 
+async def send(
+    transport: AiohttpTransport,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: Timeouts = TIMEOUT,
+) -> httpx.Response:
+    """One request through ``transport`` as httpx hands it over (a POST carries BODY as
+    JSON); the answer's body still to be read."""
+    body = BODY_JSON if method == "POST" else None
+    request = httpx.Request(
+        method, url, headers=headers, content=body, extensions={"timeout": timeout}
+    )
+    return await transport.handle_async_request(request)
+
+
 async def fetch(
     transport: AiohttpTransport,
     method: str,
@@ -103,15 +127,13 @@ async def fetch(
     *,
     headers: dict[str, str] | None = None,
     timeout: Timeouts = TIMEOUT,
-) -> tuple[Opened, bytes]:
-    """One whole exchange through ``transport.open`` (a POST carries BODY as JSON): the
-    answer, closed, and its body."""
-    body = BODY_JSON if method == "POST" else None
-    opened = await transport.open(method, url, headers or {}, body, timeout)
+) -> tuple[httpx.Response, bytes]:
+    """One whole exchange through ``transport``: the answer, closed, and its body decoded."""
+    response = await send(transport, method, url, headers=headers, timeout=timeout)
     try:
-        return opened, await opened.read()
+        return response, await response.aread()
     finally:
-        await opened.aclose()
+        await response.aclose()
 
 
 @pytest.fixture
@@ -120,7 +142,9 @@ async def api() -> AsyncIterator[Callable[[Raw], ApiClient]]:
     clients: list[ApiClient] = []
 
     def make(raw: Raw) -> ApiClient:
-        client = ApiClient(f"{raw.url}/v1", KEY, connect_timeout=2, read_timeout=0.3)
+        client = ApiClient(
+            f"{raw.url}/v1", KEY, connect_timeout=2, read_timeout=0.3, request_timeout=3
+        )
         clients.append(client)
         return client
 
@@ -304,13 +328,13 @@ async def test_stalled_body_is_read_timeout(serve: Serve, transport: AiohttpTran
 
     raw = await serve(stall)
     received = b""
-    opened = await transport.open("GET", f"{raw.url}/clip", {}, None, TIMEOUT)
+    response = await send(transport, "GET", f"{raw.url}/clip")
     try:
         with pytest.raises(httpx.ReadTimeout):
-            async for chunk in opened.iter_bytes():
+            async for chunk in response.aiter_bytes():
                 received += chunk
     finally:
-        await opened.aclose()
+        await response.aclose()
     assert received == b"x" * 100
 
 
@@ -395,21 +419,21 @@ async def test_body_streams_before_it_is_whole(serve: Serve, transport: AiohttpT
         await writer.drain()
 
     raw = await serve(two_parts)
-    opened = await transport.open("GET", f"{raw.url}/clip", {}, None, TIMEOUT)
+    response = await send(transport, "GET", f"{raw.url}/clip")
     try:
-        chunks = opened.iter_bytes()
+        chunks = response.aiter_bytes()
         assert await anext(chunks) == b"a" * 10
         rest.set()
         assert b"".join([chunk async for chunk in chunks]) == b"b" * 10
     finally:
-        await opened.aclose()
+        await response.aclose()
 
 
 async def test_download_resumes_with_range(
     serve: Serve, api: Callable[[Raw], ApiClient], tmp_path: Path
 ) -> None:
     """A part file is continued: the server gets ``Range: bytes=N-`` and its 206 is appended."""
-    whole = bytes(range(256)) * 40
+    whole = mp4(10_240)
 
     async def ranged(reader: Reader, writer: Writer) -> None:
         request = await read_request(reader, raw)
@@ -438,7 +462,7 @@ async def test_stalled_download_keeps_what_arrived(
 
     async def stall(reader: Reader, writer: Writer) -> None:
         await read_request(reader, raw)
-        writer.write(answer("200 OK", b"x" * 5000)[:-3000])
+        writer.write(answer("200 OK", mp4(5000))[:-3000])
         await writer.drain()
         await raw.hold()
 
@@ -476,7 +500,7 @@ async def test_redirects_are_not_followed(serve: Serve, transport: AiohttpTransp
 
     raw = await serve(redirect)
     response, _ = await fetch(transport, "GET", f"{raw.url}/clip")
-    assert (response.status, response.headers["Location"]) == (302, "/elsewhere")
+    assert (response.status_code, response.headers["Location"]) == (302, "/elsewhere")
     assert len(raw.requests) == 1
 
 
@@ -539,7 +563,7 @@ async def test_unused_transport_closes() -> None:
     await transport.aclose()
 
 
-# -- creates and polls straight through aiohttp (exchange) ----------------------------------------
+# -- creates and polls through httpx over aiohttp --------------------------------------------------
 
 
 async def test_refused_create_is_not_sent() -> None:
@@ -567,7 +591,7 @@ async def test_gzip_task_is_decoded(serve: Serve, api: Callable[[Raw], ApiClient
 
 
 async def test_error_answer_is_classified(serve: Serve, api: Callable[[Raw], ApiClient]) -> None:
-    """A 429 with Retry-After through exchange is RateLimited with the server's wait."""
+    """A 429 with Retry-After over real sockets is RateLimited with the server's wait."""
 
     async def busy(reader: Reader, writer: Writer) -> None:
         await read_request(reader, raw)
@@ -610,7 +634,7 @@ async def test_user_password_in_a_clip_url_on_the_api_is_dropped(
 
     async def clip(reader: Reader, writer: Writer) -> None:
         await read_request(reader, raw)
-        writer.write(answer("200 OK", b"clip"))
+        writer.write(answer("200 OK", CLIP))
         await writer.drain()
 
     raw = await serve(clip)
@@ -618,8 +642,28 @@ async def test_user_password_in_a_clip_url_on_the_api_is_dropped(
     result = await api(raw).download(
         f"http://u:p@127.0.0.1:{port}/v1/videos/v/content", tmp_path / "a.part"
     )
-    assert result.bytes == 4
+    assert result.bytes == len(CLIP)
     assert header_of(raw.requests[0], "Authorization") == f"Bearer {KEY}"
+
+
+async def test_user_password_in_a_file_host_url_goes_as_basic_auth(
+    serve: Serve, api: Callable[[Raw], ApiClient], tmp_path: Path
+) -> None:
+    """A clip URL on another host with a user:password is fetched with those credentials as
+    Basic auth (httpx's meaning of them) and never the key; aiohttp, which would refuse an
+    Authorization header next to credentials in the URL, is given the URL without them."""
+
+    async def clip(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", CLIP))
+        await writer.drain()
+
+    raw = await serve(clip)
+    port = raw.url.rsplit(":", 1)[1]
+    result = await api(raw).download(f"http://u:p@localhost:{port}/clip", tmp_path / "a.part")
+    assert result.bytes == len(CLIP)
+    assert header_of(raw.requests[0], "Authorization") == "Basic dTpw"
+    assert raw.requests[0].startswith(b"GET /clip HTTP/1.1\r\n")
 
 
 async def test_key_never_reaches_a_log_record_over_aiohttp(
@@ -630,7 +674,7 @@ async def test_key_never_reaches_a_log_record_over_aiohttp(
     answers = [
         answer("200 OK", TASK, "Content-Type: application/json"),
         answer("401 Unauthorized", f'{{"message": "Bearer {KEY} refused"}}'.encode()),
-        answer("200 OK", b"clip"),
+        answer("200 OK", CLIP),
     ]
 
     async def in_turn(reader: Reader, writer: Writer) -> None:
@@ -656,8 +700,8 @@ async def test_a_create_whose_body_the_server_stops_reading_times_out(
     serve: Serve, api: Callable[[Raw], ApiClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """aiohttp has no write timeout: a create whose body the server never reads is cut by the
-    total timeout given to requests with a body, as sent (its start went out)."""
-    monkeypatch.setattr("runner.api.transport.MIN_UPLOAD_RATE", 10**12)
+    request's deadline, as sent (its start went out)."""
+    monkeypatch.setattr("runner.api.client.MIN_UPLOAD_RATE", 10**12)
 
     async def never_read_the_body(reader: Reader, writer: Writer) -> None:
         raw.requests.append(await reader.readuntil(b"\r\n\r\n"))
@@ -670,7 +714,7 @@ async def test_a_create_whose_body_the_server_stops_reading_times_out(
         await api(raw).create({**BODY, "prompt": "x" * 64_000_000}, "k")
     assert caught.value.sent is True
     assert len(raw.requests) == 1
-    # connect 2 + pool, write and read 0.3 each: 2.9 s, with room for a slow machine.
+    # The deadline is 3 s (the body's upload time made nil), with room for a slow machine.
     assert time.monotonic() - began < 15
 
 
@@ -693,3 +737,106 @@ async def test_a_large_create_goes_whole_with_its_length(
     (request,) = raw.requests
     assert header_of(request, "Content-Length") == str(len(sent))
     assert request.endswith(sent)
+
+
+# -- what httpx-over-aiohttp must not get wrong --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        aiohttp.ClientConnectionError("connection lost"),
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientOSError(104, "Connection reset by peer"),
+        aiohttp.ClientPayloadError("Response payload is not completed"),
+    ],
+    ids=["connection-error", "disconnected", "reset", "payload"],
+)
+def test_connection_errors_of_unknown_phase_count_as_sent(error: Exception) -> None:
+    """aiohttp's ClientConnectionError is the parent of failures of every phase (a server that
+    read the request and hung up included): neither it nor its later-phase children may become
+    a "never sent" ConnectError or ConnectTimeout."""
+    mapped = httpx_error(error)
+    assert not isinstance(mapped, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    assert isinstance(mapped, httpx.ReadError | httpx.RemoteProtocolError | httpx.ReadTimeout)
+
+
+async def test_a_trickled_answer_is_cut_at_the_deadline_over_sockets(
+    serve: Serve, api: Callable[[Raw], ApiClient]
+) -> None:
+    """A poll answer trickled a byte every 0.1 s (each gap under the 0.3 s read timeout) is cut
+    when the whole request passes its 3 s deadline, as sent; not read for the 30 s it asks."""
+
+    async def trickle(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        writer.write(b"Content-Length: 300\r\n\r\n")
+        for _ in range(300):
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+    raw = await serve(trickle)
+    began = time.monotonic()
+    with pytest.raises(TransientError) as caught:
+        await api(raw).retrieve("video_1")
+    assert caught.value.sent is True
+    assert "no whole answer within 3 s" in caught.value.message
+    assert time.monotonic() - began < 20
+
+
+async def test_a_flood_answer_is_cut_at_the_cap_over_sockets(
+    serve: Serve, api: Callable[[Raw], ApiClient]
+) -> None:
+    """A create answered with a body that never ends (no length, close-delimited) is read only
+    to the cap: TransientError(sent=True), the task may exist."""
+    written = 0
+
+    async def flood(reader: Reader, writer: Writer) -> None:
+        nonlocal written
+        await read_request(reader, raw)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+        while written < 512 * 1024 * 1024:
+            writer.write(b"[" * 65536)
+            written += 65536
+            await writer.drain()
+
+    raw = await serve(flood)
+    with pytest.raises(TransientError) as caught:
+        await api(raw).create(BODY, "k")
+    assert caught.value.sent is True
+    assert "answer over" in caught.value.message
+    assert written < 64 * 1024 * 1024
+
+
+def gzip_bomb(decoded_mib: int) -> bytes:
+    """``decoded_mib`` MiB of zeros, gzip-compressed (about a thousandfold)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1024 * 1024)
+    return b"".join(compressor.compress(block) for _ in range(decoded_mib)) + compressor.flush()
+
+
+async def test_a_compressed_bomb_keeps_memory_small(
+    serve: Serve, api: Callable[[Raw], ApiClient]
+) -> None:
+    """A poll answered with 128 MiB of zeros gzip-compressed to 128 KiB: the client stops at
+    the answer cap, and at no moment holds more than a few MiB (httpx decodes each chunk the
+    transport hands up whole, so a compressed body comes up in small chunks)."""
+    bomb = gzip_bomb(128)
+
+    async def explode(reader: Reader, writer: Writer) -> None:
+        await read_request(reader, raw)
+        writer.write(answer("200 OK", bomb, "Content-Encoding: gzip"))
+        await writer.drain()
+
+    raw = await serve(explode)
+    client = api(raw)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TransientError) as caught:
+            await client.retrieve("video_1")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "answer over" in caught.value.message
+    assert peak < 16 * 1024 * 1024, f"{peak:,} bytes at the peak"

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,7 +20,11 @@ from runner.jobs import fingerprint
 from runner.manifest import load_manifest
 from runner.model import Manifest, Shot
 from runner.store import RenderRow, Store, now_iso
+from tests.plugins.chromium import CHROMIUM_FLAGS, SKIP_REASON, find_chromium
 from tests.plugins.images import tiny_png
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 SIM_CLIP = Path(runner.sim.__file__).parent / "assets" / "clip.mp4"
 
@@ -150,3 +155,37 @@ def make_batch(tmp_path: Path) -> MakeBatch:
 def batch(make_batch: MakeBatch) -> Batch:
     """The three-shot storyboard with nothing rendered yet."""
     return make_batch()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[tuple[Page, list[str]]]:
+    """A fresh headless Chromium page, and the list its console errors are gathered into."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip(SKIP_REASON)
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    errors: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            tab = context.new_page()
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda e: errors.append(str(e)))
+            tab.on(
+                "requestfailed",
+                # A media element may cancel its own range request once it has enough.
+                lambda r: (
+                    None
+                    if r.failure == "net::ERR_ABORTED"
+                    else errors.append(f"{r.url}: {r.failure}")
+                ),
+            )
+            yield tab, errors
+        finally:
+            context.close()

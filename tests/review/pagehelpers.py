@@ -1,8 +1,14 @@
-"""Reading the contact sheet in tests: its elements and the part of the page about one shot."""
+"""Reading the contact sheet in tests: its elements, the part of the page about one shot, and
+waiting in a browser for the page to reach a state."""
 
 from __future__ import annotations
 
+import time
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 
 class _Collector(HTMLParser):
@@ -32,3 +38,15 @@ def take_article(page: str, shot_id: str, take: int) -> str:
     section = shot_section(page, shot_id)
     start = section.index(f'data-take="{take}"')
     return section[start : section.index("</article>", start)]
+
+
+def wait_until(tab: Page, expression: str, timeout: float = 10) -> None:
+    """Poll a JavaScript expression until it is true, failing after ``timeout`` seconds.
+
+    Not ``wait_for_function``: that evaluates its predicate with ``eval`` inside the page,
+    which the sheet's Content-Security-Policy forbids (as it should).
+    """
+    deadline = time.monotonic() + timeout
+    while not tab.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        tab.wait_for_timeout(50)

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +21,9 @@ import pytest
 from runner.jobs import fingerprint
 from runner.report import write_report
 from runner.store import RenderRow, Store
-from tests.plugins.chromium import CHROMIUM_FLAGS, SKIP_REASON, find_chromium
 from tests.plugins.sim_fixtures import StartSim
 from tests.review.conftest import Batch, MakeBatch
+from tests.review.pagehelpers import wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -50,54 +49,8 @@ def reviewed_batch(batch: Batch) -> Batch:
     return batch
 
 
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[tuple[Page, list[str]]]:
-    """A fresh headless Chromium page, and the list its console errors are gathered into."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip(SKIP_REASON)
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    errors: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=chromium,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            tab = context.new_page()
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda e: errors.append(str(e)))
-            tab.on(
-                "requestfailed",
-                # A media element may cancel its own range request once it has enough.
-                lambda r: (
-                    None
-                    if r.failure == "net::ERR_ABORTED"
-                    else errors.append(f"{r.url}: {r.failure}")
-                ),
-            )
-            yield tab, errors
-        finally:
-            context.close()
-
-
 def visible_shots(tab: Page) -> list[str]:
     return [str(s.get_attribute("data-shot")) for s in tab.locator("section.shot:visible").all()]
-
-
-def wait_until(tab: Page, expression: str, timeout: float = 10) -> None:
-    """Poll a JavaScript expression until it is true, failing after ``timeout`` seconds.
-
-    Not ``wait_for_function``: that evaluates its predicate with ``eval`` inside the page,
-    which the sheet's Content-Security-Policy forbids (as it should).
-    """
-    deadline = time.monotonic() + timeout
-    while not tab.evaluate(expression):
-        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
-        tab.wait_for_timeout(50)
 
 
 def assert_every_finished_take_plays(tab: Page, done: int) -> None:

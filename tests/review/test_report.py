@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import errno
 import hashlib
 import html
 import re
@@ -13,6 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from runner.files import CannotWrite
 from runner.model import ImageRef
 from runner.report import TakeRecord, build_report_data, collect, render_html, write_report
 from runner.store import Store
@@ -49,11 +51,11 @@ def test_a_failed_write_keeps_the_old_page_and_leaves_no_part_file(
     old = write_report(batch.manifest, None).read_bytes()
 
     def refuse(source: str, target: Path) -> None:
-        raise OSError("no space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("runner.report.os.replace", refuse)
+    monkeypatch.setattr("runner.files.os.replace", refuse)
     batch.done("s01-wide", 1)
-    with batch.store() as store, pytest.raises(OSError, match="no space"):
+    with batch.store() as store, pytest.raises(CannotWrite, match=r"index\.html: no space left"):
         write_report(batch.manifest, store)
     assert (batch.out / "index.html").read_bytes() == old
     assert list(batch.out.glob("*.part")) == []
@@ -372,3 +374,23 @@ def test_page_policy_allows_only_its_own_script_and_style(batch: Batch) -> None:
         body = page.split(f"<{tag}>", 1)[1].split(f"</{tag}>", 1)[0]
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
         assert policy[directive] == f"'sha256-{digest}'"
+
+
+def test_earlier_versions_of_a_shot_are_listed_with_links_that_load_nothing_at_once(
+    batch: Batch,
+) -> None:
+    """The clips of ``<shot>/.history/`` (not their sidecars) are listed on the shot's card,
+    each a <video> that preloads nothing, its src relative to the page."""
+    batch.done("s01-wide", 1)
+    history = batch.out / "s01-wide" / ".history"
+    history.mkdir()
+    (history / "take-1.abcdef012345-g1.mp4").write_bytes(SIM_CLIP.read_bytes())
+    (history / "take-1.abcdef012345-g1.json").write_text("{}", encoding="utf-8")
+    page = page_of(batch)
+    section = shot_section(page, "s01-wide")
+    assert "earlier versions (1)" in section
+    versions = section.split('<details class="versions">', 1)[1].split("</details>", 1)[0]
+    (video,) = elements(versions, "video")
+    assert video["preload"] == "none"
+    assert video["src"] == "s01-wide/.history/take-1.abcdef012345-g1.mp4"
+    assert "earlier versions" not in shot_section(page, "s02-hero")

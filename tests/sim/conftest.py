@@ -10,6 +10,10 @@ import httpx
 import pytest
 
 from runner.sim import RunningSim
+from tests.sim.sdk import client_tls, genai_for, server_tls, start_runway, start_veo, tls_ca
+
+#: Fixtures for the dialect tests, defined in tests/sim/sdk.py.
+__all__ = ["client_tls", "genai_for", "server_tls", "start_runway", "start_veo", "tls_ca"]
 
 BODY: dict[str, Any] = {"model": "omni-fast", "prompt": "Ocean waves at golden hour"}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 from click.testing import CliRunner
 
 from runner.cli import cli
@@ -93,6 +95,7 @@ def test_sim_passes_its_knobs_to_the_simulator(launch: Launch) -> None:
         ["--create-delay", "-1"],
         ["--port", "70000"],
         ["--fail-rate", "0.6", "--refuse-rate", "0.6"],
+        ["--dialect", "openai"],
     ],
     ids=lambda args: " ".join(args),
 )
@@ -160,3 +163,67 @@ def test_sim_passes_deny_polls_to_the_simulator(launch: Launch) -> None:
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=10)
     assert process.returncode == 0
+
+
+def test_sim_speaks_the_dialect_it_is_given(launch: Launch) -> None:
+    """--dialect runway serves Runway's routes at the API's origin, with its key and headers;
+    the request line names its path."""
+    process = launch("--dialect", "runway", "--token", "sekrit", "--job-seconds", "0")
+    base_url = _base_url(process)
+    assert base_url.startswith("http://127.0.0.1:") and base_url.count("/") == 2
+    headers = {"Authorization": "Bearer sekrit", "X-Runway-Version": "2024-11-06"}
+    body = {"model": "gen4.5", "promptText": "p", "ratio": "1280:720", "duration": 5}
+    created = httpx.post(f"{base_url}/v1/text_to_video", json=body, headers=headers)
+    assert created.status_code == 200 and created.json()["estimatedCost"]["credits"] == 60
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "api POST /v1/text_to_video 200"
+    task = httpx.get(f"{base_url}/v1/tasks/{created.json()['id']}", headers=headers)
+    assert task.json()["status"] == "SUCCEEDED"
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=10)
+    assert process.returncode == 0
+
+
+def test_the_cli_names_every_dialect_of_the_simulator() -> None:
+    """The CLI's list of dialects (kept without importing the simulator) is the simulator's."""
+    from runner.cli.sim import DIALECT_NAMES
+    from runner.sim.dialects import DIALECTS
+
+    assert set(DIALECT_NAMES) == set(DIALECTS)
+
+
+def test_sim_serves_tls_with_a_certificate_and_key(
+    launch: Launch, tmp_path: Path, tls_ca: trustme.CA, client_tls: ssl.SSLContext
+) -> None:
+    """--tls-cert and --tls-key make both listeners https: the Veo dialect's base URL and
+    its video URIs are https, as google-genai needs them."""
+    cert = tls_ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    process = launch(
+        "--quiet", "--dialect", "veo", "--job-seconds", "0",
+        "--tls-cert", str(cert_file), "--tls-key", str(key_file),
+    )  # fmt: skip
+    base_url = _base_url(process)
+    assert base_url.startswith("https://127.0.0.1:")
+    with httpx.Client(base_url=base_url, verify=client_tls) as client:
+        created = client.post(
+            "/v1beta/models/veo-3.1-generate-preview:predictLongRunning",
+            json={"instances": [{"prompt": "p"}]},
+        )
+        operation = client.get(f"/v1beta/{created.json()['name']}").json()
+    uri = operation["response"]["generateVideoResponse"]["generatedSamples"][0]["video"]["uri"]
+    assert uri.startswith(f"{base_url}/v1beta/files/")
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=10)
+    assert process.returncode == 0
+
+
+def test_sim_refuses_a_certificate_without_its_key(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    result = CliRunner().invoke(cli, ["sim", "--tls-cert", str(cert)])
+    assert result.exit_code == 2 and "--tls-cert and --tls-key go together" in result.output
+    result = CliRunner().invoke(cli, ["sim", "--tls-cert", str(cert), "--tls-key", str(cert)])
+    assert result.exit_code == 2 and "cannot use them" in result.output

@@ -1,0 +1,49 @@
+"""The gateway of API.md: the profile whose create body is the generic request itself.
+
+``POST {base}/videos`` with ``Authorization: Bearer`` and an ``Idempotency-Key``; the task
+is polled at ``/videos/{id}`` and read by ``runner.api.task.Task``, which knows every
+status word, progress form and URL place the gateway's backends use. The gateway takes any
+model and checks requests itself, so the profile has no capability table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from runner.api.task import Task
+from runner.providers.base import Call, Profile, ProviderTask
+
+
+class Gateway(Profile):
+    """The gateway: shotrunner's own API, and the default provider."""
+
+    name: ClassVar[str] = "gateway"
+    key_env: ClassVar[str] = "SHOTRUNNER_API_KEY"
+    idempotent_creates: ClassVar[bool] = True
+
+    def headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    def create_call(self, request: Mapping[str, Any]) -> Call:
+        return Call("POST", "/videos", dict(request))
+
+    def created_id(self, answer: Any) -> str:
+        return self.read_task(answer).id
+
+    def poll_path(self, task_id: str) -> str:
+        return f"/videos/{task_id}"
+
+    def read_task(self, answer: Any) -> ProviderTask:
+        task = Task.from_json(answer)
+        return ProviderTask(
+            id=task.id,
+            status=task.status,
+            raw_status=task.raw_status,
+            progress=task.progress,
+            video_url=task.video_url,
+            error_code=task.error_code,
+            error_message=task.error_message,
+            refused=task.is_policy_refusal,
+            cost=None,
+        )
