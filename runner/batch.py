@@ -1,9 +1,12 @@
 """One ``run`` from start to end: plan, (simulator,) client, engine, report, run record.
 
 The CLI calls ``run_batch`` with a loaded manifest and settings; this module opens the
-state store, reconciles, starts the in-process simulator for ``--simulate``, drives the
-engine, writes the contact sheet when the review module is present, and records the run.
-The API key lives only in memory here and in the client.
+state store under the batch lock, makes the plan (the same ``Plan`` that ``plan`` prints),
+refuses a run that would mix bases or kinds of render, starts the in-process simulator for
+``--simulate``, executes the plan, writes the contact sheet when the review module is
+present, and records the run. It returns the run's result: the CLI picks the exit code (and
+gives it back to be recorded) and owns the signals. The API key lives only in memory here
+and in the client.
 """
 
 from __future__ import annotations
@@ -13,29 +16,22 @@ import dataclasses
 import importlib.util
 import os
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from runner.api.proxies import check_proxy
-from runner.engine import Engine, RunContext, RunOptions
-from runner.errors import (
-    ConfigError,
-    ExitCode,
-    InputError,
-    Interrupted,
-    ShotrunnerError,
-    exit_code_for,
-)
-from runner.reconcile import PlanOptions, earlier_renders, reconcile
+from runner.engine import Run, RunContext, RunOptions, StopSwitch, check_max_new
+from runner.errors import ConfigError, InputError, Interrupted, ShotrunnerError
+from runner.model import RunResult
+from runner.plan import Plan, PlanOptions, make_plan
 from runner.store import SIMULATOR_BASE
-from runner.view import RunResult, View
+from runner.view import View
 
 if TYPE_CHECKING:
-    from runner.model import Job, Manifest
-    from runner.reconcile import PlannedJob
+    from runner.model import Manifest
     from runner.sim import RunningSim
     from runner.store import RenderKey, Store
 
@@ -74,11 +70,20 @@ def _without_credentials(arg: str) -> str:
     return f"{option}{sep}{value}"
 
 
-def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[RunResult, int]:
-    """Run the batch; returns the result and the exit code (0, or 1 when jobs failed).
+def run_batch(
+    manifest: Manifest,
+    settings: BatchSettings,
+    view: View,
+    exit_code: Callable[[RunResult], int],
+    stop: StopSwitch | None = None,
+) -> RunResult:
+    """Run the batch; returns its result, ``stopped_by`` saying why it ended early (a stop
+    asked for through ``stop``, a refused key, an unreachable API). ``exit_code`` is the
+    CLI's word for the result, recorded with the run.
 
-    Raises ``InputError`` (exit 2: ``--max-new`` exceeded, nothing sent), ``ConfigError``
-    (exit 2: the key was refused) or ``Interrupted`` (exit 130), after saving everything.
+    Raises ``InputError`` (``--max-new`` exceeded, another run holds the batch, mixed bases
+    or kinds of render) before anything is sent. A KeyboardInterrupt outside the run's loop
+    ends it as interrupted, everything saved.
     """
     from runner.jobs import expand_jobs
     from runner.store import Store
@@ -98,9 +103,10 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
         _check_kind(store, settings.simulate)
         if not settings.simulate:
             check_proxy(base)
-        plan = dataclasses.replace(settings.plan, simulated=settings.simulate)
-        planned = reconcile(jobs, store, plan)
-        _check_bases(store, base, _unanswered_earlier(store, planned, jobs))
+        options = dataclasses.replace(settings.plan, simulated=settings.simulate)
+        plan = make_plan(jobs, store, options)
+        _check_bases(store, base, {e.render.key for e in plan.earlier if e.possibly_billed})
+        check_max_new(plan, settings.run.max_new)
         context = RunContext(manifest=manifest, api_base=base, simulated=settings.simulate)
         run_id = store.start_run(
             manifest=manifest.display_path,
@@ -110,29 +116,30 @@ def run_batch(manifest: Manifest, settings: BatchSettings, view: View) -> tuple[
             argv=[_without_credentials(arg) for arg in settings.argv],
         )
         try:
-            asyncio.run(_drive(outcome, store, planned, settings, context, view, run_id))
+            asyncio.run(_drive(outcome, store, plan, settings, context, view, run_id, stop))
         except KeyboardInterrupt:
-            outcome.error = Interrupted("interrupted: run the same command again to resume")
+            outcome.result.interrupted = True
+            outcome.result.stopped_by = Interrupted(
+                "interrupted: run the same command again to resume"
+            )
         if outcome.started:
             view.finish(outcome.result)
             _write_report(manifest, store)
     finally:
         if run_id is not None:
-            code = exit_code_for(outcome.error) if outcome.error else _code(outcome.result)
-            store.finish_run(run_id, exit_code=code, summary=outcome.result.summary())
+            store.finish_run(
+                run_id, exit_code=exit_code(outcome.result), summary=outcome.result.summary()
+            )
         store.close()
         os.close(lock)
         if outcome.sim is not None:
             outcome.sim.stop()
-    if outcome.error is not None:
-        raise outcome.error
-    return outcome.result, _code(outcome.result)
+    return outcome.result
 
 
 @dataclass(slots=True)
 class _Outcome:
     result: RunResult = field(default_factory=RunResult)
-    error: BaseException | None = None
     started: bool = False
     sim: RunningSim | None = None
 
@@ -169,15 +176,6 @@ def _folder_kinds(output_dir: Path) -> tuple[bool, bool]:
         else:
             real = True
     return simulated, real
-
-
-def _unanswered_earlier(
-    store: Store, planned: Sequence[PlannedJob], jobs: Sequence[Job]
-) -> set[RenderKey]:
-    """Creates for shots no longer in the manifest that never got an answer: they are not sent
-    again (only reported as possibly billed), so there is nothing to collect at their base."""
-    keys = [(job.shot.id, job.take) for job in jobs]
-    return {e.render.key for e in earlier_renders(store, planned, keys) if e.render.task_id is None}
 
 
 def _check_bases(store: Store, base: str, unanswered: Collection[RenderKey] = ()) -> None:
@@ -221,53 +219,50 @@ def _lock_batch(output_dir: Path) -> int:
     return fd
 
 
-def _code(result: RunResult) -> int:
-    return int(ExitCode.JOBS_FAILED if result.failed else ExitCode.OK)
-
-
 async def _drive(
     outcome: _Outcome,
     store: Store,
-    planned: list[PlannedJob],
+    plan: Plan,
     settings: BatchSettings,
     context: RunContext,
     view: View,
     run_id: str,
+    stop: StopSwitch | None,
 ) -> None:
     from runner.jobs import provenance_request, request_body
 
-    engine = Engine(
+    run = Run(
         store=store,
         client=None,
-        planned=planned,
+        plan=plan,
         options=settings.run,
         context=context,
         view=view,
         run_id=run_id,
         request_body=request_body,
         provenance_request=provenance_request,
+        stop_switch=stop,
     )
-    engine.check_money_guard()
     outcome.started = True
     try:
-        if engine.needs_network:
+        if plan.needs_network:
             from runner.api.client import ApiClient
 
             api_base, api_key = settings.api_base, settings.api_key
             if settings.simulate:
                 outcome.sim = await asyncio.to_thread(_start_simulator, context.manifest)
                 api_base, api_key = outcome.sim.base_url, "simulated"
-                engine.context = dataclasses.replace(context, api_base=public_base(api_base))
+                run.context = dataclasses.replace(context, api_base=public_base(api_base))
 
             async with ApiClient(api_base, api_key) as client:
-                engine.client = client
-                outcome.result = await engine.run()
+                run.client = client
+                outcome.result = await run.execute()
         else:
             # Nothing to submit, poll or fetch: no HTTP stack to import or open.
-            outcome.result = await engine.run()
+            outcome.result = await run.execute()
     except ShotrunnerError as error:
-        outcome.result = engine.result
-        outcome.error = error
+        outcome.result = run.result
+        outcome.result.stopped_by = error
 
 
 def _start_simulator(manifest: Manifest) -> RunningSim:

@@ -7,8 +7,9 @@
     ├── Unreachable            no answer from the API for a long time; jobs stay pending (exit 1)
     └── Interrupted            SIGINT / SIGTERM (exit 130)
 
-Library code raises these; only the CLI turns them into messages and exit codes
-(see ``exit_code_for``). API failures have their own tree in ``runner.api.errors``.
+Library code raises these (or, for a run, returns the one that stopped it); only the CLI
+turns them into messages and exit codes (``runner.cli.common``): ``exit_code`` names the
+code SPEC.md gives each kind. API failures have their own tree in ``runner.api.errors``.
 """
 
 from __future__ import annotations
@@ -67,12 +68,3 @@ class Interrupted(ShotrunnerError):
     """Stopped by a signal; running the same command again resumes."""
 
     exit_code = ExitCode.INTERRUPTED
-
-
-def exit_code_for(error: BaseException) -> int:
-    """The exit code for an exception that reached the CLI."""
-    if isinstance(error, ShotrunnerError):
-        return int(error.exit_code)
-    if isinstance(error, KeyboardInterrupt):
-        return int(ExitCode.INTERRUPTED)
-    return int(ExitCode.JOBS_FAILED)

@@ -119,3 +119,42 @@ class Job:
     def key(self) -> str:
         """Stable name of the job in the store and in messages: ``<shot-id>/<take>``."""
         return f"{self.shot.id}/{self.take}"
+
+
+@dataclass(slots=True)
+class RunResult:
+    """How a run ended: what it delivered, what failed and why, and, when it stopped early,
+    the error that stopped it (``stopped_by``). The CLI turns it into an exit code."""
+
+    delivered: int = 0
+    seconds_delivered: int = 0
+    done: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    possible_duplicates: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    wall_time: float = 0.0
+    creates: int = 0
+    rate_limited: int = 0
+    #: Clips of renders no job points at any more, kept in ``.history/`` this run.
+    earlier_collected: int = 0
+    #: Earlier renders whose task failed or was lost (nothing more to collect).
+    earlier_lost: list[tuple[str, str]] = field(default_factory=list)
+    #: Earlier creates without an answer, not sent again: the service may have billed them.
+    possibly_billed: list[str] = field(default_factory=list)
+    #: Why the run stopped before its end (a signal, a refused key, an unreachable API).
+    stopped_by: Exception | None = None
+    #: Renders with a create on the wire or a task in flight when the run stopped.
+    in_flight_at_stop: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "done": self.done,
+            "delivered": self.delivered,
+            "seconds_delivered": self.seconds_delivered,
+            "failed": len(self.failed),
+            "possible_duplicates": len(self.possible_duplicates),
+            "earlier_collected": self.earlier_collected,
+            "possibly_billed": len(self.possibly_billed),
+            "interrupted": self.interrupted,
+            "wall_time": round(self.wall_time, 3),
+        }

@@ -1,13 +1,27 @@
-"""A plan or a status without side effects, and its presentation: table and JSON document.
+"""The plan: what ``run`` does now for each job and each render, decided in this one place.
 
-``plan_jobs`` reconciles a manifest's jobs with its batch's state database read-only (the
-database is never created; without one every job is new). ``check_shot_ids`` refuses
-``--only``/``--force`` ids that name no shot, with a did-you-mean, and spells the others as
-the manifest does. ``plan`` and ``status`` share the table and SPEC.md's JSON document:
-``plan`` shows each job's action and sums by action, ``status`` shows states and sums by
-state. Both count what would be paid for per render (fingerprint and generation), since jobs
-that share a fingerprint share one task. ``plan`` also lists the earlier renders still in
-flight (of shots edited or removed since) that ``run`` would collect into ``.history/``.
+``make_plan`` reads the store (all rows at once) and the clips' sizes and times, and writes
+nothing. For each job it chooses the render (fingerprint, generation) the job points at and
+one action (SPEC.md):
+
+- ``submit``: no render yet, or a new generation (``--force``, a rejected take);
+- ``resume``: a task in flight (submitting, queued, running, downloading): polled, never
+  resubmitted; with ``--retry-failed`` also a failed render whose task is kept (timed out,
+  its clip not downloaded): that task is asked first;
+- ``skip``: done, and the clip in the job's folder is intact;
+- ``fetch``: done, but the clip is missing, altered, or not yet copied into this job's folder
+  (a renamed shot, a shared fingerprint, a clip adopted from its sidecar): fetched again from
+  its task, rendered again only if the service lost it;
+- ``retry`` / ``hold``: failed, with or without ``--retry-failed``.
+
+Jobs with the same fingerprint share one render (``PlannedRender``), paid for once; an
+edited shot has a new fingerprint, so only it is submitted again. Renders in flight that no
+job points at any more (a shot edited or removed) are ``EarlierRender``s: followed to their
+end and kept in ``.history/``, or, without a task id, reported as possibly billed.
+
+``plan`` prints a ``Plan`` and ``run`` executes the same object. ``plan_batch`` plans a
+manifest read-only (the state database is never created); ``check_shot_ids`` refuses
+``--only``/``--force`` ids that name no shot. How a plan is shown is ``runner.view``'s.
 Knows nothing of HTTP.
 """
 
@@ -15,64 +29,408 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.delivery import HISTORY
+from runner.delivery import clip_intact, clip_relpath, read_sidecar
 from runner.errors import InputError
-from runner.jobs import expand_jobs
-from runner.model import ACTIONS, ASSUMED_SECONDS, JOB_STATES, Manifest
-from runner.reconcile import EarlierRender, PlannedJob, PlanOptions, earlier_renders, reconcile
+from runner.model import ACTIONS, IN_FLIGHT_STATES, KEPT_TASK_CODES, Action, Job, JobState
 from runner.schema import closest
-from runner.view import earlier_wording
 
 if TYPE_CHECKING:
-    from runner.store import Store
+    from runner.model import Manifest
+    from runner.store import JobKey, JobRow, RenderRow, Store
 
-#: Actions that would pay for a render.
-PAYING_ACTIONS = frozenset({"submit", "retry"})
-
-_ACTION_NOTES = {
-    "fetch": "will fetch again; renders only if the service lost it",
-}
-
-#: Marks a length the manifest leaves to the service, counted at ``ASSUMED_SECONDS``.
-ASSUMED_MARK = "*"
-ASSUMED_NOTE = (
-    f"{ASSUMED_MARK} not set: the service's default applies; counted as {ASSUMED_SECONDS} s"
-)
+#: Actions that pay for a render.
+PAYING_ACTIONS: tuple[Action, ...] = ("submit", "retry")
+#: A render's action is the first of its jobs' actions in this order.
+_RENDER_ACTION_ORDER: tuple[Action, ...] = ("submit", "retry", "resume", "fetch", "hold", "skip")
 
 
-def plan_jobs(manifest: Manifest, options: PlanOptions | None = None) -> list[PlannedJob]:
-    """What ``run`` with ``options`` would do now for each job in scope, read-only.
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    only: frozenset[str] = frozenset()
+    force: frozenset[str] = frozenset()
+    retry_failed: bool = False
+    verify: bool = False
+    rerender_rejected: bool = False
+    #: The kind of the run planned (``--simulate`` or real), None when unknown (``plan``):
+    #: a clip is adopted from its sidecar only when the sidecar is of the same kind.
+    simulated: bool | None = None
+
+
+@dataclass(slots=True)
+class PlannedJob:
+    """One job and what the plan does for it, with the store's rows behind that."""
+
+    job: Job
+    action: Action
+    state: JobState = "pending"
+    generation: int = 1
+    attempts: int = 0
+    task_id: str | None = None
+    progress: float | None = None
+    file: str | None = None
+    error: str | None = None
+    possible_duplicate: bool = False
+    #: Creates sent for its render that may have created a task (shown with a duplicate).
+    creates_sent: int = 0
+    #: The store's rows behind this plan line (None when there are none yet).
+    row: JobRow | None = None
+    render: RenderRow | None = None
+    #: Why a new generation is rendered ("forced", "rejected"), else None.
+    new_generation: str | None = None
+    #: The render a clip's sidecar on disk describes, unknown to the store (``state.db``
+    #: lost or deleted): taken back (``fetch``) after its hash is checked, never paid again.
+    adopted: RenderRow | None = None
+
+    @property
+    def render_key(self) -> tuple[str, int]:
+        return (self.job.fingerprint, self.generation)
+
+
+@dataclass(slots=True)
+class PlannedRender:
+    """One render and the jobs (same fingerprint and generation) that share its clip."""
+
+    key: tuple[str, int]
+    jobs: list[PlannedJob]
+    #: Its row in the store; None for a render new to it (pending, created by ``run``).
+    render: RenderRow | None = None
+    action: Action = "skip"
+    #: Taken back from a clip and sidecar on disk that the store did not know.
+    adopted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierRender:
+    """A render in flight that no job of the manifest points at any more (its shot was
+    edited or removed, or has fewer takes now). Its task may be paid for, so its clip is
+    still collected, into ``<shot>/.history/`` of the job it was last bound to; a create
+    that never got its answer is only reported (possibly billed), never sent again."""
+
+    render: RenderRow
+    shot: str
+    take: int
+
+    @property
+    def possibly_billed(self) -> bool:
+        return self.render.task_id is None
+
+
+def _by_action() -> dict[Action, int]:
+    return dict.fromkeys(ACTIONS, 0)
+
+
+@dataclass(slots=True)
+class PlanSummary:
+    """The plan in numbers, in the plan's own words: renders by action (one task each, so
+    what is paid for), jobs by action, and the earlier renders."""
+
+    renders: dict[Action, int] = field(default_factory=_by_action)
+    jobs: dict[Action, int] = field(default_factory=_by_action)
+    #: Seconds of video the renders to submit or retry cost.
+    seconds_to_pay: int = 0
+    #: Jobs whose render may have been created more than once.
+    possible_duplicates: int = 0
+    #: Earlier renders in flight that ``run`` collects into ``.history/``.
+    earlier: int = 0
+    #: Earlier creates whose answer never came: not sent again, maybe billed.
+    possibly_billed: int = 0
+
+    @property
+    def tasks_to_submit(self) -> int:
+        """Renders that would be paid for: submitted, or retried."""
+        return sum(self.renders[action] for action in PAYING_ACTIONS)
+
+
+@dataclass(slots=True)
+class Plan:
+    """What ``run`` does now: every job in scope, every render they share, the earlier
+    renders to collect, and the numbers of it all."""
+
+    jobs: list[PlannedJob]
+    renders: list[PlannedRender]
+    earlier: list[EarlierRender]
+    summary: PlanSummary
+    options: PlanOptions
+
+    @property
+    def needs_network(self) -> bool:
+        """Whether any render may have to talk to the API (submit, poll, fetch)."""
+        return any(r.action not in ("skip", "hold") for r in self.renders) or any(
+            not e.possibly_billed for e in self.earlier
+        )
+
+
+def asks_task_first(render: RenderRow) -> bool:
+    """A failed render whose task is kept (timed out, or its clip not downloaded): retried,
+    its task is asked first, and only a lost or failed task is submitted again."""
+    return (
+        render.state == "failed"
+        and render.task_id is not None
+        and render.error_code in KEPT_TASK_CODES
+    )
+
+
+def make_plan(
+    jobs: Sequence[Job],
+    store: Store | None,
+    options: PlanOptions | None = None,
+    *,
+    output_dir: Path | None = None,
+) -> Plan:
+    """The plan for ``jobs`` (the manifest's, in storyboard order) and ``options``.
+
+    Without a store, ``output_dir`` (the batch folder) lets clips on disk whose sidecars name
+    a job's fingerprint be planned ``fetch`` (adopted), as ``run`` would.
+    """
+    options = options or PlanOptions()
+    in_scope = [job for job in jobs if job.shot.id in options.only] if options.only else jobs
+    if store is None:
+        planned = [PlannedJob(job=job, action="submit") for job in in_scope]
+        if output_dir is not None:
+            for item in planned:
+                _adopt_from_sidecar(item, output_dir, options)
+        earlier: list[EarlierRender] = []
+    else:
+        job_rows = store.jobs()
+        planned = _plan_jobs(in_scope, store, job_rows, options)
+        earlier = _earlier_renders(store, planned, jobs, job_rows)
+    renders = _group(planned)
+    return Plan(planned, renders, earlier, _summarise(planned, renders, earlier), options)
+
+
+def _plan_jobs(
+    jobs: Sequence[Job], store: Store, job_rows: Mapping[JobKey, JobRow], options: PlanOptions
+) -> list[PlannedJob]:
+    output_dir = store.path.parent
+    renders = store.renders()
+    verdicts = store.verdicts() if options.rerender_rejected else {}
+    highest: dict[str, int] = {}
+    for fingerprint, generation in renders:
+        highest[fingerprint] = max(generation, highest.get(fingerprint, 0))
+    # A job whose fingerprint is new to it joins the render other jobs already use.
+    pointed: dict[str, int] = {}
+    for existing in job_rows.values():
+        pointed[existing.fingerprint] = max(
+            existing.generation, pointed.get(existing.fingerprint, 0)
+        )
+    raised: dict[str, int] = {}
+
+    planned: list[PlannedJob] = []
+    for job in jobs:
+        row = job_rows.get((job.shot.id, job.take))
+        if row is not None and row.fingerprint == job.fingerprint:
+            generation = row.generation
+        else:
+            generation = pointed.get(job.fingerprint) or highest.get(job.fingerprint) or 1
+        render = renders.get((job.fingerprint, generation))
+
+        reason = _new_generation_reason(job, render, options, verdicts)
+        if reason is not None:
+            if job.fingerprint not in raised:
+                raised[job.fingerprint] = highest.get(job.fingerprint, generation) + 1
+            generation, render = raised[job.fingerprint], None
+
+        item = PlannedJob(
+            job=job,
+            action="submit",
+            generation=generation,
+            row=row,
+            render=render,
+            new_generation=reason,
+        )
+        if render is not None:
+            _apply_render(item, render, row, output_dir, options)
+        elif row is None and reason is None:
+            _adopt_from_sidecar(item, output_dir, options)
+        planned.append(item)
+    return planned
+
+
+def _group(planned: Sequence[PlannedJob]) -> list[PlannedRender]:
+    """One ``PlannedRender`` per render, in storyboard order of its first job."""
+    renders: dict[tuple[str, int], PlannedRender] = {}
+    for item in planned:
+        key = item.render_key
+        group = renders.get(key)
+        if group is None:
+            group = renders[key] = PlannedRender(key=key, jobs=[], render=item.render)
+        group.jobs.append(item)
+        if item.adopted is not None and group.render is None:
+            group.render, group.adopted = item.adopted, True
+    for group in renders.values():
+        actions = {item.action for item in group.jobs}
+        group.action = next(a for a in _RENDER_ACTION_ORDER if a in actions)
+    return list(renders.values())
+
+
+def _summarise(
+    planned: Sequence[PlannedJob],
+    renders: Sequence[PlannedRender],
+    earlier: Sequence[EarlierRender],
+) -> PlanSummary:
+    summary = PlanSummary()
+    for item in planned:
+        summary.jobs[item.action] += 1
+        summary.possible_duplicates += item.possible_duplicate
+    for group in renders:
+        summary.renders[group.action] += 1
+        if group.action in PAYING_ACTIONS:
+            summary.seconds_to_pay += group.jobs[0].job.shot.seconds_to_pay
+    summary.possibly_billed = sum(1 for e in earlier if e.possibly_billed)
+    summary.earlier = len(earlier) - summary.possibly_billed
+    return summary
+
+
+def _earlier_renders(
+    store: Store,
+    planned: Sequence[PlannedJob],
+    manifest_jobs: Iterable[Job],
+    job_rows: Mapping[JobKey, JobRow],
+) -> list[EarlierRender]:
+    """The renders in flight that neither a planned job nor a job of the manifest left out
+    of this run (``--only``) points at, with the job each was last bound to."""
+    kept = {item.render_key for item in planned}
+    unplanned = [render for render in store.renders_in_flight() if render.key not in kept]
+    if not unplanned:
+        return []
+    in_scope = {(item.job.shot.id, item.job.take) for item in planned}
+    for job in manifest_jobs:
+        key = (job.shot.id, job.take)
+        row = job_rows.get(key)
+        if key not in in_scope and row is not None:
+            kept.add(row.render_key)
+    earlier = []
+    for render in unplanned:
+        if render.key in kept:
+            continue
+        bound = store.last_bound_job(render.key)
+        if bound is not None:
+            earlier.append(EarlierRender(render, *bound))
+    return earlier
+
+
+def _adopt_from_sidecar(item: PlannedJob, output_dir: Path, options: PlanOptions) -> None:
+    """A clip on disk whose sidecar names this job's fingerprint, unknown to the store (its
+    ``state.db`` was lost or deleted): plan to take it back (``fetch``), not to pay again.
+
+    The run checks the file against the sidecar's hash before it takes it; a mismatch is
+    fetched from the sidecar's task. A simulated clip is never adopted by a real run (nor a
+    real one by a simulated run): it would pass for a paid one.
+    """
+    final = output_dir / clip_relpath(item.job.shot.id, item.job.take)
+    sidecar = read_sidecar(final)
+    if sidecar is None or sidecar.get("fingerprint") != item.job.fingerprint:
+        return
+    if options.simulated is not None and (sidecar.get("simulated") is True) != options.simulated:
+        return
+    generation, sha256, size = (sidecar.get(k) for k in ("generation", "sha256", "bytes"))
+    if not (isinstance(generation, int) and isinstance(sha256, str) and isinstance(size, int)):
+        return
+    item.generation = generation
+    item.action = "fetch"
+    item.adopted = _adopted_render(item.render_key, sidecar, size)
+
+
+def _adopted_render(key: tuple[str, int], sidecar: Mapping[str, Any], size: int) -> RenderRow:
+    """The render a sidecar describes: done, with its task, hash and size."""
+    from runner.store import SIMULATOR_BASE, RenderRow
+
+    def text(name: str) -> str | None:
+        value = sidecar.get(name)
+        return value if isinstance(value, str) else None
+
+    attempt = sidecar.get("attempt")
+    return RenderRow(
+        *key,
+        state="done",
+        attempt=attempt if isinstance(attempt, int) else 1,
+        task_id=text("task_id"),
+        progress=100.0,
+        possible_duplicate=sidecar.get("possible_duplicate") is True,
+        submitted_at=text("submitted_at"),
+        completed_at=text("completed_at"),
+        downloaded_at=text("downloaded_at"),
+        sha256=text("sha256"),
+        bytes=size,
+        api_base=SIMULATOR_BASE if sidecar.get("simulated") is True else text("api_base"),
+    )
+
+
+def _new_generation_reason(
+    job: Job,
+    render: RenderRow | None,
+    options: PlanOptions,
+    verdicts: Mapping[tuple[str, int], str],
+) -> str | None:
+    """Why this job renders a new generation now, or None.
+
+    A render in flight is resumed, never raised: running the same ``--force`` command again
+    after an interruption must not pay twice.
+    """
+    if render is None or render.state not in ("done", "failed"):
+        return None
+    if job.shot.id in options.force:
+        return "forced"
+    if render.state == "done" and verdicts.get((job.shot.id, job.take)) == "rejected":
+        return "rejected"
+    return None
+
+
+def _apply_render(
+    item: PlannedJob,
+    render: RenderRow,
+    row: JobRow | None,
+    output_dir: Path,
+    options: PlanOptions,
+) -> None:
+    item.state = render.state
+    item.attempts = render.attempt
+    item.task_id = render.task_id
+    # A failed render's last progress (99 %, say) would read as still rendering.
+    item.progress = None if render.state == "failed" else render.progress
+    item.error = render.error
+    item.possible_duplicate = render.possible_duplicate
+    item.creates_sent = render.creates_sent
+    if render.state == "pending":
+        item.action = "submit"
+    elif render.state in IN_FLIGHT_STATES:
+        item.action = "resume"
+    elif render.state == "failed":
+        item.action = "retry" if options.retry_failed else "hold"
+        if options.retry_failed and asks_task_first(render):
+            # Its task is asked first (a clip that finished late is collected): not paid for.
+            item.action = "resume"
+    else:
+        delivered = (
+            row is not None and row.render_key == item.render_key and row.delivered and row.file
+        )
+        if delivered and row is not None and clip_intact(output_dir, row, verify=options.verify):
+            item.action = "skip"
+            item.file = row.file
+        else:
+            item.action = "fetch"
+
+
+# -- a manifest's plan, read-only ----------------------------------------------------------------
+
+
+def plan_batch(manifest: Manifest, options: PlanOptions | None = None) -> Plan:
+    """What ``run`` with ``options`` would do now, read-only.
 
     Raises ``InputError`` when ``options`` name a shot the manifest lacks, and when the
     batch's state database cannot be read.
     """
+    from runner.jobs import expand_jobs
+
     options = check_shot_ids(manifest, options or PlanOptions())
     jobs = expand_jobs(manifest)
     with _batch_store(manifest) as store:
-        return reconcile(jobs, store, options, output_dir=manifest.output_dir)
-
-
-def plan_batch(
-    manifest: Manifest, options: PlanOptions | None = None
-) -> tuple[list[PlannedJob], list[EarlierRender]]:
-    """``plan_jobs``, and the earlier renders in flight that ``run`` would collect.
-
-    Those are renders no job of the manifest points at any more (a shot edited or removed,
-    fewer takes) whose tasks may be paid for: ``run`` follows them and keeps their clips in
-    ``.history/``, or, without a task id, reports them as possibly billed.
-    """
-    options = check_shot_ids(manifest, options or PlanOptions())
-    jobs = expand_jobs(manifest)
-    with _batch_store(manifest) as store:
-        planned = reconcile(jobs, store, options, output_dir=manifest.output_dir)
-        if store is None:
-            return planned, []
-        keys = [(job.shot.id, job.take) for job in jobs]
-        return planned, earlier_renders(store, planned, keys)
+        return make_plan(jobs, store, options, output_dir=manifest.output_dir)
 
 
 @contextlib.contextmanager
@@ -119,214 +477,3 @@ def _id_hint(shot_id: str, by_folded: dict[str, str]) -> str:
     prefixed = [k for k in by_folded if k.startswith(folded)]
     close = prefixed[0] if len(prefixed) == 1 else closest(folded, list(by_folded))
     return f" (did you mean {by_folded[close]!r}?)" if close is not None else ""
-
-
-def paying_renders(planned: Iterable[PlannedJob]) -> list[PlannedJob]:
-    """One job for each render (fingerprint, generation) that would be submitted or retried.
-
-    Jobs that share a fingerprint share one task and one clip (SPEC.md, "Identity"), so
-    they are paid for once.
-    """
-    renders: dict[tuple[str, int], PlannedJob] = {}
-    for p in planned:
-        if p.action in PAYING_ACTIONS:
-            renders.setdefault(p.render_key, p)
-    return list(renders.values())
-
-
-def seconds_to_pay(planned: Sequence[PlannedJob]) -> int:
-    """Seconds of video the renders that would be submitted or retried would cost."""
-    return sum(p.job.shot.seconds_to_pay for p in paying_renders(planned))
-
-
-def summary(planned: Sequence[PlannedJob], *, with_action: bool) -> dict[str, int]:
-    """Counts of jobs by action (plan) or by state (status); then jobs, possible duplicates,
-    and what would be paid for: ``tasks_to_submit`` (one per render) and ``seconds_to_pay``."""
-    words: Sequence[str] = ACTIONS if with_action else JOB_STATES
-    counts = dict.fromkeys(words, 0)
-    for p in planned:
-        word = p.action if with_action else p.state
-        counts[word] = counts.get(word, 0) + 1
-    counts["jobs"] = len(planned)
-    counts["possible_duplicates"] = sum(1 for p in planned if p.possible_duplicate)
-    counts["tasks_to_submit"] = len(paying_renders(planned))
-    counts["seconds_to_pay"] = seconds_to_pay(planned)
-    return counts
-
-
-def job_entry(p: PlannedJob, *, with_action: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "shot": p.job.shot.id,
-        "take": p.job.take,
-        "fingerprint": p.job.fingerprint,
-        "generation": p.generation,
-        "state": p.state,
-    }
-    if with_action:
-        entry["action"] = p.action
-    entry.update(
-        {
-            "attempts": p.attempts,
-            "task_id": p.task_id,
-            "progress": p.progress,
-            "file": p.file,
-            "error": p.error,
-            "possible_duplicate": p.possible_duplicate,
-            "creates_sent": p.creates_sent,
-        }
-    )
-    return entry
-
-
-def jobs_document(
-    manifest: Manifest,
-    planned: Sequence[PlannedJob],
-    *,
-    with_action: bool,
-    earlier: Sequence[EarlierRender] | None = None,
-) -> dict[str, Any]:
-    """``{"manifest", "output_dir", "jobs": [...], "summary": {...}}``, null for no value.
-
-    Given ``earlier`` (``plan``), the document also lists them as ``"earlier_renders"`` and
-    the summary counts those to collect and those possibly billed.
-    """
-    document: dict[str, Any] = {
-        "manifest": manifest.display_path,
-        "output_dir": str(manifest.output_dir),
-        "jobs": [job_entry(p, with_action=with_action) for p in planned],
-        "summary": summary(planned, with_action=with_action),
-    }
-    if earlier is not None:
-        document["earlier_renders"] = [earlier_entry(e) for e in earlier]
-        collected, billed = _earlier_counts(earlier)
-        document["summary"]["earlier_to_collect"] = collected
-        document["summary"]["possibly_billed"] = billed
-    return document
-
-
-def earlier_entry(earlier: EarlierRender) -> dict[str, Any]:
-    """One earlier render as ``plan --json`` lists it: the job it was last bound to, its
-    render, and what ``run`` does with it (``"collect"`` into ``.history/``, or
-    ``"possibly_billed"`` for a create that got no answer)."""
-    render = earlier.render
-    return {
-        "shot": earlier.shot,
-        "take": earlier.take,
-        "fingerprint": render.fingerprint,
-        "generation": render.generation,
-        "state": render.state,
-        "action": "collect" if render.task_id is not None else "possibly_billed",
-        "attempts": render.attempt,
-        "task_id": render.task_id,
-        "progress": render.progress,
-        "history": f"{earlier.shot}/{HISTORY}/" if render.task_id is not None else None,
-        "possible_duplicate": render.possible_duplicate,
-        "note": earlier_note(earlier),
-    }
-
-
-def earlier_note(earlier: EarlierRender) -> str:
-    """What ``run`` does with an earlier render, in the words of its plan line."""
-    if earlier.render.task_id is None:
-        return "create got no answer: not sent again, possibly billed"
-    return f"in flight: will be collected into {earlier.shot}/{HISTORY}/"
-
-
-def _earlier_counts(earlier: Sequence[EarlierRender]) -> tuple[int, int]:
-    """How many earlier renders ``run`` would collect, and how many are possibly billed."""
-    billed = sum(1 for e in earlier if e.render.task_id is None)
-    return len(earlier) - billed, billed
-
-
-def display_dir(manifest: Manifest) -> str:
-    """The output folder relative to the working directory when it is below it."""
-    relative = os.path.relpath(manifest.output_dir)
-    return str(manifest.output_dir) if relative.startswith("..") else relative
-
-
-def render_table(
-    manifest: Manifest,
-    planned: Sequence[PlannedJob],
-    *,
-    with_action: bool,
-    earlier: Sequence[EarlierRender] = (),
-) -> str:
-    """A plain-text table, one row per job, then a summary line.
-
-    A length the manifest leaves unset shows as the length it is counted at, marked, with a
-    footnote under the table: the service's default may differ. Earlier renders in flight
-    follow the table in one of their own, and the summary line counts them as ``run``'s does.
-    """
-    last = "ACTION" if with_action else "STATE"
-    header = ("SHOT", "TAKE", "MODE", "SECONDS", "FINGERPRINT", last)
-    rows = [header]
-    for p in planned:
-        shot = p.job.shot
-        seconds = str(shot.seconds_to_pay) + ("" if shot.seconds is not None else ASSUMED_MARK)
-        word = p.action if with_action else p.state
-        note = _ACTION_NOTES.get(word, "") if with_action else (p.error or "")
-        rows.append(
-            (
-                shot.id,
-                str(p.job.take),
-                shot.mode,
-                seconds,
-                p.job.fingerprint[:12],
-                f"{word} ({note})" if note else word,
-            )
-        )
-    lines = format_columns(rows)
-    if any(p.job.shot.seconds is None for p in planned):
-        lines.append(ASSUMED_NOTE)
-    if earlier:
-        lines += ["", EARLIER_HEADING, *_earlier_table(earlier)]
-    lines.append("")
-    lines.append(summary_line(manifest, planned, with_action=with_action) + earlier_line(earlier))
-    return "\n".join(lines)
-
-
-#: Above the table of earlier renders in ``plan``'s text.
-EARLIER_HEADING = "Earlier renders in flight (their shots were edited or removed since):"
-
-
-def _earlier_table(earlier: Sequence[EarlierRender]) -> list[str]:
-    rows = [("SHOT", "TAKE", "FINGERPRINT", "TASK", "STATE")]
-    for e in earlier:
-        render = e.render
-        rows.append(
-            (
-                e.shot,
-                str(e.take),
-                render.fingerprint[:12],
-                render.task_id or "-",
-                f"{render.state} ({earlier_note(e)})",
-            )
-        )
-    return format_columns(rows)
-
-
-def earlier_line(earlier: Sequence[EarlierRender]) -> str:
-    """The end of the summary line for earlier renders, worded as ``run``'s plan line."""
-    return earlier_wording(*_earlier_counts(earlier))
-
-
-def format_columns(rows: Sequence[Sequence[str]]) -> list[str]:
-    """Rows as lines of left-aligned columns two spaces apart; the last column is not padded."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
-        + "  "
-        + row[-1]
-        for row in rows
-    ]
-
-
-def summary_line(manifest: Manifest, planned: Sequence[PlannedJob], *, with_action: bool) -> str:
-    counts = summary(planned, with_action=with_action)
-    words: Sequence[str] = ACTIONS if with_action else JOB_STATES
-    parts = [f"{counts[w]} {w}" for w in words if counts[w]]
-    return (
-        f"{manifest.display_path} -> {display_dir(manifest)}: {len(planned)} job(s)"
-        f" ({', '.join(parts) or 'none'}); {counts['tasks_to_submit']} task(s) to submit,"
-        f" {counts['seconds_to_pay']} s of video to pay for"
-    )

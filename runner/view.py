@@ -1,8 +1,16 @@
-"""What a run shows: a live view on a terminal, one plain line per state change elsewhere.
+"""What the user sees: a run as it goes, a plan, a status.
 
-Both end with the same summary: done, failed with reasons, possible duplicates, seconds of
-video delivered, wall time. ``NO_COLOR`` turns colour off. Memory stays bounded: the live
-view keeps counts and only the jobs currently in flight.
+A run: a live view on a terminal, one plain line per state change elsewhere; both start with
+the plan line and end with the same summary (done, failed with reasons, possible
+duplicates, seconds of video delivered, wall time). ``NO_COLOR`` turns colour off. Memory
+stays bounded: the live view keeps counts and only the jobs currently in flight.
+
+A plan or a status (``plan``, ``status``): a plain table, one row per job, with a summary
+line, or SPEC.md's JSON document. ``plan`` shows each job's action and sums by action,
+``status`` shows states and sums by state; both count what would be paid for per render.
+
+Text from outside (task ids, error messages, shot ids read back from the store) goes
+through ``runner.text.visible``/``shown`` before it is printed.
 """
 
 from __future__ import annotations
@@ -12,87 +20,20 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from runner.model import IN_FLIGHT_STATES, JOB_STATES
+from runner.delivery import HISTORY
+from runner.model import ACTIONS, ASSUMED_SECONDS, IN_FLIGHT_STATES, JOB_STATES
+from runner.text import shown, visible
 
 if TYPE_CHECKING:
     from rich.console import Group
 
-    from runner.model import Manifest
-    from runner.reconcile import PlannedJob
+    from runner.model import Manifest, RunResult
+    from runner.plan import EarlierRender, Plan, PlannedJob, PlanSummary
 
 #: Jobs listed in the live view at most (the rest are counted).
 LIVE_ROWS = 12
-
-
-def earlier_wording(collected: int, billed: int) -> str:
-    """The end of a plan line for renders of edited or removed shots (``run`` and ``plan``)."""
-    line = ""
-    if collected:
-        line += f"; {collected} earlier render(s) in flight will be collected into .history/"
-    if billed:
-        line += f"; {billed} earlier create(s) got no answer: not sent again, possibly billed"
-    return line
-
-
-@dataclass(slots=True)
-class PlanSummary:
-    """What a run is about to do, printed before anything is sent (the money guard)."""
-
-    to_submit: int = 0
-    seconds_to_submit: int = 0
-    to_resume: int = 0
-    to_fetch: int = 0
-    done: int = 0
-    held: int = 0
-    #: Renders in flight that no job points at any more, collected into ``.history/``.
-    earlier: int = 0
-    #: Of those, creates whose answer never came: not sent again, maybe billed.
-    possibly_billed: int = 0
-
-    def line(self) -> str:
-        line = (
-            f"plan: {self.to_submit} task(s) to submit ({self.seconds_to_submit} s of video), "
-            f"{self.to_resume} to resume, {self.to_fetch} to fetch, {self.done} done, "
-            f"{self.held} failed and held"
-        )
-        return line + earlier_wording(self.earlier, self.possibly_billed)
-
-
-@dataclass(slots=True)
-class RunResult:
-    """How a run ended, for the summary and the exit code."""
-
-    delivered: int = 0
-    seconds_delivered: int = 0
-    done: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    possible_duplicates: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    wall_time: float = 0.0
-    creates: int = 0
-    rate_limited: int = 0
-    #: Clips of renders no job points at any more, kept in ``.history/`` this run.
-    earlier_collected: int = 0
-    #: Earlier renders whose task failed or was lost (nothing more to collect).
-    earlier_lost: list[tuple[str, str]] = field(default_factory=list)
-    #: Earlier creates without an answer, not sent again: the service may have billed them.
-    possibly_billed: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "done": self.done,
-            "delivered": self.delivered,
-            "seconds_delivered": self.seconds_delivered,
-            "failed": len(self.failed),
-            "possible_duplicates": len(self.possible_duplicates),
-            "earlier_collected": self.earlier_collected,
-            "possibly_billed": len(self.possibly_billed),
-            "interrupted": self.interrupted,
-            "wall_time": round(self.wall_time, 3),
-        }
 
 
 class View:
@@ -113,20 +54,23 @@ class View:
 
 def summary_lines(result: RunResult) -> list[str]:
     """The end-of-run summary, shared by both views."""
+    # A run that stopped early says so first: "done: 0" alone reads like success. Why it
+    # stopped (and what next) is the CLI's one message.
+    so_far = "stopped early, so far " if result.stopped_by is not None else ""
     lines = [
-        f"done: {result.done} job(s); delivered this run: {result.delivered} clip(s), "
+        f"{so_far}done: {result.done} job(s); delivered this run: {result.delivered} clip(s), "
         f"{result.seconds_delivered} s of video; wall time {result.wall_time:.1f} s",
     ]
     if result.failed:
         lines.append(f"failed: {len(result.failed)}")
-        lines.extend(f"  {key}: {reason}" for key, reason in result.failed)
+        lines.extend(f"  {visible(key)}: {shown(reason)}" for key, reason in result.failed)
     if result.possible_duplicates:
         lines.append(
             "possible duplicates (a create got no task id back, from a lost answer, a server "
             "error or an interrupted run, and was sent again with the same key; the service "
             f"may have billed it more than once): {len(result.possible_duplicates)}"
         )
-        lines.extend(f"  {label}" for label in result.possible_duplicates)
+        lines.extend(f"  {visible(label)}" for label in result.possible_duplicates)
     if result.earlier_collected:
         lines.append(
             f"earlier renders collected into .history/: {result.earlier_collected} clip(s) "
@@ -134,15 +78,13 @@ def summary_lines(result: RunResult) -> list[str]:
         )
     if result.earlier_lost:
         lines.append(f"earlier renders that did not finish: {len(result.earlier_lost)}")
-        lines.extend(f"  {label}: {reason}" for label, reason in result.earlier_lost)
+        lines.extend(f"  {visible(key)}: {shown(reason)}" for key, reason in result.earlier_lost)
     if result.possibly_billed:
         lines.append(
             "possibly billed (a create for a shot since edited or removed got no answer; "
             f"it is not sent again): {len(result.possibly_billed)}"
         )
-        lines.extend(f"  {label}" for label in result.possibly_billed)
-    if result.interrupted:
-        lines.append("interrupted: run the same command again to resume")
+        lines.extend(f"  {visible(label)}" for label in result.possibly_billed)
     return lines
 
 
@@ -158,10 +100,10 @@ class PlainView(View):
         print(f"[{elapsed:7.1f}s] {text}", file=self.stream, flush=True)
 
     def start(self, plan: PlanSummary, total: int) -> None:
-        print(plan.line(), file=self.stream, flush=True)
+        print(plan_line(plan), file=self.stream, flush=True)
 
     def state(self, label: str, state: str, detail: str = "") -> None:
-        self._line(f"{label} {state}" + (f": {detail}" if detail else ""))
+        self._line(f"{visible(label)} {state}" + (f": {shown(detail)}" if detail else ""))
 
     def finish(self, result: RunResult) -> None:
         for line in summary_lines(result):
@@ -186,19 +128,23 @@ class LiveView(View):
         self.finished = 0
 
     def start(self, plan: PlanSummary, total: int) -> None:
-        self.console.print(plan.line())
+        self.console.print(plan_line(plan), markup=False, highlight=False)
         self.total = total
         self.live.start()
         self.live.update(self._render())
 
     def state(self, label: str, state: str, detail: str = "") -> None:
+        from rich.text import Text
+
         if state in ("done", "failed"):
             self.finished += 1
             self.states.pop(label, None)
             self.progress_of.pop(label, None)
             self.details.pop(label, None)
             if state == "failed":
-                self.console.print(f"[red]{label} failed[/red]: {detail}", markup=True)
+                line = Text(f"{visible(label)} failed", style="red")
+                line.append(f": {shown(detail)}")
+                self.console.print(line)
         else:
             self.states[label] = state
             self.details[label] = detail
@@ -236,10 +182,10 @@ class LiveView(View):
         for label in active[:LIVE_ROWS]:
             progress = self.progress_of.get(label)
             table.add_row(
-                label,
+                Text(visible(label)),
                 self.states[label],
                 "" if progress is None else f"{progress:.0f}%",
-                self.details.get(label, "")[:40],
+                Text(shown(self.details.get(label, ""), 40)),
             )
         if len(active) > LIVE_ROWS:
             table.add_row(f"… {len(active) - LIVE_ROWS} more", "", "", "")
@@ -254,33 +200,251 @@ def make_view(stream: TextIO | None = None) -> View:
     return PlainView(target)
 
 
+# -- the plan line of a run ------------------------------------------------------------------
+
+
+def earlier_wording(collected: int, billed: int) -> str:
+    """The end of a plan line for renders of edited or removed shots (``run`` and ``plan``)."""
+    line = ""
+    if collected:
+        line += f"; {collected} earlier render(s) in flight will be collected into .history/"
+    if billed:
+        line += f"; {billed} earlier create(s) got no answer: not sent again, possibly billed"
+    return line
+
+
+def plan_line(plan: PlanSummary) -> str:
+    """What a run is about to do, printed before anything is sent."""
+    line = (
+        f"plan: {plan.tasks_to_submit} task(s) to submit ({plan.seconds_to_pay} s of video), "
+        f"{plan.renders['resume']} to resume, {plan.renders['fetch']} to fetch, "
+        f"{plan.renders['skip']} done, {plan.renders['hold']} failed and held"
+    )
+    return line + earlier_wording(plan.earlier, plan.possibly_billed)
+
+
+# -- plan and status: table and JSON document ------------------------------------------------
+
+_ACTION_NOTES = {
+    "fetch": "will fetch again; renders only if the service lost it",
+}
+
+#: Marks a length the manifest leaves to the service, counted at ``ASSUMED_SECONDS``.
+ASSUMED_MARK = "*"
+ASSUMED_NOTE = (
+    f"{ASSUMED_MARK} not set: the service's default applies; counted as {ASSUMED_SECONDS} s"
+)
+#: Above the table of earlier renders in ``plan``'s text.
+EARLIER_HEADING = "Earlier renders in flight (their shots were edited or removed since):"
+
+
+def plan_text(manifest: Manifest, plan: Plan) -> str:
+    """``plan`` as a plain table, one row per job, then a summary line.
+
+    A length the manifest leaves unset shows as the length it is counted at, marked, with a
+    footnote under the table: the service's default may differ. Earlier renders in flight
+    follow the table in one of their own, and the summary line counts them as ``run``'s does.
+    """
+    return _table(manifest, plan, with_action=True)
+
+
+def plan_document(manifest: Manifest, plan: Plan) -> dict[str, Any]:
+    """``plan --json``: the jobs with their actions, the earlier renders, the summary."""
+    document = _document(manifest, plan, with_action=True)
+    document["earlier_renders"] = [_earlier_entry(e) for e in plan.earlier]
+    document["summary"]["earlier_to_collect"] = plan.summary.earlier
+    document["summary"]["possibly_billed"] = plan.summary.possibly_billed
+    return document
+
+
 def status_text(manifest: Manifest, *, as_json: bool = False) -> str:
     """``status``: each job's state from the state database (read-only), as a table or JSON."""
     import json
 
-    from runner.plan import jobs_document, plan_jobs
+    from runner.plan import plan_batch
 
-    planned = plan_jobs(manifest)
-    for item in planned:
+    plan = plan_batch(manifest)
+    for item in plan.jobs:
         # status reports states, not plans: a job without a render yet is pending.
         if item.render is None:
             item.state = "pending"
     if as_json:
-        return json.dumps(jobs_document(manifest, planned, with_action=False), indent=2)
-    return status_table(manifest, planned)
+        return json.dumps(_document(manifest, plan, with_action=False), indent=2)
+    return status_table(manifest, plan)
 
 
-def status_table(manifest: Manifest, planned: Sequence[PlannedJob]) -> str:
+def status_table(manifest: Manifest, plan: Plan) -> str:
     """``status`` as a plain table: state, progress, task id, then the file or the error."""
-    from runner.plan import format_columns, summary_line
-
     rows = [("SHOT", "TAKE", "STATE", "PROGRESS", "TASK", "FILE / ERROR")]
-    for p in planned:
+    for p in plan.jobs:
         progress = "" if p.progress is None or p.state == "done" else f"{p.progress:.0f}%"
         note = p.file or p.error or ""
         if p.possible_duplicate:
             sent = f": {p.creates_sent} creates sent" if p.creates_sent else ""
             note = f"{note} (possible duplicate{sent})".strip()
-        rows.append((p.job.shot.id, str(p.job.take), p.state, progress, p.task_id or "", note))
-    lines = [*format_columns(rows), "", summary_line(manifest, planned, with_action=False)]
+        rows.append(
+            (
+                p.job.shot.id,
+                str(p.job.take),
+                p.state,
+                progress,
+                visible(p.task_id or ""),
+                shown(note),
+            )
+        )
+    lines = [*format_columns(rows), "", summary_line(manifest, plan, with_action=False)]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _counts(plan: Plan, *, with_action: bool) -> dict[str, int]:
+    """Jobs by action (plan) or by state (status); then jobs, possible duplicates, and what
+    would be paid for: ``tasks_to_submit`` (one per render) and ``seconds_to_pay``."""
+    counts: dict[str, int] = {}
+    if with_action:
+        counts = {action: count for action, count in plan.summary.jobs.items()}
+    else:
+        counts.update(dict.fromkeys(JOB_STATES, 0))
+        for p in plan.jobs:
+            counts[p.state] += 1
+    counts["jobs"] = len(plan.jobs)
+    counts["possible_duplicates"] = plan.summary.possible_duplicates
+    counts["tasks_to_submit"] = plan.summary.tasks_to_submit
+    counts["seconds_to_pay"] = plan.summary.seconds_to_pay
+    return counts
+
+
+def _job_entry(p: PlannedJob, *, with_action: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "shot": p.job.shot.id,
+        "take": p.job.take,
+        "fingerprint": p.job.fingerprint,
+        "generation": p.generation,
+        "state": p.state,
+    }
+    if with_action:
+        entry["action"] = p.action
+    entry.update(
+        {
+            "attempts": p.attempts,
+            "task_id": p.task_id,
+            "progress": p.progress,
+            "file": p.file,
+            "error": p.error,
+            "possible_duplicate": p.possible_duplicate,
+            "creates_sent": p.creates_sent,
+        }
+    )
+    return entry
+
+
+def _document(manifest: Manifest, plan: Plan, *, with_action: bool) -> dict[str, Any]:
+    """``{"manifest", "output_dir", "jobs": [...], "summary": {...}}``, null for no value."""
+    return {
+        "manifest": manifest.display_path,
+        "output_dir": str(manifest.output_dir),
+        "jobs": [_job_entry(p, with_action=with_action) for p in plan.jobs],
+        "summary": _counts(plan, with_action=with_action),
+    }
+
+
+def _earlier_entry(earlier: EarlierRender) -> dict[str, Any]:
+    """One earlier render as ``plan --json`` lists it: the job it was last bound to, its
+    render, and what ``run`` does with it (``"collect"`` into ``.history/``, or
+    ``"possibly_billed"`` for a create that got no answer)."""
+    render = earlier.render
+    return {
+        "shot": earlier.shot,
+        "take": earlier.take,
+        "fingerprint": render.fingerprint,
+        "generation": render.generation,
+        "state": render.state,
+        "action": "possibly_billed" if earlier.possibly_billed else "collect",
+        "attempts": render.attempt,
+        "task_id": render.task_id,
+        "progress": render.progress,
+        "history": None if earlier.possibly_billed else f"{earlier.shot}/{HISTORY}/",
+        "possible_duplicate": render.possible_duplicate,
+        "note": _earlier_note(earlier),
+    }
+
+
+def _earlier_note(earlier: EarlierRender) -> str:
+    """What ``run`` does with an earlier render, in the words of its plan line."""
+    if earlier.possibly_billed:
+        return "create got no answer: not sent again, possibly billed"
+    return f"in flight: will be collected into {earlier.shot}/{HISTORY}/"
+
+
+def display_dir(manifest: Manifest) -> str:
+    """The output folder relative to the working directory when it is below it."""
+    relative = os.path.relpath(manifest.output_dir)
+    return str(manifest.output_dir) if relative.startswith("..") else relative
+
+
+def _table(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
+    last = "ACTION" if with_action else "STATE"
+    header = ("SHOT", "TAKE", "MODE", "SECONDS", "FINGERPRINT", last)
+    rows = [header]
+    for p in plan.jobs:
+        shot = p.job.shot
+        seconds = str(shot.seconds_to_pay) + ("" if shot.seconds is not None else ASSUMED_MARK)
+        word = p.action if with_action else p.state
+        note = _ACTION_NOTES.get(word, "") if with_action else (p.error or "")
+        rows.append(
+            (
+                shot.id,
+                str(p.job.take),
+                shot.mode,
+                seconds,
+                p.job.fingerprint[:12],
+                f"{word} ({shown(note)})" if note else word,
+            )
+        )
+    lines = format_columns(rows)
+    if any(p.job.shot.seconds is None for p in plan.jobs):
+        lines.append(ASSUMED_NOTE)
+    if plan.earlier:
+        lines += ["", EARLIER_HEADING, *_earlier_table(plan.earlier)]
+    lines.append("")
+    earlier = earlier_wording(plan.summary.earlier, plan.summary.possibly_billed)
+    lines.append(summary_line(manifest, plan, with_action=with_action) + earlier)
+    return "\n".join(lines)
+
+
+def _earlier_table(earlier: Sequence[EarlierRender]) -> list[str]:
+    rows = [("SHOT", "TAKE", "FINGERPRINT", "TASK", "STATE")]
+    for e in earlier:
+        render = e.render
+        rows.append(
+            (
+                visible(e.shot),
+                str(e.take),
+                render.fingerprint[:12],
+                visible(render.task_id or "-"),
+                f"{render.state} ({_earlier_note(e)})",
+            )
+        )
+    return format_columns(rows)
+
+
+def format_columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as lines of left-aligned columns two spaces apart; the last column is not padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
+        + "  "
+        + row[-1]
+        for row in rows
+    ]
+
+
+def summary_line(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
+    counts = _counts(plan, with_action=with_action)
+    words: Sequence[str] = ACTIONS if with_action else JOB_STATES
+    parts = [f"{counts[w]} {w}" for w in words if counts[w]]
+    return (
+        f"{visible(manifest.display_path)} -> {visible(display_dir(manifest))}: "
+        f"{len(plan.jobs)} job(s)"
+        f" ({', '.join(parts) or 'none'}); {counts['tasks_to_submit']} task(s) to submit,"
+        f" {counts['seconds_to_pay']} s of video to pay for"
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.model import ASSUMED_SECONDS
-from runner.plan import ASSUMED_MARK, ASSUMED_NOTE
+from runner.view import ASSUMED_MARK, ASSUMED_NOTE
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schemas" / "manifest.schema.json"

@@ -15,7 +15,7 @@ from runner.cli.common import echo_err, examples, handles_errors, out_option
 from runner.errors import ExitCode
 
 if TYPE_CHECKING:
-    from runner.reconcile import PlanOptions
+    from runner.plan import PlanOptions
 
 R = TypeVar("R")
 
@@ -109,7 +109,7 @@ def plan_options(command: Callable[..., R]) -> Callable[..., R]:
         verify: bool,
         **kwargs: Any,
     ) -> R:
-        from runner.reconcile import PlanOptions
+        from runner.plan import PlanOptions
 
         plan = PlanOptions(
             only=frozenset(only),
@@ -146,14 +146,14 @@ def plan_cmd(manifest_path: str, out: Path | None, plan: PlanOptions, as_json: b
     .history/.
     """
     from runner.manifest import load_manifest
-    from runner.plan import jobs_document, plan_batch, render_table
+    from runner.plan import plan_batch
+    from runner.view import plan_document, plan_text
 
     manifest = load_manifest(manifest_path, out=out)
     for warning in manifest.warnings:
         echo_err(warning.format())
-    planned, earlier = plan_batch(manifest, plan)
+    planned = plan_batch(manifest, plan)
     if as_json:
-        document = jobs_document(manifest, planned, with_action=True, earlier=earlier)
-        click.echo(json.dumps(document, indent=2))
+        click.echo(json.dumps(plan_document(manifest, planned), indent=2))
     else:
-        click.echo(render_table(manifest, planned, with_action=True, earlier=earlier))
+        click.echo(plan_text(manifest, planned))

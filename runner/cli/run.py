@@ -1,22 +1,34 @@
-"""``run`` and ``status``: options in, one call to the layer below, exit code out."""
+"""``run`` and ``status``: options in, one call to the layer below, exit code out.
+
+``run`` also owns the signal policy: the first SIGINT or SIGTERM asks the run to stop (no
+new submissions; a create on the wire records its answer; everything is saved), a second
+one leaves at once with 130. Before and after the run's loop, the first one interrupts
+like Ctrl-C at any other moment.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from runner.cli.check import plan_options
-from runner.cli.common import echo_err, handles_errors, out_option
-from runner.errors import ConfigError, InputError, Interrupted
+from runner.cli.common import echo_err, handles_errors, out_option, run_exit_code
+from runner.errors import ConfigError, ExitCode, InputError, Interrupted
 
 if TYPE_CHECKING:
-    from runner.reconcile import PlanOptions
+    from types import FrameType
+
+    from runner.engine import StopSwitch
+    from runner.model import RunResult
+    from runner.plan import PlanOptions
 
 API_KEY_ENV = "SHOTRUNNER_API_KEY"
 API_BASE_ENV = "SHOTRUNNER_API_BASE"
@@ -98,8 +110,68 @@ def run_cmd(
     max_new: int | None,
 ) -> None:
     """Validate, submit, poll and download; a second run continues the first."""
-    # SIGTERM is an interruption like Ctrl-C at every moment, not only while the engine runs.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from runner.engine import StopSwitch
+
+    stop = StopSwitch()
+    with _signals(stop):
+        result = _run(
+            manifest_path,
+            out,
+            api_base,
+            simulate,
+            concurrency,
+            poll_interval,
+            task_timeout,
+            plan,
+            max_attempts,
+            max_new,
+            stop,
+        )
+    if result.stopped_by is not None:
+        raise result.stopped_by
+    sys.exit(run_exit_code(result))
+
+
+@contextlib.contextmanager
+def _signals(stop: StopSwitch) -> Iterator[None]:
+    """SIGINT and SIGTERM while ``run`` runs: the first stops the run (or interrupts, when no
+    run is there to stop yet), a second leaves at once."""
+    received = 0
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal received
+        received += 1
+        if received > 1:
+            # Every state change is already committed, and the kernel drops the batch lock;
+            # the next run resumes from the store.
+            os._exit(int(ExitCode.INTERRUPTED))
+        if not stop.request():
+            raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _run(
+    manifest_path: str,
+    out: Path | None,
+    api_base: str | None,
+    simulate: bool,
+    concurrency: int,
+    poll_interval: float | None,
+    task_timeout: float,
+    plan: PlanOptions,
+    max_attempts: int,
+    max_new: int | None,
+    stop: StopSwitch,
+) -> RunResult:
     try:
         from runner.batch import DEFAULT_API_BASE, SIMULATE_POLL_INTERVAL, BatchSettings, run_batch
         from runner.engine import RunOptions
@@ -135,10 +207,9 @@ def run_cmd(
             plan=plan,
             argv=tuple(sys.argv[1:]),
         )
-        _, code = run_batch(manifest, settings, make_view())
+        return run_batch(manifest, settings, make_view(), run_exit_code, stop)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: run the same command again to resume") from None
-    sys.exit(code)
 
 
 def _api_key() -> str:

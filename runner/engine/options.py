@@ -26,6 +26,9 @@ class RunOptions:
     #: Seconds without any answer from the API (only connection failures) before the run
     #: stops, jobs left pending: an outage fails no job.
     unreachable_after: float = 600.0
+    #: Seconds without any answer from the API before the run stops when nothing of this run
+    #: has reached it yet (a wrong base, a refused port, a name that does not resolve).
+    unreachable_at_start: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)

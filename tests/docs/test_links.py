@@ -69,22 +69,7 @@ def test_every_relative_link_resolves(doc: Path) -> None:
     assert broken_links(doc) == []
 
 
-#: Docs that still cite the outside contract while they are being rewritten; each mark goes
-#: (the strict xfail fails once the citation is gone) when the doc no longer does.
-STILL_CITING = {"docs/ARCHITECTURE.md"}
-
-
-def _citing(doc: Path) -> object:
-    name = str(doc.relative_to(ROOT))
-    if name not in STILL_CITING:
-        return doc
-    reason = f"{name} still cites SPEC.md or API.md; drop it from STILL_CITING once it does not"
-    return pytest.param(doc, marks=pytest.mark.xfail(reason=reason, strict=True))
-
-
-@pytest.mark.parametrize(
-    "doc", [_citing(doc) for doc in DOCS], ids=lambda p: str(p.relative_to(ROOT))
-)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_doc_names_a_contract_outside_the_repository(doc: Path) -> None:
     """The contract is in docs/ (api.md, running.md, ...), not in files the reader lacks."""
     lines = doc.read_text(encoding="utf-8").splitlines()

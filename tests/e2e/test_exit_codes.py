@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,22 @@ def test_durations_must_be_finite_positive_seconds(option: tuple[str, str], tmp_
     result = CliRunner().invoke(run_cmd, ["m.yaml", "--simulate", "--out", str(tmp_path), *option])
     assert result.exit_code == 2, result.output
     assert "seconds" in result.output
+
+
+def test_an_api_never_reached_stops_early_with_exit_2(batch: Batch, run_batch: RunBatch) -> None:
+    """A base whose port refuses connections: exit 2 within seconds, one line naming the base
+    and the cause, the refusal shown once (not once per job), nothing recorded as sent."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}/v1"
+    batch.write({"s01": "waves", "s02": "dunes", "s03": "gulls"})
+    result = run_batch(base)
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: cannot reach the API at {base} (")
+    assert "nothing was billed" in line
+    lines = result.stdout.splitlines()
+    assert len([line for line in lines if "not sent" in line]) == 1, result.stdout
+    assert len([line for line in lines if "submitting" in line]) == 3, result.stdout
+    assert {(r["state"], r["creates_sent"]) for r in batch.renders()} == {("pending", 0)}

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from typing import ClassVar
 
+import httpx
+import pytest
+
+from runner.sim import RunningSim
 from tests.e2e.conftest import INSTANT, Batch, RunBatch, run_retrying_failed
 from tests.plugins.sim_fixtures import StartSim
 
@@ -193,3 +201,77 @@ def _all_finished(sim: object) -> bool:
     return all(
         httpx.get(f"{base}/videos/{task_id}").json()["status"] == "completed" for task_id in ids
     )
+
+
+class _HostileGateway(http.server.BaseHTTPRequestHandler):
+    """A gateway in front of the simulator that passes everything on, but answers the create
+    of one prompt ("hostile") with a task id carrying a terminal sequence: that task exists
+    upstream (and would be billed), yet cannot be followed."""
+
+    upstream = ""
+    creates: ClassVar[list[bytes]] = []
+
+    def _forward(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {
+            name: value
+            for name in ("Authorization", "Content-Type", "Idempotency-Key")
+            if (value := self.headers.get(name)) is not None
+        }
+        answer = httpx.request(method, self.upstream + self.path, content=body, headers=headers)
+        content = answer.content
+        if method == "POST":
+            self.creates.append(body)
+            if b"hostile" in body and answer.status_code == 200:
+                task = answer.json()
+                task["id"] = "task\x1b]0;owned\x07"
+                content = json.dumps(task).encode()
+        self.send_response(answer.status_code)
+        self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    def do_GET(self) -> None:
+        self._forward("GET")
+
+    def do_POST(self) -> None:
+        self._forward("POST")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hostile_gateway(sim: RunningSim) -> Iterator[tuple[str, list[bytes]]]:
+    origin = sim.base_url.removesuffix("/v1")
+    handler = type("Gateway", (_HostileGateway,), {"upstream": origin, "creates": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", handler.creates
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_create_answered_with_an_unusable_task_id_fails_that_job_only(
+    hostile_gateway: tuple[str, list[bytes]], batch: Batch, run_batch: RunBatch
+) -> None:
+    """A gateway answers one create with a task id that cannot be kept: that job fails with a
+    short message saying it may be billed, its create is never sent again (nor by the next
+    run), the terminal sequence is never printed, and the other jobs are delivered."""
+    base, creates = hostile_gateway
+    batch.write({"s01": "waves", "s02": "hostile", "s03": "dunes"})
+    result = run_batch(base)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
+    assert "s02/1: the service answered the create without a usable task id" in result.stdout
+    assert "may have been billed; not sent again" in result.stdout
+    assert len(batch.clips()) == 2
+    assert sum(b"hostile" in body for body in creates) == 1
+    again = run_batch(base)
+    assert again.returncode == 1
+    assert sum(b"hostile" in body for body in creates) == 1
+    (hostile,) = [job for job in batch.status()["jobs"] if job["shot"] == "s02"]
+    assert (hostile["state"], hostile["task_id"]) == ("failed", None)

@@ -38,10 +38,14 @@ def test_sigint_exits_130_quickly_and_the_next_run_resumes(
     wait_for_line(process, " queued")
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
-    _, stderr = process.communicate(timeout=10)
+    stdout, stderr = process.communicate(timeout=10)
     assert time.monotonic() - started < 3
     assert process.returncode == 130, stderr
-    assert "run the same command again" in stderr
+    # One message, on stderr: what is kept on the service, and what to do next.
+    (message,) = stderr.splitlines()
+    assert message.startswith("interrupted: ") and "task(s) already submitted are kept" in message
+    assert message.endswith("run the same command again to collect them")
+    assert "interrupted" not in stdout and "stopped early, so far done: " in stdout
     created = sim.recorder.tasks_created
     assert created >= 1
     result = run_batch(sim.base_url)

@@ -1,4 +1,4 @@
-"""Fixtures for the store, reconcile and engine unit tests: real SQLite files, hand-made jobs."""
+"""Fixtures for the store, plan and engine unit tests: real SQLite files, hand-made jobs."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import pytest
 
 import runner.sim
 from runner.batch import BatchSettings, run_batch
+from runner.cli.common import run_exit_code
 from runner.engine import RunOptions
 from runner.errors import ConfigError, InputError
 from runner.jobs import expand_jobs
@@ -35,7 +36,8 @@ def test_simulate_starts_the_simulator_without_its_recorder(
     manifest = _one_shot(out)
     settings = BatchSettings(simulate=True, run=RunOptions(poll_interval=0.05))
     monkeypatch.setattr("runner.batch.SIMULATE_JOB_SECONDS", 0.1)
-    result, code = run_batch(manifest, settings, View())
+    result = run_batch(manifest, settings, View(), run_exit_code)
+    code = run_exit_code(result)
     assert code == 0 and result.done == 1
     (config,) = configs
     assert config.record is False
@@ -79,7 +81,7 @@ def test_a_run_against_another_base_than_a_task_in_flight_is_refused(
     before = _in_flight(out, manifest, api_base="https://x.example/v1")
     settings = BatchSettings(api_base=sim.base_url, api_key="k")
     with pytest.raises(ConfigError) as caught:
-        run_batch(manifest, settings, View())
+        run_batch(manifest, settings, View(), run_exit_code)
     assert caught.value.message == (
         "1 task(s) in flight were submitted to https://x.example/v1; "
         "run with --api-base https://x.example/v1 to collect them"
@@ -102,7 +104,8 @@ def test_the_base_of_a_render_is_recorded_without_credentials(
         api_key="k",
         run=RunOptions(poll_interval=0.05),
     )
-    result, code = run_batch(manifest, settings, View())
+    result = run_batch(manifest, settings, View(), run_exit_code)
+    code = run_exit_code(result)
     assert code == 0, result.failed
     with Store.open(out) as store:
         (render,) = store.renders().values()
@@ -115,7 +118,9 @@ def test_a_real_run_over_a_simulated_batch_is_refused(tmp_path: Path, sim: Runni
     manifest = _one_shot(out)
     _in_flight(out, manifest, state="done", api_base="simulator")
     with pytest.raises(InputError) as caught:
-        run_batch(manifest, BatchSettings(api_base=sim.base_url, api_key="k"), View())
+        run_batch(
+            manifest, BatchSettings(api_base=sim.base_url, api_key="k"), View(), run_exit_code
+        )
     assert caught.value.message == (
         "this batch folder holds simulated renders; use --out DIR for the real run"
     )
@@ -128,7 +133,7 @@ def test_a_simulated_run_over_a_real_batch_is_refused(tmp_path: Path) -> None:
     manifest = _one_shot(out)
     _in_flight(out, manifest, state="done", api_base="https://x.example/v1")
     with pytest.raises(InputError) as caught:
-        run_batch(manifest, BatchSettings(simulate=True), View())
+        run_batch(manifest, BatchSettings(simulate=True), View(), run_exit_code)
     assert caught.value.message == (
         "this batch folder holds real renders; use --out DIR for the simulated run"
     )
@@ -143,10 +148,11 @@ def test_simulate_over_a_finished_batch_starts_no_simulator(
     manifest = _one_shot(out)
     monkeypatch.setattr("runner.batch.SIMULATE_JOB_SECONDS", 0.1)
     settings = BatchSettings(simulate=True, run=RunOptions(poll_interval=0.05))
-    assert run_batch(manifest, settings, View())[1] == 0
+    assert run_exit_code(run_batch(manifest, settings, View(), run_exit_code)) == 0
     started: list[Any] = []
     monkeypatch.setattr(runner.sim, "start_in_thread", started.append)
-    result, code = run_batch(manifest, settings, View())
+    result = run_batch(manifest, settings, View(), run_exit_code)
+    code = run_exit_code(result)
     assert (code, result.done, started) == (0, 1, [])
 
 
@@ -159,7 +165,8 @@ def test_a_create_that_created_nothing_does_not_make_the_folder_real(
     manifest = _one_shot(out)
     _in_flight(out, manifest, state="pending", attempt=0, task_id=None, api_base="https://x/v1")
     settings = BatchSettings(simulate=True, run=RunOptions(poll_interval=0.05))
-    result, code = run_batch(manifest, settings, View())
+    result = run_batch(manifest, settings, View(), run_exit_code)
+    code = run_exit_code(result)
     assert (code, result.done) == (0, 1)
 
 
@@ -179,7 +186,8 @@ def test_a_removed_shots_unanswered_create_does_not_hold_the_batch_to_its_base(
     out = tmp_path / "out"
     left = _unanswered(out, "s09", "https://x.example/v1")
     settings = BatchSettings(api_base=sim.base_url, api_key="k", run=RunOptions(poll_interval=0.05))
-    result, code = run_batch(_one_shot(out), settings, View())
+    result = run_batch(_one_shot(out), settings, View(), run_exit_code)
+    code = run_exit_code(result)
     assert code == 0 and result.done == 1
     assert result.possibly_billed == ["s09/1 (earlier render)"]
     assert [c.json["prompt"] for c in sim.recorder.creates()] == ["waves"]
@@ -197,6 +205,7 @@ def test_a_restored_shots_unanswered_create_holds_the_batch_to_its_base(
         out, _one_shot(out), state="submitting", task_id=None, api_base="https://x.example/v1"
     )
     with pytest.raises(ConfigError) as caught:
-        run_batch(_one_shot(out), BatchSettings(api_base=sim.base_url, api_key="k"), View())
+        settings = BatchSettings(api_base=sim.base_url, api_key="k")
+        run_batch(_one_shot(out), settings, View(), run_exit_code)
     assert "in flight were submitted to https://x.example/v1" in caught.value.message
     assert sim.recorder.requests == []

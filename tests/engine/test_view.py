@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from runner.model import Manifest
-from runner.reconcile import reconcile
+from runner.model import Manifest, RunResult
+from runner.plan import PlanSummary, make_plan
 from runner.store import Store
-from runner.view import PlainView, PlanSummary, RunResult, make_view, status_table, summary_lines
+from runner.view import PlainView, make_view, plan_line, status_table, summary_lines
 from tests.engine.conftest import MakeJob
 
 
@@ -16,7 +16,7 @@ def test_plain_view_prints_one_line_per_state_change() -> None:
     """Each state change is one line naming the job, its state and the detail."""
     stream = io.StringIO()
     view = PlainView(stream)
-    view.start(PlanSummary(to_submit=2, seconds_to_submit=16), 2)
+    view.start(PlanSummary(renders={**PlanSummary().renders, "submit": 2}, seconds_to_pay=16), 2)
     view.state("s01/1", "queued", "task video_1")
     view.progress("s01/1", "running", 50.0)
     lines = stream.getvalue().splitlines()
@@ -54,7 +54,7 @@ def test_a_pipe_gets_the_plain_view() -> None:
 
 def test_the_plan_line_announces_earlier_renders_to_collect() -> None:
     """Renders of edited or removed shots still in flight are named before the run starts."""
-    line = PlanSummary(earlier=2, possibly_billed=1).line()
+    line = plan_line(PlanSummary(earlier=2, possibly_billed=1))
     assert "; 2 earlier render(s) in flight will be collected into .history/" in line
     assert "1 earlier create(s) got no answer: not sent again, possibly billed" in line
 
@@ -87,5 +87,17 @@ def test_status_shows_how_many_creates_a_possible_duplicate_sent(
         sha256="0" * 64,
         shots=(job.shot,),
     )
-    table = status_table(manifest, reconcile([job], store))
+    table = status_table(manifest, make_plan([job], store))
     assert "(possible duplicate: 3 creates sent)" in table
+
+
+def test_a_run_stopped_early_says_so_first_and_leaves_the_why_to_one_message() -> None:
+    """An interrupted run's summary does not read like success, and does not repeat the
+    interruption the CLI reports once."""
+    from runner.errors import Interrupted
+
+    stopped = RunResult(interrupted=True, stopped_by=Interrupted("interrupted: ..."))
+    lines = summary_lines(stopped)
+    assert lines[0].startswith("stopped early, so far done: 0 job(s)")
+    assert not any("interrupted" in line for line in lines)
+    assert summary_lines(RunResult())[0].startswith("done: 0 job(s)")

@@ -10,8 +10,8 @@ from types import ModuleType
 import jsonschema
 
 from runner.manifest import RUNNER_FIELDS, SHOT_FIELDS, VIDEO_FIELDS
-from runner.plan import ASSUMED_NOTE
 from runner.schema import load_schema, schema_path
+from runner.view import ASSUMED_NOTE
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,7 @@ import pytest
 from runner.jobs import expand_jobs
 from runner.manifest import load_manifest
 from runner.model import Job
-from runner.plan import check_shot_ids
-from runner.reconcile import PlanOptions
+from runner.plan import PlanOptions, check_shot_ids
 from runner.store import Store
 from tests.manifest.conftest import CliResult, WriteManifest
 
@@ -382,3 +381,31 @@ def test_plan_json_of_a_new_batch_lists_no_earlier_render(
     write_manifest(TWO_SHOTS)
     document = json.loads(run_cli("plan", "--json", "m.yaml").stdout)
     assert (document["earlier_renders"], document["summary"]["earlier_to_collect"]) == ([], 0)
+
+
+HOSTILE = "\x1b]0;x\x07"
+
+
+def test_status_shows_control_characters_from_the_store_escaped(
+    write_manifest: WriteManifest, run_cli: Callable[..., CliResult]
+) -> None:
+    """A task id and an error in state.db that carry a terminal sequence (an OSC setting the
+    window title) are printed as escapes by status and plan, never as the sequence."""
+    manifest = load_manifest(write_manifest(TWO_SHOTS))
+    one, two = expand_jobs(manifest)
+    with Store.open(manifest.output_dir) as store:
+        store.bind_jobs(None, [(j.shot.id, 1, j.fingerprint, 1) for j in (one, two)])
+        first = store.renders()[(one.fingerprint, 1)]
+        first.state, first.attempt, first.task_id = "running", 1, f"task{HOSTILE}"
+        store.update_render(None, first)
+        second = store.renders()[(two.fingerprint, 1)]
+        second.state, second.error = "failed", f"the service said {HOSTILE}"
+        store.update_render(None, second)
+    status = run_cli("status", "m.yaml")
+    assert status.exit_code == 0, status.stderr
+    assert "\x1b" not in status.stdout and "\x07" not in status.stdout
+    assert "task\\x1b]0;x\\x07" in status.stdout
+    assert "the service said \\x1b]0;x\\x07" in status.stdout
+    plan = run_cli("plan", "m.yaml", "--retry-failed")
+    assert plan.exit_code == 0, plan.stderr
+    assert "\x1b" not in plan.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runner.delivery import clip_relpath, file_sha256, write_sidecar
 from runner.model import Job
-from runner.reconcile import PlanOptions, reconcile
+from runner.plan import PlanOptions, make_plan
 from runner.store import Store
 from tests.engine.conftest import MakeJob
 
@@ -40,7 +40,7 @@ def _deliver(store: Store, out_dir: Path, job: Job, content: bytes = b"clip") ->
 
 
 def _actions(jobs: list[Job], store: Store | None, **options: object) -> list[str]:
-    return [p.action for p in reconcile(jobs, store, PlanOptions(**options))]  # type: ignore[arg-type]
+    return [p.action for p in make_plan(jobs, store, PlanOptions(**options)).jobs]  # type: ignore[arg-type]
 
 
 def test_without_store_every_job_is_submitted(make_job: MakeJob) -> None:
@@ -60,7 +60,7 @@ def test_intact_clip_is_skipped(store: Store, out_dir: Path, make_job: MakeJob) 
     """A done job whose clip has its recorded size and time is skipped."""
     job = make_job()
     _deliver(store, out_dir, job)
-    (planned,) = reconcile([job], store)
+    (planned,) = make_plan([job], store).jobs
     assert (planned.action, planned.state, planned.file) == ("skip", "done", "s01/take-1.mp4")
 
 
@@ -97,7 +97,7 @@ def test_renamed_shot_joins_the_existing_render(
 ) -> None:
     """A renamed shot has the same fingerprint: no new render, its clip is fetched (copied)."""
     _deliver(store, out_dir, make_job("old-name"))
-    (planned,) = reconcile([make_job("new-name")], store)
+    (planned,) = make_plan([make_job("new-name")], store).jobs
     assert (planned.action, planned.generation) == ("fetch", 1)
 
 
@@ -132,7 +132,7 @@ def test_force_raises_the_generation_of_a_done_job(
     """--force ID renders a done job again under the next generation."""
     job = make_job()
     _deliver(store, out_dir, job)
-    (planned,) = reconcile([job], store, PlanOptions(force=frozenset({"s01"})))
+    (planned,) = make_plan([job], store, PlanOptions(force=frozenset({"s01"}))).jobs
     assert (planned.action, planned.generation, planned.new_generation) == ("submit", 2, "forced")
 
 
@@ -140,7 +140,7 @@ def test_force_does_not_raise_a_render_in_flight(store: Store, make_job: MakeJob
     """Running the same --force command again after an interruption resumes, never pays twice."""
     job = make_job()
     _set_state(store, job, "running", generation=2, task_id="t")
-    (planned,) = reconcile([job], store, PlanOptions(force=frozenset({"s01"})))
+    (planned,) = make_plan([job], store, PlanOptions(force=frozenset({"s01"}))).jobs
     assert (planned.action, planned.generation) == ("resume", 2)
 
 
@@ -150,14 +150,14 @@ def test_rejected_take_renders_again_once(store: Store, out_dir: Path, make_job:
     for job in jobs:
         _deliver(store, out_dir, job)
     store.set_verdict("s01", 2, "rejected")
-    planned = reconcile(jobs, store, PlanOptions(rerender_rejected=True))
+    planned = make_plan(jobs, store, PlanOptions(rerender_rejected=True)).jobs
     assert [(p.action, p.generation) for p in planned] == [("skip", 1), ("submit", 2)]
 
 
 def test_only_limits_the_plan(store: Store, make_job: MakeJob) -> None:
     """--only ID keeps the named shots' jobs and nothing else."""
     jobs = [make_job("s01", prompt="a"), make_job("s02", prompt="b")]
-    planned = reconcile(jobs, store, PlanOptions(only=frozenset({"s02"})))
+    planned = make_plan(jobs, store, PlanOptions(only=frozenset({"s02"}))).jobs
     assert [p.job.shot.id for p in planned] == ["s02"]
 
 
@@ -173,7 +173,7 @@ def test_a_clip_with_this_jobs_sidecar_is_taken_back_not_paid_again(
         write_sidecar(
             clip, {"fingerprint": fingerprint, "generation": 2, "sha256": "a" * 64, "bytes": 4}
         )
-    planned = reconcile([ours, other], store)
+    planned = make_plan([ours, other], store).jobs
     assert [(p.action, p.generation) for p in planned] == [("fetch", 2), ("submit", 1)]
 
 
@@ -192,9 +192,9 @@ def test_a_real_run_does_not_adopt_a_simulated_clip(
     simulated, real = make_job("s01", prompt="waves"), make_job("s02", prompt="dunes")
     _clip_with_sidecar(out_dir, simulated, simulated=True)
     _clip_with_sidecar(out_dir, real, simulated=False)
-    planned = reconcile([simulated, real], store, PlanOptions(simulated=False))
+    planned = make_plan([simulated, real], store, PlanOptions(simulated=False)).jobs
     assert [p.action for p in planned] == ["submit", "fetch"]
-    planned = reconcile([simulated, real], store, PlanOptions(simulated=True))
+    planned = make_plan([simulated, real], store, PlanOptions(simulated=True)).jobs
     assert [p.action for p in planned] == ["fetch", "submit"]
 
 
@@ -204,7 +204,7 @@ def test_a_plan_without_a_store_plans_adoption_from_sidecars(
     """No state.db: given the batch folder, a clip with this job's sidecar is planned fetch."""
     ours, new = make_job("s01", prompt="waves"), make_job("s02", prompt="dunes")
     _clip_with_sidecar(out_dir, ours, simulated=False)
-    planned = reconcile([ours, new], None, output_dir=out_dir)
+    planned = make_plan([ours, new], None, output_dir=out_dir).jobs
     assert [p.action for p in planned] == ["fetch", "submit"]
 
 
@@ -212,5 +212,5 @@ def test_a_failed_job_shows_no_progress(store: Store, make_job: MakeJob) -> None
     """A render that failed at 99 % is shown failed with no progress, not a stale 99."""
     job = make_job()
     _set_state(store, job, "failed", progress=99.0, error="timed out")
-    (item,) = reconcile([job], store)
+    (item,) = make_plan([job], store).jobs
     assert (item.state, item.progress) == ("failed", None)
