@@ -64,6 +64,10 @@ SHOT_FIELDS = (
     "extra",
 )
 
+#: A prompt longer than this is warned about; one longer than ``MAX_PROMPT_CHARS`` is refused.
+LONG_PROMPT_CHARS = 2_000
+MAX_PROMPT_CHARS = 20_000
+
 _VAR_RE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 
@@ -337,6 +341,19 @@ def _check_prompt(
     if not text.strip():
         checker.report(prompt.path, "the prompt is empty")
         return None
+    if len(text) > LONG_PROMPT_CHARS:
+        length = f"the prompt is {len(text):,} characters long"
+        if text != prompt.value:
+            length += " once its vars are filled in"
+        if len(text) > MAX_PROMPT_CHARS:
+            checker.report(prompt.path, f"{length}, past the limit of {MAX_PROMPT_CHARS:,}")
+            return None
+        checker.report(
+            prompt.path,
+            f"{length} (more than {LONG_PROMPT_CHARS:,}); check that nothing was pasted in by "
+            "mistake",
+            severity="warning",
+        )
     return text
 
 
@@ -480,6 +497,40 @@ def _non_finite(value: Any, path: PathKey) -> Iterator[tuple[PathKey, float]]:
     elif isinstance(value, list):
         for position, item in enumerate(value):
             yield from _non_finite(item, (*path, position))
+
+
+def _check_repeats(checker: _Checker, shots: list[Shot]) -> None:
+    """Warn where one request would be sent again for the same clip.
+
+    Takes of a shot send the same request and differ by the service's randomness; with a
+    ``seed`` in ``extra`` they cannot differ, so each take past the first pays for the same
+    clip again. Two shots whose requests are the same share one render per take (the same
+    clip in both folders), which is rarely what two shots were written for.
+    """
+    from runner.jobs import request_identity
+
+    first: dict[str, Shot] = {}
+    for shot in shots:
+        if shot.takes > 1 and "seed" in shot.extra:
+            takes_path: PathKey = ("shots", shot.index, "takes")
+            if takes_path not in checker.doc.positions:
+                takes_path = ("defaults", "takes")
+            checker.report(
+                takes_path,
+                f"takes: {shot.takes} with a fixed seed (extra.seed) sends {shot.takes} "
+                f"identical requests: the same clip, paid for {shot.takes} times; remove the "
+                "seed or set takes: 1",
+                severity="warning",
+            )
+        earlier = first.setdefault(request_identity(shot), shot)
+        if earlier is not shot:
+            checker.report(
+                ("shots", shot.index),
+                f"shot {shot.id!r} sends the same request as shot {earlier.id!r} (line "
+                f"{earlier.line}): they share one render per take, the same clip in both "
+                "folders; change its prompt or settings if they are to differ",
+                severity="warning",
+            )
 
 
 def _check_vars(checker: _Checker, value: dict[str, Any]) -> dict[str, str]:
@@ -824,6 +875,9 @@ def _check(
     with _without_cycle_collector():
         ids = _Ids()
         shots = _check_shots(checker, value, variables, ids)
+        # The manifest's own shots, where a warning can point at the shot (a shots file's
+        # rows are compared by neither validate, which keeps no rows, nor here).
+        _check_repeats(checker, shots)
         counts = Counts(len(shots), sum(shot.takes for shot in shots))
         in_file: list[Diagnostic] = []
         source = _shots_file(checker, value)

@@ -68,8 +68,12 @@ RULES = """\
 - **Warnings** (printed, not failing): `seconds` outside 4 to 30; an `aspect_ratio` other than
   `16:9` or `9:16`; an image outside the manifest's folder (through `..`, an absolute path or
   a link leading out), named with its real path, since it is uploaded with the shot (see
-  [security.md](security.md)).
-- **Takes.** Each take is its own job: `takes: 3` renders three independent clips.
+  [security.md](security.md)); a prompt longer than 2,000 characters once its vars are filled
+  in (one longer than 20,000 is an error); a `seed` in `extra` with more than one take (the
+  takes send the same request, so each pays for the same clip); two shots that send the same
+  request (they share one render per take, the same clip in both folders).
+- **Takes.** Each take is its own job: `takes: 3` renders three independent clips. Takes send
+  the same request and differ by the service's randomness.
 - **Cost.** `plan` ends with the tasks to submit and the seconds of video to pay for
   (`tasks_to_submit` and `seconds_to_pay` in `--json`). They count renders, not jobs: jobs
   whose fingerprint is the same (identical content, whatever the shot ids) share one task
@@ -138,6 +142,9 @@ lists its first 1,000 problems, then only counts the lines with more.
   (`08` is 8; `0o17` and `0x1f` are strings), and nothing is sexagesimal: unquoted `16:9` is
   the string `"16:9"`.
 - A key written twice in one mapping is an error.
+- A plain (unquoted) value cannot hold `: ` (a colon and a space): quote it, as in
+  `prompt: "Scene: a cat"`. Indentation is spaces only: a tab there is an error. An
+  unclosed quote is reported where it opens.
 - Anchors, aliases and `<<` merges work; a document whose aliases would expand past
   1,000,000 values (an alias bomb) is refused.
 - Only the standard tags (`!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!map`, `!!seq`)

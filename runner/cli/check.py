@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from runner.cli.common import echo_err, handles_errors, out_option
+from runner.cli.common import echo_err, examples, handles_errors, out_option
 from runner.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
-@click.command(name="validate")
+@click.command(
+    name="validate",
+    epilog=examples(
+        "shotrunner validate my-board.yaml",
+        "shotrunner validate --json boards/*.yaml",
+    ),
+)
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option(
     "--json",
@@ -35,7 +41,8 @@ def validate_cmd(manifests: tuple[str, ...], as_json: bool) -> None:
     """Check manifests against the schema and the rules of the manifest language.
 
     Problems go to stderr as FILE:LINE:COL: error: MESSAGE (at PATH), or with --json into
-    the document on stdout instead; exit 2 if any file is invalid.
+    the document on stdout instead; exit 2 if any file is invalid. Warnings (a long prompt,
+    a request sent twice for the same clip, ...) are shown the same way and do not fail.
     """
     from runner.manifest import validate_manifest
 
@@ -153,7 +160,13 @@ def plan_options(command: Callable[..., R]) -> Callable[..., R]:
     return decorated
 
 
-@click.command(name="plan")
+@click.command(
+    name="plan",
+    epilog=examples(
+        "shotrunner plan my-board.yaml",
+        "shotrunner plan my-board.yaml --retry-failed --only s02-hero",
+    ),
+)
 @click.argument("manifest_path", metavar="MANIFEST", type=click.Path(path_type=str))
 @out_option
 @plan_options
