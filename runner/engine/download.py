@@ -20,6 +20,7 @@ from runner.api.errors import (
 from runner.delivery import part_of
 from runner.engine.deliver import earlier_path, final_path, keep_earlier
 from runner.engine.states import MAX_TASK_ERRORS, NOT_FOUND_CONFIRMATIONS, Step, move
+from runner.files import writing
 from runner.store import now_iso
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ async def download(run: Run, work: Work) -> Step:
         url = task.video_url or run.client.content_url(task.id)
         _claim_part(run, part, task.id)
         try:
-            downloaded = await run.client.download(url, part)
+            with writing(part, run=True):
+                downloaded = await run.client.download(url, part)
         except AuthError:
             raise
         except LinkExpired:
