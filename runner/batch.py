@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from runner.api.proxies import check_proxy
@@ -52,6 +52,8 @@ class BatchSettings:
     run: RunOptions = field(default_factory=RunOptions)
     plan: PlanOptions = field(default_factory=PlanOptions)
     argv: tuple[str, ...] = ()
+    #: The largest clip downloaded (``run --max-clip-size``); None: the client's default.
+    max_clip_bytes: int | None = None
 
 
 def public_base(url: str) -> str:
@@ -272,7 +274,10 @@ async def _drive(
                 api_base, api_key = outcome.sim.base_url, "simulated"
                 run.context = dataclasses.replace(context, api_base=public_base(api_base))
 
-            async with ApiClient(api_base, api_key) as client:
+            caps: dict[str, Any] = {}
+            if settings.max_clip_bytes is not None:
+                caps["max_clip_bytes"] = settings.max_clip_bytes
+            async with ApiClient(api_base, api_key, **caps) as client:
                 run.client = client
                 outcome.result = await run.execute()
         else:

@@ -511,15 +511,23 @@ class Run:
             # outage stops the run (the task stays in flight for the next one).
             if not self.check_reachable(error):
                 return False
-            await self.sleep(self.task_backoff.delay(errors))
+            await self.sleep(self.retrying(work, what, error, self.task_backoff.delay(errors)))
             return True
         self.heard()
         if errors >= MAX_TASK_ERRORS:
             self.keep_owed(work, f"{what} failed: {error.message}", code)
             return False
         retry_after = error.retry_after if isinstance(error, RateLimited) else None
-        await self.sleep(self.task_backoff.delay(errors, retry_after))
+        await self.sleep(
+            self.retrying(work, what, error, self.task_backoff.delay(errors, retry_after))
+        )
         return True
+
+    def retrying(self, work: Work, what: str, error: ApiError, delay: float) -> float:
+        """Tell the view a request about ``work`` is tried again, and why (``run -v`` shows
+        it); returns ``delay``, the wait before it."""
+        self.view.retry(work.label, f"{what}: {error.message}; again in {delay:.1f} s")
+        return delay
 
 
 def _wake(sleeper: asyncio.Future[None]) -> None:

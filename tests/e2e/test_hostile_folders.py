@@ -431,7 +431,7 @@ def test_a_disk_that_fills_during_a_download_stops_the_run_and_the_next_run_resu
     sim = start_sim(clip_bytes=_BIG_CLIP)
     batch = Batch(manifest=tmp_path / "batch.yaml", out=small_disk / "out", shots=[])
     batch.write({"s01": "waves at dusk"})
-    result = shotrunner(*run_args(batch, sim))
+    result = shotrunner(*run_args(batch, sim), "-q")
     _stopped_while_downloading(batch, result)
     part = batch.out / "s01" / "take-1.mp4.part"
     assert result.stderr == f"error: cannot write {part}: no space left on the device\n"
@@ -451,7 +451,7 @@ def test_a_file_size_limit_during_a_download_stops_the_run_and_the_next_run_resu
     way: one line, exit 1, the part kept; the next run, without the limit, delivers."""
     sim = start_sim(clip_bytes=_BIG_CLIP)
     batch.write({"s01": "waves at dusk"})
-    result = shotrunner(*run_args(batch, sim), fsize=1024 * 1024)
+    result = shotrunner(*run_args(batch, sim), "-q", fsize=1024 * 1024)
     _stopped_while_downloading(batch, result)
     part = batch.out / "s01" / "take-1.mp4.part"
     assert result.stderr == f"error: cannot write {part}: File too large\n"
@@ -480,7 +480,7 @@ def test_a_state_database_on_a_full_disk_is_one_line(
     os.truncate(filler, filler.stat().st_size - _OPEN_ROOM)
     batch.write({"s01": "waves at dusk", "s02": "a lighthouse"})
     sent = len(sim.recorder.requests)
-    result = shotrunner(*run_args(batch, sim))
+    result = shotrunner(*run_args(batch, sim), "-q")
     assert (result.returncode, "Traceback" in result.stderr) == (1, False), result.stderr
     assert result.stderr == (
         f"error: cannot write {batch.out / 'state.db'}: no space left on the device "
