@@ -200,10 +200,16 @@ def test_plan_in_a_subprocess_refuses_an_alias_bomb(tmp_path: Path) -> None:
     assert "alias bomb" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_plan_of_the_storyboard_example_shows_its_cost(run_cli: Callable[..., CliResult]) -> None:
-    """The README's storyboard plans 6 jobs and 52 seconds of video."""
-    result = run_cli("plan", "--json", str(EXAMPLES / "storyboard.yaml"))
-    assert result.exit_code == 0
+def test_plan_of_the_storyboard_example_shows_its_cost(
+    run_cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """The README's storyboard plans 6 jobs and 52 seconds of video. Planned into a batch
+    folder of the test's own: the README's first command may have rendered the example into
+    its default folder (which then plans nothing), and a test never reads the repository's
+    output folders."""
+    out = tmp_path / "out"
+    result = run_cli("plan", "--json", str(EXAMPLES / "storyboard.yaml"), "--out", str(out))
+    assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)["summary"]
     assert (summary["submit"], summary["seconds_to_pay"]) == (6, 52)
 
