@@ -314,7 +314,7 @@ class RenderRow:
 
     @property
     def idempotency_key(self) -> str:
-        """``<fingerprint>-g<generation>-a<attempt>`` of the attempt in progress (SPEC.md)."""
+        """``<fingerprint>-g<generation>-a<attempt>`` of the attempt in progress."""
         return f"{self.fingerprint}-g{self.generation}-a{self.attempt}"
 
 
@@ -840,7 +840,7 @@ class Store:
 
 
 def job_state(job: JobRow | None, render: RenderRow | None) -> JobState:
-    """A job's state word (SPEC.md) from its row and its render's row.
+    """A job's state word (docs/running.md) from its row and its render's row.
 
     A render that is done but whose clip is not yet in this job's folder counts as
     ``downloading``: the job is not delivered until its own file is written.

@@ -6,7 +6,7 @@ duplicates, seconds of video delivered, wall time). ``NO_COLOR`` turns colour of
 stays bounded: the live view keeps counts and only the jobs currently in flight.
 
 A plan or a status (``plan``, ``status``): a plain table, one row per job, with a summary
-line, or SPEC.md's JSON document. ``plan`` shows each job's action and sums by action,
+line, or the JSON document of docs/running.md. ``plan`` shows each job's action and sums by action,
 ``status`` shows states and sums by state; both count what would be paid for per render.
 
 Text from outside (task ids, error messages, shot ids read back from the store) goes

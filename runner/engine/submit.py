@@ -145,7 +145,7 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
                     f"task ({error.message}); check --api-base or SHOTRUNNER_API_BASE: it "
                     "includes the version prefix, e.g. https://octopusx.ai/v1"
                 ) from None
-            # A replay of a task the service has forgotten (SPEC.md): a new attempt.
+            # A replay of a task the service has forgotten (docs/running.md): a new attempt.
             reason = f"the service forgot the task of attempt {render.attempt}"
             if run.again(work, reason) is not Step.SUBMIT_NEW:
                 return Step.END
@@ -172,7 +172,7 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
             run.creating.discard(current)
             del body
         break
-    # The task id is written before anything else happens (SPEC.md): from here on a crash
+    # The task id is written before anything else happens (docs/running.md): from here on a crash
     # leaves a task to poll, not a create to send again.
     run.heard()
     render.task_id = task.id
