@@ -521,6 +521,7 @@ def _check(path: str | Path, out: Path | None) -> tuple[Manifest | None, list[Di
         sha256=hashlib.sha256(data).hexdigest(),
         shots=tuple(shots),
         warnings=tuple(all_found),
+        pricing=value.get("pricing"),
     )
     return manifest, all_found
 

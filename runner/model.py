@@ -105,6 +105,8 @@ class Manifest:
     sha256: str
     shots: tuple[Shot, ...]
     warnings: tuple[Diagnostic, ...] = ()
+    #: The manifest's ``pricing:`` table as written (schema-checked), None without one.
+    pricing: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
