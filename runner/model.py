@@ -7,6 +7,7 @@ consume them. They carry no behaviour that needs HTTP, SQLite or the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -147,6 +148,11 @@ class RunResult:
     stopped_by: Exception | None = None
     #: Renders with a create on the wire or a task in flight when the run stopped.
     in_flight_at_stop: int = 0
+    #: Money, with a price table: the currency, the price of the creates sent this run, and
+    #: of the renders whose clips were delivered this run.
+    currency: str | None = None
+    committed_cost: Decimal = Decimal(0)
+    delivered_cost: Decimal = Decimal(0)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -159,4 +165,11 @@ class RunResult:
             "possibly_billed": len(self.possibly_billed),
             "interrupted": self.interrupted,
             "wall_time": round(self.wall_time, 3),
+            "money": None
+            if self.currency is None
+            else {
+                "currency": self.currency,
+                "committed": str(self.committed_cost),
+                "delivered": str(self.delivered_cost),
+            },
         }

@@ -178,6 +178,8 @@ class PlanMoney:
     """A plan in money: each paying render's cost, the total, and the worst case of retries."""
 
     currency: str
+    #: The table the plan was priced with (a run prices its resubmissions with it too).
+    table: PriceTable
     #: Cost of each render to submit or retry, by render key (None: the table has no price).
     costs: dict[tuple[str, int], Decimal | None] = field(default_factory=dict)
     total: Decimal = Decimal(0)
@@ -194,7 +196,7 @@ class PlanMoney:
 
 def plan_money(plan: Plan, table: PriceTable, max_attempts: int) -> PlanMoney:
     """What ``plan`` costs with ``table`` when each render may take ``max_attempts``."""
-    result = PlanMoney(currency=table.currency)
+    result = PlanMoney(currency=table.currency, table=table)
     for group in plan.renders:
         shot = group.jobs[0].job.shot
         if group.action not in ("submit", "retry", "resume"):
@@ -239,7 +241,7 @@ def check_max_cost(plan: Plan, max_cost: Decimal | None) -> None:
     if plan.money.unpriced:
         raise InputError(
             f"--max-cost: no price for {', '.join(plan.money.unpriced)} in "
-            f"{plan.money.currency} table; add it; nothing was sent"
+            "the price table; add it; nothing was sent"
         )
     if plan.money.total > max_cost:
         currency = plan.money.currency

@@ -61,6 +61,13 @@ def summary_lines(result: RunResult) -> list[str]:
         f"{so_far}done: {result.done} job(s); delivered this run: {result.delivered} clip(s), "
         f"{result.seconds_delivered} s of video; wall time {result.wall_time:.1f} s",
     ]
+    if result.currency is not None:
+        from runner.pricing import money
+
+        lines.append(
+            f"money: committed this run {money(result.committed_cost, result.currency)}, "
+            f"delivered this run {money(result.delivered_cost, result.currency)}"
+        )
     if result.failed:
         lines.append(f"failed: {len(result.failed)}")
         lines.extend(f"  {visible(key)}: {shown(reason)}" for key, reason in result.failed)

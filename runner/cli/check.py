@@ -133,9 +133,7 @@ prices_option = click.option(
 @out_option
 @plan_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-@click.option(
-    "--show-requests", is_flag=True, help="Print the body of each create run would send."
-)
+@click.option("--show-requests", is_flag=True, help="Print the body of each create run would send.")
 @prices_option
 @click.option(
     "--max-attempts",
