@@ -155,6 +155,8 @@ class RunResult:
     delivered_cost: Decimal = Decimal(0)
 
     def summary(self) -> dict[str, Any]:
+        from runner.pricing import amount_text
+
         return {
             "done": self.done,
             "delivered": self.delivered,
@@ -169,7 +171,7 @@ class RunResult:
             if self.currency is None
             else {
                 "currency": self.currency,
-                "committed": str(self.committed_cost),
-                "delivered": str(self.delivered_cost),
+                "committed": amount_text(self.committed_cost),
+                "delivered": amount_text(self.delivered_cost),
             },
         }

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import InputError
 from runner.files import write_atomic
+from runner.pricing import amount_text
 
 if TYPE_CHECKING:
     from runner.model import Manifest
@@ -56,7 +57,7 @@ def plan_record(manifest: Manifest, plan: Plan, max_attempts: int) -> dict[str, 
         ],
         "money": None
         if plan.money is None
-        else {"currency": plan.money.currency, "total": str(plan.money.total)},
+        else {"currency": plan.money.currency, "total": amount_text(plan.money.total)},
     }
 
 
@@ -64,7 +65,7 @@ def _cost(plan: Plan, key: tuple[str, int], action: str) -> str | None:
     if plan.money is None or action not in ("submit", "retry"):
         return None
     cost = plan.money.costs.get(key)
-    return None if cost is None else str(cost)
+    return None if cost is None else amount_text(cost)
 
 
 def write_plan_file(path: Path, manifest: Manifest, plan: Plan, max_attempts: int) -> None:

@@ -61,10 +61,16 @@ def charged(table_cost: Decimal | None, reported: Decimal | None) -> Decimal | N
     return reported if reported is not None else table_cost
 
 
+def amount_text(amount: Decimal) -> str:
+    """An amount as written down: two decimals at least, more when the price has them."""
+    exponent = amount.normalize().as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{amount:.{min(places, 6)}f}"
+
+
 def money(amount: Decimal, currency: str) -> str:
-    """An amount as shown: two decimals at least, more when the price has them."""
-    places = max(2, -amount.normalize().as_tuple().exponent)  # type: ignore[operator]
-    return f"{amount:.{min(places, 6)}f} {currency}"
+    """An amount with its currency, as shown."""
+    return f"{amount_text(amount)} {currency}"
 
 
 def parse_amount(text: str) -> Decimal:

@@ -490,10 +490,12 @@ def requests_text(plan: Plan) -> str:
 
 
 def _cost_of(plan: Plan, p: PlannedJob) -> str | None:
+    from runner.pricing import amount_text
+
     if plan.money is None or p.action not in ("submit", "retry"):
         return None
     cost = plan.money.costs.get(p.render_key)
-    return None if cost is None else str(cost)
+    return None if cost is None else amount_text(cost)
 
 
 def _add_requests_and_money(document: dict[str, Any], plan: Plan) -> None:
@@ -507,14 +509,16 @@ def _add_requests_and_money(document: dict[str, Any], plan: Plan) -> None:
 
 def money_document(plan: Plan) -> dict[str, Any] | None:
     """The plan's money as JSON (amounts as decimal strings), None without prices."""
+    from runner.pricing import amount_text
+
     money = plan.money
     if money is None:
         return None
     return {
         "currency": money.currency,
-        "total": str(money.total),
-        "worst_case": str(money.worst_case),
-        "worst_case_extra": str(money.worst_case_extra),
+        "total": amount_text(money.total),
+        "worst_case": amount_text(money.worst_case),
+        "worst_case_extra": amount_text(money.worst_case_extra),
         "unpriced": list(money.unpriced),
     }
 
