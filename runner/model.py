@@ -155,8 +155,6 @@ class RunResult:
     delivered_cost: Decimal = Decimal(0)
 
     def summary(self) -> dict[str, Any]:
-        from runner.pricing import amount_text
-
         return {
             "done": self.done,
             "delivered": self.delivered,
@@ -175,3 +173,10 @@ class RunResult:
                 "delivered": amount_text(self.delivered_cost),
             },
         }
+
+
+def amount_text(amount: Decimal) -> str:
+    """An amount of money as written down: two decimals at least, more when a price has them."""
+    exponent = amount.normalize().as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{amount:.{min(places, 6)}f}"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import InputError
 from runner.files import write_atomic
-from runner.pricing import amount_text
+from runner.model import amount_text
 
 if TYPE_CHECKING:
     from runner.model import Manifest

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.diagnostics import Diagnostic
 from runner.errors import InputError, ManifestInvalid
+from runner.model import amount_text
 
 if TYPE_CHECKING:
     from runner.model import Manifest, Shot
@@ -59,13 +60,6 @@ class PriceTable:
 def charged(table_cost: Decimal | None, reported: Decimal | None) -> Decimal | None:
     """The money a created task counts for: what the provider reported, else the table's."""
     return reported if reported is not None else table_cost
-
-
-def amount_text(amount: Decimal) -> str:
-    """An amount as written down: two decimals at least, more when the price has them."""
-    exponent = amount.normalize().as_tuple().exponent
-    places = max(2, -exponent) if isinstance(exponent, int) else 2
-    return f"{amount:.{min(places, 6)}f}"
 
 
 def money(amount: Decimal, currency: str) -> str:

@@ -490,7 +490,7 @@ def requests_text(plan: Plan) -> str:
 
 
 def _cost_of(plan: Plan, p: PlannedJob) -> str | None:
-    from runner.pricing import amount_text
+    from runner.model import amount_text
 
     if plan.money is None or p.action not in ("submit", "retry"):
         return None
@@ -509,7 +509,7 @@ def _add_requests_and_money(document: dict[str, Any], plan: Plan) -> None:
 
 def money_document(plan: Plan) -> dict[str, Any] | None:
     """The plan's money as JSON (amounts as decimal strings), None without prices."""
-    from runner.pricing import amount_text
+    from runner.model import amount_text
 
     money = plan.money
     if money is None:
