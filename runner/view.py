@@ -399,7 +399,7 @@ def _table(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
         word = p.action if with_action else p.state
         note = _ACTION_NOTES.get(word, "") if with_action else (p.error or "")
         if with_action and p.reason:
-            note = p.reason
+            note = f"{p.reason}: {note}" if note else p.reason
         rows.append(
             (
                 shot.id,
