@@ -142,6 +142,8 @@ class PlanSummary:
     earlier: int = 0
     #: Earlier creates whose answer never came: not sent again, maybe billed.
     possibly_billed: int = 0
+    #: What the renders to submit cost, in words, with a price table (``runner.pricing``).
+    cost: str | None = None
 
     @property
     def tasks_to_submit(self) -> int:

@@ -226,6 +226,12 @@ def price_plan(
     """Attach the plan's money (``plan.money``) from the manifest's price table, if any."""
     table = load_prices(manifest, prices_file)
     plan.money = None if table is None else plan_money(plan, table, max_attempts)
+    if plan.money is not None:
+        currency = plan.money.currency
+        plan.summary.cost = (
+            f"{money(plan.money.total, currency)}, worst case "
+            f"{money(plan.money.worst_case, currency)}"
+        )
     return plan.money
 
 

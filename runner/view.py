@@ -223,7 +223,8 @@ def earlier_wording(collected: int, billed: int) -> str:
 def plan_line(plan: PlanSummary) -> str:
     """What a run is about to do, printed before anything is sent."""
     line = (
-        f"plan: {plan.tasks_to_submit} task(s) to submit ({plan.seconds_to_pay} s of video), "
+        f"plan: {plan.tasks_to_submit} task(s) to submit ({plan.seconds_to_pay} s of video"
+        f"{f', {plan.cost}' if plan.cost else ''}), "
         f"{plan.renders['resume']} to resume, {plan.renders['fetch']} to fetch, "
         f"{plan.renders['skip']} done, {plan.renders['hold']} failed and held"
     )
