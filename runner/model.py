@@ -153,6 +153,9 @@ class RunResult:
     currency: str | None = None
     committed_cost: Decimal = Decimal(0)
     delivered_cost: Decimal = Decimal(0)
+    #: What the plan cost when the run started, and its worst case with every retry.
+    planned_cost: Decimal = Decimal(0)
+    worst_case_cost: Decimal = Decimal(0)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -169,6 +172,8 @@ class RunResult:
             if self.currency is None
             else {
                 "currency": self.currency,
+                "planned": amount_text(self.planned_cost),
+                "worst_case": amount_text(self.worst_case_cost),
                 "committed": amount_text(self.committed_cost),
                 "delivered": amount_text(self.delivered_cost),
             },

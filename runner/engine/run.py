@@ -135,6 +135,9 @@ class Run:
         #: Renders whose clip was delivered this run, counted once in the money delivered.
         self._delivered_renders: set[tuple[str, int]] = set()
         self.result.currency = None if plan.money is None else plan.money.currency
+        if plan.money is not None:
+            self.result.planned_cost = plan.money.total
+            self.result.worst_case_cost = plan.money.worst_case
 
     @property
     def client(self) -> ApiClient:

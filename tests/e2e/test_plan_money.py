@@ -190,6 +190,8 @@ def test_max_cost_stops_resubmissions_during_the_run(
         (summary,) = conn.execute("select summary from runs").fetchone()
     assert json.loads(summary)["money"] == {
         "currency": "USD",
+        "planned": "0.80",
+        "worst_case": "2.40",
         "committed": "1.20",
         "delivered": "0.00",
     }
