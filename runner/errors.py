@@ -5,6 +5,8 @@
     │   └── ManifestInvalid    a manifest with diagnostics; carries them
     ├── ConfigError            missing or rejected API key, unusable --api-base (exit 2)
     ├── Unreachable            no answer from the API for a long time; jobs stay pending (exit 1)
+    ├── NotWritten             a run could not write a file or its state (a full disk): it
+    │                          stopped part-way, the next run continues (exit 1)
     └── Interrupted            SIGINT / SIGTERM (exit 130)
 
 Library code raises these (or, for a run, returns the one that stopped it); only the CLI
@@ -62,6 +64,12 @@ class ConfigError(InputError):
 
 class Unreachable(ShotrunnerError):
     """The API gave no answer for a long time: the run stopped, its jobs still pending."""
+
+
+class NotWritten(ShotrunnerError):
+    """A run could not write a clip, a part file or its state database (a full disk, a
+    read-only mount, a file size limit): it stopped part-way with one line naming the path
+    and the cause; what was written so far is kept, and the next run continues."""
 
 
 class Interrupted(ShotrunnerError):

@@ -65,7 +65,13 @@ def report_cmd(manifest_path: str, out: Path | None) -> None:
     click.echo(str(page))
 
 
-@click.command(name="review")
+@click.command(
+    name="review",
+    epilog=examples(
+        "shotrunner review storyboard.yaml --open  # pick and reject takes in the browser",
+        "shotrunner review storyboard.yaml --port 8765",
+    ),
+)
 @manifest_argument
 @out_option
 @click.option(

@@ -14,8 +14,19 @@ import pytest
 
 from runner.cli import cli
 
-COMMANDS = ["validate", "plan", "run", "status", "sim", "report", "pick", "reject", "export"]
-WITH_EXAMPLES = ["validate", "plan", "sim", "report", "pick", "reject", "export"]
+COMMANDS = [
+    "validate",
+    "plan",
+    "run",
+    "status",
+    "sim",
+    "report",
+    "review",
+    "pick",
+    "reject",
+    "export",
+]
+WITH_EXAMPLES = COMMANDS
 
 
 def shotrunner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,17 +52,7 @@ def example_lines(help_text: str) -> list[str]:
     return lines
 
 
-#: ``status --help`` still says "One JSON document (SPEC.md)" while run's help is rewritten;
-#: the strict xfail fails once it does not, and the mark goes.
-_STATUS_CITES = pytest.mark.xfail(
-    reason="status --help still cites SPEC.md; drop this mark once it does not", strict=True
-)
-
-
-@pytest.mark.parametrize(
-    "command",
-    [pytest.param(c, marks=_STATUS_CITES) if c == "status" else c for c in COMMANDS],
-)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_names_no_contract_outside_the_repository(command: str) -> None:
     """No ``--help`` sends the reader to SPEC.md or API.md, which are not in the repository."""
     done = shotrunner(command, "--help")
