@@ -183,7 +183,7 @@ def test_max_cost_stops_resubmissions_during_the_run(
     assert result.returncode == 1, result.stdout + result.stderr
     # 0.40 each: two first creates and one resubmission fit in 1.20, no fourth.
     assert failing.recorder.tasks_created == 3
-    assert "(8 s of video, 0.80 USD, worst case 2.40 USD)" in result.stdout
+    assert "(8 s of video, 0.80 USD, worst case 2.40 USD)" in result.stderr
     assert "not submitted: --max-cost 1.20 USD reached (1.20 USD committed)" in result.stdout
     assert "money: committed this run 1.20 USD, delivered this run 0.00 USD" in result.stdout
     with batch.db() as conn:
