@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -52,6 +53,13 @@ class BatchSettings:
     run: RunOptions = field(default_factory=RunOptions)
     plan: PlanOptions = field(default_factory=PlanOptions)
     argv: tuple[str, ...] = ()
+    #: ``--prices FILE`` (else ``shotrunner.toml`` beside the manifest, else its ``pricing:``).
+    prices: Path | None = None
+    #: ``--max-cost``: refuse a dearer plan; stop resubmissions once committed money passes it.
+    max_cost: Decimal | None = None
+    #: ``run --plan FILE``: the saved plan this run must equal (``runner.planfile``).
+    saved_plan: dict[str, Any] | None = None
+    saved_plan_path: Path | None = None
     #: The largest clip downloaded (``run --max-clip-size``); None: the client's default.
     max_clip_bytes: int | None = None
 
@@ -109,6 +117,7 @@ def run_batch(
         plan = make_plan(jobs, store, options)
         _check_bases(store, base, {e.render.key for e in plan.earlier if e.possibly_billed})
         check_max_new(plan, settings.run.max_new)
+        _check_money(plan, manifest, settings)
         context = RunContext(manifest=manifest, api_base=base, simulated=settings.simulate)
         run_id = store.start_run(
             manifest=manifest.display_path,
@@ -117,6 +126,7 @@ def run_batch(
             simulated=settings.simulate,
             argv=[_without_credentials(arg) for arg in settings.argv],
         )
+        _record_requests(store, plan)
         try:
             asyncio.run(_drive(outcome, store, plan, settings, context, view, run_id, stop))
         except KeyboardInterrupt:
@@ -137,6 +147,33 @@ def run_batch(
         if outcome.sim is not None:
             outcome.sim.stop()
     return outcome.result
+
+
+def _check_money(plan: Plan, manifest: Manifest, settings: BatchSettings) -> None:
+    """Price the plan; refuse (exit 2, nothing sent) a saved plan that is not this one, and
+    a plan that costs more than ``--max-cost``."""
+    from runner.pricing import check_max_cost, price_plan
+
+    price_plan(plan, manifest, settings.prices, settings.run.max_attempts)
+    if settings.saved_plan is not None:
+        from runner.planfile import check_plan
+
+        check_plan(settings.saved_plan, manifest, plan, settings.saved_plan_path or Path())
+    check_max_cost(plan, settings.max_cost)
+
+
+def _record_requests(store: Store, plan: Plan) -> None:
+    """Keep the request of each render about to be submitted, so that a later plan can say
+    what an edit changed."""
+    from runner.jobs import provenance_request
+
+    store.record_requests(
+        {
+            group.key[0]: provenance_request(group.jobs[0].job.shot)
+            for group in plan.renders
+            if group.action in ("submit", "retry")
+        }
+    )
 
 
 def _finish_run(

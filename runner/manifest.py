@@ -901,6 +901,7 @@ def _check(
         sha256=_digest(data, source) if keep else hashlib.sha256(data).hexdigest(),
         shots=tuple(shots) if keep else (),
         warnings=tuple(all_found),
+        pricing=value.get("pricing"),
     )
     return manifest, counts, all_found
 

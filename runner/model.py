@@ -7,6 +7,7 @@ consume them. They carry no behaviour that needs HTTP, SQLite or the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,6 +106,8 @@ class Manifest:
     sha256: str
     shots: tuple[Shot, ...]
     warnings: tuple[Diagnostic, ...] = ()
+    #: The manifest's ``pricing:`` table as written (schema-checked), None without one.
+    pricing: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,14 @@ class RunResult:
     stopped_by: Exception | None = None
     #: Renders with a create on the wire or a task in flight when the run stopped.
     in_flight_at_stop: int = 0
+    #: Money, with a price table: the currency, the price of the creates sent this run, and
+    #: of the renders whose clips were delivered this run.
+    currency: str | None = None
+    committed_cost: Decimal = Decimal(0)
+    delivered_cost: Decimal = Decimal(0)
+    #: What the plan cost when the run started, and its worst case with every retry.
+    planned_cost: Decimal = Decimal(0)
+    worst_case_cost: Decimal = Decimal(0)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -157,4 +168,20 @@ class RunResult:
             "possibly_billed": len(self.possibly_billed),
             "interrupted": self.interrupted,
             "wall_time": round(self.wall_time, 3),
+            "money": None
+            if self.currency is None
+            else {
+                "currency": self.currency,
+                "planned": amount_text(self.planned_cost),
+                "worst_case": amount_text(self.worst_case_cost),
+                "committed": amount_text(self.committed_cost),
+                "delivered": amount_text(self.delivered_cost),
+            },
         }
+
+
+def amount_text(amount: Decimal) -> str:
+    """An amount of money as written down: two decimals at least, more when a price has them."""
+    exponent = amount.normalize().as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{amount:.{min(places, 6)}f}"

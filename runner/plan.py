@@ -41,6 +41,7 @@ from runner.schema import closest
 
 if TYPE_CHECKING:
     from runner.model import Manifest
+    from runner.pricing import PlanMoney
     from runner.store import JobKey, JobRow, RenderRow, Store
 
 #: Actions that pay for a render.
@@ -85,6 +86,8 @@ class PlannedJob:
     #: The render a clip's sidecar on disk describes, unknown to the store (``state.db``
     #: lost or deleted): taken back (``fetch``) after its hash is checked, never paid again.
     adopted: RenderRow | None = None
+    #: Why it is submitted, retried or fetched (``runner.reasons``), else None.
+    reason: str | None = None
 
     @property
     def render_key(self) -> tuple[str, int]:
@@ -139,6 +142,8 @@ class PlanSummary:
     earlier: int = 0
     #: Earlier creates whose answer never came: not sent again, maybe billed.
     possibly_billed: int = 0
+    #: What the renders to submit cost, in words, with a price table (``runner.pricing``).
+    cost: str | None = None
 
     @property
     def tasks_to_submit(self) -> int:
@@ -156,6 +161,8 @@ class Plan:
     earlier: list[EarlierRender]
     summary: PlanSummary
     options: PlanOptions
+    #: The plan in money (``runner.pricing.plan_money``), None without a price table.
+    money: PlanMoney | None = None
 
     @property
     def needs_network(self) -> bool:
@@ -199,6 +206,7 @@ def make_plan(
         job_rows = store.jobs()
         planned = _plan_jobs(in_scope, store, job_rows, options)
         earlier = _earlier_renders(store, planned, jobs, job_rows)
+    _explain(planned, store, output_dir or (store.path.parent if store else None))
     renders = _group(planned)
     return Plan(planned, renders, earlier, _summarise(planned, renders, earlier), options)
 
@@ -249,6 +257,13 @@ def _plan_jobs(
             _adopt_from_sidecar(item, output_dir, options)
         planned.append(item)
     return planned
+
+
+def _explain(planned: Sequence[PlannedJob], store: Store | None, output_dir: Path | None) -> None:
+    """Each job's reason to be submitted, retried or fetched (``runner.reasons``)."""
+    from runner.reasons import explain
+
+    explain(planned, store, output_dir)
 
 
 def _group(planned: Sequence[PlannedJob]) -> list[PlannedRender]:

@@ -12,6 +12,8 @@ Tables (SQLite through sqlite-utils, migrations applied when the store opens, WA
 - ``runs``: one row per ``run``: when, what, against which API base, and its outcome.
 - ``verdicts``: the review's picks and rejections of takes.
 - ``parts``: which task writes each ``<file>.part`` (by path), so only that task resumes it.
+- ``requests``: the request body each fingerprint was submitted with (images by source and
+  sha256), so that a later plan can say why an edited shot renders again.
 
 Every state change is one transaction together with its event row, so a crash (even
 ``kill -9``) leaves the store at a state boundary. No secret is ever stored. The store
@@ -194,6 +196,13 @@ def m005_verdict_render(db: sqlite_utils.Database) -> None:
                 generation)
         """
     )
+
+
+@migrations()
+def m006_requests(db: sqlite_utils.Database) -> None:
+    """The request each fingerprint renders, as ``plan`` shows it (images by source and
+    sha256, never base64): a later plan says what an edit changed."""
+    _table(db, "requests").create({"fingerprint": str, "request": str, "at": str}, pk="fingerprint")
 
 
 def _schema_number(name: str) -> int:
@@ -605,6 +614,32 @@ class Store:
         rows = list(self.db.query("select at from events order by id desc limit 1"))
         return parse_iso(rows[0]["at"]) if rows else None
 
+    def requests(self, fingerprints: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The recorded requests of ``fingerprints`` (those the store holds), by fingerprint.
+
+        A store written before requests were recorded (or opened read-only before its
+        migration) answers with none.
+        """
+        if not fingerprints or "requests" not in self.db.table_names():
+            return {}
+        wanted = sorted(set(fingerprints))
+        found: dict[str, dict[str, Any]] = {}
+        # In chunks: SQLite bounds the number of parameters of one statement.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            cursor = self.db.conn.execute(
+                f"select fingerprint, request from requests where fingerprint in ({marks})", chunk
+            )
+            for fingerprint, text in cursor:
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(value, dict):
+                    found[fingerprint] = value
+        return found
+
     def runs(self) -> list[dict[str, Any]]:
         return list(self.db.query("select * from runs order by started_at"))
 
@@ -680,6 +715,18 @@ class Store:
                 }
             )
         return run_id
+
+    def record_requests(self, requests: Mapping[str, Mapping[str, Any]]) -> None:
+        """Keep the request of each fingerprint about to be submitted (the first one stays:
+        a fingerprint always renders the same request)."""
+        if not requests:
+            return
+        at = now_iso()
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "insert or ignore into requests (fingerprint, request, at) values (?, ?, ?)",
+                [(fp, json.dumps(body, sort_keys=True), at) for fp, body in requests.items()],
+            )
 
     def finish_run(self, run_id: str, *, exit_code: int, summary: Mapping[str, Any]) -> None:
         with self._writing():

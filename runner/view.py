@@ -65,6 +65,13 @@ def summary_lines(result: RunResult) -> list[str]:
         f"{so_far}done: {result.done} job(s); delivered this run: {result.delivered} clip(s), "
         f"{result.seconds_delivered} s of video; wall time {result.wall_time:.1f} s",
     ]
+    if result.currency is not None:
+        from runner.pricing import money
+
+        lines.append(
+            f"money: committed this run {money(result.committed_cost, result.currency)}, "
+            f"delivered this run {money(result.delivered_cost, result.currency)}"
+        )
     if result.failed:
         lines.append(f"failed: {len(result.failed)}")
         lines.extend(f"  {visible(key)}: {shown(reason)}" for key, reason in result.failed)
@@ -261,7 +268,8 @@ def earlier_wording(collected: int, billed: int) -> str:
 def plan_line(plan: PlanSummary) -> str:
     """What a run is about to do, printed before anything is sent."""
     line = (
-        f"plan: {plan.tasks_to_submit} task(s) to submit ({plan.seconds_to_pay} s of video), "
+        f"plan: {plan.tasks_to_submit} task(s) to submit ({plan.seconds_to_pay} s of video"
+        f"{f', {plan.cost}' if plan.cost else ''}), "
         f"{plan.renders['resume']} to resume, {plan.renders['fetch']} to fetch, "
         f"{plan.renders['skip']} done, {plan.renders['hold']} failed and held"
     )
@@ -299,6 +307,7 @@ def plan_document(manifest: Manifest, plan: Plan) -> dict[str, Any]:
     document["earlier_renders"] = [_earlier_entry(e) for e in plan.earlier]
     document["summary"]["earlier_to_collect"] = plan.summary.earlier
     document["summary"]["possibly_billed"] = plan.summary.possibly_billed
+    _add_requests_and_money(document, plan)
     return document
 
 
@@ -505,6 +514,8 @@ def _table(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
         seconds = str(shot.seconds_to_pay) + ("" if shot.seconds is not None else ASSUMED_MARK)
         word = p.action if with_action else p.state
         note = _ACTION_NOTES.get(word, "") if with_action else (p.error or "")
+        if with_action and p.reason:
+            note = f"{p.reason}: {note}" if note else p.reason
         rows.append(
             (
                 shot.id,
@@ -518,6 +529,8 @@ def _table(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
     lines = format_columns(rows)
     if any(p.job.shot.seconds is None for p in plan.jobs):
         lines.append(ASSUMED_NOTE)
+    if with_action:
+        lines += money_lines(plan)
     if plan.earlier:
         lines += ["", EARLIER_HEADING, *_earlier_table(plan.earlier)]
     lines.append("")
@@ -563,3 +576,94 @@ def summary_line(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
         f" ({', '.join(parts) or 'none'}); {counts['tasks_to_submit']} task(s) to submit,"
         f" {counts['seconds_to_pay']} s of video to pay for"
     )
+
+
+# -- plan: requests, reasons and money -------------------------------------------------------
+
+
+def preview_request(p: PlannedJob) -> dict[str, Any]:
+    """The body ``run`` sends for this job, images by source and sha256 (never base64): the
+    same builder as the request sent (``runner.jobs``)."""
+    from runner.jobs import provenance_request
+
+    return provenance_request(p.job.shot)
+
+
+def requests_text(plan: Plan) -> str:
+    """``plan --show-requests``: the body of each create ``run`` would send, one per render."""
+    import json
+
+    blocks = []
+    seen: set[tuple[str, int]] = set()
+    for p in plan.jobs:
+        if p.action not in ("submit", "retry") or p.render_key in seen:
+            continue
+        seen.add(p.render_key)
+        head = f"{visible(p.job.key)} ({p.action}: {shown(p.reason or '')}):"
+        body = json.dumps(preview_request(p), indent=2, ensure_ascii=False)
+        blocks.append(f"{head}\n{body}")
+    return "\n\n".join(blocks) if blocks else "no request to send"
+
+
+def _cost_of(plan: Plan, p: PlannedJob) -> str | None:
+    from runner.model import amount_text
+
+    if plan.money is None or p.action not in ("submit", "retry"):
+        return None
+    cost = plan.money.costs.get(p.render_key)
+    return None if cost is None else amount_text(cost)
+
+
+def _add_requests_and_money(document: dict[str, Any], plan: Plan) -> None:
+    """Each job's reason, request and cost; the plan's money in the summary."""
+    for entry, p in zip(document["jobs"], plan.jobs, strict=True):
+        entry["reason"] = p.reason
+        entry["request"] = preview_request(p)
+        entry["cost"] = _cost_of(plan, p)
+    document["summary"]["money"] = money_document(plan)
+
+
+def money_document(plan: Plan) -> dict[str, Any] | None:
+    """The plan's money as JSON (amounts as decimal strings), None without prices."""
+    from runner.model import amount_text
+
+    money = plan.money
+    if money is None:
+        return None
+    return {
+        "currency": money.currency,
+        "total": amount_text(money.total),
+        "worst_case": amount_text(money.worst_case),
+        "worst_case_extra": amount_text(money.worst_case_extra),
+        "unpriced": list(money.unpriced),
+    }
+
+
+def money_lines(plan: Plan) -> list[str]:
+    """Under ``plan``'s table: the cost of each paying render, the total and the worst case;
+    without a price table, how to add one."""
+    from runner.pricing import NO_PRICES_HINT, money
+
+    money_of = plan.money
+    if money_of is None:
+        return [NO_PRICES_HINT] if plan.summary.tasks_to_submit else []
+    currency = money_of.currency
+    lines = ["", "Cost:"]
+    seen: set[tuple[str, int]] = set()
+    for p in plan.jobs:
+        if p.action not in ("submit", "retry") or p.render_key in seen:
+            continue
+        seen.add(p.render_key)
+        cost = money_of.costs.get(p.render_key)
+        shot = p.job.shot
+        figure = "no price" if cost is None else money(cost, currency)
+        lines.append(f"  {visible(p.job.key)}: {figure} ({shot.seconds_to_pay} s {shot.model})")
+    lines.append(f"total: {money(money_of.total, currency)}")
+    if money_of.worst_case_extra:
+        lines.append(
+            f"worst case with --max-attempts retries: {money(money_of.worst_case, currency)} "
+            f"(up to {money(money_of.worst_case_extra, currency)} more if renders fail)"
+        )
+    if money_of.unpriced:
+        lines.append(f"no price for: {', '.join(money_of.unpriced)} (not counted)")
+    return lines

@@ -160,6 +160,15 @@ def plan_options(command: Callable[..., R]) -> Callable[..., R]:
     return decorated
 
 
+#: ``--prices FILE``: the price table (``runner.pricing``), for ``plan`` and ``run``.
+prices_option = click.option(
+    "--prices",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML file with a [pricing] table [default: shotrunner.toml beside the manifest].",
+)
+
+
 @click.command(
     name="plan",
     epilog=examples(
@@ -171,8 +180,33 @@ def plan_options(command: Callable[..., R]) -> Callable[..., R]:
 @out_option
 @plan_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("--show-requests", is_flag=True, help="Print the body of each create run would send.")
+@prices_option
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Attempts in all per render, for the worst-case cost.",
+)
+@click.option(
+    "--save",
+    "save",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the plan to FILE for run --plan FILE.",
+)
 @handles_errors
-def plan_cmd(manifest_path: str, out: Path | None, plan: PlanOptions, as_json: bool) -> None:
+def plan_cmd(
+    manifest_path: str,
+    out: Path | None,
+    plan: PlanOptions,
+    as_json: bool,
+    show_requests: bool,
+    prices: Path | None,
+    max_attempts: int,
+    save: Path | None,
+) -> None:
     """Show what run with the same options would do now for each job (offline).
 
     Reads the batch's state database if there is one, and never writes it. Renders still in
@@ -181,13 +215,22 @@ def plan_cmd(manifest_path: str, out: Path | None, plan: PlanOptions, as_json: b
     """
     from runner.manifest import load_manifest
     from runner.plan import plan_batch
-    from runner.view import plan_document, plan_text
+    from runner.pricing import price_plan
+    from runner.view import plan_document, plan_text, requests_text
 
     manifest = load_manifest(manifest_path, out=out)
     for warning in manifest.warnings:
         echo_err(warning.format())
     planned = plan_batch(manifest, plan)
+    price_plan(planned, manifest, prices, max_attempts)
+    if save is not None:
+        from runner.planfile import write_plan_file
+
+        write_plan_file(save, manifest, planned, max_attempts)
     if as_json:
         click.echo(json.dumps(plan_document(manifest, planned), indent=2))
     else:
         click.echo(plan_text(manifest, planned))
+        if show_requests:
+            click.echo("")
+            click.echo(requests_text(planned))

@@ -17,11 +17,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from runner.cli.check import plan_options
+from runner.cli.check import plan_options, prices_option
 from runner.cli.common import echo_err, examples, handles_errors, out_option, run_exit_code
 from runner.errors import ConfigError, ExitCode, InputError, Interrupted
 from runner.text import visible
@@ -138,6 +138,21 @@ Progress goes to stderr, the summary to stdout (with --json, the JSON document).
     default=None,
     help="Refuse to start (exit 2) when more than N tasks would be submitted.",
 )
+@prices_option
+@click.option(
+    "--max-cost",
+    metavar="AMOUNT",
+    default=None,
+    help="Refuse a plan that costs more (exit 2); stop resubmitting once committed money "
+    "would pass it.",
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Execute exactly the plan saved with plan --save FILE; exit 2 if anything changed.",
+)
 @click.option(
     "--max-clip-size",
     type=BYTE_SIZE,
@@ -165,6 +180,9 @@ def run_cmd(
     plan: PlanOptions,
     max_attempts: int,
     max_new: int | None,
+    prices: Path | None,
+    max_cost: str | None,
+    plan_file: Path | None,
     max_clip_size: int,
     quiet: bool,
     verbose: bool,
@@ -173,6 +191,9 @@ def run_cmd(
     """Validate, submit, poll and download; a second run continues the first."""
     from runner.engine import StopSwitch
 
+    money = _money_settings(prices, max_cost, plan_file)
+    if plan_file is not None:
+        plan, max_attempts = _saved_plan_options(money["saved_plan"], plan, max_attempts)
     if quiet and verbose:
         raise InputError("-q and -v contradict each other: give one of them")
     stop = StopSwitch()
@@ -192,6 +213,7 @@ def run_cmd(
             max_clip_size,
             output,
             stop,
+            money,
         )
     if as_json:
         import json
@@ -256,6 +278,7 @@ def _run(
     max_clip_size: int,
     output: _Output,
     stop: StopSwitch,
+    money: dict[str, Any] | None = None,
 ) -> tuple[Manifest, RunResult]:
     try:
         from runner.api.base import check_base
@@ -293,9 +316,11 @@ def _run(
                 retry_failed=plan.retry_failed,
                 verify=plan.verify,
                 max_new=max_new,
+                max_cost=(money or {}).get("max_cost"),
             ),
             plan=plan,
             argv=tuple(sys.argv[1:]),
+            **(money or {}),
             max_clip_bytes=max_clip_size,
         )
         # With --json, stdout holds the document alone: the summary goes to stderr too.
@@ -307,6 +332,41 @@ def _run(
         return manifest, run_batch(manifest, settings, view, run_exit_code, stop)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: run the same command again to resume") from None
+
+
+def _money_settings(
+    prices: Path | None, max_cost: str | None, plan_file: Path | None
+) -> dict[str, Any]:
+    """The price table, ``--max-cost`` and the saved plan, as ``BatchSettings`` fields."""
+    from runner.pricing import parse_amount
+
+    saved = None
+    if plan_file is not None:
+        from runner.planfile import read_plan_file
+
+        saved = read_plan_file(plan_file)
+    return {
+        "prices": prices,
+        "max_cost": None if max_cost is None else parse_amount(max_cost),
+        "saved_plan": saved,
+        "saved_plan_path": plan_file,
+    }
+
+
+def _saved_plan_options(
+    saved: Any, given: PlanOptions, max_attempts: int
+) -> tuple[PlanOptions, int]:
+    """``run --plan``: the options the plan was saved with; options given too must agree."""
+    from runner.plan import PlanOptions
+    from runner.planfile import saved_options
+
+    options, attempts = saved_options(saved)
+    if given != PlanOptions() and given != options:
+        raise InputError(
+            "--plan: the saved plan carries its own --only/--force/--retry-failed/"
+            "--rerender-rejected/--verify; leave them out (or save a new plan)"
+        )
+    return options, attempts
 
 
 def _api_key() -> str:

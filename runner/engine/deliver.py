@@ -188,6 +188,7 @@ def _record(
     )
     run.result.delivered += 1
     run.result.seconds_delivered += item.job.shot.seconds_to_pay
+    run.count_delivery(work)
 
 
 def sidecar(run: Run, work: Work, shot: str, take: int, job: Job | None) -> dict[str, Any]:

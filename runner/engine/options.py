@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from runner.store import SIMULATOR_BASE
@@ -22,6 +23,8 @@ class RunOptions:
     retry_failed: bool = False
     verify: bool = False
     max_new: int | None = None
+    #: ``--max-cost``: no new create once the money committed this run would pass it.
+    max_cost: Decimal | None = None
     download_concurrency: int = 4
     #: Seconds without any answer from the API (only connection failures) before the run
     #: stops, jobs left pending: an outage fails no job.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +141,12 @@ class Run:
         self.rate_limited_in_a_row = 0
         #: New creates (new idempotency keys) started in this run, capped by ``--max-new``.
         self._new_creates = 0
+        #: Renders whose clip was delivered this run, counted once in the money delivered.
+        self._delivered_renders: set[tuple[str, int]] = set()
+        self.result.currency = None if plan.money is None else plan.money.currency
+        if plan.money is not None:
+            self.result.planned_cost = plan.money.total
+            self.result.worst_case_cost = plan.money.worst_case
 
     @property
     def client(self) -> ApiClient:
@@ -498,8 +505,46 @@ class Run:
         if limit is not None and self._new_creates >= limit:
             self.fail(work, f"not submitted: --max-new {limit} reached", "max_new")
             return False
+        if not self._may_commit(work):
+            return False
         self._new_creates += 1
         return True
+
+    # -- money ---------------------------------------------------------------------------------
+
+    def _render_cost(self, work: Work) -> Decimal | None:
+        money = self.plan.money
+        return None if money is None or not work.jobs else money.table.cost(work.jobs[0].job.shot)
+
+    def _may_commit(self, work: Work) -> bool:
+        """Count a new create's price as committed; past ``--max-cost`` the render fails with
+        the reason instead. A create is counted when it is sent (it may create a task)."""
+        cost = self._render_cost(work)
+        limit = self.options.max_cost
+        money = self.plan.money
+        over = limit is not None and cost is not None and self.result.committed_cost + cost > limit
+        if over and limit is not None and money is not None:
+            from runner.pricing import money as shown_money
+
+            self.fail(
+                work,
+                f"not submitted: --max-cost {shown_money(limit, money.currency)} reached "
+                f"({shown_money(self.result.committed_cost, money.currency)} committed)",
+                "max_cost",
+            )
+            return False
+        if cost is not None:
+            self.result.committed_cost += cost
+        return True
+
+    def count_delivery(self, work: Work) -> None:
+        """The money of a render whose clip was delivered this run, once per render."""
+        if work.render.key in self._delivered_renders:
+            return
+        self._delivered_renders.add(work.render.key)
+        cost = self._render_cost(work)
+        if cost is not None:
+            self.result.delivered_cost += cost
 
     async def back_off(
         self, work: Work, errors: int, error: ApiError, what: str, code: str

@@ -110,9 +110,9 @@ def test_plan_lists_every_job_as_submit(
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["SHOT", "TAKE", "MODE", "SECONDS", "FINGERPRINT", "ACTION"]
     assert [line.split()[:4] + line.split()[5:] for line in lines[1:4]] == [
-        ["a", "1", "text", "5", "submit"],
-        ["a", "2", "text", "5", "submit"],
-        ["b", "1", "text", "8*", "submit"],
+        ["a", "1", "text", "5", "submit", "(new", "shot)"],
+        ["a", "2", "text", "5", "submit", "(new", "shot)"],
+        ["b", "1", "text", "8*", "submit", "(new", "shot)"],
     ]
     assert lines[-1] == (
         "m.yaml -> renders/m: 3 job(s) (3 submit); 3 task(s) to submit, 18 s of video to pay for"
@@ -143,6 +143,9 @@ def test_plan_json_follows_the_spec(
         "error": None,
         "possible_duplicate": False,
         "creates_sent": 0,
+        "reason": "new shot",
+        "request": {"model": "omni-fast", "prompt": first["request"]["prompt"], "seconds": "5"},
+        "cost": None,
     }
     assert document["summary"] == {
         "submit": 3,
@@ -157,6 +160,7 @@ def test_plan_json_follows_the_spec(
         "seconds_to_pay": 18,
         "earlier_to_collect": 0,
         "possibly_billed": 0,
+        "money": None,
     }
     assert document["earlier_renders"] == []
 

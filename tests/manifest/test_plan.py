@@ -167,7 +167,7 @@ def test_plan_marks_a_done_job_whose_clip_was_deleted_fetch_with_its_note(
     assert result.exit_code == 0, result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line}
     assert rows["done-shot"].endswith(
-        "fetch (will fetch again; renders only if the service lost it)"
+        "fetch (clip lost on disk: will fetch again; renders only if the service lost it)"
     )
     assert rows["rejected-shot"].endswith("  skip")
 

@@ -1,0 +1,138 @@
+"""A plan file: ``plan --save FILE`` writes a plan, ``run --plan FILE`` executes only it.
+
+The file holds the manifest's sha256, the options the plan was made with, and every job with
+its action, fingerprint (which covers the prompt, the images' sha256 and every setting),
+generation, state in the store, and cost. ``run --plan`` plans again under the batch lock
+and refuses (exit 2, the first difference) when anything differs: the manifest, an image,
+or the store. Knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import InputError
+from runner.files import write_atomic
+from runner.model import amount_text
+
+if TYPE_CHECKING:
+    from runner.model import Manifest
+    from runner.plan import Plan, PlanOptions
+
+#: Bumped when the file's shape changes.
+PLAN_FILE_VERSION = 1
+
+
+def plan_record(manifest: Manifest, plan: Plan, max_attempts: int) -> dict[str, Any]:
+    """The plan as the file keeps it."""
+    options = plan.options
+    return {
+        "version": PLAN_FILE_VERSION,
+        "manifest": manifest.display_path,
+        "manifest_sha256": manifest.sha256,
+        "output_dir": str(manifest.output_dir),
+        "options": {
+            "only": sorted(options.only),
+            "force": sorted(options.force),
+            "retry_failed": options.retry_failed,
+            "rerender_rejected": options.rerender_rejected,
+            "verify": options.verify,
+            "max_attempts": max_attempts,
+        },
+        "jobs": [
+            {
+                "shot": p.job.shot.id,
+                "take": p.job.take,
+                "action": p.action,
+                "fingerprint": p.job.fingerprint,
+                "generation": p.generation,
+                "state": p.state,
+                "attempts": p.attempts,
+                "reason": p.reason,
+                "cost": _cost(plan, p.render_key, p.action),
+            }
+            for p in plan.jobs
+        ],
+        "money": None
+        if plan.money is None
+        else {"currency": plan.money.currency, "total": amount_text(plan.money.total)},
+    }
+
+
+def _cost(plan: Plan, key: tuple[str, int], action: str) -> str | None:
+    if plan.money is None or action not in ("submit", "retry"):
+        return None
+    cost = plan.money.costs.get(key)
+    return None if cost is None else amount_text(cost)
+
+
+def write_plan_file(path: Path, manifest: Manifest, plan: Plan, max_attempts: int) -> None:
+    text = json.dumps(plan_record(manifest, plan, max_attempts), indent=2, ensure_ascii=False)
+    write_atomic(path, (text + "\n").encode("utf-8"))
+
+
+def read_plan_file(path: Path) -> dict[str, Any]:
+    """The plan file's document; raises ``InputError`` for one that is not a plan file."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"--plan {path}: cannot read the plan file: {error}") from None
+    if not isinstance(document, dict) or document.get("version") != PLAN_FILE_VERSION:
+        raise InputError(f"--plan {path}: not a plan file of this shotrunner (plan --save)")
+    return document
+
+
+def saved_options(document: dict[str, Any]) -> tuple[PlanOptions, int]:
+    """The plan options and ``--max-attempts`` the saved plan was made with."""
+    from runner.plan import PlanOptions
+
+    options = document.get("options") or {}
+    return (
+        PlanOptions(
+            only=frozenset(options.get("only") or ()),
+            force=frozenset(options.get("force") or ()),
+            retry_failed=bool(options.get("retry_failed")),
+            rerender_rejected=bool(options.get("rerender_rejected")),
+            verify=bool(options.get("verify")),
+        ),
+        int(options.get("max_attempts") or 3),
+    )
+
+
+def first_difference(saved: dict[str, Any], manifest: Manifest, plan: Plan) -> str | None:
+    """What differs first between the saved plan and the plan now, None when they agree."""
+    now = plan_record(manifest, plan, int((saved.get("options") or {}).get("max_attempts", 3)))
+    if saved.get("output_dir") != now["output_dir"]:
+        return f"the batch folder: {saved.get('output_dir')} → {now['output_dir']}"
+    old_jobs = saved.get("jobs") or []
+    for old, new in zip(old_jobs, now["jobs"], strict=False):
+        if not isinstance(old, dict):
+            return "the plan file's jobs are unreadable"
+        label = f"{new['shot']}/{new['take']}"
+        if (old.get("shot"), old.get("take")) != (new["shot"], new["take"]):
+            return f"job {old.get('shot')}/{old.get('take')} → {label}"
+        if old.get("fingerprint") != new["fingerprint"]:
+            why = new["reason"] or "its request changed"
+            return f"{label}: the manifest or its images changed ({why})"
+        for key in ("action", "generation", "state", "attempts"):
+            if old.get(key) != new[key]:
+                return f"{label}: {key} {old.get(key)} → {new[key]} (the store changed)"
+        if old.get("cost") != new["cost"]:
+            return f"{label}: cost {old.get('cost')} → {new['cost']} (the prices changed)"
+    if len(old_jobs) != len(now["jobs"]):
+        return f"{len(old_jobs)} job(s) planned, {len(now['jobs'])} now"
+    if saved.get("manifest_sha256") != manifest.sha256:
+        return "the manifest file changed (its sha256 differs)"
+    return None
+
+
+def check_plan(saved: dict[str, Any], manifest: Manifest, plan: Plan, path: Path) -> None:
+    """Refuse (exit 2, nothing sent) a run whose plan is not the saved one."""
+    difference = first_difference(saved, manifest, plan)
+    if difference is not None:
+        raise InputError(
+            f"--plan {path}: the plan changed since it was saved: {difference}; nothing was "
+            "sent (make and review a new plan)"
+        )

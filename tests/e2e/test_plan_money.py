@@ -1,0 +1,229 @@
+"""``plan`` like terraform, through the real CLI and the simulator: the request previewed is
+the request sent, each submit says why, prices, ``--max-cost`` and ``run --plan``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.sim import RunningSim
+from tests.e2e.conftest import INSTANT, POLL, Batch, RunBatch, run_cli
+from tests.plugins.images import tiny_png
+from tests.plugins.sim_fixtures import StartSim
+
+PRICES = """\
+[pricing]
+currency = "USD"
+unit = "per_second"
+
+[pricing.models.omni-fast]
+720p = 0.05
+default = 0.10
+"""
+
+
+def plan_json(batch: Batch, *args: str) -> dict[str, Any]:
+    result = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--json", *args)
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def reasons(batch: Batch, *args: str) -> dict[str, str | None]:
+    return {j["shot"]: j["reason"] for j in plan_json(batch, *args)["jobs"]}
+
+
+def with_prices(batch: Batch) -> None:
+    (batch.manifest.parent / "shotrunner.toml").write_text(PRICES, encoding="utf-8")
+
+
+def test_the_previewed_request_is_the_request_the_simulator_receives(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """An image shot: same fields, and the data URI sent hashes to the sha256 shown."""
+    image = batch.manifest.parent / "frame.png"
+    image.write_bytes(tiny_png())
+    batch.manifest.write_text(
+        "version: 1\nname: e2e\nvars:\n  light: golden hour\nshots:\n"
+        "  - id: s01\n    prompt: waves at ${light}\n    seconds: 4\n    resolution: 720p\n"
+        "    aspect_ratio: '16:9'\n    mode: first_frame\n    images: [frame.png]\n",
+        encoding="utf-8",
+    )
+    text = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--show-requests")
+    assert text.returncode == 0, text.stderr
+    assert "base64" not in text.stdout
+    (job,) = plan_json(batch)["jobs"]
+    preview = job["request"]
+    assert preview["prompt"] == "waves at golden hour"
+    assert json.dumps(preview, indent=2) in text.stdout
+
+    assert run_batch(sim.base_url).returncode == 0
+    (create,) = sim.recorder.creates()
+    sent = dict(create.json)
+    sent_image = sent.pop("first_image_url")
+    shown_image = preview.pop("first_image_url")
+    assert sent == preview
+    header, encoded = sent_image.split(",", 1)
+    assert header.endswith(";base64")
+    assert hashlib.sha256(base64.b64decode(encoded)).hexdigest() == shown_image["sha256"]
+    assert shown_image["source"] == "frame.png"
+
+
+def test_each_reason_appears_after_its_edit(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    batch.write({"s01": "waves at golden hour", "s02": "a lighthouse", "s03": "gulls"})
+    assert reasons(batch) == dict.fromkeys(["s01", "s02", "s03"], "new shot")
+    assert run_batch(sim.base_url).returncode == 0
+    assert reasons(batch) == dict.fromkeys(["s01", "s02", "s03"], None)
+
+    text = batch.manifest.read_text(encoding="utf-8").replace("golden hour", "blue hour")
+    batch.manifest.write_text(text.replace("seconds: 4", "seconds: 4\n  resolution: 720p"))
+    found = reasons(batch)
+    assert "prompt changed: - golden / + blue" in str(found["s01"])
+    assert "resolution changed: unset → 720p" in str(found["s02"])
+
+    batch.write({"s01": "waves at golden hour", "s02": "a lighthouse", "s03": "gulls"}, seconds=6)
+    assert reasons(batch)["s03"] == "seconds changed: 4 → 6"
+    batch.write({"s01": "waves at golden hour", "s02": "a lighthouse", "s03": "gulls"})
+
+    assert reasons(batch, "--force", "s02")["s02"] == "--force"
+    (batch.out / "s03/take-1.mp4").unlink()
+    assert reasons(batch)["s03"] == "clip lost on disk"
+    reject = run_cli("reject", str(batch.manifest), "s01", "1", "--out", str(batch.out))
+    assert reject.returncode == 0, reject.stderr
+    assert reasons(batch, "--rerender-rejected")["s01"] == "rejected take (--rerender-rejected)"
+
+
+def test_an_image_change_names_the_image_and_both_hashes(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    image = batch.manifest.parent / "frame.png"
+    image.write_bytes(tiny_png())
+    batch.manifest.write_text(
+        "version: 1\nname: e2e\nshots:\n  - id: s01\n    prompt: waves\n    seconds: 4\n"
+        "    mode: first_frame\n    images: [frame.png]\n",
+        encoding="utf-8",
+    )
+    assert run_batch(sim.base_url).returncode == 0
+    old = hashlib.sha256(image.read_bytes()).hexdigest()
+    image.write_bytes(tiny_png(rgb=(10, 20, 30)))
+    new = hashlib.sha256(image.read_bytes()).hexdigest()
+    reason = reasons(batch)["s01"]
+    assert reason == f"images changed: first_image_url sha256:{old[:8]} → sha256:{new[:8]}"
+
+
+def test_a_failed_render_says_its_error(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    failing = start_sim(fail_rate=1.0)
+    batch.write({"s01": "waves"})
+    assert run_batch(failing.base_url, "--max-attempts", "1", env=INSTANT).returncode == 1
+    reason = reasons(batch, "--retry-failed")["s01"]
+    assert reason is not None and reason.startswith("failed earlier: ")
+    assert len(reason) > len("failed earlier: ")
+
+
+def test_plan_shows_money_with_prices_and_says_how_to_add_them_without(batch: Batch) -> None:
+    plain = run_cli("plan", str(batch.manifest), "--out", str(batch.out))
+    assert "no prices: add a [pricing] table to shotrunner.toml" in plain.stdout
+    assert "16 s of video to pay for" in plain.stdout
+    with_prices(batch)
+    priced = run_cli("plan", str(batch.manifest), "--out", str(batch.out))
+    assert priced.returncode == 0, priced.stderr
+    # Four shots of 4 s without a resolution: the default price, 0.10 a second.
+    assert "s01/1: 0.40 USD (4 s omni-fast)" in priced.stdout
+    assert "total: 1.60 USD" in priced.stdout
+    assert "worst case with --max-attempts retries: 4.80 USD" in priced.stdout
+    money = plan_json(batch, "--max-attempts", "2")["summary"]["money"]
+    assert money == {
+        "currency": "USD",
+        "total": "1.60",
+        "worst_case": "3.20",
+        "worst_case_extra": "1.60",
+        "unpriced": [],
+    }
+
+
+def test_a_price_table_the_schema_refuses_exits_2_with_its_location(batch: Batch) -> None:
+    (batch.manifest.parent / "shotrunner.toml").write_text(
+        PRICES.replace('currency = "USD"', 'currency = "dollars"'), encoding="utf-8"
+    )
+    result = run_cli("plan", str(batch.manifest), "--out", str(batch.out))
+    assert result.returncode == 2
+    assert "shotrunner.toml:2:1: error:" in result.stderr
+
+
+def test_max_cost_refuses_before_sending(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    with_prices(batch)
+    result = run_batch(sim.base_url, "--max-cost", "1.50")
+    assert result.returncode == 2
+    assert "the plan costs 1.60 USD, more than --max-cost 1.50 USD; nothing was sent" in (
+        result.stderr
+    )
+    assert sim.recorder.requests == []
+    assert not (batch.out / "state.db").exists() or batch.renders() == []
+
+
+def test_max_cost_stops_resubmissions_during_the_run(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Every task fails: the first creates fit, resubmissions past the amount are held."""
+    failing = start_sim(fail_rate=1.0)
+    with_prices(batch)
+    batch.write({"s01": "waves", "s02": "gulls"})
+    result = run_batch(failing.base_url, "--max-cost", "1.20", "--max-attempts", "3", env=INSTANT)
+    assert result.returncode == 1, result.stdout + result.stderr
+    # 0.40 each: two first creates and one resubmission fit in 1.20, no fourth.
+    assert failing.recorder.tasks_created == 3
+    assert "(8 s of video, 0.80 USD, worst case 2.40 USD)" in result.stderr
+    assert "not submitted: --max-cost 1.20 USD reached (1.20 USD committed)" in result.stdout
+    assert "money: committed this run 1.20 USD, delivered this run 0.00 USD" in result.stdout
+    with batch.db() as conn:
+        (summary,) = conn.execute("select summary from runs").fetchone()
+    assert json.loads(summary)["money"] == {
+        "currency": "USD",
+        "planned": "0.80",
+        "worst_case": "2.40",
+        "committed": "1.20",
+        "delivered": "0.00",
+    }
+
+
+def test_run_plan_executes_the_saved_plan_and_refuses_a_changed_manifest(
+    sim: RunningSim, batch: Batch, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    made = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--save", str(saved))
+    assert made.returncode == 0, made.stderr
+    document = json.loads(saved.read_text(encoding="utf-8"))
+    assert [j["action"] for j in document["jobs"]] == ["submit"] * 4
+
+    batch.write({"s01": "an edited prompt", "s02": "b", "s03": "c", "s04": "d"})
+    command = ["run", str(batch.manifest), "--out", str(batch.out), "--api-base", sim.base_url]
+    refused = run_cli(*command, "--poll-interval", POLL, "--plan", str(saved))
+    assert refused.returncode == 2
+    assert "the plan changed since it was saved: s01/1: the manifest or its images changed" in (
+        refused.stderr
+    )
+    assert sim.recorder.requests == []
+
+    made = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--save", str(saved))
+    assert made.returncode == 0
+    ran = run_cli(*command, "--poll-interval", POLL, "--plan", str(saved))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert sim.recorder.tasks_created == 4
+
+
+@pytest.mark.parametrize("amount", ["lots", "-1", "nan"])
+def test_max_cost_must_be_an_amount(batch: Batch, amount: str) -> None:
+    result = run_cli("run", str(batch.manifest), "--simulate", "--max-cost", amount)
+    assert result.returncode == 2
+    assert "--max-cost" in result.stderr
