@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from runner import schema
+from runner.chain import chain_problems, shot_frame
 from runner.diagnostics import Diagnostic, has_errors
 from runner.errors import ManifestInvalid
 from runner.images import ImageProblem, ImageResolver
@@ -294,7 +295,13 @@ def _check_images(
     for position, source in enumerate(sources):
         assert images is not None
         path = (*images.path, position)
-        if not isinstance(source, str) or checker.broken(path):
+        if checker.broken(path):
+            ok = False
+            continue
+        if isinstance(source, dict):
+            resolved.append(shot_frame(source))
+            continue
+        if not isinstance(source, str):
             ok = False
             continue
         try:
@@ -404,6 +411,21 @@ def _non_finite(value: Any, path: PathKey) -> Iterator[tuple[PathKey, float]]:
             yield from _non_finite(item, (*path, position))
 
 
+def _check_chains(checker: _Checker, value: dict[str, Any], shots: list[Shot]) -> None:
+    """Frames of other shots: each names a shot that exists, a take it renders and a time
+    inside its clip, and no shot waits on itself through others (``runner.chain``)."""
+    raw_shots = value.get("shots")
+    if not isinstance(raw_shots, list):
+        return
+    written = [raw.get("id") for raw in raw_shots if isinstance(raw, dict)]
+    for problem in chain_problems(shots, [i for i in written if isinstance(i, str)]):
+        raw = raw_shots[problem.index]
+        where: PathKey = ("defaults", "images")
+        if isinstance(raw, dict) and "images" in raw:
+            where = ("shots", problem.index, "images")
+        checker.report((*where, problem.position), problem.message, severity=problem.severity)
+
+
 def _check_vars(checker: _Checker, value: dict[str, Any]) -> dict[str, str]:
     raw = value.get("vars")
     if not isinstance(raw, dict):
@@ -509,6 +531,7 @@ def _check(path: str | Path, out: Path | None) -> tuple[Manifest | None, list[Di
     variables = _check_vars(checker, value)
     _check_output_dir(checker, value)
     shots = _check_shots(checker, value, variables)
+    _check_chains(checker, value, shots)
     all_found = sorted(checker.diagnostics, key=lambda d: (d.line, d.column))
     if has_errors(all_found):
         return None, all_found
