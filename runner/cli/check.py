@@ -132,6 +132,7 @@ def plan_cmd(manifest_path: str, out: Path | None, plan: PlanOptions, as_json: b
     flight for shots edited or removed since are listed too: run collects them into
     .history/.
     """
+    from runner.chainview import chain_document, order_lines
     from runner.manifest import load_manifest
     from runner.plan import plan_batch
     from runner.view import plan_document, plan_text
@@ -141,6 +142,11 @@ def plan_cmd(manifest_path: str, out: Path | None, plan: PlanOptions, as_json: b
         echo_err(warning.format())
     planned = plan_batch(manifest, plan)
     if as_json:
-        click.echo(json.dumps(plan_document(manifest, planned), indent=2))
+        document = plan_document(manifest, planned)
+        if planned.needs:
+            document["chain"] = chain_document(planned)
+        click.echo(json.dumps(document, indent=2))
     else:
         click.echo(plan_text(manifest, planned))
+        for line in order_lines(manifest, planned):
+            click.echo(line)
