@@ -24,12 +24,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from runner.api.proxies import check_proxy
 from runner.engine import Run, RunContext, RunOptions, StopSwitch, check_max_new
-from runner.waves import check_max_new_waiting, hold_waiting, run_waves
 from runner.errors import ConfigError, InputError, Interrupted, ShotrunnerError
 from runner.model import RunResult
 from runner.plan import Plan, PlanOptions, make_plan
 from runner.store import SIMULATOR_BASE
 from runner.view import View
+from runner.waves import check_max_new_waiting, hold_waiting, run_waves
 
 if TYPE_CHECKING:
     from runner.chain import Waiting

@@ -135,7 +135,7 @@ def _cycles(shots: Sequence[Shot], by_id: dict[str, Shot]) -> list[ChainProblem]
     """Each cycle of shots waiting on each other, named in full, reported at the image of
     its first shot (in storyboard order) that points into it."""
     graph = {shot.id: [n for n in needs(shot) if n in by_id] for shot in shots}
-    problems = []
+    problems: list[ChainProblem] = []
     while True:
         try:
             graphlib.TopologicalSorter(graph).prepare()

@@ -61,9 +61,10 @@ def _pick(
         end = time + duration
     if chosen is None:
         raise InputError(f"{clip} holds no frame to take")
+    picked: av.video.frame.VideoFrame = chosen
     if at is not None and end > 0 and at > end - _EPSILON:
         raise InputError(f"frame {frame} s is past the end of {clip.name} ({end:g} s long)")
-    return chosen
+    return picked
 
 
 def _png(frame: av.video.frame.VideoFrame) -> bytes:
@@ -71,8 +72,8 @@ def _png(frame: av.video.frame.VideoFrame) -> bytes:
 
     rgb = frame.reformat(format="rgb24")
     codec = av.CodecContext.create("png", "w")
-    codec.width, codec.height, codec.pix_fmt = rgb.width, rgb.height, "rgb24"  # type: ignore[attr-defined]
-    packets = list(codec.encode(rgb)) + list(codec.encode(None))  # type: ignore[attr-defined]
+    codec.width, codec.height, codec.pix_fmt = rgb.width, rgb.height, "rgb24"
+    packets = list(codec.encode(rgb)) + list(codec.encode(None))
     return b"".join(bytes(packet) for packet in packets)
 
 

@@ -82,8 +82,8 @@ def bind_batch(
 ) -> tuple[Bound, PlanOptions]:
     """The manifest's jobs bound to the clips they need as the batch has them now, and
     ``options`` with ``--only`` widened to the shots its shots need and lack (as make does)."""
-    sources: Sources = StoreSources(store) if store is not None else SidecarSources(
-        manifest.output_dir
+    sources: Sources = (
+        StoreSources(store) if store is not None else SidecarSources(manifest.output_dir)
     )
     if options.only:
         options = dataclasses.replace(options, only=with_needs(manifest, options.only, sources))
