@@ -110,6 +110,11 @@ def test_a_chain_of_three_renders_in_one_run_each_from_the_intended_frame(
     assert image["shot"] == "s01-wide" and image["take"] == 1 and image["frame"] == "last"
     assert image["clip_sha256"] == wide_sidecar["sha256"]
     assert image["sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
+    # The contact sheet shows, on the chained take, the frame it started from and its source.
+    page = (batch.out / "index.html").read_text()
+    assert '<img src="s02-walk/inputs/s01-wide-take1-last.png" alt="last frame"' in page
+    assert 'from <a href="#shot-s01-wide">s01-wide</a> take 1, last frame' in page
+    assert 'id="shot-s01-wide"' in page
 
 
 def test_a_cycle_is_refused_with_its_location(tmp_path: Path) -> None:
