@@ -238,3 +238,11 @@ def test_a_frame_by_time_or_first(sim: RunningSim, batch: Batch, frame: str) -> 
     source = rgb_frames((batch.out / "a/take-1.mp4").read_bytes())
     sent = rgb_frames(sent_image(creates_by_prompt(sim)["two"]))
     assert sent == [source[0 if frame == "first" else 6]]
+
+
+def test_max_new_counts_the_jobs_that_wait(sim: RunningSim, batch: Batch) -> None:
+    write_chain(batch)
+    result = run(batch, sim.base_url, "--max-new", "2")
+    assert result.returncode == 2
+    assert "and 2 more once the clips they need are delivered" in result.stderr
+    assert not sim.recorder.creates()
