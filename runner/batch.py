@@ -19,12 +19,12 @@ import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from runner.api.proxies import check_proxy
 from runner.engine import Run, RunContext, RunOptions, StopSwitch, check_max_new
-from runner.errors import ConfigError, InputError, Interrupted, ShotrunnerError
+from runner.errors import ConfigError, InputError, Interrupted, NotWritten, ShotrunnerError
 from runner.model import RunResult
 from runner.plan import Plan, PlanOptions, make_plan
 from runner.store import SIMULATOR_BASE
@@ -54,6 +54,8 @@ class BatchSettings:
     run: RunOptions = field(default_factory=RunOptions)
     plan: PlanOptions = field(default_factory=PlanOptions)
     argv: tuple[str, ...] = ()
+    #: The largest clip downloaded (``run --max-clip-size``); None: the client's default.
+    max_clip_bytes: int | None = None
 
 
 def public_base(url: str) -> str:
@@ -127,17 +129,35 @@ def run_batch(
             )
         if outcome.started:
             view.finish(outcome.result)
-            _write_report(manifest, store)
+            if not isinstance(outcome.result.stopped_by, NotWritten):
+                # A disk that could not take a clip cannot take the page either.
+                _write_report(manifest, store)
     finally:
         if run_id is not None:
-            store.finish_run(
-                run_id, exit_code=exit_code(outcome.result), summary=outcome.result.summary()
-            )
+            _finish_run(store, run_id, outcome.result, exit_code, failing=sys.exc_info()[1])
         store.close()
         os.close(lock)
         if outcome.sim is not None:
             outcome.sim.stop()
     return outcome.result
+
+
+def _finish_run(
+    store: Store,
+    run_id: str,
+    result: RunResult,
+    exit_code: Callable[[RunResult], int],
+    failing: BaseException | None,
+) -> None:
+    """Record the run's end. When that cannot be written (the disk that stopped the run is
+    still full), the run's own error is what the user reads: it stands, and the record is
+    left open (the run's events are in the store already). Only a run that ended well
+    reports the failure to record it."""
+    try:
+        store.finish_run(run_id, exit_code=exit_code(result), summary=result.summary())
+    except NotWritten as error:
+        if failing is None and result.stopped_by is None:
+            result.stopped_by = error
 
 
 @dataclass(slots=True)
@@ -261,7 +281,10 @@ async def _drive(
                 api_base, api_key = outcome.sim.base_url, "simulated"
                 run.context = dataclasses.replace(context, api_base=public_base(api_base))
 
-            async with ApiClient(api_base, api_key) as client:
+            caps: dict[str, Any] = {}
+            if settings.max_clip_bytes is not None:
+                caps["max_clip_bytes"] = settings.max_clip_bytes
+            async with ApiClient(api_base, api_key, **caps) as client:
                 run.client = client
                 outcome.result = await run.execute()
                 # Jobs that waited for clips this run delivered: the next wave.

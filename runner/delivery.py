@@ -125,8 +125,13 @@ def copy_to_part(source: Path, final: Path) -> Path:
     """Copy a delivered clip towards another job's final path (as its part file)."""
     part = part_of(final)
     folder_in(final.parent, final.parent.parent)
-    with source.open("rb") as src, open_part(part, append=False) as out:
-        shutil.copyfileobj(src, out, _CHUNK)
+    try:
+        with source.open("rb") as src, open_part(part, append=False) as out:
+            shutil.copyfileobj(src, out, _CHUNK)
+    except OSError:
+        # A copy cut short (a full disk) is of no use to anyone, and it takes the room.
+        part.unlink(missing_ok=True)
+        raise
     return part
 
 

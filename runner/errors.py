@@ -5,11 +5,13 @@
     │   └── ManifestInvalid    a manifest with diagnostics; carries them
     ├── ConfigError            missing or rejected API key, unusable --api-base (exit 2)
     ├── Unreachable            no answer from the API for a long time; jobs stay pending (exit 1)
+    ├── NotWritten             a run could not write a file or its state (a full disk): it
+    │                          stopped part-way, the next run continues (exit 1)
     └── Interrupted            SIGINT / SIGTERM (exit 130)
 
 Library code raises these (or, for a run, returns the one that stopped it); only the CLI
 turns them into messages and exit codes (``runner.cli.common``): ``exit_code`` names the
-code SPEC.md gives each kind. API failures have their own tree in ``runner.api.errors``.
+code the docs give each kind (docs/running.md). API failures: ``runner.api.errors``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 
 
 class ExitCode(IntEnum):
-    """Exit codes of every command (SPEC.md)."""
+    """Exit codes of every command (README.md, docs/running.md)."""
 
     OK = 0
     JOBS_FAILED = 1
@@ -62,6 +64,12 @@ class ConfigError(InputError):
 
 class Unreachable(ShotrunnerError):
     """The API gave no answer for a long time: the run stopped, its jobs still pending."""
+
+
+class NotWritten(ShotrunnerError):
+    """A run could not write a clip, a part file or its state database (a full disk, a
+    read-only mount, a file size limit): it stopped part-way with one line naming the path
+    and the cause; what was written so far is kept, and the next run continues."""
 
 
 class Interrupted(ShotrunnerError):

@@ -15,7 +15,8 @@ symbolic link planted where shotrunner is about to write (``take-1.json.part``,
 - files get the permissions of the user's umask (``-rw-r--r--`` under umask 022), as any
   program's ``open`` would, not the ``-rw-------`` of ``tempfile``.
 
-A failure to write is ``CannotWrite``: one line naming the path and the cause (exit 2).
+A failure to write is ``CannotWrite``: one line naming the path and the cause (exit 2); in a
+run, ``NotWritten`` with the same line (exit 1: stopped part-way, the next run continues).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from runner.errors import InputError
+from runner.errors import InputError, NotWritten
 
 #: New files: read and write for all, less the user's umask (applied by the kernel).
 _FILE_MODE = 0o666
@@ -54,6 +55,8 @@ def cannot_write(path: Path, error: OSError) -> CannotWrite:
     cause = error.strerror or str(error)
     if error.errno == errno.ENOSPC:
         cause = "no space left on the device"
+    elif error.errno == errno.EDQUOT:
+        cause = "the disk quota is exceeded"
     elif error.errno in (errno.ENOTDIR, errno.EEXIST) and not _is_folder(path):
         cause = "a file is in the way where a folder must be"
     elif error.errno == errno.EROFS:
@@ -62,13 +65,18 @@ def cannot_write(path: Path, error: OSError) -> CannotWrite:
 
 
 @contextlib.contextmanager
-def writing(path: Path) -> Iterator[None]:
+def writing(path: Path, *, run: bool = False) -> Iterator[None]:
     """``with writing(path):`` an ``OSError`` met in the block becomes ``CannotWrite`` naming
-    ``path``, so the user reads one line and no traceback."""
+    ``path``, so the user reads one line and no traceback. ``run=True`` is a run's write (a
+    clip, a part file): the same line as ``NotWritten`` (exit 1), a run stopped part-way
+    that the next one continues, rather than a command refused."""
     try:
         yield
     except OSError as error:
-        raise cannot_write(path, error) from None
+        problem = cannot_write(path, error)
+        if run:
+            raise NotWritten(problem.message) from None
+        raise problem from None
 
 
 def _is_folder(path: Path) -> bool:

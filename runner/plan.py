@@ -2,7 +2,7 @@
 
 ``make_plan`` reads the store (all rows at once) and the clips' sizes and times, and writes
 nothing. For each job it chooses the render (fingerprint, generation) the job points at and
-one action (SPEC.md):
+one action (docs/running.md):
 
 - ``submit``: no render yet, or a new generation (``--force``, a rejected take);
 - ``resume``: a task in flight (submitting, queued, running, downloading): polled, never
@@ -467,7 +467,7 @@ def _batch_store(manifest: Manifest) -> Iterator[Store | None]:
 def check_shot_ids(manifest: Manifest, options: PlanOptions) -> PlanOptions:
     """``options`` with its ``--only``/``--force`` ids spelt as the manifest spells them.
 
-    Ids are unique ignoring case (SPEC.md), so ``--only A`` names shot ``a``; the plan then
+    Ids are unique ignoring case (docs/running.md), so ``--only A`` names shot ``a``; the plan then
     compares exact ids. Raises ``InputError`` naming each id that is no shot, with a hint:
     the one id it begins, else the closest one.
     """

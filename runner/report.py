@@ -86,7 +86,7 @@ class TakeRecord:
     downloaded_at: str | None = None
 
     def clip_file(self, out: Path, shot_id: str, take: int) -> Path:
-        """Where this take's clip is: the file the store recorded, else SPEC.md's place."""
+        """Where this take's clip is: the file the store recorded, else its usual place."""
         path = Path(self.file) if self.file else clip_path(out, shot_id, take)
         return path if path.is_absolute() else out / path
 
@@ -220,7 +220,7 @@ def status_of(state: str) -> Status:
 
 
 def clip_path(output_dir: Path, shot_id: str, take: int) -> Path:
-    """Where a take's clip lives in the batch folder (SPEC.md)."""
+    """Where a take's clip lives in the batch folder (docs/running.md)."""
     return output_dir / clip_relpath(shot_id, take)
 
 

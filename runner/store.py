@@ -20,6 +20,7 @@ knows SQLite and nothing of HTTP or manifests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import uuid
@@ -33,7 +34,7 @@ from typing import Any, Literal, cast
 import sqlite_utils
 from sqlite_utils.db import Table
 
-from runner.errors import InputError
+from runner.errors import InputError, NotWritten
 from runner.model import IN_FLIGHT_STATES, KEPT_TASK_CODES, JobState
 
 STATE_DB = "state.db"
@@ -45,6 +46,19 @@ JobKey = tuple[str, int]
 Verdict = Literal["picked", "rejected"]
 
 migrations = sqlite_utils.Migrations("shotrunner")
+
+
+class StoreNotWritten(NotWritten):
+    """SQLite could not write ``state.db`` (a full disk, an I/O error, a lock held too long):
+    one line naming the file and the cause (exit 1). The transaction was rolled back, so
+    the store stays at the state boundary before it, and the next run continues from there."""
+
+    def __init__(self, path: Path, error: sqlite3.Error) -> None:
+        cause = str(error)
+        if cause == "database or disk is full":
+            cause = "no space left on the device (SQLite: database or disk is full)"
+        super().__init__(f"cannot write {path}: {cause}")
+        self.path = path
 
 
 @migrations()
@@ -300,7 +314,7 @@ class RenderRow:
 
     @property
     def idempotency_key(self) -> str:
-        """``<fingerprint>-g<generation>-a<attempt>`` of the attempt in progress (SPEC.md)."""
+        """``<fingerprint>-g<generation>-a<attempt>`` of the attempt in progress."""
         return f"{self.fingerprint}-g{self.generation}-a{self.attempt}"
 
 
@@ -623,7 +637,7 @@ class Store:
         if verdict not in ("picked", "rejected", None):
             raise ValueError(f"unknown verdict {verdict!r}")
         job = self._job(shot, take)
-        with self.db.atomic():
+        with self._writing():
             if verdict == "picked":
                 self.db.execute(
                     "delete from verdicts where shot = ? and verdict = 'picked'", [shot]
@@ -653,7 +667,7 @@ class Store:
     ) -> str:
         """Record the start of a run and return its id."""
         run_id = uuid.uuid4().hex[:12]
-        with self.db.atomic():
+        with self._writing():
             _table(self.db, "runs").insert(
                 {
                     "id": run_id,
@@ -668,7 +682,7 @@ class Store:
         return run_id
 
     def finish_run(self, run_id: str, *, exit_code: int, summary: Mapping[str, Any]) -> None:
-        with self.db.atomic():
+        with self._writing():
             _table(self.db, "runs").update(
                 run_id,
                 {"ended_at": now_iso(), "exit_code": exit_code, "summary": json.dumps(summary)},
@@ -687,7 +701,7 @@ class Store:
         added: set[RenderKey] = set()
         at = now_iso()
         result: dict[JobKey, JobRow] = {}
-        with self.db.atomic():
+        with self._writing():
             for shot, take, fingerprint, generation in bindings:
                 if (fingerprint, generation) not in added:
                     added.add((fingerprint, generation))
@@ -722,7 +736,7 @@ class Store:
         """
         render.updated_at = now_iso()
         record = _render_record(render)
-        with self.db.atomic():
+        with self._writing():
             self.db.execute(_UPSERT_RENDER, [record[name] for name in _RENDER_FIELDS])
             if event:
                 shot, take = job if job else (None, None)
@@ -749,7 +763,7 @@ class Store:
         job.file, job.file_size, job.file_mtime_ns, job.file_sha256 = file, size, mtime_ns, sha256
         job.file_fingerprint, job.file_generation = job.fingerprint, job.generation
         job.delivered_at = job.updated_at = now_iso()
-        with self.db.atomic():
+        with self._writing():
             self._upsert_job(job)
             self._event(run_id, job.shot, job.take, job.render_key, "delivered", file)
             if part is not None:
@@ -761,14 +775,14 @@ class Store:
         job.file_size = job.file_mtime_ns = None
         job.file_sha256 = job.delivered_at = None
         job.updated_at = now_iso()
-        with self.db.atomic():
+        with self._writing():
             self._upsert_job(job)
             self._event(run_id, job.shot, job.take, job.render_key, "file-moved", detail)
 
     def set_part_owner(self, path: str, task_id: str | None) -> None:
         """Record which task writes the part file at ``path`` (None forgets it); written before
         the part's first byte, so a part on disk never has an owner it does not belong to."""
-        with self.db.atomic():
+        with self._writing():
             if task_id is None:
                 self.db.execute("delete from parts where path = ?", [path])
             else:
@@ -782,6 +796,16 @@ class Store:
         )
 
     # -- internals -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One transaction (``db.atomic``); SQLite's failure to write it becomes
+        ``StoreNotWritten``, so a full disk is one line, never a traceback."""
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.OperationalError as error:
+            raise StoreNotWritten(self.path, error) from None
 
     def _upsert_job(self, job: JobRow) -> None:
         self.db.execute(_UPSERT_JOB, [getattr(job, name) for name in _JOB_FIELDS])
@@ -816,7 +840,7 @@ class Store:
 
 
 def job_state(job: JobRow | None, render: RenderRow | None) -> JobState:
-    """A job's state word (SPEC.md) from its row and its render's row.
+    """A job's state word (docs/running.md) from its row and its render's row.
 
     A render that is done but whose clip is not yet in this job's folder counts as
     ``downloading``: the job is not delivered until its own file is written.

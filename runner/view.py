@@ -6,7 +6,7 @@ duplicates, seconds of video delivered, wall time). ``NO_COLOR`` turns colour of
 stays bounded: the live view keeps counts and only the jobs currently in flight.
 
 A plan or a status (``plan``, ``status``): a plain table, one row per job, with a summary
-line, or SPEC.md's JSON document. ``plan`` shows each job's action and sums by action,
+line, or the JSON document of docs/running.md. ``plan`` shows each job's action and sums by action,
 ``status`` shows states and sums by state; both count what would be paid for per render.
 
 Text from outside (task ids, error messages, shot ids read back from the store) goes
@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from runner.delivery import HISTORY
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from runner.model import Manifest, RunResult
     from runner.plan import EarlierRender, Plan, PlannedJob, PlanSummary
+    from runner.store import JobKey
 
 #: Jobs listed in the live view at most (the rest are counted).
 LIVE_ROWS = 12
@@ -47,6 +48,9 @@ class View:
 
     def progress(self, label: str, state: str, progress: float | None) -> None:
         """A task reported progress (not a change of state)."""
+
+    def retry(self, label: str, detail: str) -> None:
+        """A request is tried again (``detail``: what failed, and the wait); shown by ``-v``."""
 
     def finish(self, result: RunResult) -> None:
         """The run ended."""
@@ -89,10 +93,25 @@ def summary_lines(result: RunResult) -> list[str]:
 
 
 class PlainView(View):
-    """One line per state change: for pipes, nohup and CI."""
+    """One line per state change: for pipes, nohup and CI.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    The plan line and the progress go to ``stream``, the summary to ``summary`` (the same
+    stream unless told). ``quiet`` keeps only failures (and the summary); ``verbose`` adds a
+    line for every retry, with its reason.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        summary: TextIO | None = None,
+        quiet: bool = False,
+        verbose: bool = False,
+    ) -> None:
         self.stream = stream or sys.stdout
+        self.summary = summary or self.stream
+        self.quiet = quiet
+        self.verbose = verbose
         self.started = time.monotonic()
 
     def _line(self, text: str) -> None:
@@ -100,25 +119,36 @@ class PlainView(View):
         print(f"[{elapsed:7.1f}s] {text}", file=self.stream, flush=True)
 
     def start(self, plan: PlanSummary, total: int) -> None:
-        print(plan_line(plan), file=self.stream, flush=True)
+        if not self.quiet:
+            print(plan_line(plan), file=self.stream, flush=True)
 
     def state(self, label: str, state: str, detail: str = "") -> None:
+        if self.quiet and state != "failed":
+            return
         self._line(f"{visible(label)} {state}" + (f": {shown(detail)}" if detail else ""))
+
+    def retry(self, label: str, detail: str) -> None:
+        if self.verbose:
+            self._line(f"{visible(label)} retry: {shown(detail)}")
 
     def finish(self, result: RunResult) -> None:
         for line in summary_lines(result):
-            print(line, file=self.stream, flush=True)
+            print(line, file=self.summary, flush=True)
 
 
 class LiveView(View):
-    """A rich live display: counts by state, jobs in flight with progress, elapsed and ETA."""
+    """A rich live display on stderr: counts by state, jobs in flight with progress, elapsed
+    and ETA; the summary goes to ``summary`` (stdout unless told), ``verbose`` prints every
+    retry above the display."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, summary: TextIO | None = None, verbose: bool = False) -> None:
         from rich.console import Console
         from rich.live import Live
 
+        self.summary = summary or sys.stdout
+        self.verbose = verbose
         # no-color.org: set and not empty.
-        self.console = Console(no_color=bool(os.environ.get("NO_COLOR")))
+        self.console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
         self.live = Live(console=self.console, refresh_per_second=4, transient=False)
         self.started = time.monotonic()
         self.total = 0
@@ -155,11 +185,17 @@ class LiveView(View):
         self.states[label] = state
         self.live.update(self._render())
 
+    def retry(self, label: str, detail: str) -> None:
+        if self.verbose:
+            from rich.text import Text
+
+            self.console.print(Text(f"{visible(label)} retry: {shown(detail)}"))
+
     def finish(self, result: RunResult) -> None:
         self.live.update(self._render())
         self.live.stop()
         for line in summary_lines(result):
-            self.console.print(line, markup=False, highlight=False)
+            print(line, file=self.summary, flush=True)
 
     def _render(self) -> Group:
         from rich.console import Group
@@ -192,12 +228,21 @@ class LiveView(View):
         return Group(title, table) if active else Group(title)
 
 
-def make_view(stream: TextIO | None = None) -> View:
-    """The live view on a terminal, plain lines otherwise."""
-    target = stream or sys.stdout
-    if target.isatty() and os.environ.get("TERM") != "dumb":
-        return LiveView()
-    return PlainView(target)
+def make_view(
+    stream: TextIO | None = None,
+    *,
+    summary: TextIO | None = None,
+    quiet: bool = False,
+    verbose: bool = False,
+) -> View:
+    """A run's view: its progress on ``stream`` (stderr), so that stdout can be piped or kept,
+    and its summary on ``summary`` (stdout). The live view when the progress goes to a
+    terminal (not with ``quiet``), plain lines otherwise."""
+    target = stream or sys.stderr
+    summary = summary or sys.stdout
+    if not quiet and target.isatty() and os.environ.get("TERM") != "dumb":
+        return LiveView(summary=summary, verbose=verbose)
+    return PlainView(target, summary=summary, quiet=quiet, verbose=verbose)
 
 
 # -- the plan line of a run ------------------------------------------------------------------
@@ -261,6 +306,15 @@ def status_text(manifest: Manifest, *, as_json: bool = False) -> str:
     """``status``: each job's state from the state database (read-only), as a table or JSON."""
     import json
 
+    plan, verdicts = _status_of(manifest)
+    if as_json:
+        return json.dumps(status_document(manifest, plan, verdicts), indent=2)
+    return status_table(manifest, plan, verdicts)
+
+
+def _status_of(manifest: Manifest) -> tuple[Plan, Mapping[JobKey, str]]:
+    """The batch as the store has it (read-only): each job's state, and the verdicts given
+    to takes (``pick``, ``reject``, the review app)."""
     from runner.plan import plan_batch
 
     plan = plan_batch(manifest)
@@ -268,14 +322,69 @@ def status_text(manifest: Manifest, *, as_json: bool = False) -> str:
         # status reports states, not plans: a job without a render yet is pending.
         if item.render is None:
             item.state = "pending"
-    if as_json:
-        return json.dumps(_document(manifest, plan, with_action=False), indent=2)
-    return status_table(manifest, plan)
+    verdicts: Mapping[JobKey, str] = {}
+    # sqlite-utils is imported only for a batch that has a database (as ``plan_batch`` does).
+    if (manifest.output_dir / "state.db").is_file():
+        from runner.store import Store
+
+        store = Store.open_existing(manifest.output_dir)
+        if store is not None:
+            with store:
+                verdicts = store.verdicts()
+    return plan, verdicts
 
 
-def status_table(manifest: Manifest, plan: Plan) -> str:
-    """``status`` as a plain table: state, progress, task id, then the file or the error."""
-    rows = [("SHOT", "TAKE", "STATE", "PROGRESS", "TASK", "FILE / ERROR")]
+def status_document(
+    manifest: Manifest, plan: Plan, verdicts: Mapping[JobKey, str]
+) -> dict[str, Any]:
+    """``status --json``: each job's state and verdict (``"picked"``, ``"rejected"`` or null),
+    and the counts by state, with the picks and rejects."""
+    document = _document(manifest, plan, with_action=False)
+    for entry in document["jobs"]:
+        entry["verdict"] = verdicts.get((entry["shot"], entry["take"]))
+    document["summary"]["picked"] = sum(v == "picked" for v in verdicts.values())
+    document["summary"]["rejected"] = sum(v == "rejected" for v in verdicts.values())
+    return document
+
+
+def run_document(
+    manifest: Manifest, result: RunResult, exit_code: int, stopped: str | None
+) -> dict[str, Any]:
+    """``run --json``: the run's summary (what it did, its exit code, why it stopped early if
+    it did) and each job as the store has it now, with its outcome in this run
+    (``"done"``, ``"failed"``, or ``"unfinished"``: left for the next run) and the paths of
+    its clip and sidecar (null until delivered)."""
+    plan, verdicts = _status_of(manifest)
+    document = status_document(manifest, plan, verdicts)
+    failed = {key for key, _ in result.failed}
+    for entry, item in zip(document["jobs"], plan.jobs, strict=True):
+        clip = manifest.output_dir / entry["file"] if entry["file"] else None
+        if item.job.key in failed:
+            entry["outcome"] = "failed"
+        elif entry["state"] == "done" and clip is not None:
+            entry["outcome"] = "done"
+        else:
+            entry["outcome"] = "unfinished"
+        entry["clip"] = None if clip is None else str(clip)
+        entry["sidecar"] = None if clip is None else str(clip.with_suffix(".json"))
+    document["states"] = document.pop("summary")
+    document["summary"] = {
+        **result.summary(),
+        "exit_code": exit_code,
+        "stopped": stopped,
+        "failed_jobs": [{"job": key, "reason": reason} for key, reason in result.failed],
+        "possible_duplicate_jobs": list(result.possible_duplicates),
+    }
+    return document
+
+
+def status_table(
+    manifest: Manifest, plan: Plan, verdicts: Mapping[JobKey, str] | None = None
+) -> str:
+    """``status`` as a plain table: state, verdict, progress, task id, then the file or the
+    error; the summary line counts picks and rejects."""
+    verdicts = verdicts or {}
+    rows = [("SHOT", "TAKE", "STATE", "VERDICT", "PROGRESS", "TASK", "FILE / ERROR")]
     for p in plan.jobs:
         progress = "" if p.progress is None or p.state == "done" else f"{p.progress:.0f}%"
         note = p.file or p.error or ""
@@ -287,12 +396,18 @@ def status_table(manifest: Manifest, plan: Plan) -> str:
                 p.job.shot.id,
                 str(p.job.take),
                 p.state,
+                verdicts.get((p.job.shot.id, p.job.take), ""),
                 progress,
                 visible(p.task_id or ""),
                 shown(note),
             )
         )
-    lines = [*format_columns(rows), "", summary_line(manifest, plan, with_action=False)]
+    summary = summary_line(manifest, plan, with_action=False)
+    picked = sum(v == "picked" for v in verdicts.values())
+    rejected = sum(v == "rejected" for v in verdicts.values())
+    if picked or rejected:
+        summary += f"; {picked} picked, {rejected} rejected"
+    lines = [*format_columns(rows), "", summary]
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -617,7 +617,7 @@ class ApiClient:
         return code if code.lower() in _KNOWN_CODES else self._redact(code)
 
 
-#: The code of a task the service no longer knows (API.md): a new attempt, not a wrong route.
+#: The code of a task the service no longer knows (docs/api.md): a new attempt, not a wrong route.
 _TASK_NOT_EXIST = "task_not_exist"
 #: The code given to a policy refusal whose own code redaction would have made unreadable.
 _POLICY_REFUSAL = "policy_refusal"

@@ -1,8 +1,8 @@
 """The task value: one normalised view of every task dialect the gateway's backends speak.
 
 Status words in any case, progress as a number or ``"50%"``, the error nested in ``error``,
-the clip's URL in ``video_url`` or ``metadata.url``: API.md lists the variants, ``Task.from_json``
-accepts them all and ignores unknown fields.
+the clip's URL in ``video_url`` or ``metadata.url``: docs/api.md lists the variants,
+``Task.from_json`` accepts them all and ignores unknown fields.
 
 Every field is checked before it reaches the engine, which stores it and builds URLs from it:
 a task id is a string of at most ``MAX_TASK_ID`` characters without control characters, a

@@ -11,23 +11,26 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from runner.cli.check import plan_options
-from runner.cli.common import echo_err, handles_errors, out_option, run_exit_code
+from runner.cli.common import echo_err, examples, handles_errors, out_option, run_exit_code
 from runner.errors import ConfigError, ExitCode, InputError, Interrupted
+from runner.text import visible
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from runner.engine import StopSwitch
-    from runner.model import RunResult
+    from runner.model import Manifest, RunResult
     from runner.plan import PlanOptions
 
 API_KEY_ENV = "SHOTRUNNER_API_KEY"
@@ -56,11 +59,50 @@ class Seconds(click.ParamType[float]):
 
 SECONDS = Seconds()
 
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
-@click.command(name="run")
+
+class ByteSize(click.ParamType[int]):
+    """A size in bytes, with an optional binary suffix: ``5000000``, ``512K``, ``8G`` (also
+    ``8GiB``, ``8GB``: every suffix counts in 1024s)."""
+
+    name = "size"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            return value
+        match = _SIZE.match(str(value))
+        if match is None or int(match.group(1)) == 0:
+            self.fail(f"{value!r} is not a size above 0 (bytes, or with K, M, G, T)", param, ctx)
+        return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+
+
+BYTE_SIZE = ByteSize()
+
+
+_RUN_EPILOG = f"""\b
+Environment:
+  {API_KEY_ENV}   the API key (not needed with --simulate); never written
+                       to disk, sent only to the API base's own origin
+  {API_BASE_ENV}  the API base URL when --api-base is not given
+                       [default: https://octopusx.ai/v1]
+
+\b
+Examples:
+  shotrunner run storyboard.yaml --simulate  # on the built-in simulator, nothing billed
+  shotrunner run storyboard.yaml -q --json   # errors only; outcome and clips as JSON
+
+Progress goes to stderr, the summary to stdout (with --json, the JSON document).
+"""
+
+
+@click.command(name="run", epilog=_RUN_EPILOG)
 @click.argument("manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False))
 @out_option
-@click.option("--api-base", help="API base URL with its version prefix [env SHOTRUNNER_API_BASE].")
+@click.option("--api-base", help=f"API base URL with its version prefix [env {API_BASE_ENV}].")
 @click.option("--simulate", is_flag=True, help="Use the built-in simulator (no key needed).")
 @click.option(
     "--concurrency",
@@ -96,6 +138,21 @@ SECONDS = Seconds()
     default=None,
     help="Refuse to start (exit 2) when more than N tasks would be submitted.",
 )
+@click.option(
+    "--max-clip-size",
+    type=BYTE_SIZE,
+    default="4G",
+    show_default=True,
+    help="The largest clip downloaded (K, M, G suffixes); a larger one is a server fault.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors, failed jobs and the summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Also every retry, with its reason.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="At the end, one JSON document on stdout: the summary, each job's outcome, its clip.",
+)
 @handles_errors
 def run_cmd(
     manifest_path: str,
@@ -108,13 +165,20 @@ def run_cmd(
     plan: PlanOptions,
     max_attempts: int,
     max_new: int | None,
+    max_clip_size: int,
+    quiet: bool,
+    verbose: bool,
+    as_json: bool,
 ) -> None:
     """Validate, submit, poll and download; a second run continues the first."""
     from runner.engine import StopSwitch
 
+    if quiet and verbose:
+        raise InputError("-q and -v contradict each other: give one of them")
     stop = StopSwitch()
+    output = _Output(quiet=quiet, verbose=verbose, as_json=as_json)
     with _signals(stop):
-        result = _run(
+        manifest, result = _run(
             manifest_path,
             out,
             api_base,
@@ -125,11 +189,30 @@ def run_cmd(
             plan,
             max_attempts,
             max_new,
+            max_clip_size,
+            output,
             stop,
         )
+    if as_json:
+        import json
+
+        from runner.view import run_document
+
+        stopped = None if result.stopped_by is None else visible(str(result.stopped_by))
+        document = run_document(manifest, result, run_exit_code(result), stopped)
+        click.echo(json.dumps(document, indent=2))
     if result.stopped_by is not None:
         raise result.stopped_by
     sys.exit(run_exit_code(result))
+
+
+@dataclass(frozen=True, slots=True)
+class _Output:
+    """What ``run`` prints: ``-q``, ``-v``, ``--json``."""
+
+    quiet: bool = False
+    verbose: bool = False
+    as_json: bool = False
 
 
 @contextlib.contextmanager
@@ -170,9 +253,12 @@ def _run(
     plan: PlanOptions,
     max_attempts: int,
     max_new: int | None,
+    max_clip_size: int,
+    output: _Output,
     stop: StopSwitch,
-) -> RunResult:
+) -> tuple[Manifest, RunResult]:
     try:
+        from runner.api.base import check_base
         from runner.batch import DEFAULT_API_BASE, SIMULATE_POLL_INTERVAL, BatchSettings, run_batch
         from runner.engine import RunOptions
         from runner.manifest import load_manifest
@@ -184,6 +270,10 @@ def _run(
                 "--simulate and --api-base contradict each other: a simulated run uses the "
                 "built-in simulator as its API; leave one out"
             )
+        base = api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE
+        if not simulate:
+            # Refused here (exit 2), before the batch folder or its run record is written.
+            check_base(base)
         manifest = load_manifest(manifest_path, out=out)
         for warning in manifest.warnings:
             echo_err(warning.format())
@@ -192,7 +282,7 @@ def _run(
         if poll_interval is None:
             poll_interval = SIMULATE_POLL_INTERVAL if simulate else 15.0
         settings = BatchSettings(
-            api_base=api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE,
+            api_base=base,
             api_key=api_key,
             simulate=simulate,
             run=RunOptions(
@@ -206,8 +296,15 @@ def _run(
             ),
             plan=plan,
             argv=tuple(sys.argv[1:]),
+            max_clip_bytes=max_clip_size,
         )
-        return run_batch(manifest, settings, make_view(), run_exit_code, stop)
+        # With --json, stdout holds the document alone: the summary goes to stderr too.
+        view = make_view(
+            summary=sys.stderr if output.as_json else None,
+            quiet=output.quiet,
+            verbose=output.verbose,
+        )
+        return manifest, run_batch(manifest, settings, view, run_exit_code, stop)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: run the same command again to resume") from None
 
@@ -221,10 +318,18 @@ def _api_key() -> str:
     return key
 
 
-@click.command(name="status")
+@click.command(
+    name="status",
+    epilog=examples(
+        "shotrunner status storyboard.yaml  # each job's state, verdict, task and file",
+        "shotrunner status storyboard.yaml --json --out renders/night-1",
+    ),
+)
 @click.argument("manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False))
 @out_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON document (SPEC.md) on stdout.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON document on stdout (docs/running.md)."
+)
 @handles_errors
 def status_cmd(manifest_path: str, out: Path | None, as_json: bool) -> None:
     """Each job's state from the state database (no network)."""

@@ -28,6 +28,7 @@ from runner.delivery import (
     write_sidecar,
 )
 from runner.engine.states import Step
+from runner.files import writing
 
 if TYPE_CHECKING:
     from runner.engine.run import Run
@@ -72,9 +73,10 @@ def keep_earlier(run: Run, work: Work, part: Path) -> Path:
     while target.exists() or sidecar_of(target).exists():
         counter += 1
         target = base.with_name(f"{base.stem}-{counter}{base.suffix}")
-    place(part, target)
     assert work.earlier is not None
-    write_sidecar(target, sidecar(run, work, *work.earlier, None))
+    with writing(target, run=True):
+        place(part, target)
+        write_sidecar(target, sidecar(run, work, *work.earlier, None))
     return target
 
 
@@ -114,25 +116,28 @@ def _deliver_all(run: Run, work: Work, source: Path) -> None:
     placed: set[Path] = set()
     for index in order:
         item, final = work.jobs[index], finals[index]
-        key = (item.job.shot.id, item.job.take)
-        row = work.rows[key]
-        if final == source or (
-            row.delivered and clip_intact(run.output_dir, row, verify=run.options.verify)
-        ):
-            if final == source and not row.delivered:
+        # A full disk here stops the run (one line, exit 1); the clip stays where it is (the
+        # render's part file, or a final path), found by its hash by the next run.
+        with writing(final, run=True):
+            key = (item.job.shot.id, item.job.take)
+            row = work.rows[key]
+            if final == source or (
+                row.delivered and clip_intact(run.output_dir, row, verify=run.options.verify)
+            ):
+                if final == source and not row.delivered:
+                    _record(run, work, item, row, final)
+                continue
+            occupied = final.exists()
+            if occupied and matches(final, render.sha256, render.bytes):
                 _record(run, work, item, row, final)
-            continue
-        occupied = final.exists()
-        if occupied and matches(final, render.sha256, render.bytes):
-            _record(run, work, item, row, final)
-            continue
-        if occupied:
-            _make_room(run, row, final)
-        part = source if source == part_of(final) else copy_to_part(source, final)
-        place(part, final)
-        # The part is gone (renamed): its owner record goes with the delivery's.
-        _record(run, work, item, row, final, part=part)
-        placed.add(final)
+                continue
+            if occupied:
+                _make_room(run, row, final)
+            part = source if source == part_of(final) else copy_to_part(source, final)
+            place(part, final)
+            # The part is gone (renamed): its owner record goes with the delivery's.
+            _record(run, work, item, row, final, part=part)
+            placed.add(final)
     for final in finals:
         if final not in placed:
             _drop_part(run, final)

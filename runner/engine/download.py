@@ -1,8 +1,8 @@
 """The download step: a finished task's clip fetched once into a part file that resumes (a fresh
-link when one expires), the part claimed for its task before a byte is written. Next:
-``DELIVER`` the clip (an earlier render's goes into ``.history/`` here, then ``END``),
-``SUBMIT_NEW`` when the service lost it, ``POLL`` when the task is not finished after all,
-or ``END`` when the task stays owed to the next run."""
+link when one expires, or when what arrived cannot be the clip), the part claimed for its task
+before a byte is written. Next: ``DELIVER`` the clip (an earlier render's goes into
+``.history/`` here, then ``END``), ``SUBMIT_NEW`` when the service lost it, ``POLL`` when the
+task is not finished after all, or ``END`` when the task stays owed to the next run."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from runner.api.errors import (
     ApiError,
     AuthError,
+    BadClip,
     LinkExpired,
     NotFound,
     RateLimited,
@@ -20,6 +21,7 @@ from runner.api.errors import (
 from runner.delivery import part_of
 from runner.engine.deliver import earlier_path, final_path, keep_earlier
 from runner.engine.states import MAX_TASK_ERRORS, NOT_FOUND_CONFIRMATIONS, Step, move
+from runner.files import writing
 from runner.store import now_iso
 
 if TYPE_CHECKING:
@@ -72,16 +74,26 @@ async def download(run: Run, work: Work) -> Step:
         url = task.video_url or run.client.content_url(task.id)
         _claim_part(run, part, task.id)
         try:
-            downloaded = await run.client.download(url, part)
+            with writing(part, run=True):
+                downloaded = await run.client.download(url, part)
         except AuthError:
             raise
-        except LinkExpired:
+        except (LinkExpired, BadClip) as error:
+            # An expired link, or a body that cannot be the clip (not a media container,
+            # over --max-clip-size): the server's fault, never delivered. The task is asked
+            # for a fresh URL, and the clip downloaded again from it.
             errors += 1
             task = None
             if errors >= MAX_TASK_ERRORS:
-                return run.keep_owed(work, "the clip's link keeps expiring", "download")
+                reason = (
+                    "the clip's link keeps expiring"
+                    if isinstance(error, LinkExpired)
+                    else f"download failed: {error.message}"
+                )
+                return run.keep_owed(work, reason, "download")
+            run.view.retry(work.label, f"download: {error.message}; asking for a fresh URL")
             if errors > 1:
-                # The first fresh link is asked at once; links that keep expiring back off.
+                # The first fresh link is asked at once; links that keep failing back off.
                 await run.sleep(run.task_backoff.delay(errors - 1))
             continue
         except (TransientError, RateLimited) as error:

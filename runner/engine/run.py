@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.api.errors import ApiError, AuthError, RateLimited, TransientError
@@ -19,7 +20,15 @@ from runner.concurrency import AdaptiveLimit
 from runner.engine import life
 from runner.engine.states import MAX_TASK_ERRORS, Step, first_step, move
 from runner.engine.work import Work
-from runner.errors import ConfigError, InputError, Interrupted, ShotrunnerError, Unreachable
+from runner.errors import (
+    ConfigError,
+    InputError,
+    Interrupted,
+    NotWritten,
+    ShotrunnerError,
+    Unreachable,
+)
+from runner.files import cannot_write
 from runner.model import RunResult
 from runner.polling import PollPlanner
 from runner.retry import RetryPolicy
@@ -336,8 +345,10 @@ class Run:
                 )
             )
         except OSError as error:
-            # A full disk or a folder without permission: a message, not a traceback.
-            self._stop_with(ShotrunnerError(f"cannot write the batch: {error}"))
+            # A full disk or a folder without permission where no step named the file it
+            # was writing (see ``writing``): a message, not a traceback.
+            where = Path(error.filename) if error.filename else self.output_dir
+            self._stop_with(NotWritten(cannot_write(where, error).message))
         except BaseException as error:
             self._stop_with(error)
 
@@ -500,15 +511,23 @@ class Run:
             # outage stops the run (the task stays in flight for the next one).
             if not self.check_reachable(error):
                 return False
-            await self.sleep(self.task_backoff.delay(errors))
+            await self.sleep(self.retrying(work, what, error, self.task_backoff.delay(errors)))
             return True
         self.heard()
         if errors >= MAX_TASK_ERRORS:
             self.keep_owed(work, f"{what} failed: {error.message}", code)
             return False
         retry_after = error.retry_after if isinstance(error, RateLimited) else None
-        await self.sleep(self.task_backoff.delay(errors, retry_after))
+        await self.sleep(
+            self.retrying(work, what, error, self.task_backoff.delay(errors, retry_after))
+        )
         return True
+
+    def retrying(self, work: Work, what: str, error: ApiError, delay: float) -> float:
+        """Tell the view a request about ``work`` is tried again, and why (``run -v`` shows
+        it); returns ``delay``, the wait before it."""
+        self.view.retry(work.label, f"{what}: {error.message}; again in {delay:.1f} s")
+        return delay
 
 
 def _wake(sleeper: asyncio.Future[None]) -> None:

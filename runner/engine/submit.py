@@ -101,6 +101,7 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
             # Refused, not created: nothing under this key to look for after a crash.
             withdrawn = _withdraw(render, ambiguous)
             run.record(work, "rate limited (429): waiting", event=False)
+            run.view.retry(work.label, f"create: {error.message}; waiting for room")
             await _on_rate_limited(run, work, error)
             continue
         except TransientError as error:
@@ -118,7 +119,8 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
                     # Shown once for the whole run (``check_reachable``), not once per job.
                     run.record(work, f"not sent ({error.message}); waiting", show=False)
                 if run.check_reachable(error):
-                    await run.sleep(run.connect_backoff.delay(failures))
+                    delay = run.connect_backoff.delay(failures)
+                    await run.sleep(run.retrying(work, "create", error, delay))
                     continue
                 return Step.END
             if error.sent and not render.possible_duplicate:
@@ -126,7 +128,7 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
                 # gateway may have created it on another channel): it may be billed.
                 render.possible_duplicate = True
                 run.record(work, f"no usable answer ({error.message}); same key again")
-            await run.sleep(run.create_backoff.delay(failures))
+            await run.sleep(run.retrying(work, "create", error, run.create_backoff.delay(failures)))
             continue
         except AuthError:
             # 401/403: refused; the next run sends this attempt again under the same key.
@@ -143,7 +145,7 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
                     f"task ({error.message}); check --api-base or SHOTRUNNER_API_BASE: it "
                     "includes the version prefix, e.g. https://octopusx.ai/v1"
                 ) from None
-            # A replay of a task the service has forgotten (SPEC.md): a new attempt.
+            # A replay of a task the service has forgotten (docs/running.md): a new attempt.
             reason = f"the service forgot the task of attempt {render.attempt}"
             if run.again(work, reason) is not Step.SUBMIT_NEW:
                 return Step.END
@@ -170,7 +172,7 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
             run.creating.discard(current)
             del body
         break
-    # The task id is written before anything else happens (SPEC.md): from here on a crash
+    # The task id is written before anything else happens (docs/running.md): from here on a crash
     # leaves a task to poll, not a create to send again.
     run.heard()
     render.task_id = task.id

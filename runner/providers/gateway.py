@@ -1,4 +1,4 @@
-"""The gateway of API.md: the profile whose create body is the generic request itself.
+"""The gateway of docs/api.md: the profile whose create body is the generic request itself.
 
 ``POST {base}/videos`` with ``Authorization: Bearer`` and an ``Idempotency-Key``; the task
 is polled at ``/videos/{id}`` and read by ``runner.api.task.Task``, which knows every

@@ -1,4 +1,4 @@
-"""The built-in simulator of a video API, served on loopback: the gateway of API.md, or
+"""The built-in simulator of a video API, served on loopback: the gateway of docs/api.md, or
 Google Veo's or Runway's API (``SimConfig.dialect``; one module per dialect).
 
 It knows nothing of the runner. ``start_in_thread`` serves from a daemon thread (tests,

@@ -32,7 +32,7 @@ class SimConfig:
     ``file_port=0`` pick free ports.
     """
 
-    #: Which provider's API to speak: ``gateway`` (API.md), ``veo`` or ``runway``.
+    #: Which provider's API to speak: ``gateway`` (docs/api.md), ``veo`` or ``runway``.
     dialect: str = "gateway"
     host: str = "127.0.0.1"
     port: int = 0

@@ -1,4 +1,4 @@
-"""The gateway's dialect (API.md): ``/v1/videos``, Bearer keys, the documented task object.
+"""The gateway's dialect (docs/api.md): ``/v1/videos``, Bearer keys, the documented task object.
 
 ``POST /v1/videos`` creates, ``GET /v1/videos/{id}`` retrieves (a completed task carries a
 freshly signed ``video_url`` each time), ``GET /v1/videos/{id}/content`` answers the clip or,
@@ -37,7 +37,7 @@ _STATUS_WORDS: dict[str, tuple[str, ...]] = {
 
 
 class Gateway(Dialect):
-    """The gateway of API.md, the simulator's default dialect."""
+    """The gateway of docs/api.md, the simulator's default dialect."""
 
     name: ClassVar[str] = "gateway"
     base_path: ClassVar[str] = "/v1"

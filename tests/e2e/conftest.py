@@ -105,11 +105,12 @@ def start_run(batch: Batch, base_url: str, *args: str) -> subprocess.Popen[str]:
 
 
 def wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float = 15) -> None:
-    """Read the process's stdout until a line holds ``needle``; fail if it never comes."""
-    assert process.stdout is not None
+    """Read the process's stderr (where a run's progress goes) until a line holds ``needle``;
+    fail if it never comes."""
+    assert process.stderr is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        line = process.stdout.readline()
+        line = process.stderr.readline()
         if needle in line:
             return
         if not line and process.poll() is not None:

@@ -21,3 +21,5 @@ def test_a_base_with_a_query_or_fragment_is_refused(
     assert "Q-secret" not in result.stdout + result.stderr
     assert sim.recorder.requests == []
     assert batch.clips() == []
+    # Refused as the options are read: no batch folder, no state database, no run record.
+    assert not batch.out.exists()

@@ -28,6 +28,8 @@ class Hostile:
     base_url: str = ""
     creates: list[str] = field(default_factory=list)
     downloads: int = 0
+    #: Retrieves answered: each gives the file a new URL (``?url=N``).
+    retrieves: int = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -54,18 +56,20 @@ class Hostile:
             # A failed task whose 900 kB message would be stored and printed whole.
             error = {"code": "upstream_error", "message": "no " * 300_000}
             return web.json_response({"id": task_id, "status": "failed", "error": error})
+        self.retrieves += 1
         return web.json_response(
             {
                 "id": task_id,
                 "status": "completed",
                 "progress": 100,
-                "video_url": f"{self.base_url}/files/{task_id}",
+                "video_url": f"{self.base_url}/files/{task_id}?url={self.retrieves}",
             }
         )
 
     async def file(self, request: web.Request) -> web.StreamResponse:
         self.downloads += 1
-        if self.clip == "mp4":
+        first_url = request.query.get("url") == "1"
+        if self.clip == "mp4" or (self.clip == "zeros at the first url" and not first_url):
             return web.Response(body=base_clip(), content_type="video/mp4")
         # Zeros with no Content-Length: nothing but the stream's end says how long it is.
         response = web.StreamResponse()
@@ -136,6 +140,53 @@ def test_zeros_are_never_delivered_as_a_clip(
     assert "Traceback" not in result.stderr
     assert batch.clips() == []
     assert hostile.downloads > 1
+
+
+def test_a_body_that_is_not_a_clip_is_fetched_again_from_a_fresh_url(
+    hostile: Hostile, batch: Batch, run_batch: RunBatch
+) -> None:
+    """The first URL of a task serves zeros: a server fault. The task is asked for a fresh
+    URL, whose clip is delivered in the same run; nothing is submitted again."""
+    hostile.clip = "zeros at the first url"
+    batch.write({"s01": "waves at dusk"})
+    result = run_batch(f"{hostile.base_url}/v1", "-v", env=INSTANT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (clip,) = batch.clips()
+    assert clip.read_bytes() == base_clip()
+    assert (len(hostile.creates), hostile.downloads) == (1, 2)
+    assert "s01/1 retry: download: " in result.stderr
+    assert "asking for a fresh URL" in result.stderr
+
+
+def test_a_clip_over_max_clip_size_is_never_delivered(
+    hostile: Hostile, batch: Batch, run_batch: RunBatch
+) -> None:
+    """``--max-clip-size 1K`` against a 5 kB clip: each download is refused as over the cap
+    (a fresh URL each time, within the usual bounds), the task kept for the next run, no clip
+    delivered; the next run with the default cap delivers it without a new create."""
+    batch.write({"s01": "waves at dusk"})
+    first = run_batch(f"{hostile.base_url}/v1", "--max-clip-size", "1K", env=INSTANT)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert batch.clips() == []
+    assert "over the cap of 1,024" in first.stdout
+    assert hostile.downloads > 1
+    (render,) = batch.renders()
+    assert render["state"] == "downloading"
+    second = run_batch(f"{hostile.base_url}/v1", env=INSTANT)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert len(batch.clips()) == 1
+    assert len(hostile.creates) == 1
+
+
+@pytest.mark.parametrize("size", ["0", "-5", "4X", "lots"])
+def test_an_unusable_max_clip_size_is_refused(
+    hostile: Hostile, batch: Batch, run_batch: RunBatch, size: str
+) -> None:
+    """A size that is not one: exit 2, the option named, nothing sent."""
+    result = run_batch(f"{hostile.base_url}/v1", "--max-clip-size", size)
+    assert result.returncode == 2
+    assert "--max-clip-size" in result.stderr and "is not a size above 0" in result.stderr
+    assert hostile.creates == []
 
 
 @pytest.mark.parametrize("prompt", ["refuse this one", "fail this one"])

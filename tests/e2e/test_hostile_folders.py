@@ -371,3 +371,123 @@ def test_run_on_a_read_only_batch_is_refused(finished: Batch, sim: RunningSim) -
     assert f"the batch folder {finished.out} is read-only" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(sim.recorder.requests) == sent
+
+
+# --- a disk that fills up during a run -------------------------------------------------------
+
+#: A clip larger than the small disk below: its download fills the disk.
+_BIG_CLIP = 2 * 1024 * 1024
+#: Free bytes left on a full disk for SQLite to open a database: its shared-memory file.
+_OPEN_ROOM = 36 * 1024
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a 1 MiB tmpfs (skipped where nothing can be mounted); ``_grow`` gives it
+    room afterwards."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _grow(mount: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,size=16m", str(mount)], check=True)
+
+
+def _part_owners(batch: Batch) -> dict[str, str]:
+    with batch.db() as conn:
+        return {row["path"]: row["task_id"] for row in conn.execute("select * from parts")}
+
+
+def _stopped_while_downloading(batch: Batch, result: subprocess.CompletedProcess[str]) -> None:
+    """The run stopped part-way on the full part file: exit 1, one line naming it; the render
+    stays ``downloading`` with its part file and the part's owner record."""
+    part = batch.out / "s01" / "take-1.mp4.part"
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    (render,) = batch.renders()
+    assert render["state"] == "downloading"
+    assert part.stat().st_size > 0
+    assert _part_owners(batch) == {"s01/take-1.mp4.part": render["task_id"]}
+    assert batch.clips() == []
+
+
+def test_a_disk_that_fills_during_a_download_stops_the_run_and_the_next_run_resumes(
+    start_sim: Callable[..., RunningSim], small_disk: Path, tmp_path: Path
+) -> None:
+    """A clip larger than the disk: the run stops with one line naming the part file and the
+    cause (exit 1), and keeps what it downloaded; once there is room, the next run fetches
+    the same task's clip (nothing submitted again) and delivers it whole."""
+    sim = start_sim(clip_bytes=_BIG_CLIP)
+    batch = Batch(manifest=tmp_path / "batch.yaml", out=small_disk / "out", shots=[])
+    batch.write({"s01": "waves at dusk"})
+    result = shotrunner(*run_args(batch, sim), "-q")
+    _stopped_while_downloading(batch, result)
+    part = batch.out / "s01" / "take-1.mp4.part"
+    assert result.stderr == f"error: cannot write {part}: no space left on the device\n"
+    _grow(small_disk)
+    again = shotrunner(*run_args(batch, sim))
+    assert again.returncode == 0, again.stdout + again.stderr
+    (clip,) = batch.clips()
+    assert clip.stat().st_size == _BIG_CLIP
+    assert [r["creates_sent"] for r in batch.renders()] == [1]
+    assert _part_owners(batch) == {}
+
+
+def test_a_file_size_limit_during_a_download_stops_the_run_and_the_next_run_resumes(
+    start_sim: Callable[..., RunningSim], batch: Batch
+) -> None:
+    """Where no disk can be filled, a file size limit fails the download's writes the same
+    way: one line, exit 1, the part kept; the next run, without the limit, delivers."""
+    sim = start_sim(clip_bytes=_BIG_CLIP)
+    batch.write({"s01": "waves at dusk"})
+    result = shotrunner(*run_args(batch, sim), "-q", fsize=1024 * 1024)
+    _stopped_while_downloading(batch, result)
+    part = batch.out / "s01" / "take-1.mp4.part"
+    assert result.stderr == f"error: cannot write {part}: File too large\n"
+    again = shotrunner(*run_args(batch, sim))
+    assert again.returncode == 0, again.stdout + again.stderr
+    (clip,) = batch.clips()
+    assert clip.stat().st_size == _BIG_CLIP
+    assert [r["creates_sent"] for r in batch.renders()] == [1]
+
+
+def test_a_state_database_on_a_full_disk_is_one_line(
+    sim: RunningSim, small_disk: Path, tmp_path: Path
+) -> None:
+    """A disk that filled up between two runs: SQLite cannot write ``state.db`` ("database or
+    disk is full"): one line naming it, no traceback, nothing sent; once there is room, the
+    run goes on."""
+    batch = Batch(manifest=tmp_path / "batch.yaml", out=small_disk / "out", shots=[])
+    batch.write({"s01": "waves at dusk"})
+    first = shotrunner(*run_args(batch, sim))
+    assert first.returncode == 0, first.stdout + first.stderr
+    filler = small_disk / "filler"
+    with filler.open("wb", buffering=0) as out, pytest.raises(OSError, match="No space left"):
+        while True:
+            out.write(b"\0" * 4096)
+    # Room for SQLite to open the database (its 32 KiB shared-memory file), none to grow it.
+    os.truncate(filler, filler.stat().st_size - _OPEN_ROOM)
+    batch.write({"s01": "waves at dusk", "s02": "a lighthouse"})
+    sent = len(sim.recorder.requests)
+    result = shotrunner(*run_args(batch, sim), "-q")
+    assert (result.returncode, "Traceback" in result.stderr) == (1, False), result.stderr
+    assert result.stderr == (
+        f"error: cannot write {batch.out / 'state.db'}: no space left on the device "
+        "(SQLite: database or disk is full)\n"
+    )
+    assert len(sim.recorder.requests) == sent
+    filler.unlink()
+    again = shotrunner(*run_args(batch, sim))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(batch.clips()) == 2

@@ -26,7 +26,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def _run_on_a_terminal(
     batch: Batch, base_url: str, env: dict[str, str], out: Path | None = None
 ) -> tuple[int, str]:
-    """``shotrunner run`` with stdout on a pseudo-terminal; returns the exit code and output."""
+    """``shotrunner run`` with stdout and stderr on a pseudo-terminal (the live view draws on
+    stderr, the summary is on stdout); returns the exit code and output."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     target = str(out or batch.out)
@@ -34,7 +35,7 @@ def _run_on_a_terminal(
     process = subprocess.Popen(
         [*command, "--api-base", base_url, "--poll-interval", POLL],
         stdout=slave,
-        stderr=subprocess.DEVNULL,
+        stderr=slave,
         env={**env, "TERM": "xterm-256color"},
     )
     os.close(slave)

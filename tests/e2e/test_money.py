@@ -18,7 +18,7 @@ def test_a_clip_that_cannot_be_downloaded_stays_owed_and_the_next_run_fetches_it
     batch.write({"s01": "waves"})
     first = run_batch(broken.base_url, env=INSTANT)
     assert first.returncode == 1, first.stdout + first.stderr
-    assert "the next run fetches it again" in first.stdout
+    assert "the next run fetches it again" in first.stdout  # the summary's failure
     (job,) = batch.status()["jobs"]
     assert job["state"] == "downloading"
     assert job["task_id"] is not None
@@ -62,7 +62,7 @@ def test_a_finished_batch_runs_without_the_network(
     assert run_batch(sim.base_url).returncode == 0
     result = run_batch("http://127.0.0.1:9/v1")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "plan: 0 task(s) to submit" in result.stdout
+    assert "plan: 0 task(s) to submit" in result.stderr
 
 
 def test_an_unchanged_batch_keeps_its_contact_sheet(
@@ -96,7 +96,7 @@ def test_a_lost_state_database_pays_for_nothing_again(
     sent = len(sim.recorder.requests)
     result = run_batch(sim.base_url)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "plan: 0 task(s) to submit" in result.stdout
+    assert "plan: 0 task(s) to submit" in result.stderr
     assert len(sim.recorder.requests) == sent
     assert {p: p.read_bytes() for p in batch.clips()} == contents
     assert {job["state"] for job in batch.status()["jobs"]} == {"done"}

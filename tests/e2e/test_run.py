@@ -48,7 +48,7 @@ def test_run_delivers_every_clip_with_its_sidecar(
         assert sidecar["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
         assert sidecar["bytes"] == clip.stat().st_size
     assert not list(batch.out.rglob("*.part"))
-    assert "plan: 4 task(s) to submit (16 s of video)" in result.stdout
+    assert "plan: 4 task(s) to submit (16 s of video)" in result.stderr
     assert "done: 4 job(s)" in result.stdout
 
 
@@ -68,7 +68,7 @@ def test_second_run_submits_nothing(sim: RunningSim, batch: Batch, run_batch: Ru
     sent = len(sim.recorder.requests)
     second = run_batch(sim.base_url)
     assert second.returncode == 0
-    assert "plan: 0 task(s) to submit" in second.stdout
+    assert "plan: 0 task(s) to submit" in second.stderr
     assert len(sim.recorder.requests) == sent
 
 
@@ -204,7 +204,7 @@ def test_status_without_state_db_lists_pending(batch: Batch) -> None:
 def test_status_reports_done_jobs_with_their_files(
     sim: RunningSim, batch: Batch, run_batch: RunBatch
 ) -> None:
-    """status after a run: each job done, with task id and file, in SPEC.md's JSON shape."""
+    """status after a run: each job done, with task id and file, in the documented JSON shape."""
     assert run_batch(sim.base_url).returncode == 0
     document = batch.status()
     job = document["jobs"][0]
@@ -221,9 +221,51 @@ def test_status_reports_done_jobs_with_their_files(
         "error",
         "possible_duplicate",
         "creates_sent",
+        "verdict",
     }
-    assert (job["state"], job["file"]) == ("done", "s01/take-1.mp4")
+    assert (job["state"], job["file"], job["verdict"]) == ("done", "s01/take-1.mp4", None)
     assert document["summary"]["done"] == 4
+    assert (document["summary"]["picked"], document["summary"]["rejected"]) == (0, 0)
+
+
+def test_run_json_is_one_document_on_stdout_and_progress_goes_to_stderr(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """``run --json``: stdout is one JSON document (the summary, each job's outcome and the
+    paths of its clip and sidecar); the plan line, the progress and the summary are on
+    stderr."""
+    batch.write({"s01": "waves", "s02": "dunes"})
+    result = run_batch(sim.base_url, "--json")
+    document = json.loads(result.stdout)
+    assert result.returncode == document["summary"]["exit_code"]
+    outcomes = {job["shot"]: job["outcome"] for job in document["jobs"]}
+    assert outcomes == {"s01": "done", "s02": "done"}
+    clip = Path(document["jobs"][0]["clip"])
+    assert clip == batch.out / "s01" / "take-1.mp4" and clip.is_file()
+    assert Path(document["jobs"][0]["sidecar"]).is_file()
+    assert (document["summary"]["delivered"], document["summary"]["stopped"]) == (2, None)
+    assert "plan: 2 task(s) to submit" in result.stderr
+    assert "s01/1 done" in result.stderr and "done: 2 job(s)" in result.stderr
+
+
+def test_run_quiet_and_verbose(start_sim: StartSim, batch: Batch, run_batch: RunBatch) -> None:
+    """``-q``: only failures and the summary (stdout); ``-v``: every retry with its reason.
+    Progress never reaches stdout."""
+    sim = start_sim(refuse_rate=1.0)
+    batch.write({"s01": "waves"})
+    quiet = run_batch(sim.base_url, "-q")
+    assert quiet.returncode == 1
+    (line,) = quiet.stderr.splitlines()
+    assert "s01/1 failed: " in line
+    assert quiet.stdout.splitlines()[0].startswith("done: 0 job(s)")
+    flaky = start_sim(error_rate=0.5, seed=7)
+    batch.write({f"s{i:02d}": f"shot {i}" for i in range(1, 7)})
+    verbose = run_batch(flaky.base_url, "-v", "--out", str(batch.out.parent / "v"))
+    assert " retry: " in verbose.stderr, verbose.stderr
+    assert "again in " in verbose.stderr
+    assert "[" not in verbose.stdout and "plan:" not in verbose.stdout
+    both = run_batch(sim.base_url, "-q", "-v")
+    assert both.returncode == 2 and "contradict" in both.stderr
 
 
 def test_simulate_needs_no_key_and_keeps_its_tasks(tmp_path: Path, batch: Batch) -> None:

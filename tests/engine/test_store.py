@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.store import STATE_DB, RenderRow, Store, job_state, migrations
+from runner.store import STATE_DB, RenderRow, Store, StoreNotWritten, job_state, migrations
 
 
 def test_open_applies_migrations_and_wal(store: Store, out_dir: Path) -> None:
@@ -40,7 +40,7 @@ def test_open_existing_cannot_write(store: Store, out_dir: Path) -> None:
     assert reader is not None
     try:
         reader.bind_jobs(None, [("s01", 1, "f" * 64, 1)])
-    except sqlite3.OperationalError as error:
+    except StoreNotWritten as error:
         assert "readonly" in str(error)
     else:
         raise AssertionError("write through a read-only store succeeded")

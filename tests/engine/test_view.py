@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from runner.model import Manifest, RunResult
 from runner.plan import PlanSummary, make_plan
 from runner.store import Store
@@ -101,3 +103,36 @@ def test_a_run_stopped_early_says_so_first_and_leaves_the_why_to_one_message() -
     assert lines[0].startswith("stopped early, so far done: 0 job(s)")
     assert not any("interrupted" in line for line in lines)
     assert summary_lines(RunResult())[0].startswith("done: 0 job(s)")
+
+
+def test_quiet_keeps_failures_and_the_summary_and_verbose_adds_retries() -> None:
+    """``-q``: no plan line, no progress, only failed jobs, and the summary (on its own
+    stream); ``-v``: a line per retry, which the default view leaves out."""
+    progress, summary = io.StringIO(), io.StringIO()
+    quiet = PlainView(progress, summary=summary, quiet=True)
+    quiet.start(PlanSummary(), 2)
+    quiet.state("s01/1", "queued", "task video_1")
+    quiet.retry("s01/1", "polling: HTTP 503; again in 1.0 s")
+    quiet.state("s02/1", "failed", "rejected by the service: flagged")
+    quiet.finish(RunResult(done=1, failed=[("s02/1", "rejected by the service: flagged")]))
+    (line,) = progress.getvalue().splitlines()
+    assert line.endswith("s02/1 failed: rejected by the service: flagged")
+    assert summary.getvalue().startswith("done: 1 job(s)")
+    plain, verbose = io.StringIO(), io.StringIO()
+    PlainView(plain).retry("s01/1", "polling: HTTP 503; again in 1.0 s")
+    PlainView(verbose, verbose=True).retry("s01/1", "polling: HTTP 503; again in 1.0 s")
+    assert plain.getvalue() == ""
+    assert verbose.getvalue().endswith("s01/1 retry: polling: HTTP 503; again in 1.0 s\n")
+
+
+def test_progress_goes_to_stderr_and_the_summary_to_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The view made for a run writes its progress to stderr, its summary to stdout."""
+    view = make_view()
+    view.start(PlanSummary(), 0)
+    view.state("s01/1", "queued", "task video_1")
+    view.finish(RunResult(done=1))
+    captured = capsys.readouterr()
+    assert captured.err.startswith("plan: 0 task(s)") and "s01/1 queued" in captured.err
+    assert captured.out.startswith("done: 1 job(s)") and "plan:" not in captured.out

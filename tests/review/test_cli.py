@@ -63,6 +63,11 @@ def test_pick_stores_the_pick_and_the_page_shows_it(batch: Batch) -> None:
         assert dict(store.verdicts()) == {("s02-hero", 2): "picked"}
     page = (batch.out / "index.html").read_text(encoding="utf-8")
     assert '<span class="mark picked">picked</span>' in page
+    status = shotrunner("status", batch.manifest_path)
+    assert status.exit_code == 0, status.stderr
+    row = next(line for line in status.stdout.splitlines() if line.startswith("s02-hero  2 "))
+    assert row.split()[2:4] == ["done", "picked"]
+    assert status.stdout.rstrip().endswith("; 1 picked, 0 rejected")
 
 
 def test_reject_stores_the_rejection(batch: Batch) -> None:

@@ -250,8 +250,12 @@ def test_takes_are_picked_rejected_and_undone_from_the_page(
     ]
     status = cli("status", str(batch.manifest_path), "--json")
     assert status.returncode == 0, status.stderr
-    states = {(j["shot"], j["take"]): j["state"] for j in json.loads(status.stdout)["jobs"]}
+    document = json.loads(status.stdout)
+    states = {(j["shot"], j["take"]): j["state"] for j in document["jobs"]}
     assert [job for job, state in states.items() if state != "done"] == [("s04-night", 1)]
+    given = {f"{j['shot']}/{j['take']}": j["verdict"] for j in document["jobs"] if j["verdict"]}
+    assert given == expected
+    assert (document["summary"]["picked"], document["summary"]["rejected"]) == (2, 1)
 
     to = tmp_path / "cut"
     exported = cli("export", str(batch.manifest_path), "--to", str(to), "--no-animatic")
