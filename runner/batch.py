@@ -30,8 +30,10 @@ from runner.model import RunResult
 from runner.plan import Plan, PlanOptions, make_plan
 from runner.store import SIMULATOR_BASE
 from runner.view import View
+from runner.waves import check_max_new_waiting, hold_waiting, run_waves
 
 if TYPE_CHECKING:
+    from runner.chain import Waiting
     from runner.model import Manifest
     from runner.sim import RunningSim
     from runner.store import RenderKey, Store
@@ -95,10 +97,9 @@ def run_batch(
     or kinds of render) before anything is sent. A KeyboardInterrupt outside the run's loop
     ends it as interrupted, everything saved.
     """
-    from runner.jobs import expand_jobs
+    from runner.sources import attach_chain, bind_batch
     from runner.store import Store
 
-    jobs = expand_jobs(manifest)
     store = Store.open(manifest.output_dir)
     try:
         lock = _lock_batch(manifest.output_dir)
@@ -114,10 +115,12 @@ def run_batch(
         if not settings.simulate:
             check_proxy(base)
         options = dataclasses.replace(settings.plan, simulated=settings.simulate)
-        plan = make_plan(jobs, store, options)
+        bound, options = bind_batch(manifest, store, options)
+        plan = attach_chain(make_plan(bound.jobs, store, options), bound, manifest.output_dir)
         _check_bases(store, base, {e.render.key for e in plan.earlier if e.possibly_billed})
         check_max_new(plan, settings.run.max_new)
         _check_money(plan, manifest, settings)
+        check_max_new_waiting(plan, settings.run.max_new)
         context = RunContext(manifest=manifest, api_base=base, simulated=settings.simulate)
         run_id = store.start_run(
             manifest=manifest.display_path,
@@ -199,6 +202,8 @@ class _Outcome:
     result: RunResult = field(default_factory=RunResult)
     started: bool = False
     sim: RunningSim | None = None
+    #: Jobs still waiting for other shots' clips when the run ended.
+    waiting: list[Waiting] = field(default_factory=list)
 
 
 def _check_kind(store: Store, simulate: bool) -> None:
@@ -301,6 +306,8 @@ async def _drive(
         stop_switch=stop,
     )
     outcome.started = True
+    outcome.result = run.result
+    outcome.waiting = list(plan.waiting)
     try:
         if plan.needs_network:
             from runner.api.client import ApiClient
@@ -317,12 +324,30 @@ async def _drive(
             async with ApiClient(api_base, api_key, **caps) as client:
                 run.client = client
                 outcome.result = await run.execute()
+                # Jobs that waited for clips this run delivered: the next wave.
+                await run_waves(outcome, run, plan, lambda later: _next_run(run, later))
         else:
             # Nothing to submit, poll or fetch: no HTTP stack to import or open.
             outcome.result = await run.execute()
     except ShotrunnerError as error:
-        outcome.result = run.result
         outcome.result.stopped_by = error
+    hold_waiting(outcome.result, outcome.waiting)
+
+
+def _next_run(run: Run, plan: Plan) -> Run:
+    """A run over the next wave's plan, sharing the first one's client, view and record."""
+    return Run(
+        store=run.store,
+        client=run.client,
+        plan=plan,
+        options=run.options,
+        context=run.context,
+        view=run.view,
+        run_id=run.run_id,
+        request_body=run.request_body,
+        provenance_request=run.provenance_request,
+        stop_switch=run.stop_switch,
+    )
 
 
 def _start_simulator(manifest: Manifest) -> RunningSim:

@@ -75,9 +75,19 @@ def _body(shot: Shot, images: list[Any]) -> dict[str, Any]:
 def request_body(shot: Shot) -> dict[str, Any]:
     """The JSON body of POST /v1/videos; local images are read now and sent as data URIs.
 
-    Raises ``InputError`` if a local image vanished or changed since validation.
+    Raises ``InputError`` if a local image vanished or changed since validation, or a
+    frame of another shot's clip cannot be taken.
     """
-    return _body(shot, [data_uri(image) for image in shot.images])
+    return _body(shot, [_uri(image) for image in shot.images])
+
+
+def _uri(image: ImageRef) -> str:
+    if image.kind == "shot":
+        # A frame of another shot's delivered clip: taken now, stored beside the shot.
+        from runner.frames import frame_uri
+
+        return frame_uri(image)
+    return data_uri(image)
 
 
 def _as_sent(image: ImageRef) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from runner import schema
+from runner.chain import chain_problems, shot_frame
 from runner.diagnostics import Diagnostic, Severity, has_errors
 from runner.errors import ManifestInvalid
 from runner.images import ImageProblem, ImageResolver
@@ -389,7 +390,13 @@ def _check_images(
     for position, source in enumerate(sources):
         assert images is not None
         path = (*images.path, position)
-        if not isinstance(source, str) or checker.broken(path):
+        if checker.broken(path):
+            ok = False
+            continue
+        if isinstance(source, dict):
+            resolved.append(shot_frame(source))
+            continue
+        if not isinstance(source, str):
             ok = False
             continue
         try:
@@ -497,6 +504,21 @@ def _non_finite(value: Any, path: PathKey) -> Iterator[tuple[PathKey, float]]:
     elif isinstance(value, list):
         for position, item in enumerate(value):
             yield from _non_finite(item, (*path, position))
+
+
+def _check_chains(checker: _Checker, value: dict[str, Any], shots: list[Shot]) -> None:
+    """Frames of other shots: each names a shot that exists, a take it renders and a time
+    inside its clip, and no shot waits on itself through others (``runner.chain``)."""
+    raw_shots = value.get("shots")
+    if not isinstance(raw_shots, list):
+        return
+    written = [raw.get("id") for raw in raw_shots if isinstance(raw, dict)]
+    for problem in chain_problems(shots, [i for i in written if isinstance(i, str)]):
+        raw = raw_shots[problem.index]
+        where: PathKey = ("defaults", "images")
+        if isinstance(raw, dict) and "images" in raw:
+            where = ("shots", problem.index, "images")
+        checker.report((*where, problem.position), problem.message, severity=problem.severity)
 
 
 def _check_repeats(checker: _Checker, shots: list[Shot]) -> None:
@@ -878,6 +900,7 @@ def _check(
         # The manifest's own shots, where a warning can point at the shot (a shots file's
         # rows are compared by neither validate, which keeps no rows, nor here).
         _check_repeats(checker, shots)
+        _check_chains(checker, value, shots)
         counts = Counts(len(shots), sum(shot.takes for shot in shots))
         in_file: list[Diagnostic] = []
         source = _shots_file(checker, value)

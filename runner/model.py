@@ -14,7 +14,7 @@ from typing import Any, Literal
 from runner.diagnostics import Diagnostic
 
 Mode = Literal["text", "first_frame", "first_last", "reference"]
-ImageKind = Literal["file", "url", "data"]
+ImageKind = Literal["file", "url", "data", "shot"]
 
 #: Job states: one vocabulary for the store, ``status`` and the report (docs/running.md).
 JobState = Literal["pending", "submitting", "queued", "running", "downloading", "done", "failed"]
@@ -52,6 +52,12 @@ class ImageRef:
     ``source`` is what the manifest wrote (a path, a URL, or a data URI);
     ``sha256`` is the hash of the image bytes for local files and data URIs, None for URLs;
     ``path`` is the absolute file path for local files.
+
+    A frame of another shot's clip (kind ``shot``) names the shot (``from_shot``), the take
+    (``from_take``; None in the manifest: the picked take, else 1) and the frame (``frame``:
+    ``first``, ``last`` or seconds as written). Once that clip is delivered, ``clip_sha256``
+    and ``clip_path`` name it and ``path`` is where its frame is stored as a PNG
+    (``runner.chain`` fills them in).
     """
 
     source: str
@@ -60,17 +66,49 @@ class ImageRef:
     path: Path | None = None
     media_type: str | None = None
     size: int | None = None
+    from_shot: str | None = None
+    from_take: int | None = None
+    frame: str | None = None
+    clip_sha256: str | None = None
+    clip_path: Path | None = None
 
     def identity(self) -> str:
-        """What the fingerprint sees: the content hash where the bytes are known, else the URL."""
+        """What the fingerprint sees: the content hash where the bytes are known, else the URL;
+        for a frame of another shot, its clip's hash and the frame, never the PNG's bytes
+        (a decoder's version could change them)."""
+        if self.kind == "shot":
+            return f"shot:{self.from_shot}:take{self.from_take}:{self.frame}:{self.clip_sha256}"
         return f"sha256:{self.sha256}" if self.sha256 else self.source
 
     def provenance(self) -> dict[str, Any]:
         """The image as written in a sidecar: its source (never base64 bytes) and hash."""
+        if self.kind == "shot":
+            return {
+                "source": self.source,
+                "kind": "shot",
+                "shot": self.from_shot,
+                "take": self.from_take,
+                "frame": self.frame,
+                "clip_sha256": self.clip_sha256,
+                "file": self.path.name if self.path is not None else None,
+                "sha256": _file_sha256(self.path),
+            }
         source = self.source
         if self.kind == "data":
             source = source.split(",", 1)[0] + ",…"
         return {"source": source, "kind": self.kind, "sha256": self.sha256}
+
+
+def _file_sha256(path: Path | None) -> str | None:
+    """The sha256 of an extracted frame's file, None when there is none (yet)."""
+    import hashlib
+
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

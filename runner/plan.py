@@ -40,6 +40,7 @@ from runner.model import ACTIONS, IN_FLIGHT_STATES, KEPT_TASK_CODES, Action, Job
 from runner.schema import closest
 
 if TYPE_CHECKING:
+    from runner.chain import Waiting
     from runner.model import Manifest
     from runner.pricing import PlanMoney
     from runner.store import JobKey, JobRow, RenderRow, Store
@@ -144,6 +145,8 @@ class PlanSummary:
     possibly_billed: int = 0
     #: What the renders to submit cost, in words, with a price table (``runner.pricing``).
     cost: str | None = None
+    #: Jobs that wait for other shots' clips (``runner.chain``); their seconds are counted.
+    waiting: int = 0
 
     @property
     def tasks_to_submit(self) -> int:
@@ -163,6 +166,13 @@ class Plan:
     options: PlanOptions
     #: The plan in money (``runner.pricing.plan_money``), None without a price table.
     money: PlanMoney | None = None
+    #: Jobs that cannot be fingerprinted yet: a clip they need is not delivered
+    #: (``runner.sources.attach_chain`` fills these three in).
+    waiting: list[Waiting] = field(default_factory=list)
+    #: Which shots each chained shot needs.
+    needs: dict[str, list[str]] = field(default_factory=dict)
+    #: Per job key (``shot/take``): the shots it needs whose clip changed since its own.
+    changed: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def needs_network(self) -> bool:
@@ -440,12 +450,15 @@ def plan_batch(manifest: Manifest, options: PlanOptions | None = None) -> Plan:
     Raises ``InputError`` when ``options`` name a shot the manifest lacks, and when the
     batch's state database cannot be read.
     """
-    from runner.jobs import expand_jobs
+    from runner.sources import attach_chain, bind_batch
 
     options = check_shot_ids(manifest, options or PlanOptions())
-    jobs = expand_jobs(manifest)
     with _batch_store(manifest) as store:
-        return make_plan(jobs, store, options, output_dir=manifest.output_dir)
+        # Chained shots: what they need comes first (--only included), and those whose
+        # clips are not delivered yet wait.
+        bound, options = bind_batch(manifest, store, options)
+        plan = make_plan(bound.jobs, store, options, output_dir=manifest.output_dir)
+        return attach_chain(plan, bound, manifest.output_dir)
 
 
 @contextlib.contextmanager

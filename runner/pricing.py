@@ -217,6 +217,16 @@ def plan_money(plan: Plan, table: PriceTable, max_attempts: int) -> PlanMoney:
         result.costs[group.key] = cost
         result.total += cost
         result.worst_case_extra += cost * (max_attempts - 1)
+    for waiting in plan.waiting:
+        # A chained job submitted once the clips it needs are delivered pays like a new one.
+        cost = table.cost(waiting.shot)
+        if cost is None:
+            name = f"{waiting.shot.model} {waiting.shot.resolution or 'default'}"
+            if name not in result.unpriced:
+                result.unpriced.append(name)
+            continue
+        result.total += cost
+        result.worst_case_extra += cost * (max_attempts - 1)
     return result
 
 
@@ -241,7 +251,7 @@ def check_max_cost(plan: Plan, max_cost: Decimal | None) -> None:
     if max_cost is None:
         return
     if plan.money is None:
-        if plan.summary.tasks_to_submit == 0:
+        if plan.summary.tasks_to_submit == 0 and not plan.waiting:
             return
         raise InputError(f"--max-cost needs prices: {NO_PRICES_HINT}; nothing was sent")
     if plan.money.unpriced:

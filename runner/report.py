@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import quote
 
-from runner.delivery import HISTORY, clip_relpath
+from runner.delivery import HISTORY, clip_relpath, read_sidecar
 from runner.errors import InputError
 from runner.files import make_batch_folder, write_atomic, writing
 from runner.jobs import fingerprint
@@ -92,6 +92,10 @@ class TakeRecord:
 
     def outdated_for(self, shot: Shot, take: int) -> bool:
         """The row is of an earlier version of the shot (edited since, not yet run again)."""
+        if any(image.kind == "shot" for image in shot.images):
+            # A chained shot's fingerprint needs its sources' delivered clips, which the
+            # page does not bind; ``plan`` says when one is stale.
+            return False
         return self.fingerprint is not None and self.fingerprint != fingerprint(shot, take)
 
 
@@ -131,6 +135,19 @@ class TakeView:
     outdated: bool = False
     #: What happened to the take, oldest first (``take_histories``).
     history: tuple[HistoryEntry, ...] = ()
+    #: The frames of other shots' clips this take started from (``started_from``).
+    frames: tuple[ChainFrame, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainFrame:
+    """A frame of another shot's clip that a chained take started from: the shot and take it
+    came from, which frame, and a link to the stored PNG."""
+
+    shot: str
+    take: int
+    frame: str
+    src: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +277,7 @@ def _shot_view(
             path = record.clip_file(out, shot.id, n)
             missing = not path.is_file()
             clip = _href(path, out)
+        frames = started_from(path, out) if status == "done" else ()
         verdict = verdicts.get((shot.id, n))
         takes.append(
             TakeView(
@@ -272,6 +290,7 @@ def _shot_view(
                 verdict=_as_verdict(verdict),
                 outdated=record.outdated_for(shot, n),
                 history=histories.get((shot.id, n), ()),
+                frames=frames,
             )
         )
     return ShotView(
@@ -328,7 +347,43 @@ def _params(shot: Shot) -> tuple[tuple[str, str], ...]:
     return tuple(params)
 
 
+def started_from(clip: Path, out: Path) -> tuple[ChainFrame, ...]:
+    """The frames of other shots a delivered take started from, as its sidecar records them
+    (``<shot>/inputs/<file>``, written by ``runner.frames``)."""
+    request = (read_sidecar(clip) or {}).get("request")
+    if not isinstance(request, dict):
+        return ()
+    entries: list[Any] = [request.get("first_image_url"), request.get("last_image_url")]
+    if isinstance(request.get("images"), list):
+        entries += request["images"]
+    frames = []
+    for entry in entries:
+        if not (isinstance(entry, dict) and entry.get("kind") == "shot"):
+            continue
+        shot, take, frame, name = (entry.get(k) for k in ("shot", "take", "frame", "file"))
+        if isinstance(shot, str) and isinstance(take, int) and isinstance(name, str):
+            png = clip.parent / "inputs" / Path(name).name
+            frames.append(ChainFrame(shot, take, str(frame), _href(png, out)))
+    return tuple(frames)
+
+
+def _render_frames(frames: Sequence[ChainFrame]) -> str:
+    """On a chained take: each frame it started from, and a link to the shot it came from."""
+    items = []
+    for f in frames:
+        at = f"{f.frame} frame" if f.frame in ("first", "last") else f"frame at {f.frame} s"
+        items.append(
+            f'<figure class="chain-frame"><img src="{_e(f.src)}" alt="{_e(at)}" '
+            f'loading="lazy"><figcaption>from <a href="#shot-{_e(f.shot)}">{_e(f.shot)}</a> '
+            f"take {f.take}, {_e(at)}</figcaption></figure>"
+        )
+    return f'<div class="started-from">{"".join(items)}</div>' if items else ""
+
+
 def _image_view(source: str, kind: str, path: Path | None, out: Path) -> ImageView:
+    if kind == "shot":
+        # A frame of another shot: the take's own card shows the frame it started from.
+        return ImageView(kind="text", label=source, src="")
     if kind == "url" and not source.lower().startswith(("http://", "https://")):
         # The manifest admits only http(s) URLs; a page must not link anything else
         # (``javascript:``) whatever reached it.
@@ -776,7 +831,7 @@ def _render_take(
     return f"""<article {attrs}>
 {media}
 <div class="take-head"><strong>take {take.take}</strong>{badge}{"".join(marks)}</div>
-{error}<dl class="times">{dl}</dl>{history}{hint}
+{error}{_render_frames(take.frames)}<dl class="times">{dl}</dl>{history}{hint}
 </article>"""
 
 

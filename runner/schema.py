@@ -39,6 +39,9 @@ _RULES = {
     "takes": "takes must be a whole number from 1 to 20",
     "aspect_ratio": 'aspect_ratio must be W:H in whole numbers, like "16:9"',
     "version": "this shotrunner reads manifest version 1 (version: 1)",
+    "frame": "frame must be first, last, or seconds from the start of the clip (like 2.5)",
+    "take": "take must be a whole number from 1 to 20",
+    "shot": "shot must be the id of another shot of the manifest",
 }
 _TYPE_NAMES = {
     "string": "a string",

@@ -63,6 +63,14 @@ RULES = """\
   waiting on it, and the 20 MiB are counted as the file is read. A URL must be `http://` or
   `https://`. A data URI must be `data:image/<type>;base64,<bytes>` holding an image of the
   type it declares.
+- **Frames of other shots.** An image entry `{shot: s01, frame: last}` (`frame`: `first`,
+  `last`, or seconds from the start; `take` optional, else the take picked with `shotrunner
+  pick`, else 1) is the frame of that shot's delivered clip. `validate` refuses an unknown
+  shot (with a did-you-mean), a cycle (naming every shot in it), a time at or past the
+  shot's `seconds`, and a take beyond its `takes`; an `aspect_ratio` or `resolution` that
+  differs between the two shots is a warning. The shot waits until the clip is delivered
+  (see [running.md](running.md), Chained shots); the example
+  `examples/manifests/continuity.yaml` tells a small story this way.
 - **`output_dir`** must be a path a file system can hold: no NUL character, no folder name
   over 255 bytes, no character the file system cannot encode, and not under a file.
 - **Warnings** (printed, not failing): `seconds` outside 4 to 30; an `aspect_ratio` other than

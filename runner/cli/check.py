@@ -213,6 +213,7 @@ def plan_cmd(
     flight for shots edited or removed since are listed too: run collects them into
     .history/.
     """
+    from runner.chainview import chain_document, order_lines
     from runner.manifest import load_manifest
     from runner.plan import plan_batch
     from runner.pricing import price_plan
@@ -228,9 +229,14 @@ def plan_cmd(
 
         write_plan_file(save, manifest, planned, max_attempts)
     if as_json:
-        click.echo(json.dumps(plan_document(manifest, planned), indent=2))
+        document = plan_document(manifest, planned)
+        if planned.needs:
+            document["chain"] = chain_document(planned)
+        click.echo(json.dumps(document, indent=2))
     else:
         click.echo(plan_text(manifest, planned))
+        for line in order_lines(manifest, planned):
+            click.echo(line)
         if show_requests:
             click.echo("")
             click.echo(requests_text(planned))

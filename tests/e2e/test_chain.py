@@ -1,0 +1,248 @@
+"""e2e: shots that start from frames of other shots' clips, through the real CLI and the
+simulator. The simulator's clip has 24 distinct frames (testsrc, 12 fps, 2 s), so which
+frame a create carried is checked against the delivered source clip, decoded here."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import av
+import pytest
+
+from tests.e2e.conftest import POLL, Batch, run_cli, start_run, wait_for_line
+
+if TYPE_CHECKING:
+    from runner.sim import RunningSim
+    from tests.plugins.sim_fixtures import StartSim
+
+CHAIN = """\
+version: 1
+name: chain
+defaults:
+  seconds: 4
+shots:
+  - id: s01-wide
+    prompt: {first}
+    takes: {takes}
+  - id: s02-walk
+    prompt: she walks out of the wide shot
+    mode: first_frame
+    images: [{{shot: s01-wide, frame: last}}]
+  - id: s03-close
+    prompt: a close-up in the same light
+    mode: reference
+    images: [{{shot: s02-walk, frame: 1.0}}]
+"""
+
+
+def write_chain(batch: Batch, first: str = "a wide empty beach at dawn", takes: int = 1) -> None:
+    batch.manifest.write_text(CHAIN.format(first=first, takes=takes), encoding="utf-8")
+    batch.shots = ["s01-wide", "s02-walk", "s03-close"]
+
+
+def run(batch: Batch, base_url: str, *args: str) -> Any:
+    return run_cli(
+        "run",
+        str(batch.manifest),
+        "--out",
+        str(batch.out),
+        "--api-base",
+        base_url,
+        "--poll-interval",
+        POLL,
+        *args,
+    )
+
+
+def plan(batch: Batch, *args: str) -> Any:
+    return run_cli("plan", str(batch.manifest), "--out", str(batch.out), *args)
+
+
+def rgb_frames(data: bytes) -> list[bytes]:
+    """Every frame of a clip or image, as raw RGB bytes."""
+    with av.open(io.BytesIO(data)) as container:
+        return [bytes(f.reformat(format="rgb24").planes[0]) for f in container.decode(video=0)]
+
+
+def sent_image(create: Any) -> bytes:
+    """The image bytes a create carried as a data URI (first frame or first reference)."""
+    body = create.json
+    uri = body.get("first_image_url") or body["images"][0]
+    header, payload = uri.split(",", 1)
+    assert header == "data:image/png;base64"
+    return base64.b64decode(payload)
+
+
+def creates_by_prompt(sim: RunningSim) -> dict[str, Any]:
+    return {r.json["prompt"]: r for r in sim.recorder.creates() if r.created}
+
+
+def test_a_chain_of_three_renders_in_one_run_each_from_the_intended_frame(
+    sim: RunningSim, batch: Batch
+) -> None:
+    write_chain(batch)
+    result = run(batch, sim.base_url)
+    assert result.returncode == 0, result.stderr
+    assert "done: 3 job(s)" in result.stdout
+    creates = creates_by_prompt(sim)
+    wide = rgb_frames((batch.out / "s01-wide/take-1.mp4").read_bytes())
+    walk = rgb_frames((batch.out / "s02-walk/take-1.mp4").read_bytes())
+    assert len(set(wide)) == len(wide) == 24  # distinct frames: the check below means something
+    # s02 started from the last frame of s01's delivered clip.
+    walk_start = rgb_frames(sent_image(creates["she walks out of the wide shot"]))
+    assert walk_start == [wide[-1]]
+    # s03's reference is s02's frame at 1.0 s: frame 12 at 12 fps.
+    close_ref = rgb_frames(sent_image(creates["a close-up in the same light"]))
+    assert close_ref == [walk[12]]
+    # Stored beside the job, and its provenance in the sidecar.
+    stored = batch.out / "s02-walk/inputs/s01-wide-take1-last.png"
+    assert rgb_frames(stored.read_bytes()) == walk_start
+    sidecar = json.loads((batch.out / "s02-walk/take-1.json").read_text())
+    image = sidecar["request"]["first_image_url"]
+    wide_sidecar = json.loads((batch.out / "s01-wide/take-1.json").read_text())
+    assert image["shot"] == "s01-wide" and image["take"] == 1 and image["frame"] == "last"
+    assert image["clip_sha256"] == wide_sidecar["sha256"]
+    assert image["sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
+    # The contact sheet shows, on the chained take, the frame it started from and its source.
+    page = (batch.out / "index.html").read_text()
+    assert '<img src="s02-walk/inputs/s01-wide-take1-last.png" alt="last frame"' in page
+    assert 'from <a href="#shot-s01-wide">s01-wide</a> take 1, last frame' in page
+    assert 'id="shot-s01-wide"' in page
+
+
+def test_a_cycle_is_refused_with_its_location(tmp_path: Path) -> None:
+    manifest = tmp_path / "cycle.yaml"
+    manifest.write_text(
+        "version: 1\nshots:\n"
+        "  - id: a\n    prompt: one\n    mode: first_frame\n"
+        "    images: [{shot: c, frame: last}]\n"
+        "  - id: b\n    prompt: two\n    mode: first_frame\n"
+        "    images: [{shot: a, frame: last}]\n"
+        "  - id: c\n    prompt: three\n    mode: first_frame\n"
+        "    images: [{shot: b, frame: first}]\n",
+        encoding="utf-8",
+    )
+    for command in (("validate",), ("plan", "--out", str(tmp_path / "out"))):
+        result = run_cli(*command[:1], str(manifest), *command[1:])
+        assert result.returncode == 2
+        assert f"{manifest}:6:14: error: a cycle: a needs c needs b needs a" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_source_holds_its_dependants_with_the_reason(
+    start_sim: StartSim, batch: Batch
+) -> None:
+    write_chain(batch)
+    sim = start_sim(fail_rate=1.0)
+    result = run(batch, sim.base_url, "--max-attempts", "1")
+    assert result.returncode == 1
+    prompts = [r.json["prompt"] for r in sim.recorder.creates()]
+    assert prompts and set(prompts) == {"a wide empty beach at dawn"}
+    assert "s02-walk/1: needs s01-wide, which failed" in result.stdout + result.stderr
+    shown = plan(batch)
+    assert "needs s01-wide, which failed" in shown.stdout
+
+
+def test_editing_the_first_shot_renders_the_chain_again_and_then_nothing(
+    sim: RunningSim, batch: Batch
+) -> None:
+    write_chain(batch)
+    assert run(batch, sim.base_url).returncode == 0
+    first_clips = {p: p.read_bytes() for p in batch.clips()}
+    write_chain(batch, first="a wide beach at dusk")
+    shown = plan(batch)
+    assert "needs s01-wide, whose clip changed" in shown.stdout
+    assert "waits for s01-wide" in shown.stdout
+    before = len(sim.recorder.creates())
+    again = run(batch, sim.base_url)
+    assert again.returncode == 0, again.stderr
+    assert len(sim.recorder.creates()) == before + 3
+    for clip in first_clips:
+        assert clip.read_bytes() != first_clips[clip]
+        assert list((clip.parent / ".history").glob("take-1.*.mp4"))
+    sent = len(sim.recorder.requests)
+    third = run(batch, sim.base_url)
+    assert third.returncode == 0
+    assert len(sim.recorder.requests) == sent
+
+
+def test_kill_9_while_a_dependant_waits_loses_nothing(sim_process: Any, batch: Batch) -> None:
+    write_chain(batch)
+    base_url, _ = sim_process("--job-seconds", "2")
+    process = start_run(batch, base_url)
+    try:
+        wait_for_line(process, "s01-wide/1 queued")
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+    assert not (batch.out / "s02-walk").exists()
+    result = run(batch, base_url)
+    assert result.returncode == 0, result.stderr
+    assert [p.relative_to(batch.out).as_posix() for p in batch.clips()] == [
+        "s01-wide/take-1.mp4",
+        "s02-walk/take-1.mp4",
+        "s03-close/take-1.mp4",
+    ]
+    # The task in flight at the kill was collected, not paid again.
+    renders = batch.renders()
+    assert len(renders) == 3 and all(r["attempt"] == 1 for r in renders)
+
+
+def test_picking_another_take_of_the_source_makes_dependants_stale(
+    sim: RunningSim, batch: Batch
+) -> None:
+    write_chain(batch, takes=2)
+    assert run(batch, sim.base_url).returncode == 0
+    assert "0 task(s) to submit, 0 s of video" in plan(batch).stdout
+    picked = run_cli("pick", str(batch.manifest), "s01-wide", "2", "--out", str(batch.out))
+    assert picked.returncode == 0, picked.stderr
+    shown = plan(batch)
+    assert "take 1: needs s01-wide, whose clip changed; submit" in shown.stdout
+    assert "take 1: needs s02-walk, whose clip changed; waits for s02-walk" in shown.stdout
+
+
+def test_only_renders_what_the_shot_needs_first(sim: RunningSim, batch: Batch) -> None:
+    write_chain(batch)
+    shown = plan(batch, "--only", "s02-walk")
+    assert "s01-wide  1     text" in shown.stdout
+    assert "s03-close" not in shown.stdout
+    result = run(batch, sim.base_url, "--only", "s02-walk")
+    assert result.returncode == 0, result.stderr
+    assert [p.relative_to(batch.out).as_posix() for p in batch.clips()] == [
+        "s01-wide/take-1.mp4",
+        "s02-walk/take-1.mp4",
+    ]
+
+
+@pytest.mark.parametrize("frame", ["first", "0.5"])
+def test_a_frame_by_time_or_first(sim: RunningSim, batch: Batch, frame: str) -> None:
+    batch.manifest.write_text(
+        "version: 1\nshots:\n  - id: a\n    prompt: one\n    seconds: 4\n"
+        "  - id: b\n    prompt: two\n    mode: first_frame\n"
+        f"    images: [{{shot: a, frame: {frame}}}]\n",
+        encoding="utf-8",
+    )
+    assert run(batch, sim.base_url).returncode == 0
+    source = rgb_frames((batch.out / "a/take-1.mp4").read_bytes())
+    sent = rgb_frames(sent_image(creates_by_prompt(sim)["two"]))
+    assert sent == [source[0 if frame == "first" else 6]]
+
+
+def test_max_new_counts_the_jobs_that_wait(sim: RunningSim, batch: Batch) -> None:
+    write_chain(batch)
+    result = run(batch, sim.base_url, "--max-new", "2")
+    assert result.returncode == 2
+    assert "and 2 more once the clips they need are delivered" in result.stderr
+    assert not sim.recorder.creates()
