@@ -35,12 +35,12 @@ def validate_cmd(manifests: tuple[str, ...], as_json: bool) -> None:
     Problems go to stderr as FILE:LINE:COL: error: MESSAGE (at PATH), or with --json into
     the document on stdout instead; exit 2 if any file is invalid.
     """
-    from runner.manifest import check_manifest
+    from runner.providers.check import checked_manifest
 
     files = []
     all_valid = True
     for path in manifests:
-        manifest, diagnostics = check_manifest(path)
+        manifest, diagnostics = checked_manifest(path)
         if not as_json:  # the document carries them; twice would be noise
             for diagnostic in diagnostics:
                 echo_err(diagnostic.format())
@@ -132,11 +132,11 @@ def plan_cmd(manifest_path: str, out: Path | None, plan: PlanOptions, as_json: b
     flight for shots edited or removed since are listed too: run collects them into
     .history/.
     """
-    from runner.manifest import load_manifest
     from runner.plan import plan_batch
+    from runner.providers.check import load_checked
     from runner.view import plan_document, plan_text
 
-    manifest = load_manifest(manifest_path, out=out)
+    manifest = load_checked(manifest_path, out=out)
     for warning in manifest.warnings:
         echo_err(warning.format())
     planned = plan_batch(manifest, plan)

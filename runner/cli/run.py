@@ -175,8 +175,8 @@ def _run(
     try:
         from runner.batch import DEFAULT_API_BASE, SIMULATE_POLL_INTERVAL, BatchSettings, run_batch
         from runner.engine import RunOptions
-        from runner.manifest import load_manifest
         from runner.plan import check_shot_ids
+        from runner.providers.check import load_checked
         from runner.view import make_view
 
         if simulate and api_base:
@@ -184,7 +184,7 @@ def _run(
                 "--simulate and --api-base contradict each other: a simulated run uses the "
                 "built-in simulator as its API; leave one out"
             )
-        manifest = load_manifest(manifest_path, out=out)
+        manifest = load_checked(manifest_path, out=out)
         for warning in manifest.warnings:
             echo_err(warning.format())
         plan = check_shot_ids(manifest, plan)
