@@ -16,7 +16,7 @@ import dataclasses
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +52,63 @@ class BatchSettings:
     run: RunOptions = field(default_factory=RunOptions)
     plan: PlanOptions = field(default_factory=PlanOptions)
     argv: tuple[str, ...] = ()
+    #: Each provider's key but the gateway's (``api_key``), from ``provider_keys``.
+    provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    #: ``--api-base`` as given: it overrides the base of a provider other than the gateway
+    #: too (``api_base`` is the gateway's, from the flag, the environment or the default).
+    base_override: str | None = None
+
+
+def providers_of(manifest: Manifest) -> list[str]:
+    """The providers the manifest's shots go to, in the order they first appear."""
+    return list(dict.fromkeys(shot.provider for shot in manifest.shots))
+
+
+def provider_keys(manifest: Manifest, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The key of every provider the manifest uses, from its usual variable; only those are
+    required. ``ConfigError`` naming the variables that are not set."""
+    from runner.providers import profile
+
+    env = os.environ if environ is None else environ
+    keys: dict[str, str] = {}
+    missing: list[str] = []
+    for name in providers_of(manifest):
+        variable = profile(name).key_env
+        key = env.get(variable, "").strip()
+        if key:
+            keys[name] = key
+        else:
+            missing.append(f"{variable} (for {name})")
+    if missing == ["SHOTRUNNER_API_KEY (for gateway)"]:
+        variable = "SHOTRUNNER_API_KEY"
+        raise ConfigError(
+            f"{variable} is not set: export your API key in {variable} (or try --simulate)"
+        )
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} not set: export the API key of each provider the "
+            "manifest uses (or try --simulate)"
+        )
+    return keys
+
+
+def provider_bases(manifest: Manifest, settings: BatchSettings) -> dict[str, str]:
+    """The API base of each provider the manifest uses: ``--api-base`` overrides one
+    provider's; with several providers it is the gateway's only."""
+    from runner.providers import profile
+
+    used = providers_of(manifest)
+    bases: dict[str, str] = {}
+    for name in used:
+        if name == "gateway":
+            bases[name] = settings.api_base
+            continue
+        override = settings.base_override if len(used) == 1 else None
+        base = override or profile(name).default_base
+        if base is None:
+            raise ConfigError(f"provider {name} has no API base: give one with --api-base")
+        bases[name] = base
+    return bases
 
 
 def public_base(url: str) -> str:
@@ -99,13 +156,18 @@ def run_batch(
     run_id: str | None = None
     try:
         # A simulated run's base is known once its simulator starts (only if needed).
-        base = SIMULATOR_BASE if settings.simulate else public_base(settings.api_base)
+        bases = {name: public_base(url) for name, url in provider_bases(manifest, settings).items()}
+        base = bases.get("gateway") or next(iter(bases.values()))
+        if settings.simulate:
+            base = SIMULATOR_BASE
         _check_kind(store, settings.simulate)
         if not settings.simulate:
-            check_proxy(base)
+            for url in bases.values():
+                check_proxy(url)
         options = dataclasses.replace(settings.plan, simulated=settings.simulate)
         plan = make_plan(jobs, store, options)
-        _check_bases(store, base, {e.render.key for e in plan.earlier if e.possibly_billed})
+        allowed = {SIMULATOR_BASE} if settings.simulate else set(bases.values())
+        _check_bases(store, allowed, {e.render.key for e in plan.earlier if e.possibly_billed})
         check_max_new(plan, settings.run.max_new)
         context = RunContext(manifest=manifest, api_base=base, simulated=settings.simulate)
         run_id = store.start_run(
@@ -132,8 +194,8 @@ def run_batch(
             )
         store.close()
         os.close(lock)
-        if outcome.sim is not None:
-            outcome.sim.stop()
+        for sim in outcome.sims:
+            sim.stop()
     return outcome.result
 
 
@@ -142,6 +204,8 @@ class _Outcome:
     result: RunResult = field(default_factory=RunResult)
     started: bool = False
     sim: RunningSim | None = None
+    #: Every simulator started (one per provider); ``sim`` is the first.
+    sims: list[RunningSim] = field(default_factory=list)
 
 
 def _check_kind(store: Store, simulate: bool) -> None:
@@ -178,7 +242,9 @@ def _folder_kinds(output_dir: Path) -> tuple[bool, bool]:
     return simulated, real
 
 
-def _check_bases(store: Store, base: str, unanswered: Collection[RenderKey] = ()) -> None:
+def _check_bases(
+    store: Store, allowed: Collection[str], unanswered: Collection[RenderKey] = ()
+) -> None:
     """Refuse (exit 2, nothing sent) a run against another API base than tasks still owed.
 
     Asked at another base, a task answers 404 and would be taken for lost: paid again, and
@@ -187,7 +253,7 @@ def _check_bases(store: Store, base: str, unanswered: Collection[RenderKey] = ()
     """
     problems = []
     for other, count in sorted(store.bases_in_flight(exclude=unanswered).items()):
-        if other == base:
+        if other in allowed:
             continue
         if other == SIMULATOR_BASE:
             where, how = "the built-in simulator (--simulate)", "--simulate"
@@ -246,16 +312,29 @@ async def _drive(
     outcome.started = True
     try:
         if plan.needs_network:
+            from contextlib import AsyncExitStack
+
             from runner.api.client import ApiClient
+            from runner.providers import profile
 
-            api_base, api_key = settings.api_base, settings.api_key
+            manifest = context.manifest
+            bases = provider_bases(manifest, settings)
+            keys = {**settings.provider_keys, "gateway": settings.api_key}
             if settings.simulate:
-                outcome.sim = await asyncio.to_thread(_start_simulator, context.manifest)
-                api_base, api_key = outcome.sim.base_url, "simulated"
-                run.context = dataclasses.replace(context, api_base=public_base(api_base))
-
-            async with ApiClient(api_base, api_key) as client:
-                run.client = client
+                # One simulator per provider used, each speaking its API.
+                for name in bases:
+                    sim = await asyncio.to_thread(_start_simulator, manifest, name)
+                    outcome.sims.append(sim)
+                    bases[name], keys[name] = sim.base_url, "simulated"
+                outcome.sim = outcome.sims[0]
+                first = bases.get("gateway") or next(iter(bases.values()))
+                run.context = dataclasses.replace(context, api_base=public_base(first))
+            async with AsyncExitStack() as stack:
+                for name, url in bases.items():
+                    client = ApiClient(url, keys.get(name, ""), profile=profile(name))
+                    run.clients[name] = await stack.enter_async_context(client)
+                    run.provider_bases[name] = public_base(url)
+                run.client = run.clients.get("gateway") or next(iter(run.clients.values()))
                 outcome.result = await run.execute()
         else:
             # Nothing to submit, poll or fetch: no HTTP stack to import or open.
@@ -265,14 +344,17 @@ async def _drive(
         outcome.result.stopped_by = error
 
 
-def _start_simulator(manifest: Manifest) -> RunningSim:
-    """The in-process simulator of ``--simulate``, its tasks kept in the batch folder."""
+def _start_simulator(manifest: Manifest, dialect: str = "gateway") -> RunningSim:
+    """The in-process simulator of ``--simulate`` in one provider's dialect, its tasks kept
+    in the batch folder (``simulator.db`` for the gateway, ``simulator-<provider>.db``)."""
     from runner.sim import SimConfig, start_in_thread
 
+    state = SIMULATOR_DB if dialect == "gateway" else f"simulator-{dialect}.db"
     return start_in_thread(
         SimConfig(
+            dialect=dialect,
             job_seconds=SIMULATE_JOB_SECONDS,
-            state_path=manifest.output_dir / SIMULATOR_DB,
+            state_path=manifest.output_dir / state,
             # The recorder would hold every request body (base64 images included) for the
             # whole run.
             record=False,

@@ -173,7 +173,13 @@ def _run(
     stop: StopSwitch,
 ) -> RunResult:
     try:
-        from runner.batch import DEFAULT_API_BASE, SIMULATE_POLL_INTERVAL, BatchSettings, run_batch
+        from runner.batch import (
+            DEFAULT_API_BASE,
+            SIMULATE_POLL_INTERVAL,
+            BatchSettings,
+            provider_keys,
+            run_batch,
+        )
         from runner.engine import RunOptions
         from runner.plan import check_shot_ids
         from runner.providers.check import load_checked
@@ -188,12 +194,14 @@ def _run(
         for warning in manifest.warnings:
             echo_err(warning.format())
         plan = check_shot_ids(manifest, plan)
-        api_key = "" if simulate else _api_key()
+        keys = {} if simulate else provider_keys(manifest)
         if poll_interval is None:
             poll_interval = SIMULATE_POLL_INTERVAL if simulate else 15.0
         settings = BatchSettings(
             api_base=api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE,
-            api_key=api_key,
+            api_key=keys.get("gateway", ""),
+            provider_keys=keys,
+            base_override=api_base,
             simulate=simulate,
             run=RunOptions(
                 concurrency=concurrency,
