@@ -298,3 +298,7 @@ def test_one_manifest_renders_a_shot_on_two_providers_side_by_side(tmp_path: Pat
     assert "harbour-veo" in page and "harbour-runway" in page
     plan = run_cli("plan", str(manifest), "--out", str(tmp_path / "fresh"), "--json")
     assert plan.returncode == 0, plan.stderr
+    jobs = {job["shot"]: job["provider"] for job in json.loads(plan.stdout)["jobs"]}
+    assert jobs == {"harbour-veo": "veo", "harbour-runway": "runway"}
+    table = run_cli("plan", str(manifest), "--out", str(tmp_path / "fresh")).stdout
+    assert "PROVIDER" in table and "runway veo3.1" in table
