@@ -33,6 +33,7 @@ from report import Section, render  # noqa: E402
 BENCHMARKS: dict[str, Callable[[str], Section]] = {
     "throughput": throughput.run,
     "scale": scale.run,
+    "shot-files": scale.run_shot_files,
     "download": download.run,
     "adaptive": adaptive.run,
     "real-length": real_length.run,

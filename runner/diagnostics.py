@@ -28,7 +28,7 @@ class Diagnostic:
     severity: Severity = "error"
 
     def format(self) -> str:
-        """``FILE:LINE:COL: error: MESSAGE (at PATH)`` as SPEC.md prescribes.
+        """``FILE:LINE:COL: error: MESSAGE (at PATH)``, the format docs/manifest.md describes.
 
         A problem of the whole document says ``(at <document>)``, so that every line has
         the same shape for a reader or a script; its JSON keeps ``"path": ""``.

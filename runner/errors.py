@@ -9,7 +9,7 @@
 
 Library code raises these (or, for a run, returns the one that stopped it); only the CLI
 turns them into messages and exit codes (``runner.cli.common``): ``exit_code`` names the
-code SPEC.md gives each kind. API failures have their own tree in ``runner.api.errors``.
+code the docs give each kind (docs/running.md). API failures: ``runner.api.errors``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class ExitCode(IntEnum):
-    """Exit codes of every command (SPEC.md)."""
+    """Exit codes of every command (README.md, docs/running.md)."""
 
     OK = 0
     JOBS_FAILED = 1

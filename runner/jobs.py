@@ -85,6 +85,20 @@ def request_body(shot: Shot) -> dict[str, Any]:
     return _body(shot, [data_uri(image) for image in shot.images])
 
 
+def _as_sent(image: ImageRef) -> str:
+    """What stands for ``image`` in ``request_identity``: a local file's data URI is decided
+    by its media type and bytes, so its media type and hash stand for it."""
+    if image.kind != "file" or image.path is None:
+        return image.source
+    return f"data:{image.media_type};sha256:{image.sha256}"
+
+
+def request_identity(shot: Shot) -> str:
+    """``request_body(shot)`` as canonical JSON, without reading any image: equal for two
+    shots exactly when the requests they send are the same."""
+    return canonical_json(_body(shot, [_as_sent(image) for image in shot.images]))
+
+
 def provenance_request(shot: Shot) -> dict[str, Any]:
     """The same body for a sidecar: each image as its source and sha256, never base64."""
     return _body(shot, [ImageRef.provenance(image) for image in shot.images])

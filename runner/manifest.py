@@ -2,25 +2,32 @@
 
 ``check_manifest`` reports every problem of a file in one pass (the schema's, then the
 meaning checks the schema cannot express); ``load_manifest`` returns the ``Manifest`` or
-raises ``ManifestInvalid`` with all of them. Knows nothing of HTTP, SQLite or the engine.
+raises ``ManifestInvalid`` with all of them; ``validate_manifest`` only counts the shots.
+The rows of a ``shots_from`` file (read by ``runner.shotfiles``) get the same checks as
+the YAML shots, one row at a time, located in that file. Knows nothing of HTTP, SQLite or
+the engine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import math
 import os
 import re
+from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
 from runner import schema
-from runner.diagnostics import Diagnostic, has_errors
+from runner.diagnostics import Diagnostic, Severity, has_errors
 from runner.errors import ManifestInvalid
 from runner.images import ImageProblem, ImageResolver
 from runner.model import DEFAULT_MODEL, DEFAULT_PROVIDER, ImageRef, Manifest, Mode, Shot
+from runner.shotfiles import Progress, Row, RowDocument, ShotFile, kind_of
 from runner.yamlsrc import Document, PathKey, format_path, load_yaml, parse_path
 
 #: Request fields the runner sets itself, which ``extra`` may not override.
@@ -57,6 +64,10 @@ SHOT_FIELDS = (
     "extra",
     "provider",
 )
+
+#: A prompt longer than this is warned about; one longer than ``MAX_PROMPT_CHARS`` is refused.
+LONG_PROMPT_CHARS = 2_000
+MAX_PROMPT_CHARS = 20_000
 
 _VAR_RE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
@@ -125,6 +136,79 @@ class _Checker:
         """Whether the schema already reported a problem at ``path`` or inside it."""
         return path in self.schema_errors
 
+    def place(self, path: PathKey) -> str:
+        """Where ``path`` is written, as a message names it to a reader of this file."""
+        return f"line {self.doc.where(path).line}"
+
+
+@dataclass(slots=True)
+class _Ids:
+    """Every shot id taken so far, folded for case, with the index of the shot that took it.
+
+    The spelling is kept only where it differs from the folded id, so that the ids of a
+    million-row shots file cost little more than the ids themselves.
+    """
+
+    taken: dict[str, int] = field(default_factory=dict)
+    spelt: dict[int, str] = field(default_factory=dict)
+
+    def take(self, shot_id: str, index: int) -> tuple[str, int] | None:
+        """Take ``shot_id`` for shot ``index``, or return the (spelling, index) that has it."""
+        folded = shot_id.casefold()
+        first = self.taken.get(folded)
+        if first is not None:
+            return self.spelt.get(first, folded), first
+        self.taken[folded] = index
+        if folded != shot_id:
+            self.spelt[index] = shot_id
+        return None
+
+
+class _Resolver(ImageResolver):
+    """An ``ImageResolver`` that remembers the sources it resolved, as written.
+
+    A storyboard's shots name the same few frames again and again; resolving each path
+    anew (joined, expanded, made absolute, its links followed to see whether it leaves the
+    manifest's folder) cost more than the rest of checking a shot. At most
+    ``_REMEMBERED`` are kept, so a data set naming a new URL on every row stays small; data
+    URIs, which can be megabytes, are not kept.
+    """
+
+    def __init__(self, base_dir: Path) -> None:
+        super().__init__(base_dir)
+        self._known: dict[str, ImageRef | str] = {}
+        self._outside: dict[Path, Path | None] = {}
+
+    def resolve(self, source: str) -> ImageRef:
+        known = self._known.get(source)
+        if known is None:
+            try:
+                known = super().resolve(source)
+            except ImageProblem as problem:
+                known = problem.message
+            if not source.startswith("data:"):
+                if len(self._known) >= _REMEMBERED:
+                    self._known.clear()
+                self._known[source] = known
+        if isinstance(known, str):
+            # A new exception each time: raising one object again and again would chain
+            # every raise's traceback (and its frames) onto it.
+            raise ImageProblem(known)
+        return known
+
+    def outside(self, image: ImageRef) -> Path | None:
+        # Resolving a path's links takes a system call per folder of it, for every shot.
+        if image.path is None:
+            return super().outside(image)
+        if image.path not in self._outside:
+            if len(self._outside) >= _REMEMBERED:
+                self._outside.clear()
+            self._outside[image.path] = super().outside(image)
+        return self._outside[image.path]
+
+
+_REMEMBERED = 4096
+
 
 @dataclass(slots=True)
 class _Field:
@@ -153,15 +237,16 @@ def _provider_field(fields: dict[str, _Field], top: dict[str, Any]) -> _Field | 
     return None
 
 
-def _check_shots(checker: _Checker, value: dict[str, Any], variables: dict[str, str]) -> list[Shot]:
+def _check_shots(
+    checker: _Checker, value: dict[str, Any], variables: dict[str, str], ids: _Ids
+) -> list[Shot]:
     defaults = value.get("defaults")
     if not isinstance(defaults, dict):
         defaults = {}
     raw_shots = value.get("shots")
     if not isinstance(raw_shots, list):
         return []
-    resolver = ImageResolver(checker.base_dir)
-    ids: dict[str, tuple[str, int]] = {}
+    resolver = _Resolver(checker.base_dir)
     shots: list[Shot] = []
     for index, raw in enumerate(raw_shots):
         if not isinstance(raw, dict):
@@ -172,27 +257,24 @@ def _check_shots(checker: _Checker, value: dict[str, Any], variables: dict[str, 
     return shots
 
 
-def _check_id(
-    checker: _Checker, raw: dict[str, Any], index: int, ids: dict[str, tuple[str, int]]
-) -> str | None:
+def _check_id(checker: _Checker, raw: dict[str, Any], index: int, ids: _Ids) -> str | None:
     shot_id = raw.get("id")
     path = ("shots", index, "id")
     if not isinstance(shot_id, str) or checker.broken(path):
         return None
-    folded = shot_id.casefold()
-    if folded in ids:
-        first, first_index = ids[folded]
-        first_line = checker.doc.where(("shots", first_index, "id")).line
+    taken = ids.take(shot_id, index)
+    if taken is not None:
+        first, first_index = taken
+        first_at = checker.place(("shots", first_index, "id"))
         if first == shot_id:
-            message = f"duplicate shot id {shot_id!r} (first used at line {first_line})"
+            message = f"duplicate shot id {shot_id!r} (first used at {first_at})"
         else:
             message = (
-                f"shot id {shot_id!r} differs only in case from {first!r} (line {first_line}); "
+                f"shot id {shot_id!r} differs only in case from {first!r} ({first_at}); "
                 "ids name folders, so they must differ in more than case"
             )
         checker.report(path, message)
         return None
-    ids[folded] = (shot_id, index)
     return shot_id
 
 
@@ -203,7 +285,7 @@ def _check_shot(
     index: int,
     variables: dict[str, str],
     resolver: ImageResolver,
-    ids: dict[str, tuple[str, int]],
+    ids: _Ids,
     top: dict[str, Any],
 ) -> Shot | None:
     ok = True
@@ -289,6 +371,19 @@ def _check_prompt(
     if not text.strip():
         checker.report(prompt.path, "the prompt is empty")
         return None
+    if len(text) > LONG_PROMPT_CHARS:
+        length = f"the prompt is {len(text):,} characters long"
+        if text != prompt.value:
+            length += " once its vars are filled in"
+        if len(text) > MAX_PROMPT_CHARS:
+            checker.report(prompt.path, f"{length}, past the limit of {MAX_PROMPT_CHARS:,}")
+            return None
+        checker.report(
+            prompt.path,
+            f"{length} (more than {LONG_PROMPT_CHARS:,}); check that nothing was pasted in by "
+            "mistake",
+            severity="warning",
+        )
     return text
 
 
@@ -434,6 +529,40 @@ def _non_finite(value: Any, path: PathKey) -> Iterator[tuple[PathKey, float]]:
             yield from _non_finite(item, (*path, position))
 
 
+def _check_repeats(checker: _Checker, shots: list[Shot]) -> None:
+    """Warn where one request would be sent again for the same clip.
+
+    Takes of a shot send the same request and differ by the service's randomness; with a
+    ``seed`` in ``extra`` they cannot differ, so each take past the first pays for the same
+    clip again. Two shots whose requests are the same share one render per take (the same
+    clip in both folders), which is rarely what two shots were written for.
+    """
+    from runner.jobs import request_identity
+
+    first: dict[str, Shot] = {}
+    for shot in shots:
+        if shot.takes > 1 and "seed" in shot.extra:
+            takes_path: PathKey = ("shots", shot.index, "takes")
+            if takes_path not in checker.doc.positions:
+                takes_path = ("defaults", "takes")
+            checker.report(
+                takes_path,
+                f"takes: {shot.takes} with a fixed seed (extra.seed) sends {shot.takes} "
+                f"identical requests: the same clip, paid for {shot.takes} times; remove the "
+                "seed or set takes: 1",
+                severity="warning",
+            )
+        earlier = first.setdefault(request_identity(shot), shot)
+        if earlier is not shot:
+            checker.report(
+                ("shots", shot.index),
+                f"shot {shot.id!r} sends the same request as shot {earlier.id!r} (line "
+                f"{earlier.line}): they share one render per take, the same clip in both "
+                "folders; change its prompt or settings if they are to differ",
+                severity="warning",
+            )
+
+
 def _check_vars(checker: _Checker, value: dict[str, Any]) -> dict[str, str]:
     raw = value.get("vars")
     if not isinstance(raw, dict):
@@ -510,23 +639,260 @@ def _output_dir(value: dict[str, Any], base_dir: Path, name: str, out: Path | No
     return Path(os.path.abspath(base_dir / os.path.expanduser(relative)))
 
 
-def _check(path: str | Path, out: Path | None) -> tuple[Manifest | None, list[Diagnostic]]:
+#: Problems of one shots file listed at most; the rest are counted. A file of a million
+#: rows that all share one mistake would otherwise print, and hold, a million lines.
+MAX_FILE_PROBLEMS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """A checked manifest's size: its valid shots and their jobs."""
+
+    shots: int = 0
+    jobs: int = 0
+
+
+class _RowChecker(_Checker):
+    """The manifest's checks over the rows of its shots file, one row at a time.
+
+    A problem of a row's own values is located in the file (``column "seconds": ...`` in a
+    table); one of ``defaults``, in the manifest, once. At most ``MAX_FILE_PROBLEMS`` are
+    kept; past them, the lines with problems are only counted, and a row the schema refuses
+    is not described nor checked further. Only each row's line is remembered, for a
+    duplicate id found later.
+    """
+
+    def __init__(self, manifest: _Checker, source: ShotFile, first_index: int) -> None:
+        super().__init__(doc=manifest.doc, file=source.display, base_dir=manifest.base_dir)
+        self.manifest = manifest
+        self.source = source
+        self.first_index = first_index
+        self.lines = array("L")
+        self.row: Row | None = None
+        self.index = -1
+        self.row_document = RowDocument()
+        self.hidden = 0
+        self.hidden_errors = False
+        self.last_hidden = 0
+
+    def start(self, row: Row) -> bool:
+        """Check ``row`` against the schema; whether the meaning checks should follow."""
+        self.row, self.index = row, self.first_index + row.number
+        self.lines.append(row.line)
+        self.doc = self.row_document.show(row, self.index)
+        if self.source.problems:
+            self.take_problems()
+        if schema.shot_is_valid(row.value):
+            if self.schema_errors:
+                self.schema_errors = set()
+            return True
+        if len(self.diagnostics) >= MAX_FILE_PROBLEMS:
+            self.hide(row.line, error=True)  # describing it would cost more than the row
+            return False
+        found = schema.check_shot(row.value, self.index, self.doc, self.file)
+        self.schema_errors = set(_iter_schema_paths(found))
+        for diagnostic in found:
+            label = row.label(parse_path(diagnostic.path)[2:])
+            self.keep(replace(diagnostic, message=label + diagnostic.message))
+        return True
+
+    def keep(self, diagnostic: Diagnostic) -> None:
+        if len(self.diagnostics) < MAX_FILE_PROBLEMS:
+            self.diagnostics.append(diagnostic)
+        else:
+            self.hide(diagnostic.line, error=diagnostic.severity == "error")
+
+    def hide(self, line: int, *, error: bool) -> None:
+        """Count a problem past the limit, once per line."""
+        if line != self.last_hidden:
+            self.hidden += 1
+            self.last_hidden = line
+        self.hidden_errors = self.hidden_errors or error
+
+    def take_problems(self) -> None:
+        """Keep the problems the file's reader found (a bad header, a line not JSON)."""
+        for problem in self.source.problems:
+            self.keep(problem)
+        self.source.problems.clear()
+
+    def report(
+        self, path: PathKey, message: str, *, severity: str = "error", key: bool = False
+    ) -> None:
+        if self.row is None or path[:2] != ("shots", self.index):
+            self.manifest.report(path, message, severity=severity, key=key)
+            return
+        where = self.row.where(path[2:], key=key)
+        self.keep(
+            Diagnostic(
+                self.file,
+                where.line,
+                where.column,
+                format_path(path),
+                self.row.label(path[2:]) + message,
+                "warning" if severity == "warning" else "error",
+            )
+        )
+
+    def broken(self, path: PathKey) -> bool:
+        if not self.schema_errors and not self.manifest.schema_errors:
+            return False  # the common case, asked about every field of every row
+        if path[:2] == ("shots", self.index):
+            return path in self.schema_errors
+        return self.manifest.broken(path)
+
+    def place(self, path: PathKey) -> str:
+        index = path[1]
+        assert isinstance(index, int)
+        if index < self.first_index:
+            return f"{self.manifest.file}:{self.manifest.doc.where(path).line}"
+        return f"line {self.lines[index - self.first_index]}"
+
+    def finish(self) -> list[Diagnostic]:
+        """Everything found in the file, in its order, and a count of what was left out."""
+        self.take_problems()
+        found = sorted(self.diagnostics, key=lambda d: (d.line, d.column))
+        if self.hidden:
+            line = self.lines[-1] if self.lines else 1
+            message = (
+                f"problems on {self.hidden:,} more line(s) of this file are not listed "
+                f"(the first {MAX_FILE_PROBLEMS:,} problems are)"
+            )
+            severity: Severity = "error" if self.hidden_errors else "warning"
+            found.append(Diagnostic(self.file, line, 1, "", message, severity))
+        return found
+
+
+def _shots_file(checker: _Checker, value: dict[str, Any]) -> ShotFile | None:
+    """The shots file that ``shots_from`` names, if it names one that can be read."""
+    written = value.get("shots_from")
+    if not isinstance(written, str) or checker.broken(("shots_from",)):
+        return None
+    kind = kind_of(written)
+    if kind is None:
+        checker.report(
+            ("shots_from",),
+            f"shots_from {written!r} must name a .csv, .tsv or .jsonl file; "
+            "save a spreadsheet as CSV (UTF-8)",
+        )
+        return None
+    path = Path(os.path.abspath(checker.base_dir / os.path.expanduser(written)))
+    if not path.is_file():
+        reason = (
+            "it is a directory"
+            if path.is_dir()
+            else "not a regular file"
+            if path.exists()
+            else "no such file"
+        )
+        checker.report(("shots_from",), f"cannot read shots file {written}: {reason} ({path})")
+        return None
+    display = os.path.join(os.path.dirname(checker.file), os.path.expanduser(written))
+    return ShotFile(path, display, kind)
+
+
+def _check_file_shots(
+    checker: _Checker,
+    source: ShotFile,
+    variables: dict[str, str],
+    ids: _Ids,
+    first_index: int,
+    kept: list[Shot] | None,
+    progress: Progress | None,
+) -> tuple[Counts, list[Diagnostic]]:
+    """Check every row of ``source`` as the shots that follow ``first_index`` YAML ones;
+    the valid ones are appended to ``kept`` (unless None: then only counted)."""
+    defaults = checker.doc.value.get("defaults")
+    if not isinstance(defaults, dict):
+        defaults = {}
+    resolver = _Resolver(checker.base_dir)
+    rows = _RowChecker(checker, source, first_index)
+    shots = jobs = 0
+    try:
+        for row in source.rows(progress):
+            if row.number % _COLLECT_EVERY == 0:
+                # The cycle collector is paused (``_without_cycle_collector``); the new
+                # objects of the last rows, the only ones that can hold an error's cycles,
+                # are looked at now and then so that a file of bad rows stays in bounds.
+                gc.collect(0)
+            if not rows.start(row):
+                continue
+            own = {**variables, **row.vars} if row.vars else variables
+            shot = _check_shot(
+                rows, row.value, defaults, rows.index, own, resolver, ids, checker.doc.value
+            )
+            if shot is not None:
+                shots += 1
+                jobs += shot.takes
+                if kept is not None:
+                    kept.append(shot)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        checker.report(("shots_from",), f"cannot read shots file {source.display}: {reason}")
+    if not rows.lines and not has_errors(source.problems + rows.diagnostics):
+        checker.report(
+            ("shots_from",),
+            f"{source.display} holds no shots "
+            + ("(a header row, then one row per shot)" if source.kind != "jsonl" else ""),
+        )
+    return Counts(shots, jobs), rows.finish()
+
+
+_COLLECT_EVERY = 4096
+
+
+def _digest(data: bytes, source: ShotFile | None) -> str:
+    """The manifest's sha256, over its shots file too: a clip's provenance names both."""
+    digest = hashlib.sha256(data)
+    if source is not None:
+        with source.path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _without_cycle_collector() -> Iterator[None]:
+    """Python's cycle collector paused while a manifest loads.
+
+    Loading builds millions of objects (nodes, positions, shots) and no reference cycles:
+    the collector would walk them again and again as they pile up and free nothing. For
+    100,000 YAML shots that was two thirds of the time. Not around the schema's full
+    validator, whose errors of an invalid file do hold cycles.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _check(
+    path: str | Path, out: Path | None, *, keep: bool = True, progress: Progress | None = None
+) -> tuple[Manifest | None, Counts, list[Diagnostic]]:
+    """Check the manifest at ``path``: the manifest if valid, its size, every diagnostic.
+
+    With ``keep`` false the shots are counted but not kept (the manifest has none), so
+    that ``validate`` checks a shots file of any length in bounded memory.
+    """
     display = str(path)
     absolute = Path(os.path.abspath(path))
     data, problems = _read(absolute, display)
     if data is None:
-        return None, problems
-    doc, diagnostics = load_yaml(data, display)
+        return None, Counts(), problems
+    with _without_cycle_collector():
+        doc, diagnostics = load_yaml(data, display)
     if doc is None:
-        return None, diagnostics
+        return None, Counts(), diagnostics
     if not isinstance(doc.value, dict):
         if () in doc.refused:
-            return None, diagnostics  # the refused tag is the whole story
+            return None, Counts(), diagnostics  # the refused tag is the whole story
         found = schema.describe_value(doc.value)
         where = doc.where(())
         message = f"a manifest must be a mapping (version, shots, ...), not {found}"
         diagnostics.append(Diagnostic(display, where.line, where.column, "", message))
-        return None, diagnostics
+        return None, Counts(), diagnostics
     # A refused value stands as None; the schema's "must be a string, not empty" about it
     # would only mislead.
     schema_diagnostics = [
@@ -538,26 +904,54 @@ def _check(path: str | Path, out: Path | None) -> tuple[Manifest | None, list[Di
     value: dict[str, Any] = doc.value
     variables = _check_vars(checker, value)
     _check_output_dir(checker, value)
-    shots = _check_shots(checker, value, variables)
-    all_found = sorted(checker.diagnostics, key=lambda d: (d.line, d.column))
+    with _without_cycle_collector():
+        ids = _Ids()
+        shots = _check_shots(checker, value, variables, ids)
+        # The manifest's own shots, where a warning can point at the shot (a shots file's
+        # rows are compared by neither validate, which keeps no rows, nor here).
+        _check_repeats(checker, shots)
+        counts = Counts(len(shots), sum(shot.takes for shot in shots))
+        in_file: list[Diagnostic] = []
+        source = _shots_file(checker, value)
+        if source is not None:
+            first_index = len(value["shots"]) if isinstance(value.get("shots"), list) else 0
+            kept = shots if keep else None
+            from_file, in_file = _check_file_shots(
+                checker, source, variables, ids, first_index, kept, progress
+            )
+            counts = Counts(counts.shots + from_file.shots, counts.jobs + from_file.jobs)
+    # The manifest's own problems in its order, then the shots file's in the file's.
+    all_found = sorted(checker.diagnostics, key=lambda d: (d.line, d.column)) + in_file
     if has_errors(all_found):
-        return None, all_found
+        return None, counts, all_found
     name = value["name"] if isinstance(value.get("name"), str) else absolute.stem
     manifest = Manifest(
         path=absolute,
         display_path=display,
         name=name,
         output_dir=_output_dir(value, absolute.parent, name, out),
-        sha256=hashlib.sha256(data).hexdigest(),
-        shots=tuple(shots),
+        sha256=_digest(data, source) if keep else hashlib.sha256(data).hexdigest(),
+        shots=tuple(shots) if keep else (),
         warnings=tuple(all_found),
     )
-    return manifest, all_found
+    return manifest, counts, all_found
 
 
 def check_manifest(path: str | Path) -> tuple[Manifest | None, list[Diagnostic]]:
     """The manifest if it is valid (else None), and every diagnostic, warnings included."""
-    return _check(path, None)
+    manifest, _, diagnostics = _check(path, None)
+    return manifest, diagnostics
+
+
+def validate_manifest(
+    path: str | Path, *, progress: Progress | None = None
+) -> tuple[Counts | None, list[Diagnostic]]:
+    """What ``validate`` reports: the size of a valid manifest (else None) and every
+    diagnostic. Shots are checked as ``check_manifest`` checks them but only counted, so
+    that a shots file of a million rows is checked in bounded memory; ``progress`` is
+    called as its rows are read."""
+    manifest, counts, diagnostics = _check(path, None, keep=False, progress=progress)
+    return (counts if manifest is not None else None), diagnostics
 
 
 def load_manifest(path: str | Path, *, out: Path | None = None) -> Manifest:
@@ -566,7 +960,7 @@ def load_manifest(path: str | Path, *, out: Path | None = None) -> Manifest:
     ``out`` overrides ``output_dir`` (relative to the working directory); otherwise
     ``output_dir`` is relative to the manifest's folder, default ``renders/<name>``.
     """
-    manifest, diagnostics = _check(path, out)
+    manifest, _, diagnostics = _check(path, out)
     if manifest is None:
         raise ManifestInvalid(diagnostics)
     return manifest

@@ -15,7 +15,7 @@ from runner.diagnostics import Diagnostic
 Mode = Literal["text", "first_frame", "first_last", "reference"]
 ImageKind = Literal["file", "url", "data"]
 
-#: Job states: one vocabulary for the store, ``status`` and the report (SPEC.md).
+#: Job states: one vocabulary for the store, ``status`` and the report (docs/running.md).
 JobState = Literal["pending", "submitting", "queued", "running", "downloading", "done", "failed"]
 JOB_STATES: tuple[JobState, ...] = (
     "pending",
@@ -33,7 +33,7 @@ IN_FLIGHT_STATES: tuple[JobState, ...] = ("submitting", "queued", "running", "do
 #: create: timed out, or its clip not downloaded.
 KEPT_TASK_CODES: tuple[str, ...] = ("timeout", "download")
 
-#: Plan actions (SPEC.md).
+#: Plan actions (docs/running.md, "How each job is decided").
 Action = Literal["submit", "resume", "skip", "fetch", "retry", "hold"]
 ACTIONS: tuple[Action, ...] = ("submit", "resume", "skip", "fetch", "retry", "hold")
 

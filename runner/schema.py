@@ -51,6 +51,8 @@ _TYPE_NAMES = {
 }
 #: Shorter words than this get no one-edit suggestion: one edit changes too much of them.
 _MIN_EDIT_LENGTH = 3
+#: What may stand for a missing required key.
+_OR: dict[PathKey, str] = {("shots",): " (or shots_from, a file of shots)"}
 _WHERE = {
     (): "at the top level",
     ("defaults",): "in defaults",
@@ -125,6 +127,49 @@ def check(doc: Document, file: str) -> list[Diagnostic]:
         found.extend(_describe(error, doc, file))
     found.sort(key=lambda d: (d.line, d.column))
     return found
+
+
+def check_shot(value: Any, index: int, doc: Document, file: str) -> list[Diagnostic]:
+    """Every way one shot, ``shots[index]``, breaks the schema: for a shot read from a shots
+    file, checked as it is read rather than as part of the whole document."""
+    if shot_is_valid(value):
+        return []
+    found: list[Diagnostic] = []
+    for error in _shot_validator().iter_errors(value):
+        error.path.extendleft((index, "shots"))  # paths in manifest terms, as for a YAML shot
+        found.extend(_describe(error, doc, file))
+    found.sort(key=lambda d: (d.line, d.column))
+    return found
+
+
+def shot_is_valid(value: Any) -> bool:
+    """Whether one shot meets the schema, by the compiled validator when there is one."""
+    fast = _fast_shot_validator()
+    if fast is not None:
+        try:
+            return bool(fast.is_valid(value))
+        except (ValueError, TypeError, OverflowError):
+            pass  # values JSON cannot hold: the full validator judges them
+    return bool(_shot_validator().is_valid(value))
+
+
+def _shot_schema() -> dict[str, Any]:
+    whole = load_schema()
+    return {"$schema": whole["$schema"], "$defs": whole["$defs"], "$ref": "#/$defs/shot"}
+
+
+@functools.cache
+def _fast_shot_validator() -> Any:
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.validator_for(_shot_schema())
+
+
+@functools.cache
+def _shot_validator() -> jsonschema.Draft202012Validator:
+    return type(_validator())(_shot_schema())
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -224,7 +269,10 @@ def _describe(error: jsonschema.ValidationError, doc: Document, file: str) -> li
         missing = [k for k in schema.get("required", []) if k not in instance]
         # The path is the missing key's own, placed where its mapping starts: a reader sees
         # which key to add, and where.
-        return [at((*path, k), f"missing required key {k!r} {_place(path)}") for k in missing]
+        return [
+            at((*path, k), f"missing required key {k!r} {_place(path)}{_OR.get((*path, k), '')}")
+            for k in missing
+        ]
     if "propertyNames" in error.schema_path:
         return [
             at(

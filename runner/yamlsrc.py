@@ -12,7 +12,9 @@ here from the nodes so that the rules are ours, not YAML 1.1's:
 - only the standard tags (``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``,
   ``!!map``, ``!!seq``, ``!!merge``) are accepted: nothing constructs objects.
 
-Every problem comes back as a located ``Diagnostic``, never as an exception.
+Every problem comes back as a located ``Diagnostic``, never as an exception. The parse
+errors of the usual mistakes (``: `` in a plain value, a tab in the indentation, a quote
+left open) are explained in the user's words, at the place to fix (``_explain``).
 """
 
 from __future__ import annotations
@@ -368,6 +370,122 @@ def _reader_position(data: bytes, char_index: int) -> Position:
     return Position(line, char_index - (text.rfind("\n") + 1) + 1)
 
 
+def _mark_position(mark: yaml.Mark | None) -> Position:
+    return Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+
+
+def _char_at(lines: list[str], mark: yaml.Mark | None) -> str:
+    """The character a parser mark points at ("" past the end of its line or the text)."""
+    if mark is None or mark.line >= len(lines):
+        return ""
+    line = lines[mark.line]
+    return line[mark.column] if mark.column < len(line) else ""
+
+
+def _quoted_form(line: str, colon: int) -> str | None:
+    """``prompt: Scene: a cat`` with its value quoted, if the line is ``key: value``.
+
+    ``colon`` is the column of the ``:`` the parser stopped at; the key is what comes before
+    the line's first ``": "``, which must lie before it.
+    """
+    body = line.lstrip(" ")
+    indent = line[: len(line) - len(body)]
+    if body.startswith("- "):
+        indent, body = indent + "- ", body[2:]
+    if body.startswith("{"):
+        return None  # a flow mapping: its entries are separated by commas, not lines
+    first = body.find(": ")
+    if first < 0 or len(indent) + first >= colon:
+        return None
+    key, value = body[:first], body[first + 2 :].split(" #")[0].strip()
+    if not value or value[0] in "\"'{[|>":
+        return None
+    if '"' in value and "'" not in value:
+        return f"{key.strip()}: '{value}'"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{key.strip()}: "{escaped}"'
+
+
+def _quoted_before(text: str, mark: yaml.Mark | None) -> yaml.ScalarToken | None:
+    """The quoted scalar that ends right where the parser stopped, if one does.
+
+    Text right after a closing quote is what a quote closed too early leaves behind: a
+    quote never closed on its own line (closed by the next quote, lines later), or an
+    apostrophe inside ``'...'``.
+    """
+    if mark is None:
+        return None
+    last = None
+    try:
+        for token in yaml.scan(text, Loader=_BaseLoader):
+            if (token.start_mark.line, token.start_mark.column) >= (mark.line, mark.column):
+                break
+            last = token
+    except yaml.YAMLError:
+        pass
+    if not isinstance(last, yaml.ScalarToken) or last.style not in ("'", '"'):
+        return None
+    end = last.end_mark
+    return last if (end.line, end.column) == (mark.line, mark.column) else None
+
+
+def _explain(error: yaml.MarkedYAMLError, text: str) -> tuple[Position, str]:
+    """Where a parse error is and what it says, in the user's words for the usual mistakes.
+
+    Three mistakes are common enough to be named: ``": "`` inside a plain value (``prompt:
+    Scene: a cat``), a tab in the indentation, and a quote that is never closed (which the
+    parser notices only at the end of the file, so the opening quote is shown instead).
+    """
+    lines = text.split("\n")
+    problem_mark, context_mark = error.problem_mark, error.context_mark
+    problem = error.problem or ""
+    if problem.startswith("found unexpected end of stream") and (error.context or "").startswith(
+        "while scanning a quoted scalar"
+    ):
+        quote = _char_at(lines, context_mark) or '"'
+        return _mark_position(context_mark), (
+            f"invalid YAML: this {quote} is never closed (the quoted value runs to the end of "
+            f"the file); add the closing {quote}"
+        )
+    if _char_at(lines, problem_mark) == "\t" or "tab character" in problem:
+        return _mark_position(problem_mark), (
+            "invalid YAML: a tab in the indentation; YAML indents with spaces only, "
+            "so replace the tab with spaces"
+        )
+    colon_in_value = problem.startswith("mapping values are not allowed") or (
+        problem.startswith("did not find expected ','") and _char_at(lines, problem_mark) == ":"
+    )
+    if colon_in_value and problem_mark is not None:
+        line = lines[problem_mark.line] if problem_mark.line < len(lines) else ""
+        quoted = _quoted_form(line.split("\r")[0], problem_mark.column)
+        advice = (
+            f"quote it: {quoted}"
+            if quoted
+            else "put the value in quotes, or, if this line starts a key of its own, "
+            "indent it like its neighbours"
+        )
+        return _mark_position(problem_mark), (
+            f'invalid YAML: a plain value cannot contain ": " (a colon and a space); {advice}'
+        )
+    closed_early = _quoted_before(text, problem_mark)
+    if closed_early is not None:
+        quote, start, end = closed_early.style, closed_early.start_mark, closed_early.end_mark
+        if start.line < end.line:
+            return _mark_position(start), (
+                f"invalid YAML: the value quoted here runs on to line {end.line + 1}, where text "
+                f"follows its end; is the closing {quote} missing on this line?"
+            )
+        inside = "''" if quote == "'" else '\\"'
+        return _mark_position(problem_mark), (
+            f"invalid YAML: text after a closing {quote}; inside {quote}...{quote} write "
+            f"{inside} for a {quote}, or quote the value with the other quote"
+        )
+    mark = problem_mark or context_mark
+    problem = problem or error.context or "invalid YAML"
+    context = f" ({error.context})" if error.context and error.problem else ""
+    return _mark_position(mark), f"invalid YAML: {problem}{context}"
+
+
 def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]]:
     """Compose and build one YAML document; on any problem, the located diagnostics."""
 
@@ -385,11 +503,7 @@ def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]
         where = _reader_position(data, error.position)
         return None, located(where, f"not a YAML text file (binary data?): {error.reason}")
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
-        problem = error.problem or error.context or "invalid YAML"
-        context = f" ({error.context})" if error.context and error.problem else ""
-        return None, located(where, f"invalid YAML: {problem}{context}")
+        return None, located(*_explain(error, text))
     except yaml.YAMLError as error:
         return None, located(Position(1, 1), f"invalid YAML: {error}")
     except RecursionError:

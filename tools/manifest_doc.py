@@ -68,8 +68,12 @@ RULES = """\
 - **Warnings** (printed, not failing): `seconds` outside 4 to 30; an `aspect_ratio` other than
   `16:9` or `9:16`; an image outside the manifest's folder (through `..`, an absolute path or
   a link leading out), named with its real path, since it is uploaded with the shot (see
-  [security.md](security.md)).
-- **Takes.** Each take is its own job: `takes: 3` renders three independent clips.
+  [security.md](security.md)); a prompt longer than 2,000 characters once its vars are filled
+  in (one longer than 20,000 is an error); a `seed` in `extra` with more than one take (the
+  takes send the same request, so each pays for the same clip); two shots that send the same
+  request (they share one render per take, the same clip in both folders).
+- **Takes.** Each take is its own job: `takes: 3` renders three independent clips. Takes send
+  the same request and differ by the service's randomness.
 - **Cost.** `plan` ends with the tasks to submit and the seconds of video to pay for
   (`tasks_to_submit` and `seconds_to_pay` in `--json`). They count renders, not jobs: jobs
   whose fingerprint is the same (identical content, whatever the shot ids) share one task
@@ -81,6 +85,56 @@ RULES = """\
   tell `8.0` from `8`, so shotrunner does not either (same request, same fingerprint).
   `8.5` is refused, and so is the quoted string `"8.0"` (a string must be digits).
 
+## Shots from a file
+
+`shots_from` takes the shots from a data file kept beside the manifest: a storyboard
+exported from a spreadsheet, or the JSONL of a generation run. Its shots come after those
+listed under `shots` (which may then be left out); `defaults`, `vars` and every check apply
+to them as to YAML shots, and a shot is the same shot whichever file holds it: the same
+request, the same fingerprint, so moving a storyboard from YAML to CSV renders nothing again
+(`plan --json` shows it). Ids are unique across both.
+
+```yaml
+version: 1
+name: night-market
+defaults: {seconds: 6, aspect_ratio: "9:16"}
+shots_from: shots.csv       # .csv, .tsv or .jsonl; relative to the manifest's folder
+shots:                      # optional: listed before the file's shots
+  - id: title
+    prompt: neon sign flickers on
+```
+
+- **CSV and TSV** (`.csv`, `.tsv`) start with a header row naming the columns: the shot
+  fields `id`, `prompt`, `mode`, `images`, `seconds`, `takes`, `aspect_ratio`, `resolution`,
+  `model`, and `vars.NAME` for a var of that row alone (over the manifest's `vars`). An
+  unknown column is an error with a did-you-mean; `extra` is a mapping, which a cell cannot
+  hold (set it in `defaults`, or use JSONL).
+  - An empty cell leaves its field unset, so the default applies. Cells are stripped of
+    surrounding spaces; `images` holds several sources separated by `;`
+    (`frames/a.png; frames/b.png`); `seconds` and `takes` are numbers as in YAML.
+  - Rows are read as spreadsheets write them (Excel's dialect of Python's `csv` module):
+    UTF-8 with or without a byte-order mark, CRLF or LF line ends, quoted cells holding
+    commas, quotes (doubled) and line breaks. Blank rows are skipped.
+- **JSONL** (`.jsonl`, `.ndjson`): one shot object per line, with the fields of a YAML
+  shot, `extra` included. Blank lines are skipped; a key written twice is an error.
+- **Images** in a shots file are relative to the manifest's folder, as in the manifest.
+- **Spreadsheets** (`.xlsx`, `.ods`) are not read directly: save the sheet as "CSV UTF-8
+  (comma delimited)" (Excel) or "Text CSV" with UTF-8 (LibreOffice) and name that file.
+- **Size.** The rows are read one at a time: `validate` checks a file of a million rows in
+  bounded memory, and on a terminal shows its progress on stderr. A line longer than
+  160 MiB is refused (and skipped), and so is a table cell longer than 131,072 characters
+  (the `csv` module's limit).
+
+Diagnostics of a shots file are located in it, a table's with its column:
+
+```
+shots.csv:14:1: error: column "id": duplicate shot id 's07' (first used at line 9) (at shots[12].id)
+shots.jsonl:1203:40: error: takes must be a whole number from 1 to 20, not 0 (at shots[1202].takes)
+```
+
+PATH counts the shots of the manifest and of the file together. A file of many bad rows
+lists its first 1,000 problems, then only counts the lines with more.
+
 ## YAML
 
 - Plain scalars follow the YAML 1.2 core schema: only `true`/`false` are booleans
@@ -88,6 +142,9 @@ RULES = """\
   (`08` is 8; `0o17` and `0x1f` are strings), and nothing is sexagesimal: unquoted `16:9` is
   the string `"16:9"`.
 - A key written twice in one mapping is an error.
+- A plain (unquoted) value cannot hold `: ` (a colon and a space): quote it, as in
+  `prompt: "Scene: a cat"`. Indentation is spaces only: a tab there is an error. An
+  unclosed quote is reported where it opens.
 - Anchors, aliases and `<<` merges work; a document whose aliases would expand past
   1,000,000 values (an alias bomb) is refused.
 - Only the standard tags (`!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!map`, `!!seq`)

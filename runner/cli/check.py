@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from runner.cli.common import echo_err, handles_errors, out_option
+from runner.cli.common import echo_err, examples, handles_errors, out_option
 from runner.errors import ExitCode
 
 if TYPE_CHECKING:
     from runner.plan import PlanOptions
+    from runner.shotfiles import Progress
 
 R = TypeVar("R")
 
 
-@click.command(name="validate")
+@click.command(
+    name="validate",
+    epilog=examples(
+        "shotrunner validate my-board.yaml",
+        "shotrunner validate --json boards/*.yaml",
+    ),
+)
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option(
     "--json",
@@ -33,18 +41,21 @@ def validate_cmd(manifests: tuple[str, ...], as_json: bool) -> None:
     """Check manifests against the schema and the rules of the manifest language.
 
     Problems go to stderr as FILE:LINE:COL: error: MESSAGE (at PATH), or with --json into
-    the document on stdout instead; exit 2 if any file is invalid.
+    the document on stdout instead; exit 2 if any file is invalid. Warnings (a long prompt,
+    a request sent twice for the same clip, ...) are shown the same way and do not fail.
     """
-    from runner.providers.check import checked_manifest
+    from runner.providers.check import validate_checked
 
     files = []
     all_valid = True
     for path in manifests:
-        manifest, diagnostics = checked_manifest(path)
+        # A shots file of a million rows takes a while: say how far it is, on a terminal.
+        with _progress(path, enabled=not as_json and sys.stderr.isatty()) as progress:
+            counts, diagnostics = validate_checked(path, progress=progress)
         if not as_json:  # the document carries them; twice would be noise
             for diagnostic in diagnostics:
                 echo_err(diagnostic.format())
-        valid = manifest is not None
+        valid = counts is not None
         all_valid = all_valid and valid
         files.append(
             {
@@ -54,13 +65,43 @@ def validate_cmd(manifests: tuple[str, ...], as_json: bool) -> None:
                 "warnings": [d.to_json() for d in diagnostics if d.severity == "warning"],
             }
         )
-        if not as_json and manifest is not None:
-            jobs = sum(shot.takes for shot in manifest.shots)
-            click.echo(f"{path}: valid, {len(manifest.shots)} shot(s), {jobs} job(s)")
+        if not as_json and counts is not None:
+            click.echo(f"{path}: valid, {counts.shots} shot(s), {counts.jobs} job(s)")
     if as_json:
         click.echo(json.dumps({"files": files}, indent=2))
     if not all_valid:
         sys.exit(int(ExitCode.BAD_INPUT))
+
+
+@contextlib.contextmanager
+def _progress(path: str, *, enabled: bool) -> Iterator[Progress | None]:
+    """A progress callback that draws a transient bar on stderr, or None when not
+    ``enabled``; the bar appears only once a shots file is being read."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, TextColumn
+    from rich.progress import Progress as Bar
+
+    bar = Bar(
+        TextColumn(f"checking {path}"),
+        BarColumn(),
+        DownloadColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("rows", total=None)
+
+    def advance(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield advance
+    finally:
+        bar.stop()
 
 
 #: The options that choose what a run does to each job; ``plan`` shows their effect.
@@ -119,7 +160,13 @@ def plan_options(command: Callable[..., R]) -> Callable[..., R]:
     return decorated
 
 
-@click.command(name="plan")
+@click.command(
+    name="plan",
+    epilog=examples(
+        "shotrunner plan my-board.yaml",
+        "shotrunner plan my-board.yaml --retry-failed --only s02-hero",
+    ),
+)
 @click.argument("manifest_path", metavar="MANIFEST", type=click.Path(path_type=str))
 @out_option
 @plan_options

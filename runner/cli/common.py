@@ -1,6 +1,6 @@
-"""What every command shares: the ``--out`` option, and the exit codes of SPEC.md: every
-command's exit code is picked here, from an error (``exit_code_for``) or from a run's
-result (``run_exit_code``)."""
+"""What every command shares: the ``--out`` option, the examples under ``--help``, and the
+exit codes of README.md and docs/running.md: every command's exit code is picked here, from
+an error (``exit_code_for``) or from a run's result (``run_exit_code``)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ out_option = click.option(
 )
 
 
+def examples(*lines: str) -> str:
+    """A command's epilog: its example command lines, shown as written under ``--help``.
+
+    ``\b`` keeps click from rewrapping the paragraph into one line.
+    """
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def exit_code_for(error: BaseException) -> int:
     """The exit code for an exception that reached the CLI (its kind's, see ``ExitCode``)."""
     if isinstance(error, ShotrunnerError):
@@ -51,7 +59,7 @@ def echo_err(message: str) -> None:
 
 
 def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the runner's own exceptions into a message on stderr and the exit code of SPEC.md.
+    """Turn the runner's own exceptions into a message on stderr and their exit code.
 
     Never a traceback for an error the runner knows about.
     """

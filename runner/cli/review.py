@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from runner.cli.common import echo_err, handles_errors, out_option
+from runner.cli.common import echo_err, examples, handles_errors, out_option
 from runner.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
@@ -40,7 +40,13 @@ def _no_batch(manifest: Manifest) -> InputError:
     )
 
 
-@click.command(name="report")
+@click.command(
+    name="report",
+    epilog=examples(
+        "shotrunner report my-board.yaml",
+        "shotrunner report my-board.yaml --out renders/night-2",
+    ),
+)
 @manifest_argument
 @out_option
 @handles_errors
@@ -104,10 +110,10 @@ def _give_verdict(
     click.echo(f"{verdict} {shot.id} take {take} ({page})")
 
 
-def _verdict_command(name: str, verdict: Verdict, summary: str) -> click.Command:
+def _verdict_command(name: str, verdict: Verdict, summary: str, epilog: str) -> click.Command:
     """``pick`` and ``reject``: the same arguments, a different verdict."""
 
-    @click.command(name=name, help=summary)
+    @click.command(name=name, help=summary, epilog=epilog)
     @manifest_argument
     @click.argument("shot_id", metavar="SHOT")
     @click.argument("take", metavar="TAKE", type=int)
@@ -120,14 +126,29 @@ def _verdict_command(name: str, verdict: Verdict, summary: str) -> click.Command
 
 
 pick_cmd = _verdict_command(
-    "pick", "picked", "Mark a take as the chosen one for its shot (un-picks the shot's other take)."
+    "pick",
+    "picked",
+    "Mark a take as the chosen one for its shot (un-picks the shot's other take).",
+    examples("shotrunner pick my-board.yaml s02-hero 2"),
 )
 reject_cmd = _verdict_command(
-    "reject", "rejected", "Mark a take as rejected (run --rerender-rejected renders it again)."
+    "reject",
+    "rejected",
+    "Mark a take as rejected (run --rerender-rejected renders it again).",
+    examples(
+        "shotrunner reject my-board.yaml s02-hero 1",
+        "shotrunner run my-board.yaml --rerender-rejected",
+    ),
 )
 
 
-@click.command(name="export")
+@click.command(
+    name="export",
+    epilog=examples(
+        "shotrunner export my-board.yaml --to cut/",
+        "shotrunner export my-board.yaml --to cut/ --no-animatic",
+    ),
+)
 @manifest_argument
 @click.option(
     "--to",

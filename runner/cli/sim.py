@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from runner.cli.common import handles_errors
+from runner.cli.common import examples, handles_errors
 from runner.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,7 +32,13 @@ def _rate(name: str, help_text: str) -> _Decorator:
     return click.option(name, type=_RATE, default=0.0, show_default=True, help=help_text)
 
 
-@click.command(name="sim")
+@click.command(
+    name="sim",
+    epilog=examples(
+        "shotrunner sim --job-seconds 2 --fail-rate 0.1",
+        "shotrunner run my-board.yaml --api-base http://127.0.0.1:8765/v1  # another terminal",
+    ),
+)
 @click.option(
     "--dialect",
     type=click.Choice(DIALECT_NAMES),

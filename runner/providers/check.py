@@ -13,8 +13,9 @@ from pathlib import Path
 
 from runner.diagnostics import Diagnostic, has_errors
 from runner.errors import ManifestInvalid
-from runner.manifest import check_manifest, load_manifest
+from runner.manifest import Counts, check_manifest, load_manifest, validate_manifest
 from runner.model import Manifest, Shot
+from runner.shotfiles import Progress
 from runner.providers import Needs, profile
 
 #: Which field a problem is about, by the words the check uses (first match wins).
@@ -67,6 +68,26 @@ def checked_manifest(path: str | Path) -> tuple[Manifest | None, list[Diagnostic
     problems = check_shots(manifest)
     found = sorted([*diagnostics, *problems], key=lambda d: (d.line, d.column))
     return (None if has_errors(found) else manifest), found
+
+
+def validate_checked(
+    path: str | Path, *, progress: Progress | None = None
+) -> tuple[Counts | None, list[Diagnostic]]:
+    """``validate_manifest`` and the capability check. Shots are kept (a second pass) only
+    when the manifest names a provider: without one, every shot is the gateway's, which
+    checks requests itself, so a shots file of a million rows stays in bounded memory."""
+    counts, diagnostics = validate_manifest(path, progress=progress)
+    if counts is None or not _names_a_provider(Path(path)):
+        return counts, diagnostics
+    manifest, found = checked_manifest(path)
+    return (counts if manifest is not None else None), found
+
+
+def _names_a_provider(path: Path) -> bool:
+    try:
+        return b"provider" in path.read_bytes()
+    except OSError:
+        return True
 
 
 def load_checked(path: str | Path, *, out: Path | None = None) -> Manifest:

@@ -40,7 +40,7 @@ async def client_for() -> AsyncIterator[Callable[[Handler], ApiClient]]:
 
 
 def task_json(**fields: object) -> dict[str, object]:
-    """A task object as API.md shows it, with ``fields`` on top."""
+    """A task object as docs/api.md shows it, with ``fields`` on top."""
     task: dict[str, object] = {
         "id": "video_abc123",
         "task_id": "video_abc123",

@@ -1,4 +1,4 @@
-"""The task value: every dialect of API.md normalised into one ``Task``."""
+"""The task value: every dialect of docs/api.md normalised into one ``Task``."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from tests.api.conftest import task_json
     ],
 )
 def test_status_words_map_to_three_states(raw: str, expected: str) -> None:
-    """Every status word API.md lists lands on pending, completed or failed."""
+    """Every status word docs/api.md lists lands on pending, completed or failed."""
     assert Task.from_json(task_json(status=raw)).status == expected
 
 

@@ -64,6 +64,17 @@ def test_scale_times_each_command_over_a_done_batch(tmp_path: Path) -> None:
     assert len(verdicts(page)) == 9
 
 
+def test_shot_files_times_each_source_and_a_terminal_validate(tmp_path: Path) -> None:
+    """Benchmark 2b times validate and plan from YAML, CSV and JSONL, then validates a larger
+    JSONL file on a terminal."""
+    page = run_tiny("shot-files", tmp_path)
+    for row in ("| YAML | validate |", "| CSV | plan |", "| JSONL | validate |"):
+        assert row in page
+    assert "| JSONL, 200 rows" in page
+    assert "shows progress on a terminal | shown | shown | PASS |" in page
+    assert len(verdicts(page)) == 14
+
+
 def test_download_compares_three_ways_and_leaves_no_file(tmp_path: Path) -> None:
     """Benchmark 3 downloads through shotrunner, the SDK and curl, then cleans up."""
     needs_sdk()

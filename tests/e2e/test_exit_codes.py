@@ -1,4 +1,4 @@
-"""Exit codes when several apply: the first of 130, 2, 1 wins (SPEC.md)."""
+"""Exit codes when several apply: the first of 130, 2, 1 wins (docs/running.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC.md's guarantees of ``run``, ``status`` and the sidecars, proved with the real CLI
+"""The documented guarantees of ``run``, ``status`` and the sidecars, proved with the real CLI
 against the real simulator on loopback: a key refused mid-run, a download resumed with
 ``Range``, the sidecar's values, image provenance, what is left to pay, edits kept in
 ``.history/``, and which exit code wins."""

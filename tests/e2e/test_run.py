@@ -204,7 +204,7 @@ def test_status_without_state_db_lists_pending(batch: Batch) -> None:
 def test_status_reports_done_jobs_with_their_files(
     sim: RunningSim, batch: Batch, run_batch: RunBatch
 ) -> None:
-    """status after a run: each job done, with task id and file, in SPEC.md's JSON shape."""
+    """status after a run: each job done, with task id and file, in the documented JSON shape."""
     assert run_batch(sim.base_url).returncode == 0
     document = batch.status()
     job = document["jobs"][0]

@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from runner.cli import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "manifests"
+#: What ``copy_examples`` leaves out: the batch folders a run of an example writes there.
+NOT_EXAMPLES = shutil.ignore_patterns("renders")
 
 WriteManifest = Callable[[str], Path]
 
@@ -32,6 +34,16 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         shutil.copytree(EXAMPLES / sub, tmp_path / sub)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def copy_examples(target: Path) -> Path:
+    """The example manifests and their images copied to ``target``, without any batch folder.
+
+    Tests run the examples from a copy: the README's first command fills the examples'
+    default output folder, which no test may read or write.
+    """
+    shutil.copytree(EXAMPLES, target, ignore=NOT_EXAMPLES)
+    return target
 
 
 @pytest.fixture

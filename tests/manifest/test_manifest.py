@@ -213,7 +213,7 @@ def test_substitute_leaves_text_without_vars_alone() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["storyboard", "text-takes", "first-frame", "first-last", "reference"]
+    "name", ["storyboard", "storyboard-csv", "text-takes", "first-frame", "first-last", "reference"]
 )
 def test_examples_are_valid(name: str) -> None:
     """Every example manifest validates without errors."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.manifest.conftest import EXAMPLES
+from tests.manifest.conftest import copy_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +39,7 @@ def test_installed_wheel_validates_with_its_packaged_schema(tmp_path: Path) -> N
         "-m", "pip", "-q", "install", "--no-deps", "--target", target, wheel, cwd=tmp_path
     )
     assert installed.returncode == 0, installed.stderr
-    shutil.copytree(EXAMPLES, elsewhere / "manifests")
+    copy_examples(elsewhere / "manifests")
     # The installed copy must come first, before the editable install of the source tree.
     path = [str(target), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}

@@ -59,7 +59,7 @@ def test_a_zero_second_job_is_done_at_once() -> None:
 def test_create_answers_a_queued_task_in_the_documented_shape(
     sim: RunningSim, connect: Connect
 ) -> None:
-    """The create answer is the task object of API.md, queued at progress 0."""
+    """The create answer is the task object of docs/api.md, queued at progress 0."""
     body = create(connect(sim), seconds="8").json()
     assert body["status"] == "queued" and body["progress"] == 0
     assert body["id"] == body["task_id"] and body["id"].startswith("video_")

@@ -1,4 +1,4 @@
-"""quirks: the gateway's odder dialect, as listed in API.md."""
+"""quirks: the gateway's odder dialect, as listed in docs/api.md."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_the_url_is_in_video_url_metadata_or_only_behind_content(
 
 
 def test_tasks_carry_unknown_extra_fields(quirky: RunningSim, connect: Connect) -> None:
-    """Quirky task objects hold fields API.md does not list."""
+    """Quirky task objects hold fields docs/api.md does not list."""
     (task,) = _finished_tasks(quirky, connect(quirky), 1)
     assert {"metadata", "x_gateway_trace"} <= set(task)
 
