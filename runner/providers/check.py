@@ -15,8 +15,8 @@ from runner.diagnostics import Diagnostic, has_errors
 from runner.errors import ManifestInvalid
 from runner.manifest import Counts, check_manifest, load_manifest, validate_manifest
 from runner.model import Manifest, Shot
-from runner.shotfiles import Progress
 from runner.providers import Needs, profile
+from runner.shotfiles import Progress
 
 #: Which field a problem is about, by the words the check uses (first match wins).
 _FIELD_WORDS: tuple[tuple[str, str], ...] = (
