@@ -317,13 +317,13 @@ def _job_entry(p: PlannedJob, *, with_action: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "shot": p.job.shot.id,
         "take": p.job.take,
-        "provider": p.job.shot.provider,
         "fingerprint": p.job.fingerprint,
         "generation": p.generation,
         "state": p.state,
     }
     if with_action:
         entry["action"] = p.action
+        entry["provider"] = p.job.shot.provider
     entry.update(
         {
             "attempts": p.attempts,
