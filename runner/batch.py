@@ -16,7 +16,7 @@ import dataclasses
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -64,6 +64,63 @@ class BatchSettings:
     saved_plan_path: Path | None = None
     #: The largest clip downloaded (``run --max-clip-size``); None: the client's default.
     max_clip_bytes: int | None = None
+    #: Each provider's key but the gateway's (``api_key``), from ``provider_keys``.
+    provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    #: ``--api-base`` as given: it overrides the base of a provider other than the gateway
+    #: too (``api_base`` is the gateway's, from the flag, the environment or the default).
+    base_override: str | None = None
+
+
+def providers_of(manifest: Manifest) -> list[str]:
+    """The providers the manifest's shots go to, in the order they first appear."""
+    return list(dict.fromkeys(shot.provider for shot in manifest.shots))
+
+
+def provider_keys(manifest: Manifest, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The key of every provider the manifest uses, from its usual variable; only those are
+    required. ``ConfigError`` naming the variables that are not set."""
+    from runner.providers import profile
+
+    env = os.environ if environ is None else environ
+    keys: dict[str, str] = {}
+    missing: list[str] = []
+    for name in providers_of(manifest):
+        variable = profile(name).key_env
+        key = env.get(variable, "").strip()
+        if key:
+            keys[name] = key
+        else:
+            missing.append(f"{variable} (for {name})")
+    if missing == ["SHOTRUNNER_API_KEY (for gateway)"]:
+        variable = "SHOTRUNNER_API_KEY"
+        raise ConfigError(
+            f"{variable} is not set: export your API key in {variable} (or try --simulate)"
+        )
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} not set: export the API key of each provider the "
+            "manifest uses (or try --simulate)"
+        )
+    return keys
+
+
+def provider_bases(manifest: Manifest, settings: BatchSettings) -> dict[str, str]:
+    """The API base of each provider the manifest uses: ``--api-base`` overrides one
+    provider's; with several providers it is the gateway's only."""
+    from runner.providers import profile
+
+    used = providers_of(manifest)
+    bases: dict[str, str] = {}
+    for name in used:
+        if name == "gateway":
+            bases[name] = settings.api_base
+            continue
+        override = settings.base_override if len(used) == 1 else None
+        base = override or profile(name).default_base
+        if base is None:
+            raise ConfigError(f"provider {name} has no API base: give one with --api-base")
+        bases[name] = base
+    return bases
 
 
 def public_base(url: str) -> str:
@@ -110,14 +167,19 @@ def run_batch(
     run_id: str | None = None
     try:
         # A simulated run's base is known once its simulator starts (only if needed).
-        base = SIMULATOR_BASE if settings.simulate else public_base(settings.api_base)
+        bases = {name: public_base(url) for name, url in provider_bases(manifest, settings).items()}
+        base = bases.get("gateway") or next(iter(bases.values()))
+        if settings.simulate:
+            base = SIMULATOR_BASE
         _check_kind(store, settings.simulate)
         if not settings.simulate:
-            check_proxy(base)
+            for url in bases.values():
+                check_proxy(url)
         options = dataclasses.replace(settings.plan, simulated=settings.simulate)
         bound, options = bind_batch(manifest, store, options)
         plan = attach_chain(make_plan(bound.jobs, store, options), bound, manifest.output_dir)
-        _check_bases(store, base, {e.render.key for e in plan.earlier if e.possibly_billed})
+        allowed = {SIMULATOR_BASE} if settings.simulate else set(bases.values())
+        _check_bases(store, allowed, {e.render.key for e in plan.earlier if e.possibly_billed})
         check_max_new(plan, settings.run.max_new)
         _check_money(plan, manifest, settings)
         check_max_new_waiting(plan, settings.run.max_new)
@@ -147,8 +209,8 @@ def run_batch(
             _finish_run(store, run_id, outcome.result, exit_code, failing=sys.exc_info()[1])
         store.close()
         os.close(lock)
-        if outcome.sim is not None:
-            outcome.sim.stop()
+        for sim in outcome.sims:
+            sim.stop()
     return outcome.result
 
 
@@ -204,6 +266,8 @@ class _Outcome:
     sim: RunningSim | None = None
     #: Jobs still waiting for other shots' clips when the run ended.
     waiting: list[Waiting] = field(default_factory=list)
+    #: Every simulator started (one per provider); ``sim`` is the first.
+    sims: list[RunningSim] = field(default_factory=list)
 
 
 def _check_kind(store: Store, simulate: bool) -> None:
@@ -240,7 +304,9 @@ def _folder_kinds(output_dir: Path) -> tuple[bool, bool]:
     return simulated, real
 
 
-def _check_bases(store: Store, base: str, unanswered: Collection[RenderKey] = ()) -> None:
+def _check_bases(
+    store: Store, allowed: Collection[str], unanswered: Collection[RenderKey] = ()
+) -> None:
     """Refuse (exit 2, nothing sent) a run against another API base than tasks still owed.
 
     Asked at another base, a task answers 404 and would be taken for lost: paid again, and
@@ -249,7 +315,7 @@ def _check_bases(store: Store, base: str, unanswered: Collection[RenderKey] = ()
     """
     problems = []
     for other, count in sorted(store.bases_in_flight(exclude=unanswered).items()):
-        if other == base:
+        if other in allowed:
             continue
         if other == SIMULATOR_BASE:
             where, how = "the built-in simulator (--simulate)", "--simulate"
@@ -310,19 +376,32 @@ async def _drive(
     outcome.waiting = list(plan.waiting)
     try:
         if plan.needs_network:
+            from contextlib import AsyncExitStack
+
             from runner.api.client import ApiClient
+            from runner.providers import profile
 
-            api_base, api_key = settings.api_base, settings.api_key
+            manifest = context.manifest
+            bases = provider_bases(manifest, settings)
+            keys = {**settings.provider_keys, "gateway": settings.api_key}
             if settings.simulate:
-                outcome.sim = await asyncio.to_thread(_start_simulator, context.manifest)
-                api_base, api_key = outcome.sim.base_url, "simulated"
-                run.context = dataclasses.replace(context, api_base=public_base(api_base))
-
+                # One simulator per provider used, each speaking its API.
+                for name in bases:
+                    sim = await asyncio.to_thread(_start_simulator, manifest, name)
+                    outcome.sims.append(sim)
+                    bases[name], keys[name] = sim.base_url, "simulated"
+                outcome.sim = outcome.sims[0]
+                first = bases.get("gateway") or next(iter(bases.values()))
+                run.context = dataclasses.replace(context, api_base=public_base(first))
             caps: dict[str, Any] = {}
             if settings.max_clip_bytes is not None:
                 caps["max_clip_bytes"] = settings.max_clip_bytes
-            async with ApiClient(api_base, api_key, **caps) as client:
-                run.client = client
+            async with AsyncExitStack() as stack:
+                for name, url in bases.items():
+                    client = ApiClient(url, keys.get(name, ""), profile=profile(name), **caps)
+                    run.clients[name] = await stack.enter_async_context(client)
+                    run.provider_bases[name] = public_base(url)
+                run.client = run.clients.get("gateway") or next(iter(run.clients.values()))
                 outcome.result = await run.execute()
                 # Jobs that waited for clips this run delivered: the next wave.
                 await run_waves(outcome, run, plan, lambda later: _next_run(run, later))
@@ -335,8 +414,8 @@ async def _drive(
 
 
 def _next_run(run: Run, plan: Plan) -> Run:
-    """A run over the next wave's plan, sharing the first one's client, view and record."""
-    return Run(
+    """A run over the next wave's plan, sharing the first one's clients, view and record."""
+    later = Run(
         store=run.store,
         client=run.client,
         plan=plan,
@@ -348,16 +427,22 @@ def _next_run(run: Run, plan: Plan) -> Run:
         provenance_request=run.provenance_request,
         stop_switch=run.stop_switch,
     )
+    later.clients = run.clients
+    later.provider_bases = run.provider_bases
+    return later
 
 
-def _start_simulator(manifest: Manifest) -> RunningSim:
-    """The in-process simulator of ``--simulate``, its tasks kept in the batch folder."""
+def _start_simulator(manifest: Manifest, dialect: str = "gateway") -> RunningSim:
+    """The in-process simulator of ``--simulate`` in one provider's dialect, its tasks kept
+    in the batch folder (``simulator.db`` for the gateway, ``simulator-<provider>.db``)."""
     from runner.sim import SimConfig, start_in_thread
 
+    state = SIMULATOR_DB if dialect == "gateway" else f"simulator-{dialect}.db"
     return start_in_thread(
         SimConfig(
+            dialect=dialect,
             job_seconds=SIMULATE_JOB_SECONDS,
-            state_path=manifest.output_dir / SIMULATOR_DB,
+            state_path=manifest.output_dir / state,
             # The recorder would hold every request body (base64 images included) for the
             # whole run.
             record=False,

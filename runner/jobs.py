@@ -2,7 +2,8 @@
 
 The fingerprint is a sha256 over canonical JSON of everything that shapes the video
 (model, final prompt, seconds, aspect ratio, resolution, mode, images by content hash or
-URL, extra, take number) and nothing else: renaming or reordering shots keeps it.
+URL, extra, take number, and the provider unless it is the gateway) and nothing else:
+renaming or reordering shots keeps it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from typing import Any
 
 from runner.images import data_uri
-from runner.model import ImageRef, Job, Manifest, Shot
+from runner.model import DEFAULT_PROVIDER, ImageRef, Job, Manifest, Shot
 
 #: Bumped only if the fingerprint's inputs change meaning; part of every fingerprint.
 FINGERPRINT_VERSION = 1
@@ -42,6 +43,10 @@ def fingerprint(shot: Shot, take: int) -> str:
         "extra": shot.extra,
         "take": take,
     }
+    if shot.provider != DEFAULT_PROVIDER:
+        # Another API renders another clip; the gateway's (every manifest from before
+        # providers) keeps its fingerprint.
+        identity["provider"] = shot.provider
     return hashlib.sha256(canonical_json(identity).encode("utf-8")).hexdigest()
 
 

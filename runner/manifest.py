@@ -27,7 +27,7 @@ from runner.chain import chain_problems, shot_frame
 from runner.diagnostics import Diagnostic, Severity, has_errors
 from runner.errors import ManifestInvalid
 from runner.images import ImageProblem, ImageResolver
-from runner.model import DEFAULT_MODEL, ImageRef, Manifest, Mode, Shot
+from runner.model import DEFAULT_MODEL, DEFAULT_PROVIDER, ImageRef, Manifest, Mode, Shot
 from runner.shotfiles import Progress, Row, RowDocument, ShotFile, kind_of
 from runner.yamlsrc import Document, PathKey, format_path, load_yaml, parse_path
 
@@ -63,6 +63,7 @@ SHOT_FIELDS = (
     "resolution",
     "takes",
     "extra",
+    "provider",
 )
 
 #: A prompt longer than this is warned about; one longer than ``MAX_PROMPT_CHARS`` is refused.
@@ -228,6 +229,15 @@ def _merged_fields(shot: dict[str, Any], defaults: dict[str, Any], index: int) -
     return fields
 
 
+def _provider_field(fields: dict[str, _Field], top: dict[str, Any]) -> _Field | None:
+    """The shot's provider: its own, else the manifest's (``provider:`` at the top)."""
+    if "provider" in fields:
+        return fields["provider"]
+    if "provider" in top:
+        return _Field(top["provider"], ("provider",))
+    return None
+
+
 def _check_shots(
     checker: _Checker, value: dict[str, Any], variables: dict[str, str], ids: _Ids
 ) -> list[Shot]:
@@ -242,7 +252,7 @@ def _check_shots(
     for index, raw in enumerate(raw_shots):
         if not isinstance(raw, dict):
             continue
-        shot = _check_shot(checker, raw, defaults, index, variables, resolver, ids)
+        shot = _check_shot(checker, raw, defaults, index, variables, resolver, ids, value)
         if shot is not None:
             shots.append(shot)
     return shots
@@ -277,10 +287,17 @@ def _check_shot(
     variables: dict[str, str],
     resolver: ImageResolver,
     ids: _Ids,
+    top: dict[str, Any],
 ) -> Shot | None:
     ok = True
     shot_id = _check_id(checker, raw, index, ids)
     fields = _merged_fields(raw, defaults, index)
+    provider_field = _provider_field(fields, top)
+    if provider_field is not None:
+        fields["provider"] = provider_field
+    provider = DEFAULT_PROVIDER
+    if provider_field is not None and isinstance(provider_field.value, str):
+        provider = provider_field.value
     if any(checker.broken(f.path) for f in fields.values()):
         ok = False
 
@@ -293,8 +310,10 @@ def _check_shot(
     model = DEFAULT_MODEL
     if "model" in fields and isinstance(fields["model"].value, str):
         model = fields["model"].value
-    seconds = _check_seconds(checker, fields.get("seconds"))
-    aspect_ratio = _check_aspect_ratio(checker, fields.get("aspect_ratio"))
+    # The gateway's documented ranges; another provider's are its capability table's.
+    gateway = provider == DEFAULT_PROVIDER
+    seconds = _check_seconds(checker, fields.get("seconds"), warn=gateway)
+    aspect_ratio = _check_aspect_ratio(checker, fields.get("aspect_ratio"), warn=gateway)
     extra = _check_extra(checker, raw, defaults, index, model)
 
     if shot_id is None or prompt is None or images is None or extra is None or not ok:
@@ -314,7 +333,18 @@ def _check_shot(
         takes=takes,
         extra=extra,
         line=checker.doc.where(("shots", index)).line,
+        provider=provider,
+        places=_places(checker, fields, index),
     )
+
+
+def _places(checker: _Checker, fields: dict[str, _Field], index: int) -> dict[str, tuple[int, int]]:
+    """Where each field of the shot was written, and the shot itself (``""``)."""
+    places: dict[str, tuple[int, int]] = {}
+    for name, written in {"": _Field(None, ("shots", index)), **fields}.items():
+        where = checker.doc.where(written.path)
+        places[name] = (where.line, where.column)
+    return places
 
 
 def _check_prompt(
@@ -433,12 +463,12 @@ def _check_images(
     return tuple(resolved) if ok else None
 
 
-def _check_seconds(checker: _Checker, seconds: _Field | None) -> int | None:
+def _check_seconds(checker: _Checker, seconds: _Field | None, *, warn: bool) -> int | None:
     if seconds is None or checker.broken(seconds.path):
         return None
     value = int(seconds.value)
     low, high = DOCUMENTED_SECONDS
-    if not low <= value <= high:
+    if warn and not low <= value <= high:
         checker.report(
             seconds.path,
             f"seconds {value} is outside the documented range {low} to {high}",
@@ -447,11 +477,11 @@ def _check_seconds(checker: _Checker, seconds: _Field | None) -> int | None:
     return value
 
 
-def _check_aspect_ratio(checker: _Checker, ratio: _Field | None) -> str | None:
+def _check_aspect_ratio(checker: _Checker, ratio: _Field | None, *, warn: bool) -> str | None:
     if ratio is None or checker.broken(ratio.path):
         return None
     value: str = ratio.value
-    if value not in DOCUMENTED_ASPECT_RATIOS:
+    if warn and value not in DOCUMENTED_ASPECT_RATIOS:
         checker.report(
             ratio.path,
             f"aspect ratio {value} is not one the service documents "
@@ -809,7 +839,9 @@ def _check_file_shots(
             if not rows.start(row):
                 continue
             own = {**variables, **row.vars} if row.vars else variables
-            shot = _check_shot(rows, row.value, defaults, rows.index, own, resolver, ids)
+            shot = _check_shot(
+                rows, row.value, defaults, rows.index, own, resolver, ids, checker.doc.value
+            )
             if shot is not None:
                 shots += 1
                 jobs += shot.takes

@@ -43,6 +43,8 @@ ACTIONS: tuple[Action, ...] = ("submit", "resume", "skip", "fetch", "retry", "ho
 ASSUMED_SECONDS = 8
 
 DEFAULT_MODEL = "omni-fast"
+#: The video API a shot goes to when the manifest names none (``runner.providers``).
+DEFAULT_PROVIDER = "gateway"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +129,11 @@ class Shot:
     takes: int = 1
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
     line: int = 0
+    #: The video API that renders it (``gateway``, ``veo``, ``runway``).
+    provider: str = DEFAULT_PROVIDER
+    #: Where each of its fields was written (on the shot, in defaults, at the top), as
+    #: (line, column): a provider's capability check points there.
+    places: dict[str, tuple[int, int]] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def seconds_to_pay(self) -> int:

@@ -205,6 +205,18 @@ def m006_requests(db: sqlite_utils.Database) -> None:
     _table(db, "requests").create({"fingerprint": str, "request": str, "at": str}, pk="fingerprint")
 
 
+@migrations()
+def m007_render_provider(db: sqlite_utils.Database) -> None:
+    """The provider each render goes to (null: the gateway, as every render before), and the
+    price the provider reports: ``provider_estimated_cost`` at create, ``provider_cost`` when
+    the task ends, both in ``provider_cost_unit`` (Runway: credits)."""
+    renders = _table(db, "renders")
+    renders.add_column("provider", str)
+    renders.add_column("provider_estimated_cost", float)
+    renders.add_column("provider_cost", float)
+    renders.add_column("provider_cost_unit", str)
+
+
 def _schema_number(name: str) -> int:
     """The number of a migration named ``mNNN_...`` (0 for another name)."""
     digits = name[1:4]
@@ -316,6 +328,13 @@ class RenderRow:
     creates_sent: int = 0
     #: Of those, the ones sent under the current key (attempt).
     key_sends: int = 0
+    #: The provider its task was created at (None: the gateway).
+    provider: str | None = None
+    #: The price the provider reported for its task: estimated at create, and as charged
+    #: when it ended, in ``provider_cost_unit`` (Runway: credits). None: not reported.
+    provider_estimated_cost: float | None = None
+    provider_cost: float | None = None
+    provider_cost_unit: str | None = None
 
     @property
     def key(self) -> RenderKey:

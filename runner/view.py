@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from runner.delivery import HISTORY
-from runner.model import ACTIONS, ASSUMED_SECONDS, IN_FLIGHT_STATES, JOB_STATES
+from runner.model import ACTIONS, ASSUMED_SECONDS, DEFAULT_PROVIDER, IN_FLIGHT_STATES, JOB_STATES
 from runner.text import shown, visible
 
 if TYPE_CHECKING:
@@ -447,6 +447,7 @@ def _job_entry(p: PlannedJob, *, with_action: bool) -> dict[str, Any]:
     }
     if with_action:
         entry["action"] = p.action
+        entry["provider"] = p.job.shot.provider
     entry.update(
         {
             "attempts": p.attempts,
@@ -507,8 +508,12 @@ def display_dir(manifest: Manifest) -> str:
 
 def _table(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
     last = "ACTION" if with_action else "STATE"
-    header = ("SHOT", "TAKE", "MODE", "SECONDS", "FINGERPRINT", last)
-    rows = [header]
+    header: tuple[str, ...] = ("SHOT", "TAKE", "MODE", "SECONDS", "FINGERPRINT", last)
+    # Which API renders each job, once a manifest uses another than the gateway.
+    providers = any(shot.provider != DEFAULT_PROVIDER for shot in manifest.shots)
+    if providers:
+        header = ("SHOT", "TAKE", "PROVIDER", *header[2:])
+    rows: list[tuple[str, ...]] = [header]
     for p in plan.jobs:
         shot = p.job.shot
         seconds = str(shot.seconds_to_pay) + ("" if shot.seconds is not None else ASSUMED_MARK)
@@ -520,6 +525,7 @@ def _table(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
             (
                 shot.id,
                 str(p.job.take),
+                *((f"{shot.provider} {shot.model}",) if providers else ()),
                 shot.mode,
                 seconds,
                 p.job.fingerprint[:12],

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 from urllib.parse import quote
 
 import httpx
@@ -55,6 +55,9 @@ from runner.api.transport import AiohttpTransport
 from runner.errors import ConfigError
 from runner.files import open_part
 from runner.text import shorten
+
+if TYPE_CHECKING:
+    from runner.providers.base import Profile
 
 ProgressCallback = Callable[[int, int | None], None]
 
@@ -123,7 +126,15 @@ class ApiClient:
         read_timeout: float = 60,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         max_clip_bytes: int = DEFAULT_MAX_CLIP_BYTES,
+        profile: Profile | None = None,
     ) -> None:
+        if profile is None:
+            from runner.providers.gateway import Gateway
+
+            profile = Gateway()
+        #: The provider's API this client speaks (``runner.providers``): its headers, create
+        #: call, poll path, task reading, and which video URLs take the key.
+        self.profile = profile
         # Checked before anything else: a base with a query or fragment is refused (exit 2).
         try:
             base = httpx.URL(check_base(base_url))
@@ -139,7 +150,13 @@ class ApiClient:
         self._request_timeout = request_timeout
         self._max_clip_bytes = max_clip_bytes
         # What goes to the API's origin, and only there.
-        self._auth = {"Authorization": f"Bearer {api_key}"}
+        self._auth = profile.headers(api_key)
+        # An answer may carry the clip inline (Veo's encodedVideo): bounded by the clip's cap.
+        self._answer_cap = (
+            max(MAX_ANSWER_BYTES, max_clip_bytes * 4 // 3 + MAX_ANSWER_BYTES)
+            if profile.inline_video
+            else MAX_ANSWER_BYTES
+        )
         self._http = httpx.AsyncClient(
             transport=AiohttpTransport() if transport is None else transport,
             headers={
@@ -184,13 +201,23 @@ class ApiClient:
 
     async def create(self, body: dict[str, Any], idempotency_key: str) -> Task:
         """Submit a task. A lost answer raises ``TransientError(sent=True)``: it may exist."""
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        return await self._call(
-            "POST",
-            f"{self.base_url}/videos",
-            body=content.encode(),
-            headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key},
-        )
+        from runner.providers.base import Unmappable
+
+        try:
+            call = self.profile.create_call(body)
+        except Unmappable as error:
+            problem = str(error)
+        else:
+            content = json.dumps(
+                call.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            )
+            headers = {"Content-Type": "application/json"}
+            if self.profile.idempotent_creates:
+                headers["Idempotency-Key"] = idempotency_key
+            return await self._call(
+                call.method, f"{self.base_url}{call.path}", body=content.encode(), headers=headers
+            )
+        raise Rejected(f"{self.profile.name} cannot take this request: {problem} (not sent)")
 
     async def retrieve(self, task_id: str) -> Task:
         """The task as the server sees it now.
@@ -203,8 +230,16 @@ class ApiClient:
         except UnusableTaskId as error:
             problem = str(error)
         else:
-            return await self._call("GET", f"{self.base_url}/videos/{quote(task_id, safe='')}")
-        raise ApiError(f"GET {self.base_url}/videos/…: {problem}; it cannot be polled")
+            if self.profile.name == "gateway":
+                path = f"/videos/{quote(task_id, safe='')}"
+            elif any(part in ("", ".", "..") for part in task_id.split("/")):
+                problem = "a task id with an empty or dot path segment"
+                raise ApiError(f"GET {self.base_url}/…: {problem}; it cannot be polled")
+            else:
+                # Veo's operation names are paths (models/<model>/operations/<id>).
+                path = self.profile.poll_path(quote(task_id, safe="/"))
+            return await self._call("GET", f"{self.base_url}{path}")
+        raise ApiError(f"GET {self.base_url}/…: {problem}; it cannot be polled")
 
     def content_url(self, task_id: str) -> str:
         """The gateway's own route to a finished clip, for tasks that give no URL."""
@@ -226,6 +261,19 @@ class ApiClient:
             return await self._receive(answer, part_path, have, on_progress)
         finally:
             await answer.aclose()
+
+    def save_inline(self, data: bytes, part_path: Path) -> Downloaded:
+        """A clip that came inline in the task's answer, written into ``part_path`` (checked
+        as a download is: the cap, and the start of a media container)."""
+        what = "inline video"
+        if len(data) > self._max_clip_bytes:
+            raise BadClip(f"{what}: {len(data):,} bytes, over the cap of {self._max_clip_bytes:,}")
+        if not is_media_container(data[:_HEAD]):
+            raise BadClip(f"{what}: it does not start like an MP4 or WebM file")
+        part_path.parent.mkdir(parents=True, exist_ok=True)
+        with open_part(part_path, append=False) as out:
+            out.write(data)
+        return Downloaded(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -259,7 +307,7 @@ class ApiClient:
             async with timeout:
                 answer = await self._http.send(request, stream=True)
                 try:
-                    content = await _read_capped(answer)
+                    content = await _read_capped(answer, self._answer_cap)
                 finally:
                     await answer.aclose()
         except TimeoutError:
@@ -292,7 +340,9 @@ class ApiClient:
         """One GET of a download, its body still to be read; decides, hop by hop, whether the
         key goes along."""
         self._check_open()
-        if _origin_of(url) == self._origin:
+        if _origin_of(url) == self._origin and self.profile.download_needs_key(
+            str(url), self.base_url
+        ):
             # As for the base: the key is the credential there. aiohttp would refuse a
             # user:password in the URL next to the Authorization header (a bare ValueError).
             url = url.copy_with(userinfo=b"")
@@ -326,7 +376,13 @@ class ApiClient:
         a server fault, ``TransientError(sent=True)``."""
         unusable_id = False
         try:
-            task = Task.from_json(json.loads(content))
+            data = json.loads(content)
+            if self.profile.name == "gateway":
+                task = Task.from_json(data)
+            else:
+                if not isinstance(data, dict):
+                    raise UnreadableTask(f"task object expected, got {type(data).__name__}")
+                task = Task.from_provider(self.profile.read_task(data))
         except UnusableTaskId as error:
             problem, unusable_id = str(error), True
         except (UnreadableTask, ValueError) as error:
@@ -702,19 +758,19 @@ def _int_header(value: str | None) -> int | None:
     return int(value)
 
 
-async def _read_capped(answer: httpx.Response) -> bytes:
+async def _read_capped(answer: httpx.Response, cap: int = MAX_ANSWER_BYTES) -> bytes:
     """An API answer's whole body, read in chunks; ``_Unread`` as soon as it passes
     ``MAX_ANSWER_BYTES`` (announced or counted after decoding), so memory stays bounded."""
     _check_encoding(answer)
     length = _int_header(answer.headers.get("Content-Length"))
-    too_large = _Unread(f"an answer over {MAX_ANSWER_BYTES:,} bytes")
-    if length is not None and length > MAX_ANSWER_BYTES:
+    too_large = _Unread(f"an answer over {cap:,} bytes")
+    if length is not None and length > cap:
         raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in answer.aiter_bytes():
         size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
+        if size > cap:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)

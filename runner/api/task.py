@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from runner.text import shorten
@@ -65,6 +65,31 @@ class Task:
     error_code: str | None = None
     error_message: str | None = None
     created_at: float | None = None
+    #: A refusal its provider marks as such (Veo's safety filter, Runway's ``SAFETY.*``).
+    refused: bool = False
+    #: The clip itself, when the answer carries it inline (Veo's ``encodedVideo``).
+    video_bytes: bytes | None = field(default=None, repr=False)
+    #: The price the provider reports for the task (Runway: credits), and its estimate.
+    cost: float | None = None
+    estimated_cost: float | None = None
+
+    @classmethod
+    def from_provider(cls, read: ProviderAnswer) -> Task:
+        """A provider profile's reading of its own task JSON (``runner.providers``), every
+        field checked as ``from_json`` checks the gateway's."""
+        return cls(
+            id=check_task_id(read.id),
+            status=read.status,
+            raw_status=shorten(read.raw_status, MAX_STATUS),
+            progress=parse_progress(read.progress),
+            video_url=None if read.video_url is None else _checked_url(read.video_url),
+            error_code=None if read.error_code is None else shorten(read.error_code),
+            error_message=None if read.error_message is None else shorten(read.error_message),
+            refused=read.refused,
+            video_bytes=read.video_bytes,
+            cost=read.cost,
+            estimated_cost=read.estimated_cost,
+        )
 
     @classmethod
     def from_json(cls, data: Any) -> Task:
@@ -97,8 +122,37 @@ class Task:
     @property
     def is_policy_refusal(self) -> bool:
         """A moderation or policy refusal: it fails the same way on every retry."""
+        if self.refused:
+            return True
         text = f"{self.error_code or ''} {self.error_message or ''}".lower()
         return any(word in text for word in _POLICY_WORDS)
+
+
+class ProviderAnswer(Protocol):
+    """What ``Task.from_provider`` reads: a profile's ``ProviderTask``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> TaskStatus: ...
+    @property
+    def raw_status(self) -> str: ...
+    @property
+    def progress(self) -> float | None: ...
+    @property
+    def video_url(self) -> str | None: ...
+    @property
+    def video_bytes(self) -> bytes | None: ...
+    @property
+    def error_code(self) -> str | None: ...
+    @property
+    def error_message(self) -> str | None: ...
+    @property
+    def refused(self) -> bool: ...
+    @property
+    def cost(self) -> float | None: ...
+    @property
+    def estimated_cost(self) -> float | None: ...
 
 
 def normalise_status(raw: str) -> TaskStatus:

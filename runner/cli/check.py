@@ -44,14 +44,14 @@ def validate_cmd(manifests: tuple[str, ...], as_json: bool) -> None:
     the document on stdout instead; exit 2 if any file is invalid. Warnings (a long prompt,
     a request sent twice for the same clip, ...) are shown the same way and do not fail.
     """
-    from runner.manifest import validate_manifest
+    from runner.providers.check import validate_checked
 
     files = []
     all_valid = True
     for path in manifests:
         # A shots file of a million rows takes a while: say how far it is, on a terminal.
         with _progress(path, enabled=not as_json and sys.stderr.isatty()) as progress:
-            counts, diagnostics = validate_manifest(path, progress=progress)
+            counts, diagnostics = validate_checked(path, progress=progress)
         if not as_json:  # the document carries them; twice would be noise
             for diagnostic in diagnostics:
                 echo_err(diagnostic.format())
@@ -214,12 +214,12 @@ def plan_cmd(
     .history/.
     """
     from runner.chainview import chain_document, order_lines
-    from runner.manifest import load_manifest
     from runner.plan import plan_batch
     from runner.pricing import price_plan
+    from runner.providers.check import load_checked
     from runner.view import plan_document, plan_text, requests_text
 
-    manifest = load_manifest(manifest_path, out=out)
+    manifest = load_checked(manifest_path, out=out)
     for warning in manifest.warnings:
         echo_err(warning.format())
     planned = plan_batch(manifest, plan)

@@ -23,7 +23,7 @@ import click
 
 from runner.cli.check import plan_options, prices_option
 from runner.cli.common import echo_err, examples, handles_errors, out_option, run_exit_code
-from runner.errors import ConfigError, ExitCode, InputError, Interrupted
+from runner.errors import ExitCode, InputError, Interrupted
 from runner.text import visible
 
 if TYPE_CHECKING:
@@ -282,10 +282,16 @@ def _run(
 ) -> tuple[Manifest, RunResult]:
     try:
         from runner.api.base import check_base
-        from runner.batch import DEFAULT_API_BASE, SIMULATE_POLL_INTERVAL, BatchSettings, run_batch
+        from runner.batch import (
+            DEFAULT_API_BASE,
+            SIMULATE_POLL_INTERVAL,
+            BatchSettings,
+            provider_keys,
+            run_batch,
+        )
         from runner.engine import RunOptions
-        from runner.manifest import load_manifest
         from runner.plan import check_shot_ids
+        from runner.providers.check import load_checked
         from runner.view import make_view
 
         if simulate and api_base:
@@ -297,16 +303,18 @@ def _run(
         if not simulate:
             # Refused here (exit 2), before the batch folder or its run record is written.
             check_base(base)
-        manifest = load_manifest(manifest_path, out=out)
+        manifest = load_checked(manifest_path, out=out)
         for warning in manifest.warnings:
             echo_err(warning.format())
         plan = check_shot_ids(manifest, plan)
-        api_key = "" if simulate else _api_key()
+        keys = {} if simulate else provider_keys(manifest)
         if poll_interval is None:
             poll_interval = SIMULATE_POLL_INTERVAL if simulate else 15.0
         settings = BatchSettings(
             api_base=base,
-            api_key=api_key,
+            api_key=keys.get("gateway", ""),
+            provider_keys=keys,
+            base_override=api_base,
             simulate=simulate,
             run=RunOptions(
                 concurrency=concurrency,
@@ -367,15 +375,6 @@ def _saved_plan_options(
             "--rerender-rejected/--verify; leave them out (or save a new plan)"
         )
     return options, attempts
-
-
-def _api_key() -> str:
-    key = os.environ.get(API_KEY_ENV, "").strip()
-    if not key:
-        raise ConfigError(
-            f"{API_KEY_ENV} is not set: export your API key in {API_KEY_ENV} (or try --simulate)"
-        )
-    return key
 
 
 @click.command(

@@ -49,7 +49,7 @@ async def download(run: Run, work: Work) -> Step:
         if task is None or task.status != "completed":
             assert render.task_id is not None
             try:
-                task = await run.client.retrieve(render.task_id)
+                task = await run.client_for(work).retrieve(render.task_id)
             except NotFound:
                 unknown += 1
                 if unknown < NOT_FOUND_CONFIRMATIONS:
@@ -71,11 +71,15 @@ async def download(run: Run, work: Work) -> Step:
                 run.record(work, task.raw_status)
                 work.task = task
                 return Step.POLL
-        url = task.video_url or run.client.content_url(task.id)
+        client = run.client_for(work)
+        url = task.video_url or client.content_url(task.id)
         _claim_part(run, part, task.id)
         try:
             with writing(part, run=True):
-                downloaded = await run.client.download(url, part)
+                if task.video_bytes is not None:
+                    downloaded = client.save_inline(task.video_bytes, part)
+                else:
+                    downloaded = await client.download(url, part)
         except AuthError:
             raise
         except (LinkExpired, BadClip) as error:

@@ -58,7 +58,7 @@ async def poll(run: Run, work: Work) -> Step:
             )
         assert render.task_id is not None
         try:
-            task = await run.client.retrieve(render.task_id)
+            task = await run.client_for(work).retrieve(render.task_id)
         except NotFound:
             run.heard()
             unknown += 1
@@ -85,6 +85,11 @@ async def poll(run: Run, work: Work) -> Step:
         if task.progress is not None:
             readings.append((time.time() - (work.deadline - timeout), task.progress))
     work.task = task
+    if task.cost is not None or task.estimated_cost is not None:
+        # The provider's price (Runway): kept beside the render for the money figures.
+        render.provider_cost = task.cost if task.cost is not None else render.provider_cost
+        if task.estimated_cost is not None:
+            render.provider_estimated_cost = task.estimated_cost
     if task.status == "failed":
         message = task.error_message or task.error_code or task.raw_status
         if task.is_policy_refusal:

@@ -98,6 +98,11 @@ class Run:
         self.store = store
         #: Opened by the caller only when the plan needs the network.
         self._client = client
+        #: One client per provider the run uses (``run.client`` is the gateway's, or the
+        #: only one).
+        self.clients: dict[str, ApiClient] = {}
+        #: The base recorded on each render of a provider other than the gateway.
+        self.provider_bases: dict[str, str] = {}
         self.plan = plan
         self.options = options
         self.context = context
@@ -157,6 +162,13 @@ class Run:
     @client.setter
     def client(self, client: ApiClient) -> None:
         self._client = client
+
+    def client_for(self, work: Work) -> ApiClient:
+        """The client of the provider that renders ``work``: its shot's, or for an earlier
+        render (its shot gone) the provider recorded on the render; ``client`` otherwise."""
+        provider = work.job.shot.provider if work.jobs else work.render.provider
+        client = self.clients.get(provider or "gateway")
+        return client if client is not None else self.client
 
     # -- the run -------------------------------------------------------------------------------
 

@@ -89,12 +89,17 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
         move(render, "submitting")
         render.submitted_at = now_iso()
         render.api_base = run.context.render_base
+        provider = run.client_for(work).profile
+        render.provider = None if provider.name == "gateway" else provider.name
+        render.provider_cost_unit = provider.cost_unit
+        if provider.name in run.provider_bases and not run.context.simulated:
+            render.api_base = run.provider_bases[provider.name]
         render.creates_sent += 1
         render.key_sends += 1
         run.record(work, f"attempt {render.attempt}", show=not again)
         run.creating.add(current)
         try:
-            task = await run.client.create(body, render.idempotency_key)
+            task = await run.client_for(work).create(body, render.idempotency_key)
         except RateLimited as error:
             run.heard()
             _unsent(render)
@@ -176,6 +181,7 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
     # leaves a task to poll, not a create to send again.
     run.heard()
     render.task_id = task.id
+    render.provider_estimated_cost = task.estimated_cost
     move(render, "queued")
     run.record(work, f"task {task.id}")
     run.rate_limited_in_a_row = 0

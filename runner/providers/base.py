@@ -225,6 +225,8 @@ class Profile:
     poll_seconds: ClassVar[float | None] = None
     #: What ``ProviderTask.cost`` counts, if the provider reports a price.
     cost_unit: ClassVar[str | None] = None
+    #: Whether a finished task may carry the clip inline in its answer.
+    inline_video: ClassVar[bool] = False
     #: The capability table: one entry per model (empty: every model is the service's call).
     models: ClassVar[Mapping[str, Capabilities]] = {}
 

@@ -25,6 +25,21 @@ class Gateway(Profile):
     def headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
 
+    def download_needs_key(self, url: str, base_url: str) -> bool:
+        # The gateway's own content route takes the key; any other origin never does.
+        from urllib.parse import urlsplit
+
+        def origin(text: str) -> tuple[str, str, int | None]:
+            parts = urlsplit(text)
+            scheme = parts.scheme.lower()
+            return (
+                scheme,
+                (parts.hostname or "").lower(),
+                parts.port or {"https": 443, "http": 80}.get(scheme),
+            )
+
+        return origin(url) == origin(base_url)
+
     def create_call(self, request: Mapping[str, Any]) -> Call:
         return Call("POST", "/videos", dict(request))
 

@@ -69,6 +69,7 @@ class Veo(Profile):
     key_env: ClassVar[str] = "GEMINI_API_KEY"
     default_base: ClassVar[str | None] = "https://generativelanguage.googleapis.com"
     poll_seconds: ClassVar[float | None] = 10.0
+    inline_video: ClassVar[bool] = True
     models: ClassVar[Mapping[str, Capabilities]] = MODELS
 
     def headers(self, key: str) -> dict[str, str]:

@@ -133,6 +133,7 @@ def test_plan_json_follows_the_spec(
     assert first == {
         "shot": "a",
         "take": 1,
+        "provider": "gateway",
         "generation": 1,
         "state": "pending",
         "action": "submit",

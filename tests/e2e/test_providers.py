@@ -1,0 +1,304 @@
+"""Providers end to end: the real CLI against the simulator speaking Veo's and Runway's APIs.
+
+Each provider renders text and frame shots, fails, refuses for safety (never sent again),
+hands out expiring links, and survives ``kill -9``; ``validate`` refuses what a model cannot
+do; one manifest renders a shot on two providers, side by side in the contact sheet.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import POLL, cli_env, run_cli, wait_for_line
+from tests.plugins.images import tiny_png
+from tests.plugins.sim_fixtures import StartSim
+
+GEMINI = "gm-test-key-5d1e"
+RUNWAY = "rw-test-key-8c2b"
+KEYS = {"GEMINI_API_KEY": GEMINI, "RUNWAYML_API_SECRET": RUNWAY}
+MODELS = {"veo": "veo-3.1-generate-preview", "runway": "gen4.5"}
+
+SimProcess = Callable[..., tuple[str, Path]]
+
+
+def write_png(
+    path: Path, width: int, height: int, color: tuple[int, int, int] = (200, 80, 40)
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tiny_png(width, height, color))
+
+
+def write_manifest(folder: Path, provider: str, shots: list[dict[str, Any]]) -> Path:
+    """A manifest of ``shots`` on ``provider``, with two frames beside it."""
+    write_png(folder / "first.png", 64, 36)
+    write_png(folder / "last.png", 64, 36, color=(10, 200, 30))
+    manifest = folder / "batch.yaml"
+    document = {"version": 1, "name": "prov", "provider": provider, "shots": shots}
+    manifest.write_text(json.dumps(document), encoding="utf-8")
+    return manifest
+
+
+def run(manifest: Path, base: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    out = manifest.parent / "out"
+    return run_cli(
+        "run",
+        str(manifest),
+        "--out",
+        str(out),
+        "--api-base",
+        base,
+        "--poll-interval",
+        POLL,
+        *args,
+        env=cli_env(None, **KEYS, SHOTRUNNER_INSTANT_RETRY="1", **env),
+    )
+
+
+def renders(manifest: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(manifest.parent / "out" / "state.db")
+    conn.row_factory = sqlite3.Row
+    with conn:
+        return [dict(row) for row in conn.execute("select * from renders")]
+
+
+def clips(manifest: Path) -> list[Path]:
+    out = manifest.parent / "out"
+    return sorted(p for p in out.rglob("take-*.mp4") if ".history" not in p.parts)
+
+
+def _veo_shots() -> list[dict[str, Any]]:
+    model = MODELS["veo"]
+    return [
+        {"id": "text", "model": model, "prompt": "waves at dusk", "seconds": 4},
+        {
+            "id": "first",
+            "model": model,
+            "mode": "first_frame",
+            "images": ["first.png"],
+            "prompt": "the sun sets",
+            "seconds": 6,
+        },
+        {
+            "id": "refs",
+            "model": model,
+            "mode": "reference",
+            "images": ["first.png", "last.png"],
+            "prompt": "a lighthouse",
+            "seconds": 8,
+        },
+    ]
+
+
+def _runway_shots() -> list[dict[str, Any]]:
+    return [
+        {"id": "text", "model": "gen4.5", "prompt": "waves at dusk", "seconds": 5},
+        {
+            "id": "first",
+            "model": "gen4.5",
+            "mode": "first_frame",
+            "images": ["first.png"],
+            "prompt": "the sun sets",
+            "seconds": 3,
+            "aspect_ratio": "1:1",
+        },
+        {
+            "id": "firstlast",
+            "model": "veo3.1",
+            "mode": "first_last",
+            "images": ["first.png", "last.png"],
+            "prompt": "sunrise",
+            "seconds": 4,
+        },
+    ]
+
+
+SHOTS = {"veo": _veo_shots, "runway": _runway_shots}
+
+
+def test_veo_renders_text_first_frame_and_reference_shots(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    sim = start_sim(dialect="veo", token=GEMINI, quirks=True, seed=3)
+    manifest = write_manifest(tmp_path, "veo", _veo_shots())
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(clips(manifest)) == 3
+    creates = sim.recorder.creates()
+    bodies = {tuple(sorted(c.json["instances"][0])): c.json for c in creates}
+    assert ("image", "prompt") in bodies and ("prompt", "referenceImages") in bodies
+    refs = bodies[("prompt", "referenceImages")]["instances"][0]["referenceImages"]
+    assert [r["referenceType"] for r in refs] == ["ASSET", "ASSET"]
+    assert all(isinstance(c.json["parameters"]["durationSeconds"], int) for c in creates)
+    # The key went to the API's origin, never to the storage the file URI redirects to.
+    assert all(r.headers.get("x-goog-api-key") == GEMINI for r in sim.recorder.on("api"))
+    files = sim.recorder.on("files")
+    assert files and not any(GEMINI in json.dumps(r.headers) for r in files)
+    assert all(r["provider"] == "veo" for r in renders(manifest))
+
+
+def test_runway_renders_text_first_frame_and_first_last_shots_and_records_its_price(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    sim = start_sim(dialect="runway", token=RUNWAY)
+    manifest = write_manifest(tmp_path, "runway", _runway_shots())
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(clips(manifest)) == 3
+    bodies = {c.json["model"] + c.path: c.json for c in sim.recorder.creates()}
+    first_last = bodies["veo3.1/v1/image_to_video"]["promptImage"]
+    assert [image["position"] for image in first_last] == ["first", "last"]
+    assert bodies["gen4.5/v1/image_to_video"]["ratio"] == "960:960"
+    assert bodies["gen4.5/v1/text_to_video"]["duration"] == 5
+    for render in renders(manifest):
+        assert render["provider"] == "runway" and render["provider_cost_unit"] == "credits"
+        assert render["provider_cost"] is not None and render["provider_cost"] > 0
+        assert render["provider_estimated_cost"] is not None
+    assert all(RUNWAY not in json.dumps(r.headers) for r in sim.recorder.on("files"))
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_a_safety_refusal_fails_once_and_is_never_sent_again(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token=key, refuse_rate=1.0)
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "refused" in result.stdout
+    assert sim.recorder.tasks_created == 1
+    (render,) = renders(manifest)
+    assert render["state"] == "failed" and render["attempt"] == 1
+    again = run(manifest, sim.base_url)
+    assert again.returncode == 1
+    assert sim.recorder.tasks_created == 1
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_a_failed_task_is_tried_again_up_to_the_attempts(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token=key, fail_rate=1.0)
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
+    result = run(manifest, sim.base_url, "--max-attempts", "2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "failed remotely" in result.stdout
+    assert sim.recorder.tasks_created == 2
+    assert clips(manifest) == []
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_an_expired_link_is_asked_again_and_the_clip_delivered(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token=key, expire_first_url=True)
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(clips(manifest)) == 1
+    assert sim.recorder.tasks_created == 1
+    assert [r.status for r in sim.recorder.on("files")].count(403) == 1
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_kill_9_and_the_next_run_collects_the_same_tasks(
+    sim_process: SimProcess, tmp_path: Path, provider: str
+) -> None:
+    base, state = sim_process("--dialect", provider, "--job-seconds", "2")
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]())
+    command = [sys.executable, "-m", "runner", "run", str(manifest), "--out"]
+    process = subprocess.Popen(
+        [*command, str(tmp_path / "out"), "--api-base", base, "--poll-interval", POLL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(None, **KEYS),
+    )
+    wait_for_line(process, " queued")
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=10)
+    created_before = {r["task_id"] for r in renders(manifest) if r["task_id"]}
+    assert created_before
+    result = run(manifest, base)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(clips(manifest)) == 3
+    # Without idempotency keys, a create cut off by the kill is sent again: every task the
+    # service made is counted on its render, and a render sent more than once is flagged.
+    rows = renders(manifest)
+    with sqlite3.connect(state) as conn:
+        (tasks,) = conn.execute("select count(*) from tasks").fetchone()
+    assert 3 <= tasks <= sum(r["creates_sent"] for r in rows)
+    for row in rows:
+        assert row["possible_duplicate"] == (row["creates_sent"] > 1)
+    # A task whose create had answered before the kill is collected, not made again.
+    answered = {r["task_id"] for r in rows}
+    assert len(created_before & answered) >= 1
+
+
+def test_only_the_keys_of_the_providers_used_are_required(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, "veo", _veo_shots()[:1])
+    env = cli_env(None, RUNWAYML_API_SECRET=RUNWAY)
+    result = run_cli("run", str(manifest), "--out", str(tmp_path / "out"), env=env)
+    assert result.returncode == 2
+    assert "GEMINI_API_KEY (for veo)" in result.stderr
+    assert "SHOTRUNNER_API_KEY" not in result.stderr and "RUNWAY" not in result.stderr
+    assert not (tmp_path / "out" / "state.db").exists() or renders(manifest) == []
+
+
+def test_validate_refuses_what_a_model_cannot_do_with_its_place_and_what_it_takes(
+    tmp_path: Path,
+) -> None:
+    shots = [
+        {"id": "hd", "model": MODELS["veo"], "prompt": "x", "seconds": 4},
+        {"id": "lastonly", "provider": "runway", "model": "gen4.5", "prompt": "y"},
+    ]
+    manifest = tmp_path / "bad.yaml"
+    lines = ["version: 1", "provider: veo", "shots:"]
+    lines += [f"  - id: {shots[0]['id']}", f"    model: {MODELS['veo']}", "    prompt: x"]
+    lines += ["    seconds: 4", "    resolution: 1080p"]
+    lines += ["  - id: gen", "    provider: runway", "    model: gen4.5", "    prompt: y"]
+    lines += ["    mode: first_last", "    images: [first.png, last.png]", "    seconds: 5"]
+    write_png(tmp_path / "first.png", 64, 36)
+    write_png(tmp_path / "last.png", 64, 36)
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_cli("validate", str(manifest))
+    assert result.returncode == 2
+    assert f"{manifest}:8:17: error: veo: {MODELS['veo']} renders 1080p only at 8 s" in (
+        result.stderr
+    )
+    assert "gen4.5 takes a first frame only, not a last frame" in result.stderr
+    assert ":13:" in result.stderr  # at the images of the Runway shot
+    plan = run_cli("plan", str(manifest), "--out", str(tmp_path / "out"))
+    assert plan.returncode == 2
+
+
+def test_one_manifest_renders_a_shot_on_two_providers_side_by_side(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "examples" / "manifests" / "two-providers.yaml"
+    manifest = tmp_path / "two-providers.yaml"
+    manifest.write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+    shutil.copytree(example.parent / "frames", tmp_path / "frames")
+    out = tmp_path / "out"
+    result = run_cli("run", str(manifest), "--simulate", "--out", str(out), env=cli_env(None))
+    assert result.returncode == 0, result.stdout + result.stderr
+    providers = {r["provider"] for r in renders(manifest)}
+    assert providers == {"veo", "runway"}
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "harbour-veo" in page and "harbour-runway" in page
+    plan = run_cli("plan", str(manifest), "--out", str(tmp_path / "fresh"), "--json")
+    assert plan.returncode == 0, plan.stderr
+    jobs = {job["shot"]: job["provider"] for job in json.loads(plan.stdout)["jobs"]}
+    assert jobs == {"harbour-veo": "veo", "harbour-runway": "runway"}
+    table = run_cli("plan", str(manifest), "--out", str(tmp_path / "fresh")).stdout
+    assert "PROVIDER" in table and "runway veo3.1" in table
