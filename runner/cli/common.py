@@ -55,7 +55,10 @@ def run_exit_code(result: RunResult) -> int:
 
 
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    """A message on stderr. Messages quote outside text (a manifest's image path, a server's
+    answer): every control character is shown as its escape here, the one way to stderr, so
+    no caller can let a sequence act on the terminal (click strips only some, only in pipes)."""
+    click.echo(visible(message, keep_newlines=True), err=True)
 
 
 def handles_errors(func: Callable[P, R]) -> Callable[P, R]:

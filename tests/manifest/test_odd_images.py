@@ -146,3 +146,16 @@ def test_an_absolute_path_outside_is_named_and_one_inside_is_not(
     result = shotrunner("validate", str(inside), cwd=project)
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_an_image_path_that_holds_terminal_sequences_is_shown_escaped(
+    project: Path, command: str
+) -> None:
+    """The path of a missing image is manifest text: its OSC (window title) and clear-screen
+    sequences are printed as escapes in the located error, never as the sequences."""
+    path = manifest_with(project, "frames/x\\e]0;owned\\a\\e[2J.png")
+    done = shotrunner(command, str(path), cwd=project)
+    assert done.returncode == 2, done.stderr
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "image file not found: frames/x\\x1b]0;owned\\x07\\x1b[2J.png" in done.stderr
