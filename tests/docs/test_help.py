@@ -84,3 +84,11 @@ def test_shell_completion_completes_a_command_name() -> None:
     assert (done.returncode, done.stdout.split()) == (0, ["plain,validate"])
     script = shotrunner(env={**os.environ, "_SHOTRUNNER_COMPLETE": "bash_source"})
     assert "complete -o nosort -F _shotrunner_completion shotrunner" in script.stdout
+
+
+def test_run_help_names_the_key_and_base_variables() -> None:
+    """``run --help`` alone tells where the key and the API base come from."""
+    done = shotrunner("run", "--help")
+    assert done.returncode == 0, done.stderr
+    environment = done.stdout.partition("Environment:\n")[2]
+    assert "SHOTRUNNER_API_KEY" in environment and "SHOTRUNNER_API_BASE" in environment

@@ -202,3 +202,5 @@ def test_a_huge_server_message_is_kept_and_shown_short(
     (render,) = batch.renders()
     assert 0 < len(str(render["error"])) < 2_500
     assert "899,999 characters" in str(render["error"])
+    # The contact sheet shows what is stored: the sheet stays small too.
+    assert (batch.out / "index.html").stat().st_size < 100_000

@@ -86,6 +86,25 @@ def silent_api() -> Iterator[str]:
         yield f"http://127.0.0.1:{server.getsockname()[1]}/v1"
 
 
+def test_ctrl_c_before_anything_was_sent_says_so_once(batch: Batch) -> None:
+    """Ctrl-C while every create is still refused at the door: one message, on stderr, that
+    nothing was submitted (no claim that tasks keep rendering); exit 130; nothing sent."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        refusing = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    process = start_run(batch, refusing)
+    wait_for_line(process, "not sent")
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    (message,) = [line for line in stderr.splitlines() if not line.startswith("[")]
+    assert message.startswith("interrupted before any task was submitted"), stderr
+    assert "run the same command again" in message
+    assert "keep" not in message and "error" not in message
+    assert "interrupted" not in stdout
+    assert {(r["state"], r["creates_sent"]) for r in batch.renders()} == {("pending", 0)}
+
+
 def test_a_second_ctrl_c_exits_at_once(batch: Batch, silent_api: str) -> None:
     """The first Ctrl-C waits for creates on the wire; a second one leaves at once with 130."""
     process = start_run(batch, silent_api)
