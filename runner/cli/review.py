@@ -152,7 +152,7 @@ reject_cmd = _verdict_command(
     name="export",
     epilog=examples(
         "shotrunner export my-board.yaml --to cut/",
-        "shotrunner export my-board.yaml --to cut/ --no-animatic",
+        "shotrunner export my-board.yaml --to cut/ --format otio --format edl  # for an editor",
     ),
 )
 @manifest_argument

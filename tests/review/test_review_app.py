@@ -16,6 +16,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.plugins.waiting import wait_until as wait_for
 from tests.review.conftest import Batch, MakeBatch
 from tests.review.pagehelpers import take_article, wait_until
 
@@ -128,10 +130,10 @@ def start_review() -> Iterator[Any]:
     """Start ``shotrunner review`` on a batch; stopped (SIGTERM) after the test."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(batch: Batch) -> Server:
+    def start(batch: Batch, *args: str, env: dict[str, str] | None = None) -> Server:
         process = subprocess.Popen(
-            [sys.executable, "-m", "runner", "review", str(batch.manifest_path)],
-            env=cli_env(),
+            [sys.executable, "-m", "runner", "review", str(batch.manifest_path), *args],
+            env={**cli_env(), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -395,6 +397,26 @@ def test_requests_without_the_token_or_from_elsewhere_are_refused(
     assert status == 200
     assert image == (batch.manifest_path.parent / "frames" / "s02.png").read_bytes()
     assert server.request("GET", f"/{token}/_input/1/1")[0] == 404
+
+
+def test_port_is_the_one_asked_for_and_open_hands_the_url_to_the_browser(
+    make_batch: MakeBatch, start_review: Any, tmp_path: Path
+) -> None:
+    """``--port N`` serves on 127.0.0.1:N; ``--open`` gives the printed URL, token and all,
+    to the user's browser (``BROWSER``, as Python's webbrowser reads it)."""
+    batch = make_batch(STORYBOARD)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n', encoding="utf-8")
+    browser.chmod(0o755)
+    server = start_review(batch, "--port", str(port), "--open", env={"BROWSER": f"{browser} %s"})
+    assert server.url.startswith(f"http://127.0.0.1:{port}/")
+    assert server.request("GET", f"/{server.token}/")[0] == 200
+    wait_for(opened.exists, 30, "the browser was never started")
+    assert opened.read_text(encoding="utf-8") == server.url
 
 
 HOSTILE_PROMPT = "<script>window.pwned = 'prompt'</script> waves <b>crash</b>"
