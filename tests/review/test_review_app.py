@@ -286,7 +286,7 @@ def test_takes_are_picked_rejected_and_undone_from_the_page(
 def test_takes_of_a_shot_play_in_sync(
     page: tuple[Page, list[str]], rendered: Batch, start_review: Any
 ) -> None:
-    """One play/pause and one scrubber drive both takes of a shot."""
+    """One play/pause and one scrubber drive both takes of a shot; a number key plays one."""
     server = start_review(rendered)
     tab, errors = page
     tab.goto(server.url)
@@ -302,6 +302,14 @@ def test_takes_of_a_shot_play_in_sync(
                    s.value = '1.25'; s.dispatchEvent(new Event('input')); }}"""
     )
     wait_until(tab, f"Array.from({videos}).every(v => Math.abs(v.currentTime - 1.25) < 0.05)")
+
+    # A number key plays that take of the current shot, and pauses it when pressed again.
+    take = f"document.querySelector('{card('s01-wide', 2)} video')"
+    other = f"document.querySelector('{card('s01-wide', 1)} video')"
+    tab.keyboard.press("2")
+    wait_until(tab, f"!{take}.paused && {other}.paused")
+    tab.keyboard.press("2")
+    wait_until(tab, f"{take}.paused")
     assert errors == []
 
 
