@@ -23,6 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.text import visible
+
 if TYPE_CHECKING:
     import opentimelineio as otio
 
@@ -159,8 +161,17 @@ def _float(value: object) -> float | None:
 
 
 def _one_line(text: str) -> str:
-    """A prompt on one line, for a marker's name (an EDL's locator holds one line)."""
-    return " ".join(text.split())
+    """A prompt on one line, for a marker's name (an EDL's locator holds one line), with
+    its other control characters shown as escapes."""
+    return visible(" ".join(text.split()))
+
+
+def _as_text(text: str) -> str:
+    """A prompt as an editor's file can hold it: line ends and tabs kept, every other control
+    character (a terminal escape, a BEL, a NUL, which XML cannot hold at all and an editor
+    would show raw) written as its escape, ``\\x1b``."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    return "\n".join("\t".join(visible(cell) for cell in line.split("\t")) for line in lines)
 
 
 def build_timeline(
@@ -194,7 +205,7 @@ def build_timeline(
                     "shot": entry.shot.id,
                     "take": entry.take,
                     "reason": entry.reason,
-                    "prompt": entry.shot.prompt,
+                    "prompt": _as_text(entry.shot.prompt),
                 }
             },
         )
@@ -204,7 +215,7 @@ def build_timeline(
                 marked_range=otio.opentime.TimeRange(
                     otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(0, rate)
                 ),
-                comment=entry.shot.prompt,
+                comment=_as_text(entry.shot.prompt),
             )
         )
         track.append(clip)
@@ -248,6 +259,8 @@ def at_edit_rate(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
 
 def timeline_text(timeline: otio.schema.Timeline, format_name: str) -> str:
     """The timeline in one format, as its OpenTimelineIO adapter writes it."""
+    from xml.parsers.expat import ExpatError
+
     import opentimelineio as otio
 
     chosen = TIMELINE_FORMATS[format_name]
@@ -255,8 +268,10 @@ def timeline_text(timeline: otio.schema.Timeline, format_name: str) -> str:
         timeline = at_edit_rate(timeline)
     try:
         text: str = otio.adapters.write_to_string(timeline, adapter_name=chosen.adapter)
-    except (otio.exceptions.OTIOError, ValueError) as error:
-        # The adapters raise ValueError for what their format cannot say (a rate, a name).
+    except (otio.exceptions.OTIOError, ValueError, ExpatError) as error:
+        # The adapters raise ValueError for what their format cannot say (a rate, a name);
+        # the FCP 7 XML adapter re-parses what it wrote, and raises ExpatError for a character
+        # XML cannot hold that slipped past ``_as_text``.
         raise TimelineError(f"cannot write {chosen.file}: {error}") from None
     return text
 

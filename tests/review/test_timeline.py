@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,46 @@ def test_an_edl_is_counted_in_one_standard_rate() -> None:
     assert [(d.value, d.rate) for d in counted] == [(48, 24), (24, 24)]
     # The timeline given is left as it was.
     assert [c.source_range.duration.rate for c in timeline.find_clips()] == [12, 25]
+
+
+ODD_PROMPTS = """\
+version: 1
+name: odd-text
+defaults: {seconds: 4}
+shots:
+  - id: s01
+    prompt: |
+      waves
+      999  EVIL     V     C        00:00:00:00 00:00:09:00 00:00:00:00 00:00:09:00
+  - id: s02
+    prompt: "dunes\\tat dusk \\e]0;owned\\a \\x00"
+"""
+
+
+@needs_ffmpeg
+def test_control_characters_and_line_ends_in_prompts_stay_text_in_every_format(
+    make_batch: Any, tmp_path: Path
+) -> None:
+    """A prompt may hold any character YAML allows: a line end (which an EDL line cannot
+    hold), a terminal escape, a BEL or a NUL (which XML cannot hold at all). Every format is
+    still written and read back with the same clips; the marker shows those characters as
+    escapes, and the EDL gains no event from a prompt's second line."""
+    batch = make_batch(ODD_PROMPTS)
+    batch.done("s01", 1)
+    batch.done("s02", 1)
+    to = tmp_path / "cut"
+    result = export_cli(batch, to, "otio", "edl", "fcpxml", "xml")
+    assert result.returncode == 0, result.stderr
+    timeline = otio.adapters.read_from_file(str(to / "cut.otio"))
+    clips = list(timeline.find_clips())
+    assert [c.name for c in clips] == ["s01", "s02"]
+    comments = [m.comment for c in clips for m in c.markers]
+    assert comments[1] == "dunes\tat dusk \\x1b]0;owned\\x07 \\x00"
+    assert comments[0].splitlines()[0] == "waves"
+    for name, adapter in (("cut.fcpxml", "fcpx_xml"), ("cut.xml", "fcp_xml")):
+        back = otio.adapters.read_from_file(str(to / name), adapter_name=adapter)
+        assert [c.name for c in back.find_clips()] == ["s01", "s02"], name
+    edl_text = (to / "cut.edl").read_text(encoding="utf-8")
+    assert "\x1b" not in edl_text and "\x00" not in edl_text
+    edl = otio.adapters.read_from_file(str(to / "cut.edl"), adapter_name="cmx_3600", rate=24)
+    assert [c.name for c in edl.find_clips()] == ["s01", "s02"]
