@@ -161,15 +161,23 @@ def test_a_batch_folder_that_is_a_link_is_refused(
 
 
 def test_files_are_written_with_the_users_umask(finished: Batch, tmp_path: Path) -> None:
-    """Under umask 022 the contact sheet, sidecars and exported files are -rw-r--r--, like
-    the clips (a temp file's -rw------- is not kept)."""
+    """Under umask 022 the contact sheet, sidecars and exported files (clips, cut list,
+    timelines, animatic) are -rw-r--r--, like the clips (a temp file's -rw------- is not kept)."""
     assert shotrunner("report", str(finished.manifest), "--out", str(finished.out)).returncode == 0
     to = tmp_path / "cut"
     exported = shotrunner(
-        "export", str(finished.manifest), "--out", str(finished.out), "--to", str(to)
+        "export",
+        str(finished.manifest),
+        "--out",
+        str(finished.out),
+        "--to",
+        str(to),
+        *("--format", "csv", "--format", "otio", "--format", "edl"),
     )
     assert exported.returncode == 0, exported.stderr
     written = [
+        to / "cut.otio",
+        to / "cut.edl",
         finished.out / "index.html",
         finished.out / "s01" / "take-1.json",
         finished.out / "s01" / "take-1.mp4",
