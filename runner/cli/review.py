@@ -15,6 +15,7 @@ import click
 
 from runner.cli.common import echo_err, examples, handles_errors, out_option
 from runner.errors import ExitCode, InputError
+from runner.text import visible
 
 if TYPE_CHECKING:
     from runner.model import Manifest
@@ -62,7 +63,7 @@ def report_cmd(manifest_path: str, out: Path | None) -> None:
     else:
         with store:
             page = write_report(manifest, store)
-    click.echo(str(page))
+    click.echo(visible(str(page)))
 
 
 @click.command(
@@ -113,7 +114,7 @@ def _give_verdict(
     with Store.open(manifest.output_dir) as store:
         shot = set_verdict(manifest, store, shot_id, take, verdict)
         page = write_report(manifest, store)
-    click.echo(f"{verdict} {shot.id} take {take} ({page})")
+    click.echo(f"{verdict} {shot.id} take {take} ({visible(str(page))})")
 
 
 def _verdict_command(name: str, verdict: Verdict, summary: str, epilog: str) -> click.Command:
@@ -205,7 +206,8 @@ def export_cmd(
         )
     for entry in result.entries:
         if entry.file is not None:
-            click.echo(f"{to / entry.file}  {entry.shot.id} take {entry.take} ({entry.reason})")
+            copied = visible(str(to / entry.file))
+            click.echo(f"{copied}  {entry.shot.id} take {entry.take} ({entry.reason})")
             if entry.outdated:
                 echo_err(
                     f"note: shot {entry.shot.id} take {entry.take} was rendered before the shot "
@@ -215,11 +217,11 @@ def export_cmd(
             echo_err(f"error: shot {entry.shot.id}: {entry.problem}; left out of the cut")
     for written in (result.cut_list, *result.timelines):
         if written is not None:
-            click.echo(str(written))
+            click.echo(visible(str(written)))
     if result.timeline_problem:
         echo_err(f"error: {result.timeline_problem}")
     if result.animatic is not None:
-        click.echo(str(result.animatic))
+        click.echo(visible(str(result.animatic)))
     elif result.animatic_failed:
         echo_err(f"error: {result.animatic_note}")
     elif not no_animatic and result.animatic_note:

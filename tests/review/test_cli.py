@@ -204,3 +204,32 @@ def test_export_when_ffmpeg_fails_exits_1_with_its_message(
     assert result.exit_code == 1
     assert "error: ffmpeg failed to make animatic.mp4: Invalid data found" in result.stderr
     assert not list(to.glob("*animatic*"))
+
+
+OSC_FOLDER = """\
+version: 1
+name: odd-folder
+output_dir: "renders/r\\e]0;owned\\a"
+shots:
+  - id: s01
+    prompt: waves
+"""
+
+
+def test_paths_printed_by_report_pick_and_export_show_control_characters_escaped(
+    make_batch: MakeBatch, tmp_path: Path
+) -> None:
+    """An ``output_dir`` is manifest text: a window-title sequence in it is printed as
+    escapes by ``report``, ``pick`` and ``export``, never as the sequence."""
+    batch = make_batch(OSC_FOLDER)
+    batch.done("s01", 1)
+    shown = "renders/r\\x1b]0;owned\\x07"
+    for args in (
+        ("report", batch.manifest_path),
+        ("pick", batch.manifest_path, "s01", "1"),
+        ("export", batch.manifest_path, "--to", batch.out / "cut", "--no-animatic"),
+    ):
+        result = shotrunner(*args)
+        assert result.exit_code == 0, result.stderr
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout, args
+        assert shown in result.stdout, args
