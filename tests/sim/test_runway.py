@@ -126,7 +126,8 @@ def test_an_expired_output_url_answers_403_and_a_fresh_one_works(
 ) -> None:
     """Output URLs expire: with url_ttl short the first one answers 403 once it has passed;
     retrieving the task again gives a fresh URL that serves the clip."""
-    sim = start_runway(job_seconds=0.0, url_ttl=0.2)
+    # Long enough that the fresh URL is still valid when fetched on a loaded machine.
+    sim = start_runway(job_seconds=0.0, url_ttl=2.0)
     client = runway_for(sim)
     created = _first_last(client)
     old = _finish(client, created.id).output[0]
