@@ -427,6 +427,19 @@ def test_port_is_the_one_asked_for_and_open_hands_the_url_to_the_browser(
     assert opened.read_text(encoding="utf-8") == server.url
 
 
+def test_a_port_in_use_is_one_line_and_exit_2(make_batch: MakeBatch) -> None:
+    """``--port`` of a port another program holds: one line naming it, exit 2."""
+    batch = make_batch(STORYBOARD)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        done = cli("review", str(batch.manifest_path), "--port", str(port), timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert done.stdout == ""
+
+
 HOSTILE_PROMPT = "<script>window.pwned = 'prompt'</script> waves <b>crash</b>"
 HOSTILE_ERROR = "<img src=x onerror=\"window.pwned = 'error'\"> policy says no"
 
