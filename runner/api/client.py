@@ -150,7 +150,7 @@ class ApiClient:
         #: HTTP requests sent, redirects and failures included (for benchmarks).
         self.requests_sent = 0
         # Each task's poll URL, parsed once: a task is asked several times, and httpx's
-        # parsing of a URL string was about a fifth of a poll's CPU.
+        # parsing of a URL string was about a tenth of a poll's CPU.
         self._poll_urls: OrderedDict[str, httpx.URL] = OrderedDict()
         self._closed = False
         self._request_timeout = request_timeout
