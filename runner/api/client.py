@@ -26,6 +26,7 @@ import http.cookiejar
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,8 @@ _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HTML_TAG = re.compile(r"<[^>]+>")
 _LINK_GONE = frozenset({403, 404, 410})
+#: Poll URLs kept parsed, the most recently asked: more than the tasks a run has in flight.
+_POLL_URLS_KEPT = 4096
 # Failures before a byte of the request reached the server: retrying cannot duplicate anything.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
@@ -146,6 +149,9 @@ class ApiClient:
         self._api_key = api_key
         #: HTTP requests sent, redirects and failures included (for benchmarks).
         self.requests_sent = 0
+        # Each task's poll URL, parsed once: a task is asked several times, and httpx's
+        # parsing of a URL string was about a tenth of a poll's CPU.
+        self._poll_urls: OrderedDict[str, httpx.URL] = OrderedDict()
         self._closed = False
         self._request_timeout = request_timeout
         self._max_clip_bytes = max_clip_bytes
@@ -225,20 +231,30 @@ class ApiClient:
         An id this client would not have kept (one stored by an older version, say) raises a
         bare ``ApiError`` with nothing sent: it can never be polled.
         """
+        url = self._poll_urls.get(task_id)
+        if url is None:
+            url = self._poll_urls[task_id] = httpx.URL(self._poll_url(task_id))
+            if len(self._poll_urls) > _POLL_URLS_KEPT:
+                self._poll_urls.popitem(last=False)
+        else:
+            # The most recently asked last: the oldest is the one dropped.
+            self._poll_urls.move_to_end(task_id)
+        return await self._call("GET", url)
+
+    def _poll_url(self, task_id: str) -> str:
+        """The URL that answers ``task_id`` now; ``ApiError`` for an id it cannot have."""
         try:
             check_task_id(task_id)
         except UnusableTaskId as error:
             problem = str(error)
         else:
             if self.profile.name == "gateway":
-                path = f"/videos/{quote(task_id, safe='')}"
-            elif any(part in ("", ".", "..") for part in task_id.split("/")):
+                return f"{self.base_url}/videos/{quote(task_id, safe='')}"
+            if any(part in ("", ".", "..") for part in task_id.split("/")):
                 problem = "a task id with an empty or dot path segment"
-                raise ApiError(f"GET {self.base_url}/…: {problem}; it cannot be polled")
             else:
                 # Veo's operation names are paths (models/<model>/operations/<id>).
-                path = self.profile.poll_path(quote(task_id, safe="/"))
-            return await self._call("GET", f"{self.base_url}{path}")
+                return f"{self.base_url}{self.profile.poll_path(quote(task_id, safe='/'))}"
         raise ApiError(f"GET {self.base_url}/…: {problem}; it cannot be polled")
 
     def content_url(self, task_id: str) -> str:
@@ -285,7 +301,7 @@ class ApiClient:
     async def _call(
         self,
         method: str,
-        url: str,
+        url: str | httpx.URL,
         *,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,

@@ -9,6 +9,9 @@ import gzip
 import json
 import logging
 import socket
+import ssl
+import subprocess
+import sys
 import time
 import tracemalloc
 import zlib
@@ -20,6 +23,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import pytest
+import trustme
 
 from runner.api.client import ApiClient
 from runner.api.errors import AuthError, DownloadError, RateLimited, TransientError
@@ -840,3 +844,64 @@ async def test_a_compressed_bomb_keeps_memory_small(
         tracemalloc.stop()
     assert "answer over" in caught.value.message
     assert peak < 16 * 1024 * 1024, f"{peak:,} bytes at the peak"
+
+
+@pytest.fixture
+async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """An https server for ``localhost`` whose certificate a test CA signed: its URL, and the
+    CA's bundle (trusted only where a test says so). It answers every request with TASK."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+
+    async def answer(reader: Reader, writer: Writer) -> None:
+        with suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(TASK), TASK))
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+    yield f"https://localhost:{server.sockets[0].getsockname()[1]}/v1/videos/x", bundle
+    server.close()
+    await server.wait_closed()
+
+
+async def test_https_is_verified_with_the_trusted_certificates(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transport's own TLS context verifies the server against the system's certificates,
+    or SSL_CERT_FILE's: a server signed by a CA in that bundle is reached."""
+    url, bundle = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    transport = AiohttpTransport()
+    try:
+        answer, body = await fetch(transport, "GET", url)
+    finally:
+        await transport.aclose()
+    assert (answer.status_code, body) == (200, TASK)
+
+
+async def test_https_to_an_untrusted_server_is_refused_before_sending(
+    tls_server: tuple[str, Path], transport: AiohttpTransport
+) -> None:
+    """A certificate no trusted CA signed fails the handshake: a ConnectError (never sent)."""
+    url, _ = tls_server
+    with pytest.raises(httpx.ConnectError, match="cannot connect to localhost"):
+        await fetch(transport, "GET", url)
+
+
+def test_importing_the_transport_leaves_ssl_as_it_was() -> None:
+    """aiohttp is imported without loading certificates into its unused default contexts; in a
+    fresh interpreter, the contexts made afterwards still load the system's certificates."""
+    script = (
+        "import ssl, runner.api.transport, aiohttp.connector as c\n"
+        "print(c._SSL_CONTEXT_VERIFIED.cert_store_stats()['x509_ca'],"
+        " ssl.create_default_context().cert_store_stats()['x509_ca'] > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["0", "True"]

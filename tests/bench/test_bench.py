@@ -95,7 +95,7 @@ def test_adaptive_counts_429_answers(tmp_path: Path) -> None:
 
 
 def test_real_length_compares_requests_and_delays(tmp_path: Path) -> None:
-    """Benchmark 5 runs both sides at once and reports requests per job, delays, and the
+    """Benchmark 5 runs both sides in turn and reports requests per job, delays, and the
     runner's CPU as a share of one core."""
     needs_sdk()
     page = run_tiny("real-length", tmp_path)
