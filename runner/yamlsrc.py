@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -317,7 +318,8 @@ class _Builder:
                 self.error(key_node, path, "a mapping key must be a plain value, not a collection")
                 continue
             key_value = self.scalar(key_node, path, key=True)
-            key = key_value if isinstance(key_value, str) else key_node.value
+            # Interned: the same few keys are written once per shot, 100,000 times over.
+            key = sys.intern(key_value if isinstance(key_value, str) else key_node.value)
             child = (*path, key)
             if key in result:
                 first = self.doc.key_positions[child]
