@@ -1,11 +1,13 @@
-"""Benchmark 2, scale: a 10,000-job manifest through validate, plan, status and a done run;
-and (2b, ``run_shot_files``) 100,000 shots from YAML, CSV and JSONL through validate and plan.
+"""Benchmark 2, scale: a 10,000-job manifest through validate, plan, status and a done run,
+then 100,000 shots from YAML through validate and plan; and (2b, ``run_shot_files``)
+100,000 shots from YAML, CSV and JSONL through validate and plan.
 
 The manifest comes from ``validate_plan.write_manifest`` (the four modes, shared images,
 every seventh shot with two takes). One ``run`` of zero-length jobs against the simulator
 makes every job done (setup, reported but not a target); then each command is timed as a
 fresh process, a user's view: interpreter start included. The final ``run`` must find
-everything done by size and time (no re-hash) and send nothing.
+everything done by size and time (no re-hash) and send nothing. The 100,000 shots are
+planned as a new batch (no clip on disk yet).
 
 2b writes the same shots three ways (a YAML list, a CSV table, JSONL lines: ``shots_from``)
 and times ``validate`` and ``plan`` of each, interleaved in the same run so that the
@@ -39,13 +41,15 @@ class Size:
     repeat: int
     #: Shots for ``validate_plan.py`` itself (issue 2's own benchmark, 10,000 shots).
     issue2_shots: int
+    #: Shots of the large manifest that ``validate`` and ``plan`` read from YAML.
+    large_shots: int
 
 
 # 8,750 shots, every seventh with two takes: 10,000 jobs.
 SIZES = {
-    "full": Size(shots=8750, repeat=3, issue2_shots=10_000),
-    "quick": Size(shots=1750, repeat=1, issue2_shots=10_000),
-    "tiny": Size(shots=35, repeat=1, issue2_shots=20),
+    "full": Size(shots=8750, repeat=3, issue2_shots=10_000, large_shots=100_000),
+    "quick": Size(shots=1750, repeat=1, issue2_shots=10_000, large_shots=20_000),
+    "tiny": Size(shots=35, repeat=1, issue2_shots=20, large_shots=40),
 }
 WALL_LIMIT = 1.5
 RSS_LIMIT_MIB = 200
@@ -64,7 +68,8 @@ FILES_SIZES = {
     "quick": FilesSize(shots=20_000, repeat=1, rows=200_000),
     "tiny": FilesSize(shots=40, repeat=1, rows=200),
 }
-#: 100,000 shots from YAML: each command at most this long, in at most this much memory.
+#: 100,000 shots from YAML (benchmark 2 and 2b): each command at most this long, in at most
+#: this much memory.
 YAML_WALL_LIMIT = 5.0
 YAML_RSS_LIMIT_MIB = 400
 #: From CSV or JSONL: at most these shares of the YAML time, measured in the same run.
@@ -86,7 +91,9 @@ def run(mode: str) -> Section:
         "2. Scale",
         f"A manifest of {size.shots:,} shots, {jobs:,} jobs (`validate_plan.write_manifest`). "
         f"Each command runs {size.repeat}x as a fresh process; best and median wall time, "
-        "the highest peak RSS. `status` and the last `run` see every job done.",
+        "the highest peak RSS. `status` and the last `run` see every job done. Then "
+        f"`validate` and `plan` (a new batch) of {size.large_shots:,} shots "
+        f"({jobs_of(size.large_shots):,} jobs) from the same generator's YAML.",
         header=["command", "best s", "median s", "peak RSS MiB", "requests sent"],
     )
     with harness.scratch("scale") as tmp:
@@ -152,6 +159,7 @@ def run(mode: str) -> Section:
                 )
                 if label.startswith("run"):
                     section.target("`run (all done)` sends nothing", str(sent), "0", sent == 0)
+        _large(section, tmp / "large", size)
     section.notes.append(
         f"Setup: the first `run` of {jobs:,} zero-length jobs (concurrency 100, poll 0.2 s) took "
         f"{fmt(setup.wall, 1)} s wall, {fmt(setup.cpu, 1)} CPU s "
@@ -165,6 +173,44 @@ def run(mode: str) -> Section:
         + "\n".join(f"      {line}" for line in _issue2(size.issue2_shots, size.repeat))
     )
     return section
+
+
+def _large(section: Section, folder: Path, size: Size) -> None:
+    """``validate`` and ``plan`` (a new batch) of ``size.large_shots`` shots from YAML,
+    interleaved in each round; the targets hold for 100,000 shots."""
+    folder.mkdir()
+    manifest = validate_plan.write_manifest(folder, size.large_shots)
+    commands = {
+        "validate": harness.shotrunner("validate", manifest),
+        "plan": harness.shotrunner("plan", manifest, "--out", folder / "out"),
+    }
+    walls: dict[str, list[float]] = {label: [] for label in commands}
+    rss = dict.fromkeys(commands, 0.0)
+    for _ in range(size.repeat):
+        for label, argv in commands.items():
+            measured = harness.run_measured(
+                argv, env=harness.runner_env(), output=folder / "cmd.log"
+            )
+            walls[label].append(measured.wall)
+            rss[label] = max(rss[label], measured.maxrss_mib)
+    shots = f"{size.large_shots:,} shots"
+    for label, times in walls.items():
+        median = statistics.median(times)
+        section.rows.append(
+            [f"{label} ({shots})", fmt(min(times), 3), fmt(median, 3), fmt(rss[label], 0), "-"]
+        )
+        section.target(
+            f"`{label}` of {shots} wall",
+            f"{fmt(min(times), 3)} s (median {fmt(median, 3)} s)",
+            f"<= {YAML_WALL_LIMIT} s",
+            median <= YAML_WALL_LIMIT,
+        )
+        section.target(
+            f"`{label}` of {shots} peak RSS",
+            f"{fmt(rss[label], 0)} MiB",
+            f"<= {YAML_RSS_LIMIT_MIB} MiB",
+            rss[label] <= YAML_RSS_LIMIT_MIB,
+        )
 
 
 def _issue2(shots: int, repeat: int) -> list[str]:

@@ -251,9 +251,10 @@ def bind_jobs(manifest: Manifest, sources: Sources) -> Bound:
     waiting: dict[str, list[Waiting]] = {}
     for shot in order(manifest.shots):
         images = list(shot.images)
+        frames = frames_of(shot)
         blocked: list[str] = []
         failed = False
-        for position, image in frames_of(shot):
+        for position, image in frames:
             name = str(image.from_shot)
             take = image.from_take or sources.take_of(name)
             source_fingerprint = fingerprints.get((name, take))
@@ -284,7 +285,8 @@ def bind_jobs(manifest: Manifest, sources: Sources) -> Bound:
             for take in takes:
                 fingerprints[(shot.id, take)] = None
             continue
-        ready = dataclasses.replace(shot, images=tuple(images))
+        # Only a chained shot's frames change: the others are kept as they are.
+        ready = shot if not frames else dataclasses.replace(shot, images=tuple(images))
         bound[shot.id] = []
         for take in takes:
             job = Job(shot=ready, take=take, fingerprint=fingerprint(ready, take))

@@ -832,7 +832,7 @@ def _check_file_shots(
     try:
         for row in source.rows(progress):
             if row.number % _COLLECT_EVERY == 0:
-                # The cycle collector is paused (``_without_cycle_collector``); the new
+                # The cycle collector is paused (``without_cycle_collector``); the new
                 # objects of the last rows, the only ones that can hold an error's cycles,
                 # are looked at now and then so that a file of bad rows stays in bounds.
                 gc.collect(0)
@@ -873,10 +873,10 @@ def _digest(data: bytes, source: ShotFile | None) -> str:
 
 
 @contextlib.contextmanager
-def _without_cycle_collector() -> Iterator[None]:
-    """Python's cycle collector paused while a manifest loads.
+def without_cycle_collector() -> Iterator[None]:
+    """Python's cycle collector paused while a manifest loads (and while its plan is made).
 
-    Loading builds millions of objects (nodes, positions, shots) and no reference cycles:
+    Loading builds millions of objects (values, positions, shots) and no reference cycles:
     the collector would walk them again and again as they pile up and free nothing. For
     100,000 YAML shots that was two thirds of the time. Not around the schema's full
     validator, whose errors of an invalid file do hold cycles.
@@ -903,7 +903,7 @@ def _check(
     data, problems = _read(absolute, display)
     if data is None:
         return None, Counts(), problems
-    with _without_cycle_collector():
+    with without_cycle_collector():
         doc, diagnostics = load_yaml(data, display)
     if doc is None:
         return None, Counts(), diagnostics
@@ -926,7 +926,7 @@ def _check(
     value: dict[str, Any] = doc.value
     variables = _check_vars(checker, value)
     _check_output_dir(checker, value)
-    with _without_cycle_collector():
+    with without_cycle_collector():
         ids = _Ids()
         shots = _check_shots(checker, value, variables, ids)
         # The manifest's own shots, where a warning can point at the shot (a shots file's

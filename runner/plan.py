@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,8 +211,9 @@ def make_plan(
     if store is None:
         planned = [PlannedJob(job=job, action="submit") for job in in_scope]
         if output_dir is not None:
+            folders = _shot_folders(output_dir)
             for item in planned:
-                _adopt_from_sidecar(item, output_dir, options)
+                _adopt_from_sidecar(item, output_dir, folders, options)
         earlier: list[EarlierRender] = []
     else:
         job_rows = store.jobs()
@@ -225,6 +228,7 @@ def _plan_jobs(
     jobs: Sequence[Job], store: Store, job_rows: Mapping[JobKey, JobRow], options: PlanOptions
 ) -> list[PlannedJob]:
     output_dir = store.path.parent
+    folders = _shot_folders(output_dir)
     renders = store.renders()
     verdicts = store.verdicts() if options.rerender_rejected else {}
     highest: dict[str, int] = {}
@@ -264,7 +268,7 @@ def _plan_jobs(
         if render is not None:
             _apply_render(item, render, row, output_dir, options)
         elif row is None and reason is None:
-            _adopt_from_sidecar(item, output_dir, options)
+            _adopt_from_sidecar(item, output_dir, folders, options)
         planned.append(item)
     return planned
 
@@ -339,14 +343,33 @@ def _earlier_renders(
     return earlier
 
 
-def _adopt_from_sidecar(item: PlannedJob, output_dir: Path, options: PlanOptions) -> None:
+def _shot_folders(output_dir: Path) -> frozenset[str]:
+    """The names in the batch folder, case-folded: a shot without a folder has no clip, so
+    its sidecar is not looked for (opening one per job was most of a new batch's plan)."""
+    try:
+        return frozenset(_folded(name) for name in os.listdir(output_dir))
+    except OSError:
+        return frozenset()
+
+
+def _folded(name: str) -> str:
+    """A name as a case-blind, normalising disk (macOS) compares it."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _adopt_from_sidecar(
+    item: PlannedJob, output_dir: Path, folders: frozenset[str], options: PlanOptions
+) -> None:
     """A clip on disk whose sidecar names this job's fingerprint, unknown to the store (its
     ``state.db`` was lost or deleted): plan to take it back (``fetch``), not to pay again.
 
     The run checks the file against the sidecar's hash before it takes it; a mismatch is
     fetched from the sidecar's task. A simulated clip is never adopted by a real run (nor a
-    real one by a simulated run): it would pass for a paid one.
+    real one by a simulated run): it would pass for a paid one. ``folders`` are
+    ``_shot_folders(output_dir)`` (case-folded, as a case-blind disk finds them).
     """
+    if _folded(item.job.shot.id) not in folders:
+        return
     final = output_dir / clip_relpath(item.job.shot.id, item.job.take)
     sidecar = read_sidecar(final)
     if sidecar is None or sidecar.get("fingerprint") != item.job.fingerprint:
@@ -450,10 +473,11 @@ def plan_batch(manifest: Manifest, options: PlanOptions | None = None) -> Plan:
     Raises ``InputError`` when ``options`` name a shot the manifest lacks, and when the
     batch's state database cannot be read.
     """
+    from runner.manifest import without_cycle_collector
     from runner.sources import attach_chain, bind_batch
 
     options = check_shot_ids(manifest, options or PlanOptions())
-    with _batch_store(manifest) as store:
+    with _batch_store(manifest) as store, without_cycle_collector():
         # Chained shots: what they need comes first (--only included), and those whose
         # clips are not delivered yet wait.
         bound, options = bind_batch(manifest, store, options)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,19 +56,119 @@ _INF_RE = re.compile(r"[-+]?\.(inf|Inf|INF)\Z")
 _NAN_RE = re.compile(r"\.(nan|NaN|NAN)\Z")
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc]
-    """Composes only: tags untagged plain scalars so that ``_Builder`` resolves them."""
-
-    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
-        if kind is yaml.ScalarNode:
-            return _PLAIN if implicit[0] else _STR
-        return _MAP if kind is yaml.MappingNode else _SEQ
-
-
 @dataclass(frozen=True, slots=True)
 class Position:
     line: int
     column: int
+
+
+class _Node:
+    """A composed value before it is built: its tag, its content and where it starts.
+
+    Lighter than PyYAML's nodes (no marks, which hold a dictionary each): 100,000 shots
+    composed as PyYAML's nodes took 400 MiB before a single value was built. ``at`` is
+    shared with the built document's positions.
+    """
+
+    __slots__ = ("at", "tag", "value")
+
+    def __init__(self, tag: str, value: Any, at: Position) -> None:
+        self.tag = tag
+        self.value = value
+        self.at = at
+
+
+class _Scalar(_Node):
+    value: str
+
+
+class _Sequence(_Node):
+    value: list[_Node]
+
+
+class _Mapping(_Node):
+    value: list[tuple[_Node, _Node]]
+
+
+def _at(mark: yaml.Mark) -> Position:
+    return Position(mark.line + 1, mark.column + 1)
+
+
+class _Composer:
+    """The node tree of one document from libyaml's events (PyYAML's composer, with our
+    nodes): untagged plain scalars are tagged ``_PLAIN`` so that ``_Builder`` resolves them
+    by our rules, other untagged scalars ``!!str``."""
+
+    def __init__(self, text: str) -> None:
+        self.parser = _BaseLoader(text)
+        self.anchors: dict[str, _Node] = {}
+
+    def document(self) -> _Node | None:
+        """The single document's root (None for an empty stream)."""
+        try:
+            self.parser.get_event()  # stream start
+            if isinstance(self.parser.peek_event(), yaml.StreamEndEvent):
+                return None
+            start = self.parser.get_event().start_mark  # document start
+            root = self.node()
+            self.parser.get_event()  # document end
+            if not isinstance(self.parser.peek_event(), yaml.StreamEndEvent):
+                raise yaml.composer.ComposerError(
+                    "expected a single document in the stream",
+                    start,
+                    "but found another document",
+                    self.parser.get_event().start_mark,
+                )
+            return root
+        finally:
+            self.parser.dispose()
+
+    def node(self) -> _Node:
+        event = self.parser.get_event()
+        kind = type(event)
+        if kind is yaml.AliasEvent:
+            if event.anchor not in self.anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"found undefined alias {event.anchor!r}", event.start_mark
+                )
+            return self.anchors[event.anchor]
+        tag, at = event.tag, _at(event.start_mark)
+        if kind is yaml.ScalarEvent:
+            if tag is None or tag == "!":
+                tag = _PLAIN if event.implicit[0] else _STR
+            return self.anchored(event, _Scalar(tag, event.value, at))
+        if tag is None or tag == "!":
+            tag = _SEQ if kind is yaml.SequenceStartEvent else _MAP
+        if kind is yaml.SequenceStartEvent:
+            items: list[_Node] = []
+            node: _Node = self.anchored(event, _Sequence(tag, items, at))
+            while not isinstance(self.parser.peek_event(), yaml.SequenceEndEvent):
+                items.append(self.node())
+        else:
+            pairs: list[tuple[_Node, _Node]] = []
+            node = self.anchored(event, _Mapping(tag, pairs, at))
+            while not isinstance(self.parser.peek_event(), yaml.MappingEndEvent):
+                key = self.node()
+                pairs.append((key, self.node()))
+        self.parser.get_event()  # the collection's end
+        return node
+
+    def anchored(self, event: Any, node: _Node) -> _Node:
+        """``node``, registered under the event's anchor (if any) before its content is
+        composed, so that an alias inside it is recursive, as in PyYAML."""
+        anchor = event.anchor
+        if anchor is None:
+            return node
+        if anchor in self.anchors:
+            first = self.anchors[anchor].at
+            raise yaml.composer.ComposerError(
+                f"found duplicate anchor {anchor!r}; first occurrence",
+                yaml.Mark("<unicode string>", 0, first.line - 1, first.column - 1, None, 0),
+                "second occurrence",
+                event.start_mark,
+            )
+        self.anchors[anchor] = node
+        return node
 
 
 @dataclass(slots=True)
@@ -129,11 +230,6 @@ def resolve_plain(text: str) -> Any:
     return text
 
 
-def _pos(node: yaml.Node) -> Position:
-    mark = node.start_mark
-    return Position(mark.line + 1, mark.column + 1)
-
-
 def _short_tag(tag: str) -> str:
     return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
 
@@ -148,37 +244,44 @@ class _Merged:
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, *, consume: bool = False) -> None:
         self.file = file
+        #: Drop each list item's node once it is built, so that the tree and the values are
+        #: never both whole in memory; only where no alias can lead back to a node.
+        self.consume = consume
         self.doc = Document(None)
         self.diagnostics: list[Diagnostic] = []
 
-    def error(self, node: yaml.Node, path: PathKey, message: str) -> None:
-        where = _pos(node)
+    def error(self, node: _Node, path: PathKey, message: str) -> None:
+        where = node.at
         self.diagnostics.append(
             Diagnostic(self.file, where.line, where.column, format_path(path), message)
         )
 
-    def refuse(self, node: yaml.Node, path: PathKey, message: str) -> None:
+    def refuse(self, node: _Node, path: PathKey, message: str) -> None:
         """Report ``node`` and record that its value, at ``path``, stands as None."""
         self.error(node, path, message)
         self.doc.refused.add(path)
 
-    def build(self, node: yaml.Node, path: PathKey) -> Any:
-        self.doc.positions[path] = _pos(node)
-        if isinstance(node, yaml.ScalarNode):
+    def build(self, node: _Node, path: PathKey) -> Any:
+        self.doc.positions[path] = node.at
+        if isinstance(node, _Scalar):
             return self.scalar(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, _Sequence):
             if node.tag != _SEQ:
                 self.refuse(node, path, f"YAML tag {_short_tag(node.tag)} is not allowed")
                 return None
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        if node.tag != _MAP or not isinstance(node, yaml.MappingNode):
+            items = node.value
+            if not self.consume:
+                return [self.build(item, (*path, i)) for i, item in enumerate(items)]
+            items.reverse()
+            return [self.build(items.pop(), (*path, i)) for i in range(len(items))]
+        if node.tag != _MAP or not isinstance(node, _Mapping):
             self.refuse(node, path, f"YAML tag {_short_tag(node.tag)} is not allowed")
             return None
         return self.mapping(node, path)
 
-    def scalar(self, node: yaml.ScalarNode, path: PathKey, *, key: bool = False) -> Any:
+    def scalar(self, node: _Scalar, path: PathKey, *, key: bool = False) -> Any:
         """The scalar's value; a refused one is None (a refused key leaves its mapping be)."""
         tag, text = node.tag, node.value
         if tag == _PLAIN:
@@ -201,21 +304,22 @@ class _Builder:
             return None
         return float(value) if tag == _FLOAT and isinstance(value, int) else value
 
-    def mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
+    def mapping(self, node: _Mapping, path: PathKey) -> dict[str, Any]:
         result: dict[str, Any] = {}
         merged: dict[str, Any] = {}
         merged_positions: dict[str, _Merged] = {}
         for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and (
+            if isinstance(key_node, _Scalar) and (
                 key_node.tag == _MERGE or (key_node.tag == _PLAIN and key_node.value == "<<")
             ):
                 self.merge(value_node, path, merged, merged_positions)
                 continue
-            if not isinstance(key_node, yaml.ScalarNode):
+            if not isinstance(key_node, _Scalar):
                 self.error(key_node, path, "a mapping key must be a plain value, not a collection")
                 continue
             key_value = self.scalar(key_node, path, key=True)
-            key = key_value if isinstance(key_value, str) else key_node.value
+            # Interned: the same few keys are written once per shot, 100,000 times over.
+            key = sys.intern(key_value if isinstance(key_value, str) else key_node.value)
             child = (*path, key)
             if key in result:
                 first = self.doc.key_positions[child]
@@ -225,7 +329,7 @@ class _Builder:
                     f"key {key!r} is written twice in this mapping (first at line {first.line})",
                 )
                 continue
-            self.doc.key_positions[child] = _pos(key_node)
+            self.doc.key_positions[child] = key_node.at
             result[key] = self.build(value_node, child)
         for key, value in merged.items():
             if key not in result:
@@ -238,15 +342,15 @@ class _Builder:
 
     def merge(
         self,
-        node: yaml.Node,
+        node: _Node,
         path: PathKey,
         merged: dict[str, Any],
         merged_positions: dict[str, _Merged],
     ) -> None:
         """``<<: *a`` or ``<<: [*a, *b]``: earlier sources win, the mapping's own keys win."""
-        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        sources = node.value if isinstance(node, _Sequence) else [node]
         for source in sources:
-            if not isinstance(source, yaml.MappingNode):
+            if not isinstance(source, _Mapping):
                 self.error(source, path, "a << merge takes a mapping or a list of mappings")
                 continue
             scratch = _Builder(self.file)
@@ -268,8 +372,8 @@ class _Builder:
                     continue
                 merged[key] = item
                 merged_positions[key] = _Merged(
-                    scratch.doc.key_positions.get((key,), _pos(source)),
-                    scratch.doc.positions.get((key,), _pos(source)),
+                    scratch.doc.key_positions.get((key,), source.at),
+                    scratch.doc.positions.get((key,), source.at),
                     [sub for sub in scratch.doc.refused if sub and sub[0] == key],
                 )
                 for sub, where in scratch.doc.positions.items():
@@ -288,7 +392,7 @@ def parse_path(text: str) -> PathKey:
     return tuple(parts)
 
 
-def _expanded_size(root: yaml.Node) -> tuple[yaml.Node | None, str]:
+def _expanded_size(root: _Node) -> tuple[_Node | None, str]:
     """Find a node whose expansion passes the bound (or that contains itself).
 
     Sizes are memoised per node, so shared (aliased) subtrees are measured once and the
@@ -296,7 +400,7 @@ def _expanded_size(root: yaml.Node) -> tuple[yaml.Node | None, str]:
     """
     sizes: dict[int, int] = {}
     active: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    stack: list[tuple[_Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
         key = id(node)
@@ -329,15 +433,15 @@ def _expanded_size(root: yaml.Node) -> tuple[yaml.Node | None, str]:
 _RECURSIVE = "an alias refers to a node that contains it (a recursive alias)"
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
+def _children(node: _Node) -> list[_Node]:
+    if isinstance(node, _Sequence):
         return list(node.value)
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, _Mapping):
         return [n for pair in node.value for n in pair]
     return []
 
 
-def _path_to(root: yaml.Node, target: yaml.Node) -> PathKey:
+def _path_to(root: _Node, target: _Node) -> PathKey:
     """The path where ``target`` is written: its first place in document order.
 
     An anchor comes before its aliases in the text, so the first place found is the
@@ -345,7 +449,7 @@ def _path_to(root: yaml.Node, target: yaml.Node) -> PathKey:
     nodes take the mapping's path. Each node is entered once, so this stays linear.
     """
     seen: set[int] = set()
-    stack: list[tuple[yaml.Node, PathKey]] = [(root, ())]
+    stack: list[tuple[_Node, PathKey]] = [(root, ())]
     while stack:
         node, path = stack.pop()
         if node is target:
@@ -353,12 +457,12 @@ def _path_to(root: yaml.Node, target: yaml.Node) -> PathKey:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        children: list[tuple[yaml.Node, PathKey]] = []
-        if isinstance(node, yaml.SequenceNode):
+        children: list[tuple[_Node, PathKey]] = []
+        if isinstance(node, _Sequence):
             children = [(child, (*path, i)) for i, child in enumerate(node.value)]
-        elif isinstance(node, yaml.MappingNode):
+        elif isinstance(node, _Mapping):
             for key, value in node.value:
-                named = isinstance(key, yaml.ScalarNode) and key.value != "<<"
+                named = isinstance(key, _Scalar) and key.value != "<<"
                 children += [(key, path), (value, (*path, key.value) if named else path)]
         stack.extend(reversed(children))
     return ()
@@ -498,7 +602,8 @@ def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]
         where = _reader_position(data[: error.start], len(data[: error.start].decode()))
         return None, located(where, f"not UTF-8 text (byte 0x{data[error.start]:02x})")
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        composer = _Composer(text)
+        root = composer.document()
     except yaml.reader.ReaderError as error:
         where = _reader_position(data, error.position)
         return None, located(where, f"not a YAML text file (binary data?): {error.reason}")
@@ -513,11 +618,11 @@ def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]
     # Without an anchor there is no alias, so nothing can expand: skip the walk.
     bomb, reason = _expanded_size(root) if "&" in text else (None, "")
     if bomb is not None:
-        where, path = _pos(bomb), format_path(_path_to(root, bomb))
+        where, path = bomb.at, format_path(_path_to(root, bomb))
         return None, [Diagnostic(file, where.line, where.column, path, reason)]
-    builder = _Builder(file)
+    builder = _Builder(file, consume=not composer.anchors)
     try:
         builder.doc.value = builder.build(root, ())
     except RecursionError:
-        return None, located(_pos(root), "invalid YAML: nested too deeply")
+        return None, located(root.at, "invalid YAML: nested too deeply")
     return builder.doc, builder.diagnostics

@@ -57,11 +57,15 @@ def test_throughput_measures_shotrunner_the_sdk_and_curl(tmp_path: Path) -> None
 
 
 def test_scale_times_each_command_over_a_done_batch(tmp_path: Path) -> None:
-    """Benchmark 2 times validate, plan, status and a run that finds every job done."""
+    """Benchmark 2 times validate, plan, status and a run that finds every job done, then
+    validate and plan of a larger manifest."""
     page = run_tiny("scale", tmp_path)
     for command in ("| validate |", "| plan |", "| status |", "| run (all done) |"):
         assert command in page
-    assert len(verdicts(page)) == 9
+    for command in ("| validate (40 shots) |", "| plan (40 shots) |"):
+        assert command in page
+    assert "`plan` of 40 shots peak RSS" in page
+    assert len(verdicts(page)) == 13
 
 
 def test_shot_files_times_each_source_and_a_terminal_validate(tmp_path: Path) -> None:

@@ -107,3 +107,24 @@ def test_paths_format_and_parse_back() -> None:
     path = ("shots", 3, "images", 1)
     assert format_path(path) == "shots[3].images[1]"
     assert parse_path("shots[3].images[1]") == path
+
+
+def test_an_undefined_alias_is_named_where_it_is_used() -> None:
+    """An alias to no anchor is refused at the alias, naming it."""
+    doc, diagnostics = load_yaml(b"a: 1\nb: *nope\n", "f.yaml")
+    assert doc is None
+    assert (diagnostics[0].line, diagnostics[0].column) == (2, 4)
+    assert "undefined alias 'nope'" in diagnostics[0].message
+
+
+def test_every_item_of_a_long_list_keeps_its_position() -> None:
+    """Items built from a list (whose nodes are dropped as they are built) keep where they
+    were written, and an alias elsewhere in the file still finds its anchor's content."""
+    items = "".join(f"  - {{id: s{i}, n: {i}}}\n" for i in range(50))
+    for extra in ("", "b: &b {x: 1}\nc: *b\n"):
+        doc, diagnostics = load_yaml(f"a:\n{items}{extra}".encode(), "f.yaml")
+        assert doc is not None and diagnostics == []
+        assert [item["n"] for item in doc.value["a"]] == list(range(50))
+        assert doc.where(("a", 49, "n")) == Position(51, 18)
+        if extra:
+            assert doc.value["c"] == {"x": 1}
