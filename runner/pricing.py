@@ -188,6 +188,9 @@ class PlanMoney:
     worst_case_extra: Decimal = Decimal(0)
     #: "model resolution" pairs the table has no price for.
     unpriced: list[str] = field(default_factory=list)
+    #: Cost of each job that waits for other shots' clips, by job key (``shot/take``):
+    #: submitted once those clips are delivered, it pays like a new render.
+    waiting_costs: dict[str, Decimal | None] = field(default_factory=dict)
 
     @property
     def worst_case(self) -> Decimal:
@@ -218,8 +221,12 @@ def plan_money(plan: Plan, table: PriceTable, max_attempts: int) -> PlanMoney:
         result.total += cost
         result.worst_case_extra += cost * (max_attempts - 1)
     for waiting in plan.waiting:
-        # A chained job submitted once the clips it needs are delivered pays like a new one.
+        # A chained job submitted once the clips it needs are delivered pays like a new one;
+        # one held by a failed source renders only if that source is retried.
+        if waiting.held and not plan.options.retry_failed:
+            continue
         cost = table.cost(waiting.shot)
+        result.waiting_costs[waiting.key] = cost
         if cost is None:
             name = f"{waiting.shot.model} {waiting.shot.resolution or 'default'}"
             if name not in result.unpriced:

@@ -227,3 +227,75 @@ def test_max_cost_must_be_an_amount(batch: Batch, amount: str) -> None:
     result = run_cli("run", str(batch.manifest), "--simulate", "--max-cost", amount)
     assert result.returncode == 2
     assert "--max-cost" in result.stderr
+
+
+def test_jobs_that_wait_for_other_shots_clips_are_priced_and_every_wave_is_counted(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A chain of three: two jobs wait in the plan, yet each is priced, previewed as
+    waiting, and the money of the later waves is in the run's figures."""
+    from tests.e2e.test_chain import write_chain
+
+    write_chain(batch)
+    with_prices(batch)
+    shown = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--show-requests").stdout
+    assert "s02-walk/1: 0.40 USD (4 s omni-fast, waits for s01-wide)" in shown
+    assert "s03-close/1: 0.40 USD (4 s omni-fast, waits for s02-walk)" in shown
+    assert "total: 1.20 USD" in shown
+    assert "s02-walk/1 (waits for s01-wide): its request is made once that clip" in shown
+    money = plan_json(batch)["summary"]["money"]
+    assert money["total"] == "1.20"
+    assert money["waiting"] == {"s02-walk/1": "0.40", "s03-close/1": "0.40"}
+
+    refused = run_batch(sim.base_url, "--max-cost", "1.00")
+    assert refused.returncode == 2
+    assert "the plan costs 1.20 USD, more than --max-cost 1.00 USD" in refused.stderr
+    assert sim.recorder.requests == []
+
+    result = run_batch(sim.base_url, "--max-cost", "1.20")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sim.recorder.tasks_created == 3
+    assert "money: committed this run 1.20 USD, delivered this run 1.20 USD" in result.stdout
+    with batch.db() as conn:
+        (summary,) = conn.execute("select summary from runs").fetchone()
+    assert json.loads(summary)["money"]["committed"] == "1.20"
+    assert json.loads(summary)["money"]["delivered"] == "1.20"
+
+
+def test_a_provider_shots_preview_is_the_call_its_api_receives(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    """Veo: the profile's own body (instances, parameters) at its own path; the image's
+    bytes shown as source and sha256 where the base64 goes."""
+    from tests.e2e.test_providers import GEMINI, _veo_shots, run, write_manifest
+
+    veo = start_sim(dialect="veo", token=GEMINI, seed=3)
+    manifest = write_manifest(tmp_path, "veo", _veo_shots())
+    out = manifest.parent / "out"
+    planned = run_cli("plan", str(manifest), "--out", str(out), "--json")
+    assert planned.returncode == 0, planned.stderr
+    calls = {j["shot"]: j["call"] for j in json.loads(planned.stdout)["jobs"]}
+    text = run_cli("plan", str(manifest), "--out", str(out), "--show-requests").stdout
+    assert "base64," not in text
+    assert "POST veo /v1beta/models/veo-3.1-generate-preview:predictLongRunning" in text
+
+    assert run(manifest, veo.base_url).returncode == 0
+    sent = {r.json["instances"][0]["prompt"]: r for r in veo.recorder.creates()}
+    by_prompt = {"waves at dusk": "text", "the sun sets": "first", "a lighthouse": "refs"}
+    assert set(sent) == set(by_prompt)
+    for prompt, shot in by_prompt.items():
+        call, create = calls[shot], sent[prompt]
+        assert (call["method"], call["path"]) == (create.method, create.path)
+        body = json.loads(json.dumps(create.json))
+        instance = body["instances"][0]
+        images = [instance.pop("image")] if "image" in instance else []
+        images += [ref.pop("image") for ref in instance.get("referenceImages", [])]
+        shown_instance = call["body"]["instances"][0]
+        shown_images = [shown_instance.pop("image")] if "image" in shown_instance else []
+        shown_images += [ref.pop("image") for ref in shown_instance.get("referenceImages", [])]
+        assert body == call["body"]
+        assert len(images) == len(shown_images)
+        for image, preview in zip(images, shown_images, strict=True):
+            assert image["mimeType"] == preview["mimeType"]
+            data = base64.b64decode(image["bytesBase64Encoded"])
+            assert hashlib.sha256(data).hexdigest() == preview["bytesBase64Encoded"]["sha256"]
