@@ -299,3 +299,35 @@ def test_a_provider_shots_preview_is_the_call_its_api_receives(
             assert image["mimeType"] == preview["mimeType"]
             data = base64.b64decode(image["bytesBase64Encoded"])
             assert hashlib.sha256(data).hexdigest() == preview["bytesBase64Encoded"]["sha256"]
+
+
+def test_run_plan_refuses_a_changed_image_of_a_job_that_waits(
+    sim: RunningSim, batch: Batch, tmp_path: Path
+) -> None:
+    """A waiting job has no fingerprint yet: the saved plan keeps its own images' sha256."""
+    image = batch.manifest.parent / "end.png"
+    image.write_bytes(tiny_png())
+    batch.manifest.write_text(
+        "version: 1\nname: e2e\ndefaults: {seconds: 4}\nshots:\n"
+        "  - {id: s01, prompt: a wide beach}\n"
+        "  - id: s02\n    prompt: she walks to the sea\n    mode: first_last\n"
+        "    images: [{shot: s01, frame: last}, end.png]\n",
+        encoding="utf-8",
+    )
+    saved = tmp_path / "plan.json"
+    made = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--save", str(saved))
+    assert made.returncode == 0, made.stderr
+    (waiting,) = json.loads(saved.read_text(encoding="utf-8"))["waiting"]
+    assert (waiting["shot"], waiting["waits_for"]) == ("s02", ["s01"])
+
+    image.write_bytes(tiny_png(rgb=(10, 20, 30)))
+    command = ["run", str(batch.manifest), "--out", str(batch.out), "--api-base", sim.base_url]
+    refused = run_cli(*command, "--poll-interval", POLL, "--plan", str(saved))
+    assert refused.returncode == 2
+    assert "the plan changed since it was saved: s02/1: its images changed" in refused.stderr
+    assert sim.recorder.requests == []
+
+    made = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--save", str(saved))
+    ran = run_cli(*command, "--poll-interval", POLL, "--plan", str(saved))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert sim.recorder.tasks_created == 2
