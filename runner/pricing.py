@@ -6,9 +6,9 @@ resolution not listed or not set), in one currency. It is read from, in this ord
 manifest's ``pricing:`` key. Each is checked against ``$defs/pricing`` of the manifest's
 schema. The project ships no prices: they change, and differ per account.
 
-A provider that reports what a task cost (``charged``) takes precedence over the table for
-the money committed and delivered; the table stays what a plan is priced with, before
-anything is sent. Knows nothing of HTTP or SQLite.
+Every money figure (a plan's, and a run's money committed and delivered) is priced with the
+table. A price a provider reports in its own unit (Runway's credits) is kept on the render
+in the store as it was reported, never converted. Knows nothing of HTTP or SQLite.
 """
 
 from __future__ import annotations
@@ -55,11 +55,6 @@ class PriceTable:
         """What one render of ``shot`` costs, None when the table has no price for it."""
         price = self.per_second(shot.model, shot.resolution)
         return None if price is None else price * shot.seconds_to_pay
-
-
-def charged(table_cost: Decimal | None, reported: Decimal | None) -> Decimal | None:
-    """The money a created task counts for: what the provider reported, else the table's."""
-    return reported if reported is not None else table_cost
 
 
 def money(amount: Decimal, currency: str) -> str:
