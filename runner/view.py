@@ -592,7 +592,22 @@ def preview_request(p: PlannedJob) -> dict[str, Any]:
     same builder as the request sent (``runner.jobs``)."""
     from runner.jobs import provenance_request
 
-    return provenance_request(p.job.shot)
+    request = provenance_request(p.job.shot)
+    for name in ("first_image_url", "last_image_url"):
+        if name in request:
+            request[name] = _frame_unknown(request[name])
+    if isinstance(request.get("images"), list):
+        request["images"] = [_frame_unknown(image) for image in request["images"]]
+    return request
+
+
+def _frame_unknown(image: Any) -> Any:
+    """A frame of another shot's clip is taken from that clip when the request is sent: its
+    PNG's sha256 is known then (the sidecar records it), not before; a file of that name on
+    disk may be the frame of an earlier clip."""
+    if isinstance(image, dict) and image.get("kind") == "shot":
+        return {**image, "sha256": None}
+    return image
 
 
 def preview_call(shot: Shot) -> dict[str, Any] | None:
@@ -615,7 +630,7 @@ def preview_call(shot: Shot) -> dict[str, Any] | None:
             stand_ins.append(image.source)
             continue
         token = f"shotrunnerImage{index}"
-        shown_as[token] = image.provenance()
+        shown_as[token] = _frame_unknown(image.provenance())
         stand_ins.append(f"data:{image.media_type or 'image/png'};base64,{token}")
         shown_as[stand_ins[-1]] = shown_as[token]
     for position, name in enumerate(("first_image_url", "last_image_url")):

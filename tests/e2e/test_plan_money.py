@@ -331,3 +331,45 @@ def test_run_plan_refuses_a_changed_image_of_a_job_that_waits(
     ran = run_cli(*command, "--poll-interval", POLL, "--plan", str(saved))
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert sim.recorder.tasks_created == 2
+
+
+def test_a_chained_jobs_preview_and_reason_name_the_source_clip(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Once its source is rendered again, a chained job's preview names the new clip (its
+    frame's PNG is taken at send time), and its reason says which clip changed."""
+    from tests.e2e.test_chain import write_chain
+
+    write_chain(batch)
+    assert run_batch(sim.base_url).returncode == 0
+    write_chain(batch, first="a wide beach at dusk")
+    assert run_batch(sim.base_url, "--only", "s01-wide").returncode == 0
+    old_clip = json.loads((batch.out / "s02-walk/take-1.json").read_text(encoding="utf-8"))
+    old_sha = old_clip["request"]["first_image_url"]["clip_sha256"]
+    new_sha = hashlib.sha256((batch.out / "s01-wide/take-1.mp4").read_bytes()).hexdigest()
+    assert old_sha != new_sha
+
+    jobs = {j["shot"]: j for j in plan_json(batch)["jobs"]}
+    walk = jobs["s02-walk"]
+    assert walk["reason"] == (
+        f"images changed: first_image_url s01-wide/1 last of clip sha256:{old_sha[:8]} → "
+        f"s01-wide/1 last of clip sha256:{new_sha[:8]}"
+    )
+    preview = walk["request"]
+    shown_image = preview.pop("first_image_url")
+    assert shown_image["clip_sha256"] == new_sha
+    assert shown_image["sha256"] is None  # taken from the clip when sent
+
+    before = len(sim.recorder.creates())
+    assert run_batch(sim.base_url, "--only", "s02-walk").returncode == 0
+    (create,) = [
+        c for c in sim.recorder.creates()[before:] if c.json["prompt"] == preview["prompt"]
+    ]
+    sent = dict(create.json)
+    sent_image = sent.pop("first_image_url")
+    assert sent == preview
+    sidecar = json.loads((batch.out / "s02-walk/take-1.json").read_text(encoding="utf-8"))
+    recorded = sidecar["request"]["first_image_url"]
+    assert recorded["clip_sha256"] == new_sha
+    png = base64.b64decode(sent_image.split(",", 1)[1])
+    assert hashlib.sha256(png).hexdigest() == recorded["sha256"]
