@@ -373,3 +373,34 @@ def test_a_chained_jobs_preview_and_reason_name_the_source_clip(
     assert recorded["clip_sha256"] == new_sha
     png = base64.b64decode(sent_image.split(",", 1)[1])
     assert hashlib.sha256(png).hexdigest() == recorded["sha256"]
+
+
+def test_run_plan_refuses_when_the_store_changed_since(
+    sim: RunningSim, batch: Batch, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    made = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--save", str(saved))
+    assert made.returncode == 0, made.stderr
+    command = ["run", str(batch.manifest), "--out", str(batch.out), "--api-base", sim.base_url]
+    assert run_cli(*command, "--poll-interval", POLL, "--only", "s01").returncode == 0
+    created = sim.recorder.tasks_created
+    refused = run_cli(*command, "--poll-interval", POLL, "--plan", str(saved))
+    assert refused.returncode == 2
+    assert "s01/1: action submit → skip (the store changed)" in refused.stderr
+    assert sim.recorder.tasks_created == created
+
+
+def test_jobs_held_by_a_failed_source_are_priced_only_when_it_is_retried(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    from tests.e2e.test_chain import write_chain
+
+    write_chain(batch)
+    failing = start_sim(fail_rate=1.0)
+    assert run_batch(failing.base_url, "--max-attempts", "1", env=INSTANT).returncode == 1
+    with_prices(batch)
+    held = plan_json(batch)["summary"]["money"]
+    assert (held["total"], held["waiting"]) == ("0.00", {})
+    retried = plan_json(batch, "--retry-failed")["summary"]["money"]
+    assert retried["total"] == "1.20"
+    assert retried["waiting"] == {"s02-walk/1": "0.40", "s03-close/1": "0.40"}
