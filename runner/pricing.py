@@ -253,8 +253,11 @@ def check_max_cost(plan: Plan, max_cost: Decimal | None) -> None:
     if max_cost is None:
         return
     if plan.money is None:
-        if plan.summary.tasks_to_submit == 0 and not plan.waiting:
-            return
+        retried = plan.options.retry_failed
+        if plan.summary.tasks_to_submit == 0 and not any(
+            retried or not w.held for w in plan.waiting
+        ):
+            return  # nothing to pay for this run
         raise InputError(f"--max-cost needs prices: {NO_PRICES_HINT}; nothing was sent")
     if plan.money.unpriced:
         raise InputError(
