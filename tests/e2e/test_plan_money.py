@@ -398,6 +398,10 @@ def test_jobs_held_by_a_failed_source_are_priced_only_when_it_is_retried(
     write_chain(batch)
     failing = start_sim(fail_rate=1.0)
     assert run_batch(failing.base_url, "--max-attempts", "1", env=INSTANT).returncode == 1
+    # Nothing to pay for without --retry-failed: --max-cost needs no prices to say so.
+    unpriced = run_batch(failing.base_url, "--max-cost", "1", env=INSTANT)
+    assert unpriced.returncode == 1, unpriced.stderr
+    assert "--max-cost needs prices" not in unpriced.stderr
     with_prices(batch)
     held = plan_json(batch)["summary"]["money"]
     assert (held["total"], held["waiting"]) == ("0.00", {})
