@@ -408,3 +408,33 @@ def test_jobs_held_by_a_failed_source_are_priced_only_when_it_is_retried(
     retried = plan_json(batch, "--retry-failed")["summary"]["money"]
     assert retried["total"] == "1.20"
     assert retried["waiting"] == {"s02-walk/1": "0.40", "s03-close/1": "0.40"}
+
+
+def test_a_runway_shots_preview_is_the_call_its_api_receives(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    """Runway: its own paths and fields; each promptImage's data URI shown as source and
+    sha256."""
+    from tests.e2e.test_providers import RUNWAY, _runway_shots, run, write_manifest
+
+    runway = start_sim(dialect="runway", token=RUNWAY)
+    manifest = write_manifest(tmp_path, "runway", _runway_shots())
+    out = manifest.parent / "out"
+    planned = run_cli("plan", str(manifest), "--out", str(out), "--json")
+    assert planned.returncode == 0, planned.stderr
+    calls = {j["request"]["prompt"]: j["call"] for j in json.loads(planned.stdout)["jobs"]}
+
+    assert run(manifest, runway.base_url).returncode == 0
+    creates = runway.recorder.creates()
+    assert len(creates) == len(calls) == 3
+    for create in creates:
+        body = json.loads(json.dumps(create.json))
+        call = calls[body["promptText"]]
+        assert (call["method"], call["path"]) == (create.method, create.path)
+        sent_images = [image.pop("uri") for image in body.get("promptImage", [])]
+        shown_images = [image.pop("uri") for image in call["body"].get("promptImage", [])]
+        assert body == call["body"]
+        assert len(sent_images) == len(shown_images)
+        for uri, shown in zip(sent_images, shown_images, strict=True):
+            data = base64.b64decode(uri.split(",", 1)[1])
+            assert hashlib.sha256(data).hexdigest() == shown["sha256"]
