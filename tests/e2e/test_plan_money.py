@@ -147,6 +147,7 @@ def test_plan_shows_money_with_prices_and_says_how_to_add_them_without(batch: Ba
         "worst_case": "3.20",
         "worst_case_extra": "1.60",
         "unpriced": [],
+        "waiting": {},
     }
 
 
