@@ -1,10 +1,11 @@
 """A plan file: ``plan --save FILE`` writes a plan, ``run --plan FILE`` executes only it.
 
-The file holds the manifest's sha256, the options the plan was made with, and every job with
+The file holds the manifest's sha256, the options the plan was made with, every job with
 its action, fingerprint (which covers the prompt, the images' sha256 and every setting),
-generation, state in the store, and cost. ``run --plan`` plans again under the batch lock
-and refuses (exit 2, the first difference) when anything differs: the manifest, an image,
-or the store. Knows nothing of HTTP.
+generation, state in the store, and cost, and every job waiting for other shots' clips
+(not fingerprinted yet) with its own images' sha256 and cost. ``run --plan`` plans again
+under the batch lock and refuses (exit 2, the first difference) when anything differs: the
+manifest, an image, or the store. Knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -55,10 +56,28 @@ def plan_record(manifest: Manifest, plan: Plan, max_attempts: int) -> dict[str, 
             }
             for p in plan.jobs
         ],
+        # Jobs that wait for other shots' clips have no fingerprint yet: their own images
+        # (by sha256) stand for what can change before the run.
+        "waiting": [
+            {
+                "shot": w.shot.id,
+                "take": w.take,
+                "waits_for": list(w.waits_for),
+                "held": w.held,
+                "images": [image.identity() for image in w.shot.images if image.kind != "shot"],
+                "cost": _waiting_cost(plan, w.key),
+            }
+            for w in plan.waiting
+        ],
         "money": None
         if plan.money is None
         else {"currency": plan.money.currency, "total": amount_text(plan.money.total)},
     }
+
+
+def _waiting_cost(plan: Plan, key: str) -> str | None:
+    cost = None if plan.money is None else plan.money.waiting_costs.get(key)
+    return None if cost is None else amount_text(cost)
 
 
 def _cost(plan: Plan, key: tuple[str, int], action: str) -> str | None:
@@ -123,8 +142,32 @@ def first_difference(saved: dict[str, Any], manifest: Manifest, plan: Plan) -> s
             return f"{label}: cost {old.get('cost')} → {new['cost']} (the prices changed)"
     if len(old_jobs) != len(now["jobs"]):
         return f"{len(old_jobs)} job(s) planned, {len(now['jobs'])} now"
+    difference = _waiting_difference(saved.get("waiting") or [], now["waiting"])
+    if difference is not None:
+        return difference
     if saved.get("manifest_sha256") != manifest.sha256:
         return "the manifest file changed (its sha256 differs)"
+    return None
+
+
+def _waiting_difference(old_waiting: list[Any], new_waiting: list[dict[str, Any]]) -> str | None:
+    """The first difference among the jobs that wait for other shots' clips."""
+    for old, new in zip(old_waiting, new_waiting, strict=False):
+        if not isinstance(old, dict):
+            return "the plan file's waiting jobs are unreadable"
+        label = f"{new['shot']}/{new['take']}"
+        if (old.get("shot"), old.get("take")) != (new["shot"], new["take"]):
+            return f"waiting job {old.get('shot')}/{old.get('take')} → {label}"
+        if old.get("images") != new["images"]:
+            return f"{label}: its images changed"
+        for key in ("waits_for", "held", "cost"):
+            if old.get(key) != new[key]:
+                return f"{label}: {key} {old.get(key)} → {new[key]}"
+    if len(old_waiting) != len(new_waiting):
+        return (
+            f"{len(old_waiting)} job(s) waiting for other shots' clips planned, "
+            f"{len(new_waiting)} now"
+        )
     return None
 
 

@@ -6,9 +6,9 @@ resolution not listed or not set), in one currency. It is read from, in this ord
 manifest's ``pricing:`` key. Each is checked against ``$defs/pricing`` of the manifest's
 schema. The project ships no prices: they change, and differ per account.
 
-A provider that reports what a task cost (``charged``) takes precedence over the table for
-the money committed and delivered; the table stays what a plan is priced with, before
-anything is sent. Knows nothing of HTTP or SQLite.
+Every money figure (a plan's, and a run's money committed and delivered) is priced with the
+table. A price a provider reports in its own unit (Runway's credits) is kept on the render
+in the store as it was reported, never converted. Knows nothing of HTTP or SQLite.
 """
 
 from __future__ import annotations
@@ -55,11 +55,6 @@ class PriceTable:
         """What one render of ``shot`` costs, None when the table has no price for it."""
         price = self.per_second(shot.model, shot.resolution)
         return None if price is None else price * shot.seconds_to_pay
-
-
-def charged(table_cost: Decimal | None, reported: Decimal | None) -> Decimal | None:
-    """The money a created task counts for: what the provider reported, else the table's."""
-    return reported if reported is not None else table_cost
 
 
 def money(amount: Decimal, currency: str) -> str:
@@ -188,6 +183,9 @@ class PlanMoney:
     worst_case_extra: Decimal = Decimal(0)
     #: "model resolution" pairs the table has no price for.
     unpriced: list[str] = field(default_factory=list)
+    #: Cost of each job that waits for other shots' clips, by job key (``shot/take``):
+    #: submitted once those clips are delivered, it pays like a new render.
+    waiting_costs: dict[str, Decimal | None] = field(default_factory=dict)
 
     @property
     def worst_case(self) -> Decimal:
@@ -218,8 +216,12 @@ def plan_money(plan: Plan, table: PriceTable, max_attempts: int) -> PlanMoney:
         result.total += cost
         result.worst_case_extra += cost * (max_attempts - 1)
     for waiting in plan.waiting:
-        # A chained job submitted once the clips it needs are delivered pays like a new one.
+        # A chained job submitted once the clips it needs are delivered pays like a new one;
+        # one held by a failed source renders only if that source is retried.
+        if waiting.held and not plan.options.retry_failed:
+            continue
         cost = table.cost(waiting.shot)
+        result.waiting_costs[waiting.key] = cost
         if cost is None:
             name = f"{waiting.shot.model} {waiting.shot.resolution or 'default'}"
             if name not in result.unpriced:
@@ -251,8 +253,11 @@ def check_max_cost(plan: Plan, max_cost: Decimal | None) -> None:
     if max_cost is None:
         return
     if plan.money is None:
-        if plan.summary.tasks_to_submit == 0 and not plan.waiting:
-            return
+        retried = plan.options.retry_failed
+        if plan.summary.tasks_to_submit == 0 and not any(
+            retried or not w.held for w in plan.waiting
+        ):
+            return  # nothing to pay for this run
         raise InputError(f"--max-cost needs prices: {NO_PRICES_HINT}; nothing was sent")
     if plan.money.unpriced:
         raise InputError(

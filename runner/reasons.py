@@ -144,15 +144,27 @@ def _image_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> str:
     old, new = dict(_image_list(before)), dict(_image_list(now))
     parts = []
     for name in [*new, *(k for k in old if k not in new)]:
-        if old.get(name) != new.get(name):
+        if _image_key(old.get(name)) != _image_key(new.get(name)):
             parts.append(f"{name} {_image_id(old.get(name))} → {_image_id(new.get(name))}")
     return ", ".join(parts)
+
+
+def _image_key(image: Any) -> Any:
+    """What an image is compared by. A frame of another shot's clip is that clip's frame:
+    its PNG is taken again when the request is sent, so the file seen earlier says nothing."""
+    if isinstance(image, Mapping) and image.get("kind") == "shot":
+        return tuple(image.get(k) for k in ("shot", "take", "frame", "clip_sha256"))
+    return image
 
 
 def _image_id(image: Any) -> str:
     if image is None:
         return "none"
     if isinstance(image, Mapping):
+        if image.get("kind") == "shot":
+            clip = image.get("clip_sha256")
+            shown = f"clip sha256:{clip[:8]}" if isinstance(clip, str) else "no clip"
+            return f"{image.get('shot')}/{image.get('take')} {image.get('frame')} of {shown}"
         sha = image.get("sha256")
         if isinstance(sha, str):
             return f"sha256:{sha[:8]}"

@@ -29,7 +29,7 @@ from runner.text import shown, visible
 if TYPE_CHECKING:
     from rich.console import Group
 
-    from runner.model import Manifest, RunResult
+    from runner.model import Manifest, RunResult, Shot
     from runner.plan import EarlierRender, Plan, PlannedJob, PlanSummary
     from runner.store import JobKey
 
@@ -592,11 +592,73 @@ def preview_request(p: PlannedJob) -> dict[str, Any]:
     same builder as the request sent (``runner.jobs``)."""
     from runner.jobs import provenance_request
 
-    return provenance_request(p.job.shot)
+    request = provenance_request(p.job.shot)
+    for name in ("first_image_url", "last_image_url"):
+        if name in request:
+            request[name] = _frame_unknown(request[name])
+    if isinstance(request.get("images"), list):
+        request["images"] = [_frame_unknown(image) for image in request["images"]]
+    return request
+
+
+def _frame_unknown(image: Any) -> Any:
+    """A frame of another shot's clip is taken from that clip when the request is sent: its
+    PNG's sha256 is known then (the sidecar records it), not before; a file of that name on
+    disk may be the frame of an earlier clip."""
+    if isinstance(image, dict) and image.get("kind") == "shot":
+        return {**image, "sha256": None}
+    return image
+
+
+def preview_call(shot: Shot) -> dict[str, Any] | None:
+    """For a shot on a provider other than the gateway, the create call ``run`` makes:
+    method, path and body, built by the provider's profile (``Profile.create_call``, as the
+    client does) from the same request, each image's bytes shown as its source and sha256.
+    None for the gateway, whose body is the request itself."""
+    if shot.provider == DEFAULT_PROVIDER:
+        return None
+    from runner.jobs import provenance_request
+    from runner.providers import Unmappable, profile
+
+    request = provenance_request(shot)
+    # Stand-ins go where the bytes would: the profile places them, then each is replaced
+    # by its image's source and sha256 (a URL is sent as it is).
+    shown_as: dict[str, dict[str, Any]] = {}
+    stand_ins: list[str] = []
+    for index, image in enumerate(shot.images):
+        if image.kind == "url":
+            stand_ins.append(image.source)
+            continue
+        token = f"shotrunnerImage{index}"
+        shown_as[token] = _frame_unknown(image.provenance())
+        stand_ins.append(f"data:{image.media_type or 'image/png'};base64,{token}")
+        shown_as[stand_ins[-1]] = shown_as[token]
+    for position, name in enumerate(("first_image_url", "last_image_url")):
+        if name in request:
+            request[name] = stand_ins[position]
+    if isinstance(request.get("images"), list):
+        request["images"] = stand_ins
+    try:
+        call = profile(shot.provider).create_call(request)
+    except (Unmappable, KeyError) as error:
+        return {"error": str(error)}
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, str):
+            return shown_as.get(value, value)
+        if isinstance(value, list):
+            return [swap(item) for item in value]
+        if isinstance(value, dict):
+            return {key: swap(item) for key, item in value.items()}
+        return value
+
+    return {"method": call.method, "path": call.path, "body": swap(call.json)}
 
 
 def requests_text(plan: Plan) -> str:
-    """``plan --show-requests``: the body of each create ``run`` would send, one per render."""
+    """``plan --show-requests``: the body of each create ``run`` would send, one per render
+    (for a provider other than the gateway, its own call), and a line for each job that
+    waits for other shots' clips."""
     import json
 
     blocks = []
@@ -606,8 +668,21 @@ def requests_text(plan: Plan) -> str:
             continue
         seen.add(p.render_key)
         head = f"{visible(p.job.key)} ({p.action}: {shown(p.reason or '')}):"
-        body = json.dumps(preview_request(p), indent=2, ensure_ascii=False)
+        call = preview_call(p.job.shot)
+        if call is None:
+            body = json.dumps(preview_request(p), indent=2, ensure_ascii=False)
+        elif "error" in call:
+            body = f"cannot be sent to {p.job.shot.provider}: {shown(str(call['error']))}"
+        else:
+            body = f"{call['method']} {p.job.shot.provider} {call['path']}\n" + json.dumps(
+                call["body"], indent=2, ensure_ascii=False
+            )
         blocks.append(f"{head}\n{body}")
+    for waiting in plan.waiting:
+        blocks.append(
+            f"{visible(waiting.key)} ({shown(waiting.reason)}): its request is made once "
+            "that clip is delivered (the frame it uses is taken from it then)"
+        )
     return "\n\n".join(blocks) if blocks else "no request to send"
 
 
@@ -625,6 +700,9 @@ def _add_requests_and_money(document: dict[str, Any], plan: Plan) -> None:
     for entry, p in zip(document["jobs"], plan.jobs, strict=True):
         entry["reason"] = p.reason
         entry["request"] = preview_request(p)
+        call = preview_call(p.job.shot)
+        if call is not None:
+            entry["call"] = call
         entry["cost"] = _cost_of(plan, p)
     document["summary"]["money"] = money_document(plan)
 
@@ -642,6 +720,11 @@ def money_document(plan: Plan) -> dict[str, Any] | None:
         "worst_case": amount_text(money.worst_case),
         "worst_case_extra": amount_text(money.worst_case_extra),
         "unpriced": list(money.unpriced),
+        # Jobs waiting for other shots' clips, priced as new renders (in the total).
+        "waiting": {
+            key: None if cost is None else amount_text(cost)
+            for key, cost in money.waiting_costs.items()
+        },
     }
 
 
@@ -664,6 +747,16 @@ def money_lines(plan: Plan) -> list[str]:
         shot = p.job.shot
         figure = "no price" if cost is None else money(cost, currency)
         lines.append(f"  {visible(p.job.key)}: {figure} ({shot.seconds_to_pay} s {shot.model})")
+    for waiting in plan.waiting:
+        if waiting.key not in money_of.waiting_costs:
+            continue  # held by a failed source, which this run does not retry
+        cost = money_of.waiting_costs[waiting.key]
+        shot = waiting.shot
+        figure = "no price" if cost is None else money(cost, currency)
+        lines.append(
+            f"  {visible(waiting.key)}: {figure} ({shot.seconds_to_pay} s {shot.model}, "
+            f"{shown(waiting.reason)})"
+        )
     lines.append(f"total: {money(money_of.total, currency)}")
     if money_of.worst_case_extra:
         lines.append(

@@ -92,6 +92,8 @@ def _add(total: RunResult, part: RunResult) -> None:
         "wall_time",
     ):
         setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.delivered_cost += part.delivered_cost
+    total.committed_cost = part.committed_cost  # a wave starts from the run's (batch._next_run)
     total.failed += part.failed
     total.possible_duplicates += part.possible_duplicates
     total.earlier_lost += part.earlier_lost

@@ -194,7 +194,8 @@ prices_option = click.option(
     "save",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the plan to FILE for run --plan FILE.",
+    help="Write the plan to FILE for run --plan FILE (terraform's plan -out; --out is the "
+    "batch folder here).",
 )
 @handles_errors
 def plan_cmd(

@@ -147,6 +147,7 @@ def test_plan_shows_money_with_prices_and_says_how_to_add_them_without(batch: Ba
         "worst_case": "3.20",
         "worst_case_extra": "1.60",
         "unpriced": [],
+        "waiting": {},
     }
 
 
@@ -227,3 +228,214 @@ def test_max_cost_must_be_an_amount(batch: Batch, amount: str) -> None:
     result = run_cli("run", str(batch.manifest), "--simulate", "--max-cost", amount)
     assert result.returncode == 2
     assert "--max-cost" in result.stderr
+
+
+def test_jobs_that_wait_for_other_shots_clips_are_priced_and_every_wave_is_counted(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A chain of three: two jobs wait in the plan, yet each is priced, previewed as
+    waiting, and the money of the later waves is in the run's figures."""
+    from tests.e2e.test_chain import write_chain
+
+    write_chain(batch)
+    with_prices(batch)
+    shown = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--show-requests").stdout
+    assert "s02-walk/1: 0.40 USD (4 s omni-fast, waits for s01-wide)" in shown
+    assert "s03-close/1: 0.40 USD (4 s omni-fast, waits for s02-walk)" in shown
+    assert "total: 1.20 USD" in shown
+    assert "s02-walk/1 (waits for s01-wide): its request is made once that clip" in shown
+    money = plan_json(batch)["summary"]["money"]
+    assert money["total"] == "1.20"
+    assert money["waiting"] == {"s02-walk/1": "0.40", "s03-close/1": "0.40"}
+
+    refused = run_batch(sim.base_url, "--max-cost", "1.00")
+    assert refused.returncode == 2
+    assert "the plan costs 1.20 USD, more than --max-cost 1.00 USD" in refused.stderr
+    assert sim.recorder.requests == []
+
+    result = run_batch(sim.base_url, "--max-cost", "1.20")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sim.recorder.tasks_created == 3
+    assert "money: committed this run 1.20 USD, delivered this run 1.20 USD" in result.stdout
+    with batch.db() as conn:
+        (summary,) = conn.execute("select summary from runs").fetchone()
+    assert json.loads(summary)["money"]["committed"] == "1.20"
+    assert json.loads(summary)["money"]["delivered"] == "1.20"
+
+
+def test_a_provider_shots_preview_is_the_call_its_api_receives(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    """Veo: the profile's own body (instances, parameters) at its own path; the image's
+    bytes shown as source and sha256 where the base64 goes."""
+    from tests.e2e.test_providers import GEMINI, _veo_shots, run, write_manifest
+
+    veo = start_sim(dialect="veo", token=GEMINI, seed=3)
+    manifest = write_manifest(tmp_path, "veo", _veo_shots())
+    out = manifest.parent / "out"
+    planned = run_cli("plan", str(manifest), "--out", str(out), "--json")
+    assert planned.returncode == 0, planned.stderr
+    calls = {j["shot"]: j["call"] for j in json.loads(planned.stdout)["jobs"]}
+    text = run_cli("plan", str(manifest), "--out", str(out), "--show-requests").stdout
+    assert "base64," not in text
+    assert "POST veo /v1beta/models/veo-3.1-generate-preview:predictLongRunning" in text
+
+    assert run(manifest, veo.base_url).returncode == 0
+    sent = {r.json["instances"][0]["prompt"]: r for r in veo.recorder.creates()}
+    by_prompt = {"waves at dusk": "text", "the sun sets": "first", "a lighthouse": "refs"}
+    assert set(sent) == set(by_prompt)
+    for prompt, shot in by_prompt.items():
+        call, create = calls[shot], sent[prompt]
+        assert (call["method"], call["path"]) == (create.method, create.path)
+        body = json.loads(json.dumps(create.json))
+        instance = body["instances"][0]
+        images = [instance.pop("image")] if "image" in instance else []
+        images += [ref.pop("image") for ref in instance.get("referenceImages", [])]
+        shown_instance = call["body"]["instances"][0]
+        shown_images = [shown_instance.pop("image")] if "image" in shown_instance else []
+        shown_images += [ref.pop("image") for ref in shown_instance.get("referenceImages", [])]
+        assert body == call["body"]
+        assert len(images) == len(shown_images)
+        for image, preview in zip(images, shown_images, strict=True):
+            assert image["mimeType"] == preview["mimeType"]
+            data = base64.b64decode(image["bytesBase64Encoded"])
+            assert hashlib.sha256(data).hexdigest() == preview["bytesBase64Encoded"]["sha256"]
+
+
+def test_run_plan_refuses_a_changed_image_of_a_job_that_waits(
+    sim: RunningSim, batch: Batch, tmp_path: Path
+) -> None:
+    """A waiting job has no fingerprint yet: the saved plan keeps its own images' sha256."""
+    image = batch.manifest.parent / "end.png"
+    image.write_bytes(tiny_png())
+    batch.manifest.write_text(
+        "version: 1\nname: e2e\ndefaults: {seconds: 4}\nshots:\n"
+        "  - {id: s01, prompt: a wide beach}\n"
+        "  - id: s02\n    prompt: she walks to the sea\n    mode: first_last\n"
+        "    images: [{shot: s01, frame: last}, end.png]\n",
+        encoding="utf-8",
+    )
+    saved = tmp_path / "plan.json"
+    made = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--save", str(saved))
+    assert made.returncode == 0, made.stderr
+    (waiting,) = json.loads(saved.read_text(encoding="utf-8"))["waiting"]
+    assert (waiting["shot"], waiting["waits_for"]) == ("s02", ["s01"])
+
+    image.write_bytes(tiny_png(rgb=(10, 20, 30)))
+    command = ["run", str(batch.manifest), "--out", str(batch.out), "--api-base", sim.base_url]
+    refused = run_cli(*command, "--poll-interval", POLL, "--plan", str(saved))
+    assert refused.returncode == 2
+    assert "the plan changed since it was saved: s02/1: its images changed" in refused.stderr
+    assert sim.recorder.requests == []
+
+    made = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--save", str(saved))
+    ran = run_cli(*command, "--poll-interval", POLL, "--plan", str(saved))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert sim.recorder.tasks_created == 2
+
+
+def test_a_chained_jobs_preview_and_reason_name_the_source_clip(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Once its source is rendered again, a chained job's preview names the new clip (its
+    frame's PNG is taken at send time), and its reason says which clip changed."""
+    from tests.e2e.test_chain import write_chain
+
+    write_chain(batch)
+    assert run_batch(sim.base_url).returncode == 0
+    write_chain(batch, first="a wide beach at dusk")
+    assert run_batch(sim.base_url, "--only", "s01-wide").returncode == 0
+    old_clip = json.loads((batch.out / "s02-walk/take-1.json").read_text(encoding="utf-8"))
+    old_sha = old_clip["request"]["first_image_url"]["clip_sha256"]
+    new_sha = hashlib.sha256((batch.out / "s01-wide/take-1.mp4").read_bytes()).hexdigest()
+    assert old_sha != new_sha
+
+    jobs = {j["shot"]: j for j in plan_json(batch)["jobs"]}
+    walk = jobs["s02-walk"]
+    assert walk["reason"] == (
+        f"images changed: first_image_url s01-wide/1 last of clip sha256:{old_sha[:8]} → "
+        f"s01-wide/1 last of clip sha256:{new_sha[:8]}"
+    )
+    preview = walk["request"]
+    shown_image = preview.pop("first_image_url")
+    assert shown_image["clip_sha256"] == new_sha
+    assert shown_image["sha256"] is None  # taken from the clip when sent
+
+    before = len(sim.recorder.creates())
+    assert run_batch(sim.base_url, "--only", "s02-walk").returncode == 0
+    (create,) = [
+        c for c in sim.recorder.creates()[before:] if c.json["prompt"] == preview["prompt"]
+    ]
+    sent = dict(create.json)
+    sent_image = sent.pop("first_image_url")
+    assert sent == preview
+    sidecar = json.loads((batch.out / "s02-walk/take-1.json").read_text(encoding="utf-8"))
+    recorded = sidecar["request"]["first_image_url"]
+    assert recorded["clip_sha256"] == new_sha
+    png = base64.b64decode(sent_image.split(",", 1)[1])
+    assert hashlib.sha256(png).hexdigest() == recorded["sha256"]
+
+
+def test_run_plan_refuses_when_the_store_changed_since(
+    sim: RunningSim, batch: Batch, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    made = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--save", str(saved))
+    assert made.returncode == 0, made.stderr
+    command = ["run", str(batch.manifest), "--out", str(batch.out), "--api-base", sim.base_url]
+    assert run_cli(*command, "--poll-interval", POLL, "--only", "s01").returncode == 0
+    created = sim.recorder.tasks_created
+    refused = run_cli(*command, "--poll-interval", POLL, "--plan", str(saved))
+    assert refused.returncode == 2
+    assert "s01/1: action submit → skip (the store changed)" in refused.stderr
+    assert sim.recorder.tasks_created == created
+
+
+def test_jobs_held_by_a_failed_source_are_priced_only_when_it_is_retried(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    from tests.e2e.test_chain import write_chain
+
+    write_chain(batch)
+    failing = start_sim(fail_rate=1.0)
+    assert run_batch(failing.base_url, "--max-attempts", "1", env=INSTANT).returncode == 1
+    # Nothing to pay for without --retry-failed: --max-cost needs no prices to say so.
+    unpriced = run_batch(failing.base_url, "--max-cost", "1", env=INSTANT)
+    assert unpriced.returncode == 1, unpriced.stderr
+    assert "--max-cost needs prices" not in unpriced.stderr
+    with_prices(batch)
+    held = plan_json(batch)["summary"]["money"]
+    assert (held["total"], held["waiting"]) == ("0.00", {})
+    retried = plan_json(batch, "--retry-failed")["summary"]["money"]
+    assert retried["total"] == "1.20"
+    assert retried["waiting"] == {"s02-walk/1": "0.40", "s03-close/1": "0.40"}
+
+
+def test_a_runway_shots_preview_is_the_call_its_api_receives(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    """Runway: its own paths and fields; each promptImage's data URI shown as source and
+    sha256."""
+    from tests.e2e.test_providers import RUNWAY, _runway_shots, run, write_manifest
+
+    runway = start_sim(dialect="runway", token=RUNWAY)
+    manifest = write_manifest(tmp_path, "runway", _runway_shots())
+    out = manifest.parent / "out"
+    planned = run_cli("plan", str(manifest), "--out", str(out), "--json")
+    assert planned.returncode == 0, planned.stderr
+    calls = {j["request"]["prompt"]: j["call"] for j in json.loads(planned.stdout)["jobs"]}
+
+    assert run(manifest, runway.base_url).returncode == 0
+    creates = runway.recorder.creates()
+    assert len(creates) == len(calls) == 3
+    for create in creates:
+        body = json.loads(json.dumps(create.json))
+        call = calls[body["promptText"]]
+        assert (call["method"], call["path"]) == (create.method, create.path)
+        sent_images = [image.pop("uri") for image in body.get("promptImage", [])]
+        shown_images = [image.pop("uri") for image in call["body"].get("promptImage", [])]
+        assert body == call["body"]
+        assert len(sent_images) == len(shown_images)
+        for uri, shown in zip(sent_images, shown_images, strict=True):
+            data = base64.b64decode(uri.split(",", 1)[1])
+            assert hashlib.sha256(data).hexdigest() == shown["sha256"]
