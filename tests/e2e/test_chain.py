@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import av
 import pytest
 
-from tests.e2e.conftest import POLL, Batch, run_cli, start_run, wait_for_line
+from tests.e2e.conftest import POLL, Batch, cli_env, run_cli, start_run, wait_for_line
 
 if TYPE_CHECKING:
     from runner.sim import RunningSim
@@ -246,3 +246,51 @@ def test_max_new_counts_the_jobs_that_wait(sim: RunningSim, batch: Batch) -> Non
     assert result.returncode == 2
     assert "and 2 more once the clips they need are delivered" in result.stderr
     assert not sim.recorder.creates()
+
+
+def _provider_image(provider: str, create: Any) -> bytes:
+    """The first image a Veo or Runway create carried, as bytes."""
+    if provider == "veo":
+        image = create.json["instances"][0]["image"]
+        assert image["mimeType"] == "image/png"
+        return base64.b64decode(image["bytesBase64Encoded"])
+    header, payload = create.json["promptImage"][0]["uri"].split(",", 1)
+    assert header == "data:image/png;base64"
+    return base64.b64decode(payload)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "seconds"),
+    [("veo", "veo-3.1-generate-preview", 4), ("runway", "gen4.5", 5)],
+)
+def test_a_chain_on_another_provider_sends_the_frame_it_names(
+    start_sim: StartSim, batch: Batch, provider: str, model: str, seconds: int
+) -> None:
+    key = {"veo": "GEMINI_API_KEY", "runway": "RUNWAYML_API_SECRET"}[provider]
+    sim = start_sim(dialect=provider, token="chain-key")
+    batch.manifest.write_text(
+        f"version: 1\nprovider: {provider}\ndefaults:\n  model: {model}\n"
+        f"  seconds: {seconds}\n  aspect_ratio: '16:9'\nshots:\n"
+        "  - id: a\n    prompt: one\n"
+        "  - id: b\n    prompt: two\n    mode: first_frame\n"
+        "    images: [{shot: a, frame: last}]\n",
+        encoding="utf-8",
+    )
+    assert run_cli("validate", str(batch.manifest)).returncode == 0
+    result = run_cli(
+        "run",
+        str(batch.manifest),
+        "--out",
+        str(batch.out),
+        "--api-base",
+        sim.base_url,
+        "--poll-interval",
+        POLL,
+        env=cli_env(None, **{key: "chain-key"}),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    creates = [c for c in sim.recorder.creates() if c.created]
+    assert len(creates) == 2
+    source = rgb_frames((batch.out / "a/take-1.mp4").read_bytes())
+    assert len(set(source)) > 1
+    assert rgb_frames(_provider_image(provider, creates[1])) == [source[-1]]
