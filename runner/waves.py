@@ -66,12 +66,19 @@ async def run_waves(
         # Renders in flight that no job points at were collected by the first wave.
         later.earlier = []
         later.summary.earlier = later.summary.possibly_billed = 0
+        if plan.money is not None:
+            # Priced with the run's table: a wave's creates count against --max-cost too.
+            from runner.pricing import plan_money
+
+            later.money = plan_money(later, plan.money.table, first.options.max_attempts)
         for job in fresh:
             first.view.state(job.key, "ready", "the clips it needs are delivered")
         run = make_run(later)
         if first.options.max_new is not None:
             left = max(0, first.options.max_new - outcome.result.creates)
             run.options = dataclasses.replace(run.options, max_new=left)
+        # --max-cost holds for the whole run: a wave starts from the money committed so far.
+        run.result.committed_cost = outcome.result.committed_cost
         part = await run.execute()
         _add(outcome.result, part)
 
@@ -92,6 +99,9 @@ def _add(total: RunResult, part: RunResult) -> None:
         "wall_time",
     ):
         setattr(total, name, getattr(total, name) + getattr(part, name))
+    # A wave starts from the money committed before it (``run_waves``); delivered is its own.
+    total.committed_cost = part.committed_cost
+    total.delivered_cost += part.delivered_cost
     total.failed += part.failed
     total.possible_duplicates += part.possible_duplicates
     total.earlier_lost += part.earlier_lost

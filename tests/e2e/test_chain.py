@@ -294,3 +294,62 @@ def test_a_chain_on_another_provider_sends_the_frame_it_names(
     source = rgb_frames((batch.out / "a/take-1.mp4").read_bytes())
     assert len(set(source)) > 1
     assert rgb_frames(_provider_image(provider, creates[1])) == [source[-1]]
+
+
+TWO = """\
+version: 1
+defaults:
+  seconds: 4
+shots:
+  - id: a
+    prompt: one
+  - id: b
+    prompt: two
+    mode: first_frame
+    images: [{shot: a, frame: last}]
+"""
+PRICES = (
+    '[pricing]\ncurrency = "USD"\nunit = "per_second"\n[pricing.models.omni-fast]\ndefault = 0.05\n'
+)
+
+
+def write_priced_pair(batch: Batch) -> None:
+    """Shot b starts from a's last frame; each render costs 0.20 USD (4 s at 0.05)."""
+    batch.manifest.write_text(TWO, encoding="utf-8")
+    (batch.manifest.parent / "shotrunner.toml").write_text(PRICES, encoding="utf-8")
+
+
+def test_the_money_of_a_run_counts_every_wave(sim: RunningSim, batch: Batch) -> None:
+    write_priced_pair(batch)
+    result = run(batch, sim.base_url, "--max-cost", "0.40")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len([c for c in sim.recorder.creates() if c.created]) == 2
+    assert "money: committed this run 0.40 USD, delivered this run 0.40 USD" in result.stdout
+
+
+def test_max_cost_holds_for_the_jobs_submitted_once_their_clips_are_there(
+    start_sim: StartSim, batch: Batch
+) -> None:
+    """Shot a fails once and is paid twice: the 0.40 USD allowed are spent, so b, whose
+    clip is there only then, is not submitted."""
+    write_priced_pair(batch)
+    # With this seed the simulator fails the first task and completes the next ones.
+    sim = start_sim(fail_rate=0.5, seed=9)
+    result = run_cli(
+        "run",
+        str(batch.manifest),
+        "--out",
+        str(batch.out),
+        "--api-base",
+        sim.base_url,
+        "--poll-interval",
+        POLL,
+        "--max-cost",
+        "0.40",
+        env=cli_env(SHOTRUNNER_INSTANT_RETRY="1"),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    prompts = [c.json["prompt"] for c in sim.recorder.creates() if c.created]
+    assert prompts == ["one", "one"]
+    assert "b/1: not submitted: --max-cost 0.40 USD reached (0.40 USD committed)" in result.stdout
+    assert "money: committed this run 0.40 USD" in result.stdout
