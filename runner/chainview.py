@@ -1,15 +1,21 @@
 """How ``plan`` shows chained shots: the order (which jobs wait for which) as an indented
 list, each chained job's reason, and the same as JSON. The plan's table and summary are
-``runner.view``'s; this adds the part about shots that need other shots' clips."""
+``runner.view``'s; this adds the part about shots that need other shots' clips, and the
+jobs that wait in the plan's cost lines, its requests (``--show-requests``) and its saved
+file (``plan --save``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from runner.chain import order
+from runner.model import amount_text
 from runner.text import visible
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from runner.chain import Waiting
     from runner.model import Manifest
     from runner.plan import Plan
 
@@ -74,8 +80,76 @@ def chain_document(plan: Plan) -> dict[str, Any]:
                 "waits_for": list(w.waits_for),
                 "held": w.held,
                 "reason": reasons.get(w.key, w.reason),
+                "cost": _amount(waiting_cost(plan, w)),
+                "request": waiting_request(w),
             }
             for w in plan.waiting
         ],
         "changed": plan.changed,
     }
+
+
+def waiting_cost(plan: Plan, waiting: Waiting) -> Decimal | None:
+    """What a job that waits costs when it is submitted: a new render of its shot (None
+    without a price table, or without a price for its model)."""
+    return None if plan.money is None else plan.money.table.cost(waiting.shot)
+
+
+def _amount(cost: Decimal | None) -> str | None:
+    return None if cost is None else amount_text(cost)
+
+
+def waiting_request(waiting: Waiting) -> dict[str, Any]:
+    """The body a waiting job will send, as far as it is known: each frame of another shot
+    as its entry (its clip's sha256 is null until that clip is delivered)."""
+    from runner.jobs import provenance_request
+
+    return provenance_request(waiting.shot)
+
+
+def waiting_cost_lines(plan: Plan) -> list[str]:
+    """The cost lines of the jobs that wait (``plan``'s Cost, before the total, which counts
+    them)."""
+    from runner.pricing import money
+
+    if plan.money is None:
+        return []
+    lines = []
+    for w in plan.waiting:
+        cost = waiting_cost(plan, w)
+        figure = "no price" if cost is None else money(cost, plan.money.currency)
+        lines.append(
+            f"  {visible(w.key)}: {figure} ({w.shot.seconds_to_pay} s {visible(w.shot.model)}), "
+            f"once {', '.join(visible(n) for n in w.waits_for)} is delivered"
+        )
+    return lines
+
+
+def waiting_requests_text(plan: Plan) -> str:
+    """``plan --show-requests`` for the jobs that wait: each body as far as it is known."""
+    import json
+
+    blocks = []
+    for w in plan.waiting:
+        head = (
+            f"{visible(w.key)} ({visible(w.reason)}; its frames are taken once those clips "
+            "are delivered):"
+        )
+        body = json.dumps(waiting_request(w), indent=2, ensure_ascii=False)
+        blocks.append(f"{head}\n{body}")
+    return "\n\n".join(blocks)
+
+
+def waiting_record(plan: Plan) -> list[dict[str, Any]]:
+    """The jobs that wait, as a saved plan keeps them (``runner.planfile``): they have no
+    fingerprint yet, so their shot, the shots they wait for and their cost stand for them."""
+    return [
+        {
+            "shot": w.shot.id,
+            "take": w.take,
+            "waits_for": list(w.waits_for),
+            "held": w.held,
+            "cost": _amount(waiting_cost(plan, w)),
+        }
+        for w in plan.waiting
+    ]

@@ -2,9 +2,10 @@
 
 The file holds the manifest's sha256, the options the plan was made with, and every job with
 its action, fingerprint (which covers the prompt, the images' sha256 and every setting),
-generation, state in the store, and cost. ``run --plan`` plans again under the batch lock
-and refuses (exit 2, the first difference) when anything differs: the manifest, an image,
-or the store. Knows nothing of HTTP.
+generation, state in the store, and cost; a chained job that waits for another shot's clip
+(no fingerprint yet) by its shot, the shots it waits for and its cost. ``run --plan`` plans
+again under the batch lock and refuses (exit 2, the first difference) when anything differs:
+the manifest, an image, or the store. Knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ PLAN_FILE_VERSION = 1
 
 def plan_record(manifest: Manifest, plan: Plan, max_attempts: int) -> dict[str, Any]:
     """The plan as the file keeps it."""
+    from runner.chainview import waiting_record
+
     options = plan.options
     return {
         "version": PLAN_FILE_VERSION,
@@ -55,6 +58,8 @@ def plan_record(manifest: Manifest, plan: Plan, max_attempts: int) -> dict[str, 
             }
             for p in plan.jobs
         ],
+        # Chained jobs that wait for other shots' clips: submitted later in the same run.
+        "waiting": waiting_record(plan),
         "money": None
         if plan.money is None
         else {"currency": plan.money.currency, "total": amount_text(plan.money.total)},
@@ -123,8 +128,29 @@ def first_difference(saved: dict[str, Any], manifest: Manifest, plan: Plan) -> s
             return f"{label}: cost {old.get('cost')} → {new['cost']} (the prices changed)"
     if len(old_jobs) != len(now["jobs"]):
         return f"{len(old_jobs)} job(s) planned, {len(now['jobs'])} now"
+    waiting = _waiting_difference(saved.get("waiting") or [], now["waiting"])
+    if waiting is not None:
+        return waiting
     if saved.get("manifest_sha256") != manifest.sha256:
         return "the manifest file changed (its sha256 differs)"
+    return None
+
+
+def _waiting_difference(old: list[Any], new: list[dict[str, Any]]) -> str | None:
+    """What differs first among the jobs that wait for other shots' clips."""
+    for before, now in zip(old, new, strict=False):
+        label = f"{now['shot']}/{now['take']}"
+        if not isinstance(before, dict) or (before.get("shot"), before.get("take")) != (
+            now["shot"],
+            now["take"],
+        ):
+            return f"the jobs that wait for other shots' clips changed (now {label})"
+        if before.get("waits_for") != now["waits_for"] or before.get("held") != now["held"]:
+            return f"{label}: waits for {', '.join(now['waits_for'])} now (the store changed)"
+        if before.get("cost") != now["cost"]:
+            return f"{label}: cost {before.get('cost')} → {now['cost']} (the prices changed)"
+    if len(old) != len(new):
+        return f"{len(old)} job(s) waited for other shots' clips, {len(new)} now"
     return None
 
 

@@ -652,7 +652,7 @@ def money_lines(plan: Plan) -> list[str]:
 
     money_of = plan.money
     if money_of is None:
-        return [NO_PRICES_HINT] if plan.summary.tasks_to_submit else []
+        return [NO_PRICES_HINT] if plan.summary.tasks_to_submit or plan.waiting else []
     currency = money_of.currency
     lines = ["", "Cost:"]
     seen: set[tuple[str, int]] = set()
@@ -664,6 +664,10 @@ def money_lines(plan: Plan) -> list[str]:
         shot = p.job.shot
         figure = "no price" if cost is None else money(cost, currency)
         lines.append(f"  {visible(p.job.key)}: {figure} ({shot.seconds_to_pay} s {shot.model})")
+    # Chained jobs that wait for other shots' clips: counted in the total, so listed too.
+    from runner.chainview import waiting_cost_lines
+
+    lines += waiting_cost_lines(plan)
     lines.append(f"total: {money(money_of.total, currency)}")
     if money_of.worst_case_extra:
         lines.append(

@@ -353,3 +353,45 @@ def test_max_cost_holds_for_the_jobs_submitted_once_their_clips_are_there(
     assert prompts == ["one", "one"]
     assert "b/1: not submitted: --max-cost 0.40 USD reached (0.40 USD committed)" in result.stdout
     assert "money: committed this run 0.40 USD" in result.stdout
+
+
+def test_plan_shows_the_cost_and_the_request_of_the_jobs_that_wait(batch: Batch) -> None:
+    write_priced_pair(batch)
+    shown = plan(batch, "--show-requests")
+    assert shown.returncode == 0, shown.stderr
+    assert "  b/1: 0.20 USD (4 s omni-fast), once a is delivered\ntotal: 0.40 USD" in shown.stdout
+    head = "b/1 (waits for a; its frames are taken once those clips are delivered):\n"
+    assert head in shown.stdout
+    body = json.loads(shown.stdout.split(head, 1)[1])
+    assert body["first_image_url"]["kind"] == "shot"
+    assert body["first_image_url"]["shot"] == "a"
+    assert body["first_image_url"]["clip_sha256"] is None
+    document = json.loads(plan(batch, "--json").stdout)
+    (waiting,) = document["chain"]["waiting"]
+    assert waiting["cost"] == "0.20"
+    assert waiting["request"]["first_image_url"]["frame"] == "last"
+    assert document["summary"]["money"]["total"] == "0.40"
+
+
+def test_run_plan_holds_the_jobs_that_wait_to_the_saved_plan(sim: RunningSim, batch: Batch) -> None:
+    write_priced_pair(batch)
+    saved = batch.manifest.parent / "plan.json"
+    assert plan(batch, "--save", str(saved)).returncode == 0
+    (waiting,) = json.loads(saved.read_text())["waiting"]
+    assert waiting == {"shot": "b", "take": 1, "waits_for": ["a"], "held": False, "cost": "0.20"}
+    # The price of b's model (b's alone) changes: the saved plan is not this one any more.
+    batch.manifest.write_text(TWO + "    model: omni-pro\n", encoding="utf-8")
+    prices = batch.manifest.parent / "shotrunner.toml"
+    pro = "[pricing.models.omni-pro]\ndefault = {}\n"
+    prices.write_text(PRICES + pro.format("0.05"), encoding="utf-8")
+    saved.unlink()
+    assert plan(batch, "--save", str(saved)).returncode == 0
+    prices.write_text(PRICES + pro.format("0.10"), encoding="utf-8")
+    refused = run(batch, sim.base_url, "--plan", str(saved))
+    assert refused.returncode == 2
+    assert "b/1: cost 0.20 → 0.40 (the prices changed)" in refused.stderr
+    assert not sim.recorder.creates()
+    prices.write_text(PRICES + pro.format("0.05"), encoding="utf-8")
+    result = run(batch, sim.base_url, "--plan", str(saved))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [c.json["prompt"] for c in sim.recorder.creates() if c.created] == ["one", "two"]
