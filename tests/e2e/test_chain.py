@@ -395,3 +395,32 @@ def test_run_plan_holds_the_jobs_that_wait_to_the_saved_plan(sim: RunningSim, ba
     result = run(batch, sim.base_url, "--plan", str(saved))
     assert result.returncode == 0, result.stdout + result.stderr
     assert [c.json["prompt"] for c in sim.recorder.creates() if c.created] == ["one", "two"]
+
+
+def test_validate_locates_each_wrong_frame_of_another_shot(tmp_path: Path) -> None:
+    manifest = tmp_path / "frames.yaml"
+    manifest.write_text(
+        "version: 1\ndefaults:\n  seconds: 4\nshots:\n"
+        "  - id: s01-wide\n    prompt: one\n    takes: 2\n    aspect_ratio: '16:9'\n"
+        "  - id: s02\n    prompt: two\n    mode: first_frame\n"
+        "    images: [{shot: s01-wid, frame: last}]\n"
+        "  - id: s03\n    prompt: three\n    mode: first_frame\n"
+        "    images: [{shot: s01-wide, frame: 4}]\n"
+        "  - id: s04\n    prompt: four\n    mode: reference\n"
+        "    images: [{shot: s01-wide, frame: last, take: 3}]\n"
+        "  - id: s05\n    prompt: five\n    aspect_ratio: '9:16'\n    mode: first_frame\n"
+        "    images: [{shot: s01-wide, frame: first}]\n",
+        encoding="utf-8",
+    )
+    result = run_cli("validate", str(manifest))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert (
+        f"{manifest}:12:14: error: unknown shot 's01-wid'; did you mean 's01-wide'?" in (lines[0])
+    )
+    assert f"{manifest}:16:14: error: frame 4 s is past the end of s01-wide" in lines[1]
+    assert f"{manifest}:20:14: error: take 3 of s01-wide does not exist" in lines[2]
+    assert (
+        f"{manifest}:25:14: warning: s01-wide's aspect ratio is 16:9 but this shot's is 9:16"
+        in lines[3]
+    )
