@@ -424,3 +424,21 @@ def test_validate_locates_each_wrong_frame_of_another_shot(tmp_path: Path) -> No
         f"{manifest}:25:14: warning: s01-wide's aspect ratio is 16:9 but this shot's is 9:16"
         in lines[3]
     )
+
+
+def test_the_continuity_example_renders_its_story_in_one_simulated_run(tmp_path: Path) -> None:
+    from tests.manifest.conftest import copy_examples
+
+    manifest = copy_examples(tmp_path / "examples") / "continuity.yaml"
+    out = tmp_path / "out"
+    result = run_cli("run", str(manifest), "--simulate", "--out", str(out), env=cli_env(None))
+    assert result.returncode == 0, result.stdout + result.stderr
+    clips = sorted(p.relative_to(out).as_posix() for p in out.glob("*/take-*.mp4"))
+    assert clips == [
+        "s01-wide/take-1.mp4",
+        "s01-wide/take-2.mp4",
+        "s02-walk/take-1.mp4",
+        "s03-lamp/take-1.mp4",
+        "s04-close/take-1.mp4",
+    ]
+    assert (out / "s04-close/inputs/s02-walk-take1-1.png").is_file()
