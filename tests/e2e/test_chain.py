@@ -442,3 +442,28 @@ def test_the_continuity_example_renders_its_story_in_one_simulated_run(tmp_path:
         "s04-close/take-1.mp4",
     ]
     assert (out / "s04-close/inputs/s02-walk-take1-1.png").is_file()
+
+
+def test_a_chain_across_providers_renders_under_simulate(tmp_path: Path) -> None:
+    """Shot a on Veo, shot b on Runway from a's last frame: one --simulate run, one simulator
+    per provider, b's frame taken from the clip Veo's simulator delivered."""
+    manifest = tmp_path / "across.yaml"
+    manifest.write_text(
+        "version: 1\ndefaults:\n  aspect_ratio: '16:9'\nshots:\n"
+        "  - id: a\n    provider: veo\n    model: veo-3.1-generate-preview\n"
+        "    prompt: one\n    seconds: 4\n"
+        "  - id: b\n    provider: runway\n    model: gen4.5\n    prompt: two\n    seconds: 5\n"
+        "    mode: first_frame\n    images: [{shot: a, frame: last}]\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = run_cli("run", str(manifest), "--simulate", "--out", str(out), env=cli_env(None))
+    assert result.returncode == 0, result.stdout + result.stderr
+    source = rgb_frames((out / "a/take-1.mp4").read_bytes())
+    stored = out / "b/inputs/a-take1-last.png"
+    assert rgb_frames(stored.read_bytes()) == [source[-1]]
+    sidecar = json.loads((out / "b/take-1.json").read_text())
+    image = sidecar["request"]["first_image_url"]
+    assert image["clip_sha256"] == hashlib.sha256((out / "a/take-1.mp4").read_bytes()).hexdigest()
+    assert image["sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert {r["provider"] for r in Batch(manifest, out, []).renders()} == {"veo", "runway"}
