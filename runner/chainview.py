@@ -89,6 +89,25 @@ def chain_document(plan: Plan) -> dict[str, Any]:
     }
 
 
+def frames_not_taken(request: dict[str, Any]) -> dict[str, Any]:
+    """A request about to be sent, each frame of another shot without its PNG's sha256: the
+    frame is taken when the job is submitted, and a PNG left from an earlier clip of the same
+    take is not what will be sent."""
+
+    def fresh(image: Any) -> Any:
+        if isinstance(image, dict) and image.get("kind") == "shot":
+            return {**image, "sha256": None}
+        return image
+
+    shown = dict(request)
+    for name in ("first_image_url", "last_image_url"):
+        if name in shown:
+            shown[name] = fresh(shown[name])
+    if isinstance(shown.get("images"), list):
+        shown["images"] = [fresh(image) for image in shown["images"]]
+    return shown
+
+
 def waiting_cost(plan: Plan, waiting: Waiting) -> Decimal | None:
     """What a job that waits costs when it is submitted: a new render of its shot (None
     without a price table, or without a price for its model)."""

@@ -144,14 +144,28 @@ def _image_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> str:
     old, new = dict(_image_list(before)), dict(_image_list(now))
     parts = []
     for name in [*new, *(k for k in old if k not in new)]:
-        if old.get(name) != new.get(name):
+        if _compared(old.get(name)) != _compared(new.get(name)):
             parts.append(f"{name} {_image_id(old.get(name))} → {_image_id(new.get(name))}")
     return ", ".join(parts)
+
+
+def _compared(image: Any) -> Any:
+    """An image as two requests are compared: a frame of another shot by its source clip and
+    frame, not by its PNG (taken again at each submit; a decoder could change its bytes)."""
+    if isinstance(image, Mapping) and image.get("kind") == "shot":
+        return {k: v for k, v in image.items() if k not in ("sha256", "file")}
+    return image
 
 
 def _image_id(image: Any) -> str:
     if image is None:
         return "none"
+    if isinstance(image, Mapping) and image.get("kind") == "shot":
+        clip = image.get("clip_sha256")
+        frame = image.get("frame")
+        at = f", {frame} frame" if frame in ("first", "last") else f" at {frame} s"
+        where = f"{image.get('shot')} take {image.get('take')}{at}"
+        return f"{where} (clip sha256:{clip[:8]})" if isinstance(clip, str) else where
     if isinstance(image, Mapping):
         sha = image.get("sha256")
         if isinstance(sha, str):

@@ -590,9 +590,12 @@ def summary_line(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
 def preview_request(p: PlannedJob) -> dict[str, Any]:
     """The body ``run`` sends for this job, images by source and sha256 (never base64): the
     same builder as the request sent (``runner.jobs``)."""
+    from runner.chainview import frames_not_taken
     from runner.jobs import provenance_request
 
-    return provenance_request(p.job.shot)
+    request = provenance_request(p.job.shot)
+    # A frame of another shot is taken again when the job is submitted.
+    return frames_not_taken(request) if p.action in ("submit", "retry") else request
 
 
 def requests_text(plan: Plan) -> str:

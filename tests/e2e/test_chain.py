@@ -467,3 +467,24 @@ def test_a_chain_across_providers_renders_under_simulate(tmp_path: Path) -> None
     assert image["clip_sha256"] == hashlib.sha256((out / "a/take-1.mp4").read_bytes()).hexdigest()
     assert image["sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
     assert {r["provider"] for r in Batch(manifest, out, []).renders()} == {"veo", "runway"}
+
+
+def test_plan_names_the_source_clip_that_changed_and_no_frame_not_taken_yet(
+    sim: RunningSim, batch: Batch
+) -> None:
+    write_chain(batch)
+    assert run(batch, sim.base_url).returncode == 0
+    old_clip = hashlib.sha256((batch.out / "s01-wide/take-1.mp4").read_bytes()).hexdigest()
+    write_chain(batch, first="a wide beach at dusk")
+    assert run(batch, sim.base_url, "--only", "s01-wide").returncode == 0
+    new_clip = hashlib.sha256((batch.out / "s01-wide/take-1.mp4").read_bytes()).hexdigest()
+    shown = plan(batch)
+    assert (
+        f"images changed: first_image_url s01-wide take 1, last frame (clip sha256:{old_clip[:8]})"
+        f" → s01-wide take 1, last frame (clip sha256:{new_clip[:8]})"
+    ) in shown.stdout
+    # The PNG left from the old clip is still there; it is not what will be sent.
+    assert (batch.out / "s02-walk/inputs/s01-wide-take1-last.png").is_file()
+    jobs = {j["shot"]: j for j in json.loads(plan(batch, "--json").stdout)["jobs"]}
+    image = jobs["s02-walk"]["request"]["first_image_url"]
+    assert image["clip_sha256"] == new_clip and image["sha256"] is None
