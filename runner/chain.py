@@ -43,6 +43,8 @@ def shot_frame(raw: dict[str, Any]) -> ImageRef:
         from_shot=shot,
         from_take=int(take) if take is not None else None,
         frame=frame,
+        # Sent as a PNG data URI once taken: what a provider's offline check holds it to.
+        media_type="image/png",
     )
 
 

@@ -1,15 +1,21 @@
 """How ``plan`` shows chained shots: the order (which jobs wait for which) as an indented
 list, each chained job's reason, and the same as JSON. The plan's table and summary are
-``runner.view``'s; this adds the part about shots that need other shots' clips."""
+``runner.view``'s; this adds the part about shots that need other shots' clips, and the
+jobs that wait in the plan's cost lines, its requests (``--show-requests``) and its saved
+file (``plan --save``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from runner.chain import order
+from runner.model import amount_text
 from runner.text import visible
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from runner.chain import Waiting
     from runner.model import Manifest
     from runner.plan import Plan
 
@@ -74,8 +80,43 @@ def chain_document(plan: Plan) -> dict[str, Any]:
                 "waits_for": list(w.waits_for),
                 "held": w.held,
                 "reason": reasons.get(w.key, w.reason),
+                "cost": _amount(waiting_cost(plan, w)),
+                "request": waiting_request(w),
             }
             for w in plan.waiting
         ],
         "changed": plan.changed,
     }
+
+
+def waiting_cost(plan: Plan, waiting: Waiting) -> Decimal | None:
+    """What a job that waits costs when it is submitted: a new render of its shot (None
+    without a price table, or without a price for its model)."""
+    return None if plan.money is None else plan.money.table.cost(waiting.shot)
+
+
+def _amount(cost: Decimal | None) -> str | None:
+    return None if cost is None else amount_text(cost)
+
+
+def waiting_request(waiting: Waiting) -> dict[str, Any]:
+    """The body a waiting job will send, as far as it is known: each frame of another shot
+    as its entry (its clip's sha256 is null until that clip is delivered)."""
+    from runner.jobs import provenance_request
+
+    return provenance_request(waiting.shot)
+
+
+def waiting_requests_text(plan: Plan) -> str:
+    """``plan --show-requests`` for the jobs that wait: each body as far as it is known."""
+    import json
+
+    blocks = []
+    for w in plan.waiting:
+        head = (
+            f"{visible(w.key)} ({visible(w.reason)}; its frames are taken once those clips "
+            "are delivered):"
+        )
+        body = json.dumps(waiting_request(w), indent=2, ensure_ascii=False)
+        blocks.append(f"{head}\n{body}")
+    return "\n\n".join(blocks)

@@ -28,6 +28,7 @@ PLAN_FILE_VERSION = 1
 
 def plan_record(manifest: Manifest, plan: Plan, max_attempts: int) -> dict[str, Any]:
     """The plan as the file keeps it."""
+
     options = plan.options
     return {
         "version": PLAN_FILE_VERSION,
@@ -160,9 +161,11 @@ def _waiting_difference(old_waiting: list[Any], new_waiting: list[dict[str, Any]
             return f"waiting job {old.get('shot')}/{old.get('take')} → {label}"
         if old.get("images") != new["images"]:
             return f"{label}: its images changed"
-        for key in ("waits_for", "held", "cost"):
+        for key in ("waits_for", "held"):
             if old.get(key) != new[key]:
-                return f"{label}: {key} {old.get(key)} → {new[key]}"
+                return f"{label}: {key} {old.get(key)} → {new[key]} (the store changed)"
+        if old.get("cost") != new["cost"]:
+            return f"{label}: cost {old.get('cost')} → {new['cost']} (the prices changed)"
     if len(old_waiting) != len(new_waiting):
         return (
             f"{len(old_waiting)} job(s) waiting for other shots' clips planned, "

@@ -160,11 +160,13 @@ def _image_key(image: Any) -> Any:
 def _image_id(image: Any) -> str:
     if image is None:
         return "none"
+    if isinstance(image, Mapping) and image.get("kind") == "shot":
+        clip = image.get("clip_sha256")
+        frame = image.get("frame")
+        at = f", {frame} frame" if frame in ("first", "last") else f" at {frame} s"
+        where = f"{image.get('shot')} take {image.get('take')}{at}"
+        return f"{where} (clip sha256:{clip[:8]})" if isinstance(clip, str) else where
     if isinstance(image, Mapping):
-        if image.get("kind") == "shot":
-            clip = image.get("clip_sha256")
-            shown = f"clip sha256:{clip[:8]}" if isinstance(clip, str) else "no clip"
-            return f"{image.get('shot')}/{image.get('take')} {image.get('frame')} of {shown}"
         sha = image.get("sha256")
         if isinstance(sha, str):
             return f"sha256:{sha[:8]}"

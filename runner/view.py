@@ -657,8 +657,8 @@ def preview_call(shot: Shot) -> dict[str, Any] | None:
 
 def requests_text(plan: Plan) -> str:
     """``plan --show-requests``: the body of each create ``run`` would send, one per render
-    (for a provider other than the gateway, its own call), and a line for each job that
-    waits for other shots' clips."""
+    (for a provider other than the gateway, its own call); the jobs that wait for other
+    shots' clips are shown by ``chainview.waiting_requests_text``."""
     import json
 
     blocks = []
@@ -678,11 +678,6 @@ def requests_text(plan: Plan) -> str:
                 call["body"], indent=2, ensure_ascii=False
             )
         blocks.append(f"{head}\n{body}")
-    for waiting in plan.waiting:
-        blocks.append(
-            f"{visible(waiting.key)} ({shown(waiting.reason)}): its request is made once "
-            "that clip is delivered (the frame it uses is taken from it then)"
-        )
     return "\n\n".join(blocks) if blocks else "no request to send"
 
 
@@ -735,7 +730,7 @@ def money_lines(plan: Plan) -> list[str]:
 
     money_of = plan.money
     if money_of is None:
-        return [NO_PRICES_HINT] if plan.summary.tasks_to_submit else []
+        return [NO_PRICES_HINT] if plan.summary.tasks_to_submit or plan.waiting else []
     currency = money_of.currency
     lines = ["", "Cost:"]
     seen: set[tuple[str, int]] = set()

@@ -66,12 +66,19 @@ async def run_waves(
         # Renders in flight that no job points at were collected by the first wave.
         later.earlier = []
         later.summary.earlier = later.summary.possibly_billed = 0
+        if plan.money is not None:
+            # Priced with the run's table: a wave's creates count against --max-cost too.
+            from runner.pricing import plan_money
+
+            later.money = plan_money(later, plan.money.table, first.options.max_attempts)
         for job in fresh:
             first.view.state(job.key, "ready", "the clips it needs are delivered")
         run = make_run(later)
         if first.options.max_new is not None:
             left = max(0, first.options.max_new - outcome.result.creates)
             run.options = dataclasses.replace(run.options, max_new=left)
+        # --max-cost holds for the whole run: a wave starts from the money committed so far.
+        run.result.committed_cost = outcome.result.committed_cost
         part = await run.execute()
         _add(outcome.result, part)
 

@@ -239,5 +239,11 @@ def plan_cmd(
         for line in order_lines(manifest, planned):
             click.echo(line)
         if show_requests:
+            from runner.chainview import waiting_requests_text
+
             click.echo("")
-            click.echo(requests_text(planned))
+            # The jobs that wait send theirs later in the run: shown after, as far as known.
+            later = waiting_requests_text(planned)
+            sends_now = any(p.action in ("submit", "retry") for p in planned.jobs)
+            parts = [requests_text(planned)] if sends_now or not later else []
+            click.echo("\n\n".join([*parts, later] if later else parts))

@@ -114,7 +114,7 @@ class Needs:
             has_prompt=bool(shot.prompt.strip()),
             images=tuple(
                 ImageNeed(
-                    image.kind,
+                    "data" if image.kind == "shot" else image.kind,  # a frame goes as a PNG
                     image.size,
                     image.media_type,
                     https=image.kind != "url" or _is_https(image.source),

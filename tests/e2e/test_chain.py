@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import av
 import pytest
 
-from tests.e2e.conftest import POLL, Batch, run_cli, start_run, wait_for_line
+from tests.e2e.conftest import POLL, Batch, cli_env, run_cli, start_run, wait_for_line
 
 if TYPE_CHECKING:
     from runner.sim import RunningSim
@@ -246,3 +246,252 @@ def test_max_new_counts_the_jobs_that_wait(sim: RunningSim, batch: Batch) -> Non
     assert result.returncode == 2
     assert "and 2 more once the clips they need are delivered" in result.stderr
     assert not sim.recorder.creates()
+
+
+def _provider_image(provider: str, create: Any) -> bytes:
+    """The first image a Veo or Runway create carried, as bytes."""
+    if provider == "veo":
+        image = create.json["instances"][0]["image"]
+        assert image["mimeType"] == "image/png"
+        return base64.b64decode(image["bytesBase64Encoded"])
+    header, payload = create.json["promptImage"][0]["uri"].split(",", 1)
+    assert header == "data:image/png;base64"
+    return base64.b64decode(payload)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "seconds"),
+    [("veo", "veo-3.1-generate-preview", 4), ("runway", "gen4.5", 5)],
+)
+def test_a_chain_on_another_provider_sends_the_frame_it_names(
+    start_sim: StartSim, batch: Batch, provider: str, model: str, seconds: int
+) -> None:
+    key = {"veo": "GEMINI_API_KEY", "runway": "RUNWAYML_API_SECRET"}[provider]
+    sim = start_sim(dialect=provider, token="chain-key")
+    batch.manifest.write_text(
+        f"version: 1\nprovider: {provider}\ndefaults:\n  model: {model}\n"
+        f"  seconds: {seconds}\n  aspect_ratio: '16:9'\nshots:\n"
+        "  - id: a\n    prompt: one\n"
+        "  - id: b\n    prompt: two\n    mode: first_frame\n"
+        "    images: [{shot: a, frame: last}]\n",
+        encoding="utf-8",
+    )
+    assert run_cli("validate", str(batch.manifest)).returncode == 0
+    result = run_cli(
+        "run",
+        str(batch.manifest),
+        "--out",
+        str(batch.out),
+        "--api-base",
+        sim.base_url,
+        "--poll-interval",
+        POLL,
+        env=cli_env(None, **{key: "chain-key"}),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    creates = [c for c in sim.recorder.creates() if c.created]
+    assert len(creates) == 2
+    source = rgb_frames((batch.out / "a/take-1.mp4").read_bytes())
+    assert len(set(source)) > 1
+    assert rgb_frames(_provider_image(provider, creates[1])) == [source[-1]]
+
+
+TWO = """\
+version: 1
+defaults:
+  seconds: 4
+shots:
+  - id: a
+    prompt: one
+  - id: b
+    prompt: two
+    mode: first_frame
+    images: [{shot: a, frame: last}]
+"""
+PRICES = (
+    '[pricing]\ncurrency = "USD"\nunit = "per_second"\n[pricing.models.omni-fast]\ndefault = 0.05\n'
+)
+
+
+def write_priced_pair(batch: Batch) -> None:
+    """Shot b starts from a's last frame; each render costs 0.20 USD (4 s at 0.05)."""
+    batch.manifest.write_text(TWO, encoding="utf-8")
+    (batch.manifest.parent / "shotrunner.toml").write_text(PRICES, encoding="utf-8")
+
+
+def test_the_money_of_a_run_counts_every_wave(sim: RunningSim, batch: Batch) -> None:
+    write_priced_pair(batch)
+    result = run(batch, sim.base_url, "--max-cost", "0.40")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len([c for c in sim.recorder.creates() if c.created]) == 2
+    assert "money: committed this run 0.40 USD, delivered this run 0.40 USD" in result.stdout
+
+
+def test_max_cost_holds_for_the_jobs_submitted_once_their_clips_are_there(
+    start_sim: StartSim, batch: Batch
+) -> None:
+    """Shot a fails once and is paid twice: the 0.40 USD allowed are spent, so b, whose
+    clip is there only then, is not submitted."""
+    write_priced_pair(batch)
+    # With this seed the simulator fails the first task and completes the next ones.
+    sim = start_sim(fail_rate=0.5, seed=9)
+    result = run_cli(
+        "run",
+        str(batch.manifest),
+        "--out",
+        str(batch.out),
+        "--api-base",
+        sim.base_url,
+        "--poll-interval",
+        POLL,
+        "--max-cost",
+        "0.40",
+        env=cli_env(SHOTRUNNER_INSTANT_RETRY="1"),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    prompts = [c.json["prompt"] for c in sim.recorder.creates() if c.created]
+    assert prompts == ["one", "one"]
+    assert "b/1: not submitted: --max-cost 0.40 USD reached (0.40 USD committed)" in result.stdout
+    assert "money: committed this run 0.40 USD" in result.stdout
+
+
+def test_plan_shows_the_cost_and_the_request_of_the_jobs_that_wait(batch: Batch) -> None:
+    write_priced_pair(batch)
+    shown = plan(batch, "--show-requests")
+    assert shown.returncode == 0, shown.stderr
+    assert "  b/1: 0.20 USD (4 s omni-fast, waits for a)\ntotal: 0.40 USD" in shown.stdout
+    head = "b/1 (waits for a; its frames are taken once those clips are delivered):\n"
+    assert head in shown.stdout
+    body = json.loads(shown.stdout.split(head, 1)[1])
+    assert body["first_image_url"]["kind"] == "shot"
+    assert body["first_image_url"]["shot"] == "a"
+    assert body["first_image_url"]["clip_sha256"] is None
+    document = json.loads(plan(batch, "--json").stdout)
+    (waiting,) = document["chain"]["waiting"]
+    assert waiting["cost"] == "0.20"
+    assert waiting["request"]["first_image_url"]["frame"] == "last"
+    assert document["summary"]["money"]["total"] == "0.40"
+
+
+def test_run_plan_holds_the_jobs_that_wait_to_the_saved_plan(sim: RunningSim, batch: Batch) -> None:
+    write_priced_pair(batch)
+    saved = batch.manifest.parent / "plan.json"
+    assert plan(batch, "--save", str(saved)).returncode == 0
+    (waiting,) = json.loads(saved.read_text())["waiting"]
+    assert waiting == {
+        "shot": "b",
+        "take": 1,
+        "waits_for": ["a"],
+        "held": False,
+        "images": [],
+        "cost": "0.20",
+    }
+    # The price of b's model (b's alone) changes: the saved plan is not this one any more.
+    batch.manifest.write_text(TWO + "    model: omni-pro\n", encoding="utf-8")
+    prices = batch.manifest.parent / "shotrunner.toml"
+    pro = "[pricing.models.omni-pro]\ndefault = {}\n"
+    prices.write_text(PRICES + pro.format("0.05"), encoding="utf-8")
+    saved.unlink()
+    assert plan(batch, "--save", str(saved)).returncode == 0
+    prices.write_text(PRICES + pro.format("0.10"), encoding="utf-8")
+    refused = run(batch, sim.base_url, "--plan", str(saved))
+    assert refused.returncode == 2
+    assert "b/1: cost 0.20 → 0.40 (the prices changed)" in refused.stderr
+    assert not sim.recorder.creates()
+    prices.write_text(PRICES + pro.format("0.05"), encoding="utf-8")
+    result = run(batch, sim.base_url, "--plan", str(saved))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [c.json["prompt"] for c in sim.recorder.creates() if c.created] == ["one", "two"]
+
+
+def test_validate_locates_each_wrong_frame_of_another_shot(tmp_path: Path) -> None:
+    manifest = tmp_path / "frames.yaml"
+    manifest.write_text(
+        "version: 1\ndefaults:\n  seconds: 4\nshots:\n"
+        "  - id: s01-wide\n    prompt: one\n    takes: 2\n    aspect_ratio: '16:9'\n"
+        "  - id: s02\n    prompt: two\n    mode: first_frame\n"
+        "    images: [{shot: s01-wid, frame: last}]\n"
+        "  - id: s03\n    prompt: three\n    mode: first_frame\n"
+        "    images: [{shot: s01-wide, frame: 4}]\n"
+        "  - id: s04\n    prompt: four\n    mode: reference\n"
+        "    images: [{shot: s01-wide, frame: last, take: 3}]\n"
+        "  - id: s05\n    prompt: five\n    aspect_ratio: '9:16'\n    mode: first_frame\n"
+        "    images: [{shot: s01-wide, frame: first}]\n",
+        encoding="utf-8",
+    )
+    result = run_cli("validate", str(manifest))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert (
+        f"{manifest}:12:14: error: unknown shot 's01-wid'; did you mean 's01-wide'?" in (lines[0])
+    )
+    assert f"{manifest}:16:14: error: frame 4 s is past the end of s01-wide" in lines[1]
+    assert f"{manifest}:20:14: error: take 3 of s01-wide does not exist" in lines[2]
+    assert (
+        f"{manifest}:25:14: warning: s01-wide's aspect ratio is 16:9 but this shot's is 9:16"
+        in lines[3]
+    )
+
+
+def test_the_continuity_example_renders_its_story_in_one_simulated_run(tmp_path: Path) -> None:
+    from tests.manifest.conftest import copy_examples
+
+    manifest = copy_examples(tmp_path / "examples") / "continuity.yaml"
+    out = tmp_path / "out"
+    result = run_cli("run", str(manifest), "--simulate", "--out", str(out), env=cli_env(None))
+    assert result.returncode == 0, result.stdout + result.stderr
+    clips = sorted(p.relative_to(out).as_posix() for p in out.glob("*/take-*.mp4"))
+    assert clips == [
+        "s01-wide/take-1.mp4",
+        "s01-wide/take-2.mp4",
+        "s02-walk/take-1.mp4",
+        "s03-lamp/take-1.mp4",
+        "s04-close/take-1.mp4",
+    ]
+    assert (out / "s04-close/inputs/s02-walk-take1-1.png").is_file()
+
+
+def test_a_chain_across_providers_renders_under_simulate(tmp_path: Path) -> None:
+    """Shot a on Veo, shot b on Runway from a's last frame: one --simulate run, one simulator
+    per provider, b's frame taken from the clip Veo's simulator delivered."""
+    manifest = tmp_path / "across.yaml"
+    manifest.write_text(
+        "version: 1\ndefaults:\n  aspect_ratio: '16:9'\nshots:\n"
+        "  - id: a\n    provider: veo\n    model: veo-3.1-generate-preview\n"
+        "    prompt: one\n    seconds: 4\n"
+        "  - id: b\n    provider: runway\n    model: gen4.5\n    prompt: two\n    seconds: 5\n"
+        "    mode: first_frame\n    images: [{shot: a, frame: last}]\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = run_cli("run", str(manifest), "--simulate", "--out", str(out), env=cli_env(None))
+    assert result.returncode == 0, result.stdout + result.stderr
+    source = rgb_frames((out / "a/take-1.mp4").read_bytes())
+    stored = out / "b/inputs/a-take1-last.png"
+    assert rgb_frames(stored.read_bytes()) == [source[-1]]
+    sidecar = json.loads((out / "b/take-1.json").read_text())
+    image = sidecar["request"]["first_image_url"]
+    assert image["clip_sha256"] == hashlib.sha256((out / "a/take-1.mp4").read_bytes()).hexdigest()
+    assert image["sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert {r["provider"] for r in Batch(manifest, out, []).renders()} == {"veo", "runway"}
+
+
+def test_plan_names_the_source_clip_that_changed_and_no_frame_not_taken_yet(
+    sim: RunningSim, batch: Batch
+) -> None:
+    write_chain(batch)
+    assert run(batch, sim.base_url).returncode == 0
+    old_clip = hashlib.sha256((batch.out / "s01-wide/take-1.mp4").read_bytes()).hexdigest()
+    write_chain(batch, first="a wide beach at dusk")
+    assert run(batch, sim.base_url, "--only", "s01-wide").returncode == 0
+    new_clip = hashlib.sha256((batch.out / "s01-wide/take-1.mp4").read_bytes()).hexdigest()
+    shown = plan(batch)
+    assert (
+        f"images changed: first_image_url s01-wide take 1, last frame (clip sha256:{old_clip[:8]})"
+        f" → s01-wide take 1, last frame (clip sha256:{new_clip[:8]})"
+    ) in shown.stdout
+    # The PNG left from the old clip is still there; it is not what will be sent.
+    assert (batch.out / "s02-walk/inputs/s01-wide-take1-last.png").is_file()
+    jobs = {j["shot"]: j for j in json.loads(plan(batch, "--json").stdout)["jobs"]}
+    image = jobs["s02-walk"]["request"]["first_image_url"]
+    assert image["clip_sha256"] == new_clip and image["sha256"] is None

@@ -243,7 +243,7 @@ def test_jobs_that_wait_for_other_shots_clips_are_priced_and_every_wave_is_count
     assert "s02-walk/1: 0.40 USD (4 s omni-fast, waits for s01-wide)" in shown
     assert "s03-close/1: 0.40 USD (4 s omni-fast, waits for s02-walk)" in shown
     assert "total: 1.20 USD" in shown
-    assert "s02-walk/1 (waits for s01-wide): its request is made once that clip" in shown
+    assert "s02-walk/1 (waits for s01-wide; its frames are taken once those clips" in shown
     money = plan_json(batch)["summary"]["money"]
     assert money["total"] == "1.20"
     assert money["waiting"] == {"s02-walk/1": "0.40", "s03-close/1": "0.40"}
@@ -353,8 +353,8 @@ def test_a_chained_jobs_preview_and_reason_name_the_source_clip(
     jobs = {j["shot"]: j for j in plan_json(batch)["jobs"]}
     walk = jobs["s02-walk"]
     assert walk["reason"] == (
-        f"images changed: first_image_url s01-wide/1 last of clip sha256:{old_sha[:8]} → "
-        f"s01-wide/1 last of clip sha256:{new_sha[:8]}"
+        f"images changed: first_image_url s01-wide take 1, last frame (clip sha256:{old_sha[:8]})"
+        f" → s01-wide take 1, last frame (clip sha256:{new_sha[:8]})"
     )
     preview = walk["request"]
     shown_image = preview.pop("first_image_url")
