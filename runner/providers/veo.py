@@ -147,7 +147,9 @@ class Veo(Profile):
         reasons = generated.get("raiMediaFilteredReasons")
         filtered = generated.get("raiMediaFilteredCount")
         if filtered or reasons:
-            shown = [text for text in map(text_of, reasons or []) if text]
+            # The reasons are a list of strings; a hostile answer's other shapes give none.
+            listed = reasons if isinstance(reasons, list) else [reasons] * isinstance(reasons, str)
+            shown = [text for text in map(text_of, listed) if text]
             return ProviderTask(
                 id=task_id,
                 status="failed",

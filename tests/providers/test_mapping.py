@@ -252,6 +252,23 @@ def test_veo_answers_that_cannot_be_read_raise_value_error(answer: Any) -> None:
         veo.read_task(answer)
 
 
+@pytest.mark.parametrize(
+    ("reasons", "message"),
+    [
+        (5, "the video was filtered for safety"),
+        (True, "the video was filtered for safety"),
+        ({"a": 1}, "the video was filtered for safety"),
+        ("blocked", "blocked"),
+        (["one", 2, None, {}], "one; 2"),
+    ],
+)
+def test_a_veo_refusal_with_reasons_of_any_shape_is_still_a_refusal(
+    reasons: Any, message: str
+) -> None:
+    task = veo.read_task(_veo_done({"raiMediaFilteredReasons": reasons}))
+    assert task.status == "failed" and task.refused and task.error_message == message
+
+
 TASK_ID = "0b7f2a4e-1c2d-4e5f-8a9b-000000000001"
 
 
@@ -288,6 +305,8 @@ TASK_ID = "0b7f2a4e-1c2d-4e5f-8a9b-000000000001"
             "failed",
             {"error_code": "cancelled", "cost": 0.0},
         ),
+        ({"status": "ARCHIVING"}, "pending", {"error_code": None}),
+        ({"status": 7}, "pending", {}),
         (
             {"status": "SUCCEEDED", "output": [], "cost": {"credits": -5}},
             "completed",
@@ -297,7 +316,8 @@ TASK_ID = "0b7f2a4e-1c2d-4e5f-8a9b-000000000001"
 )
 def test_runway_tasks(answer: dict[str, Any], status: str, fields: dict[str, Any]) -> None:
     task = runway.read_task({"id": TASK_ID, **answer})
-    assert task.id == TASK_ID and task.status == status and task.raw_status == answer["status"]
+    assert task.id == TASK_ID and task.status == status
+    assert task.raw_status == str(answer["status"])
     for name, value in fields.items():
         assert getattr(task, name) == value, name
 
