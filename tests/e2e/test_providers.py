@@ -302,3 +302,35 @@ def test_one_manifest_renders_a_shot_on_two_providers_side_by_side(tmp_path: Pat
     assert jobs == {"harbour-veo": "veo", "harbour-runway": "runway"}
     table = run_cli("plan", str(manifest), "--out", str(tmp_path / "fresh")).stdout
     assert "PROVIDER" in table and "runway veo3.1" in table
+
+
+@pytest.mark.parametrize("now", ["gateway", "runway"])
+def test_a_task_owed_by_a_provider_the_manifest_left_is_never_asked_with_another_key(
+    start_sim: StartSim, tmp_path: Path, now: str
+) -> None:
+    """A Veo render in flight (the run killed), then the shot moved to another provider: the
+    next run is refused before anything is sent, even at the Veo base, so that no other
+    provider's key reaches Veo's origin (and no other client asks for Veo's operation)."""
+    sim = start_sim(dialect="veo", token=GEMINI, job_seconds=60)
+    manifest = write_manifest(tmp_path, "veo", _veo_shots()[:1])
+    command = [sys.executable, "-m", "runner", "run", str(manifest), "--out"]
+    process = subprocess.Popen(
+        [*command, str(tmp_path / "out"), "--api-base", sim.base_url, "--poll-interval", POLL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(None, **KEYS),
+    )
+    wait_for_line(process, " queued")
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=10)
+    assert [r["provider"] for r in renders(manifest)] == ["veo"]
+    moved = {**_veo_shots()[0], "model": "gen4.5", "seconds": 5}
+    write_manifest(tmp_path, now, [moved])
+    heard = len(sim.recorder.on("api"))
+    result = run(manifest, sim.base_url, SHOTRUNNER_API_KEY="gw-test-key-77aa")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "1 task(s) in flight were submitted to veo" in result.stderr
+    assert "provider: veo" in result.stderr
+    assert len(sim.recorder.on("api")) == heard
+    assert [r["state"] for r in renders(manifest)] == ["queued"]
