@@ -296,6 +296,9 @@ def test_one_manifest_renders_a_shot_on_two_providers_side_by_side(tmp_path: Pat
     assert providers == {"veo", "runway"}
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "harbour-veo" in page and "harbour-runway" in page
+    # Each card names the provider that rendered it, beside its model.
+    for provider, model in (("veo", MODELS["veo"]), ("runway", "veo3.1")):
+        assert f"<dt>provider</dt><dd>{provider}</dd><dt>model</dt><dd>{model}</dd>" in page
     plan = run_cli("plan", str(manifest), "--out", str(tmp_path / "fresh"), "--json")
     assert plan.returncode == 0, plan.stderr
     jobs = {job["shot"]: job["provider"] for job in json.loads(plan.stdout)["jobs"]}
