@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from runner.model import Mode, Shot
+from runner.model import ImageRef, Mode, Shot
 
 TaskStatus = Literal["pending", "completed", "failed"]
 
@@ -34,6 +34,8 @@ GENERIC_FIELDS = frozenset(
         "images",
     }
 )
+#: The media type of a frame of another shot's clip, as it is sent (``runner.frames``).
+FRAME_MEDIA_TYPE = "image/png"
 _DATA_URI = re.compile(r"data:(?P<type>image/[A-Za-z0-9.+-]+);base64,(?P<payload>.*)\Z", re.DOTALL)
 
 
@@ -112,15 +114,7 @@ class Needs:
             aspect_ratio=shot.aspect_ratio,
             resolution=shot.resolution,
             has_prompt=bool(shot.prompt.strip()),
-            images=tuple(
-                ImageNeed(
-                    image.kind,
-                    image.size,
-                    image.media_type,
-                    https=image.kind != "url" or _is_https(image.source),
-                )
-                for image in shot.images
-            ),
+            images=tuple(_shot_image_need(image) for image in shot.images),
             extra=tuple(shot.extra),
         )
 
@@ -139,6 +133,15 @@ class Needs:
             images=tuple(_image_need(image) for image in images),
             extra=tuple(name for name in request if name not in GENERIC_FIELDS),
         )
+
+
+def _shot_image_need(image: ImageRef) -> ImageNeed:
+    if image.kind == "shot":
+        # A frame of another shot's clip is sent as a local file is: a PNG's bytes, taken
+        # when that clip is delivered (so its size is not known offline).
+        return ImageNeed("file", None, FRAME_MEDIA_TYPE)
+    https = image.kind != "url" or _is_https(image.source)
+    return ImageNeed(image.kind, image.size, image.media_type, https=https)
 
 
 def request_mode(request: Mapping[str, Any]) -> Mode:
@@ -362,7 +365,7 @@ def _choices(values: Any) -> str:
 
 def _kinds(kinds: tuple[str, ...]) -> str:
     names = {"file": "a local file", "data": "a data URI", "url": "a URL"}
-    return _choices([names[kind] for kind in kinds])
+    return _choices([names.get(kind, kind) for kind in kinds])
 
 
 def _mb(size: int) -> str:

@@ -337,3 +337,69 @@ def test_a_task_owed_by_a_provider_the_manifest_left_is_never_asked_with_another
     assert "provider: veo" in result.stderr
     assert len(sim.recorder.on("api")) == heard
     assert [r["state"] for r in renders(manifest)] == ["queued"]
+
+
+CHAIN = """\
+version: 1
+name: chain
+provider: runway
+defaults:
+  seconds: 4
+  model: veo3.1
+shots:
+  - id: s01-wide
+    prompt: a wide empty beach
+  - id: s02-walk
+    prompt: she walks out of the wide shot
+    mode: first_frame
+    images: [{shot: s01-wide, frame: last}]
+  - id: s03-veo
+    provider: veo
+    model: veo-3.1-generate-preview
+    prompt: the same beach, later
+    mode: first_last
+    images: [{shot: s01-wide, frame: last}, {shot: s02-walk, frame: last}]
+"""
+
+
+def test_chained_shots_on_two_providers_render_in_waves_each_through_its_own_api(
+    tmp_path: Path,
+) -> None:
+    """Frames of other shots' clips pass the offline check as the PNGs they are sent as, and
+    each wave sends every shot to its own provider's simulator."""
+    manifest = tmp_path / "chain.yaml"
+    manifest.write_text(CHAIN, encoding="utf-8")
+    assert run_cli("validate", str(manifest)).returncode == 0
+    out = tmp_path / "out"
+    result = run_cli("run", str(manifest), "--simulate", "--out", str(out), env=cli_env(None))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "done: 3 job(s)" in result.stdout
+    rows = {r["task_id"]: r for r in renders(manifest)}
+    assert sorted(r["provider"] for r in rows.values()) == ["runway", "runway", "veo"]
+    veo_task = next(task for task, row in rows.items() if row["provider"] == "veo")
+    assert veo_task.startswith("models/veo-3.1-generate-preview/operations/")
+    assert len(clips(manifest)) == 3
+
+
+def test_max_clip_size_reaches_every_provider_s_client(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "examples" / "manifests" / "two-providers.yaml"
+    manifest = tmp_path / "two-providers.yaml"
+    manifest.write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+    shutil.copytree(example.parent / "frames", tmp_path / "frames")
+    out = tmp_path / "out"
+    result = run_cli(
+        "run",
+        str(manifest),
+        "--simulate",
+        "--out",
+        str(out),
+        "--max-clip-size",
+        "1K",
+        env=cli_env(None, SHOTRUNNER_INSTANT_RETRY="1"),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert clips(manifest) == []
+    for shot in ("harbour-veo", "harbour-runway"):
+        assert any(
+            shot in line and "over the cap of 1,024" in line for line in result.stdout.splitlines()
+        ), shot
