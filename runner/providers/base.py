@@ -253,6 +253,14 @@ class Profile:
         """The provider's task JSON in the client's terms; ``ValueError`` if it has no id."""
         raise NotImplementedError
 
+    def poll_delay(self, planned: float, interval: float) -> float:
+        """The wait before the next poll of one task: ``planned`` (``runner.polling``), but
+        never under ``poll_seconds``, a task's answer changing no sooner, unless the run's
+        ``--poll-interval`` is itself shorter (a run that asks for it, a simulator's)."""
+        if self.poll_seconds is None:
+            return planned
+        return max(planned, min(self.poll_seconds, interval))
+
     def download_needs_key(self, url: str, base_url: str) -> bool:
         """Whether fetching the video's URL takes the key: only ever on the API's origin.
         Redirects are followed without it."""

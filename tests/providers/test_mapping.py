@@ -336,3 +336,20 @@ def test_gateway_tasks_are_read_in_every_dialect() -> None:
     assert task.status == "failed" and task.refused
     done = gateway.read_task({"id": "v2", "status": "SUCCESS", "metadata": {"url": "https://u"}})
     assert done.status == "completed" and done.video_url == "https://u"
+
+
+@pytest.mark.parametrize(
+    ("name", "planned", "interval", "delay"),
+    [
+        ("runway", 2.5, 15.0, 5.0),
+        ("runway", 9.0, 15.0, 9.0),
+        ("runway", 0.1, 0.5, 0.5),
+        ("veo", 2.5, 15.0, 10.0),
+        ("veo", 0.2, 1.0, 1.0),
+        ("gateway", 2.5, 15.0, 2.5),
+    ],
+)
+def test_a_task_is_polled_no_sooner_than_its_provider_changes_it(
+    name: str, planned: float, interval: float, delay: float
+) -> None:
+    assert PROFILES[name].poll_delay(planned, interval) == delay
