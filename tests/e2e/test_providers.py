@@ -403,3 +403,19 @@ def test_max_clip_size_reaches_every_provider_s_client(tmp_path: Path) -> None:
         assert any(
             shot in line and "over the cap of 1,024" in line for line in result.stdout.splitlines()
         ), shot
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_a_base_with_a_version_is_named_wrong_in_the_provider_s_own_terms(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token=key)
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
+    result = run(manifest, f"{sim.base_url}/v1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"the {provider} API at {sim.base_url}/v1 has no route for creating a task" in (
+        result.stderr
+    )
+    assert "without a version" in result.stderr and "octopusx" not in result.stderr
+    assert sim.recorder.tasks_created == 0
