@@ -419,3 +419,21 @@ def test_a_base_with_a_version_is_named_wrong_in_the_provider_s_own_terms(
     )
     assert "without a version" in result.stderr and "octopusx" not in result.stderr
     assert sim.recorder.tasks_created == 0
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_a_download_cut_once_is_resumed_from_where_it_broke(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    """The file host's knobs work behind every dialect: a clip of ``clip_bytes`` cut after
+    1,000 bytes is asked again from byte 1,000, and delivered whole, with one create."""
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token=key, clip_bytes=6000, cut_after=1000, seed=2)
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (clip,) = clips(manifest)
+    assert clip.stat().st_size == 6000
+    assert sim.recorder.tasks_created == 1
+    ranges = [r.headers.get("range") for r in sim.recorder.on("files")]
+    assert ranges[0] is None and "bytes=1000-" in ranges
