@@ -437,3 +437,32 @@ def test_a_download_cut_once_is_resumed_from_where_it_broke(
     assert sim.recorder.tasks_created == 1
     ranges = [r.headers.get("range") for r in sim.recorder.on("files")]
     assert ranges[0] is None and "bytes=1000-" in ranges
+
+
+def test_validate_checks_a_shots_file_s_rows_against_their_provider_and_locates_each_problem(
+    tmp_path: Path,
+) -> None:
+    """A row of a JSONL shots file that names its provider is checked as a shot of the
+    manifest is, by ``validate`` as by ``plan``; a problem of the row's own field is located
+    in the shots file, one of ``defaults`` in the manifest."""
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\nname: rows\ndefaults:\n  resolution: 1080p\nshots_from: shots.jsonl\n",
+        encoding="utf-8",
+    )
+    rows = [
+        {"id": "a", "prompt": "waves", "provider": "veo", "model": MODELS["veo"], "seconds": 4},
+        {"id": "b", "prompt": "dunes", "provider": "runway", "model": "gen4.5", "seconds": 12},
+    ]
+    shots = tmp_path / "shots.jsonl"
+    shots.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    for command in (["validate"], ["plan", "--out", str(tmp_path / "out")]):
+        result = run_cli(*command[:1], str(manifest), *command[1:])
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"{manifest}:4:15: error: veo: {MODELS['veo']} renders 1080p only at 8 s" in (
+            result.stderr
+        )
+        column = json.dumps(rows[1]).index("12") + 1
+        assert f"{shots}:2:{column}: error: runway: gen4.5 renders 2 to 10 s, not 12 s" in (
+            result.stderr
+        )
