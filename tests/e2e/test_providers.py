@@ -466,3 +466,26 @@ def test_validate_checks_a_shots_file_s_rows_against_their_provider_and_locates_
         assert f"{shots}:2:{column}: error: runway: gen4.5 renders 2 to 10 s, not 12 s" in (
             result.stderr
         )
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_creates_whose_answers_are_lost_are_counted_flagged_and_capped(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    """Neither API takes an idempotency key: every create's answer lost, the same create is
+    sent at most ``MAX_AMBIGUOUS_SENDS`` times, each counted, the render flagged, then held
+    (never sent again by a plain rerun)."""
+    from runner.engine.states import MAX_AMBIGUOUS_SENDS
+
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token=key, drop_rate=1.0)
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "possible duplicate" in result.stdout
+    assert sim.recorder.tasks_created == MAX_AMBIGUOUS_SENDS
+    assert not any("idempotency-key" in r.headers for r in sim.recorder.creates())
+    (render,) = renders(manifest)
+    assert render["creates_sent"] == MAX_AMBIGUOUS_SENDS and render["possible_duplicate"] == 1
+    assert run(manifest, sim.base_url).returncode == 1
+    assert sim.recorder.tasks_created == MAX_AMBIGUOUS_SENDS
