@@ -110,6 +110,13 @@ def provider_bases(manifest: Manifest, settings: BatchSettings) -> dict[str, str
     from runner.providers import profile
 
     used = providers_of(manifest)
+    if settings.base_override is not None and len(used) > 1 and "gateway" not in used:
+        # Not silently ignored: no provider of this manifest would take it.
+        raise ConfigError(
+            f"--api-base is the base of one provider, and this manifest uses {', '.join(used)} "
+            "and no gateway shot: leave it out (each provider's own base is used), or run "
+            "one provider's shots from a manifest of their own"
+        )
     bases: dict[str, str] = {}
     for name in used:
         if name == "gateway":

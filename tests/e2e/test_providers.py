@@ -489,3 +489,18 @@ def test_creates_whose_answers_are_lost_are_counted_flagged_and_capped(
     assert render["creates_sent"] == MAX_AMBIGUOUS_SENDS and render["possible_duplicate"] == 1
     assert run(manifest, sim.base_url).returncode == 1
     assert sim.recorder.tasks_created == MAX_AMBIGUOUS_SENDS
+
+
+def test_an_api_base_no_provider_of_the_manifest_would_take_is_refused(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    """Veo and Runway shots, no gateway shot: ``--api-base`` would be nobody's, so it is
+    refused (exit 2, nothing sent) rather than silently ignored."""
+    sim = start_sim(dialect="veo", token=GEMINI)
+    shots = [_veo_shots()[0], {**_runway_shots()[0], "id": "rw", "provider": "runway"}]
+    manifest = write_manifest(tmp_path, "veo", shots)
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--api-base is the base of one provider" in result.stderr
+    assert "veo, runway" in result.stderr
+    assert sim.recorder.on("api") == []
