@@ -644,7 +644,7 @@ class ApiClient:
         on_api = _origin_of(url) == self._origin
         if download and (status in _LINK_GONE or (status == 401 and not on_api)):
             return LinkExpired(message, status=status, code=code)
-        if status in (401, 403):
+        if status in (401, 403) or self.profile.refuses_key(status, _json_or_none(content)):
             return AuthError(
                 self._redact(f"the API refused the key: {message}"), status=status, code=code
             )
@@ -714,6 +714,13 @@ def _error_body(content: bytes) -> tuple[str | None, str | None]:
         return _scalar(error.get("code")), _scalar(error.get("message"))
     message = _scalar(data.get("message")) or _scalar(error) or _scalar(data.get("detail"))
     return _scalar(data.get("code")), message
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
 
 
 def _excerpt(content: bytes, content_type: str) -> str:

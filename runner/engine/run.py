@@ -364,11 +364,11 @@ class Run:
         except asyncio.CancelledError:
             raise
         except AuthError as error:
+            # The keys of the run's providers (the URL in the message says whose it was).
+            variables = [c.profile.key_env for c in self.clients.values() if c.profile.key_env]
+            keys = " or ".join(variables or ["SHOTRUNNER_API_KEY"])
             self._stop_with(
-                ConfigError(
-                    f"{error.message}; check SHOTRUNNER_API_KEY "
-                    "(and SHOTRUNNER_API_BASE / --api-base)"
-                )
+                ConfigError(f"{error.message}; check {keys} (and SHOTRUNNER_API_BASE / --api-base)")
             )
         except OSError as error:
             # A full disk or a folder without permission where no step named the file it

@@ -261,6 +261,11 @@ class Profile:
             return planned
         return max(planned, min(self.poll_seconds, interval))
 
+    def refuses_key(self, status: int, answer: Any) -> bool:
+        """Whether an error answer (its JSON, or None) other than a 401 or 403 says the key
+        is refused: the run stops as for any refused key, nothing failed."""
+        return False
+
     def download_needs_key(self, url: str, base_url: str) -> bool:
         """Whether fetching the video's URL takes the key: only ever on the API's origin.
         Redirects are followed without it."""

@@ -504,3 +504,20 @@ def test_an_api_base_no_provider_of_the_manifest_would_take_is_refused(
     assert "--api-base is the base of one provider" in result.stderr
     assert "veo, runway" in result.stderr
     assert sim.recorder.on("api") == []
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_a_refused_key_stops_the_run_and_names_the_provider_s_variable(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    """A wrong key (Veo answers 400 with API_KEY_INVALID, Runway 401) stops the run, exit 2,
+    no job failed: the next run with the right key sends them."""
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token="the-right-key-0000")
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]())
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    variable = "GEMINI_API_KEY" if provider == "veo" else "RUNWAYML_API_SECRET"
+    assert f"check {variable}" in result.stderr and key not in result.stdout + result.stderr
+    assert sim.recorder.tasks_created == 0 and len(sim.recorder.on("api")) <= 4
+    assert all(r["state"] != "failed" for r in renders(manifest))

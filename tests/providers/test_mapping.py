@@ -353,3 +353,13 @@ def test_a_task_is_polled_no_sooner_than_its_provider_changes_it(
     name: str, planned: float, interval: float, delay: float
 ) -> None:
     assert PROFILES[name].poll_delay(planned, interval) == delay
+
+
+def test_only_veo_s_api_key_invalid_reason_is_a_refused_key() -> None:
+    info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
+    refused = {"error": {"code": 400, "status": "INVALID_ARGUMENT", "details": [info]}}
+    assert veo.refuses_key(400, refused)
+    assert not veo.refuses_key(400, {"error": {"code": 400, "details": [{"reason": "OTHER"}]}})
+    assert not veo.refuses_key(400, {"error": {"code": 400, "details": "API_KEY_INVALID"}})
+    assert not veo.refuses_key(429, refused) and not veo.refuses_key(400, None)
+    assert not runway.refuses_key(400, refused) and not gateway.refuses_key(400, refused)
