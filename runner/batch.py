@@ -110,6 +110,13 @@ def provider_bases(manifest: Manifest, settings: BatchSettings) -> dict[str, str
     from runner.providers import profile
 
     used = providers_of(manifest)
+    if settings.base_override is not None and len(used) > 1 and "gateway" not in used:
+        # Not silently ignored: no provider of this manifest would take it.
+        raise ConfigError(
+            f"--api-base is the base of one provider, and this manifest uses {', '.join(used)} "
+            "and no gateway shot: leave it out (each provider's own base is used), or run "
+            "one provider's shots from a manifest of their own"
+        )
     bases: dict[str, str] = {}
     for name in used:
         if name == "gateway":
@@ -178,6 +185,7 @@ def run_batch(
         options = dataclasses.replace(settings.plan, simulated=settings.simulate)
         bound, options = bind_batch(manifest, store, options)
         plan = attach_chain(make_plan(bound.jobs, store, options), bound, manifest.output_dir)
+        _check_providers(plan, manifest)
         allowed = {SIMULATOR_BASE} if settings.simulate else set(bases.values())
         _check_bases(store, allowed, {e.render.key for e in plan.earlier if e.possibly_billed})
         check_max_new(plan, settings.run.max_new)
@@ -302,6 +310,29 @@ def _folder_kinds(output_dir: Path) -> tuple[bool, bool]:
         else:
             real = True
     return simulated, real
+
+
+def _check_providers(plan: Plan, manifest: Manifest) -> None:
+    """Refuse (exit 2, nothing sent) a run while a render in flight belongs to a provider the
+    manifest no longer uses: a run opens a client (and takes a key) for the manifest's
+    providers only, and another provider's client would carry its key to this one's origin,
+    or ask it for a task it never made."""
+    from collections import Counter
+
+    used = set(providers_of(manifest))
+    owed = Counter(
+        earlier.render.provider or "gateway"
+        for earlier in plan.earlier
+        if not earlier.possibly_billed and (earlier.render.provider or "gateway") not in used
+    )
+    if owed:
+        raise ConfigError(
+            "; ".join(
+                f"{count} task(s) in flight were submitted to {name}, which this manifest no "
+                f"longer uses; put back a shot with provider: {name} to collect them"
+                for name, count in sorted(owed.items())
+            )
+        )
 
 
 def _check_bases(

@@ -141,6 +141,11 @@ class _Checker:
         """Where ``path`` is written, as a message names it to a reader of this file."""
         return f"line {self.doc.where(path).line}"
 
+    def locate(self, path: PathKey) -> tuple[str, int, int]:
+        """The file, line and column where ``path`` is written."""
+        where = self.doc.where(path)
+        return self.file, where.line, where.column
+
 
 @dataclass(slots=True)
 class _Ids:
@@ -338,13 +343,15 @@ def _check_shot(
     )
 
 
-def _places(checker: _Checker, fields: dict[str, _Field], index: int) -> dict[str, tuple[int, int]]:
-    """Where each field of the shot was written, and the shot itself (``""``)."""
-    places: dict[str, tuple[int, int]] = {}
-    for name, written in {"": _Field(None, ("shots", index)), **fields}.items():
-        where = checker.doc.where(written.path)
-        places[name] = (where.line, where.column)
-    return places
+def _places(
+    checker: _Checker, fields: dict[str, _Field], index: int
+) -> dict[str, tuple[str, int, int]]:
+    """Where each field of the shot was written (file, line, column), and the shot itself
+    (``""``): a row of a shots file, or its defaults in the manifest."""
+    return {
+        name: checker.locate(written.path)
+        for name, written in {"": _Field(None, ("shots", index)), **fields}.items()
+    }
 
 
 def _check_prompt(
@@ -754,6 +761,13 @@ class _RowChecker(_Checker):
                 "warning" if severity == "warning" else "error",
             )
         )
+
+    def locate(self, path: PathKey) -> tuple[str, int, int]:
+        # A row's own field is in the shots file; one from defaults or the top, in the manifest.
+        if self.row is None or path[:2] != ("shots", self.index):
+            return self.manifest.locate(path)
+        where = self.row.where(path[2:])
+        return self.file, where.line, where.column
 
     def broken(self, path: PathKey) -> bool:
         if not self.schema_errors and not self.manifest.schema_errors:

@@ -29,7 +29,7 @@ from runner.delivery import HISTORY, clip_relpath, read_sidecar
 from runner.errors import InputError
 from runner.files import make_batch_folder, write_atomic, writing
 from runner.jobs import fingerprint
-from runner.model import IN_FLIGHT_STATES, JOB_STATES, Manifest, Shot
+from runner.model import DEFAULT_PROVIDER, IN_FLIGHT_STATES, JOB_STATES, Manifest, Shot
 
 Status = Literal["done", "failed", "in_flight", "not_started"]
 Verdict = Literal["picked", "rejected"]
@@ -335,6 +335,8 @@ def _as_verdict(value: str | None) -> Verdict | None:
 
 def _params(shot: Shot) -> tuple[tuple[str, str], ...]:
     params: list[tuple[str, str]] = [("model", shot.model)]
+    if shot.provider != DEFAULT_PROVIDER:
+        params.insert(0, ("provider", shot.provider))
     if shot.seconds is not None:
         params.append(("seconds", str(shot.seconds)))
     if shot.aspect_ratio:

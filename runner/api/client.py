@@ -67,6 +67,9 @@ MAX_REDIRECTS = 10
 MAX_ANSWER_BYTES = 1024 * 1024
 #: The largest clip downloaded unless the client is given another ``max_clip_bytes``.
 DEFAULT_MAX_CLIP_BYTES = 4 * 1024**3
+#: The largest clip taken inline in an API answer (Veo's ``encodedVideo``): the answer is
+#: read into memory whole, so it has a bound of its own below ``max_clip_bytes``.
+MAX_INLINE_CLIP_BYTES = 128 * 1024**2
 #: The default deadline of one API request, from connecting to the answer's last byte.
 DEFAULT_REQUEST_TIMEOUT = 120.0
 #: The slowest upload a request body is given time for, in bytes per second: an 8 MiB create
@@ -157,12 +160,10 @@ class ApiClient:
         self._max_clip_bytes = max_clip_bytes
         # What goes to the API's origin, and only there.
         self._auth = profile.headers(api_key)
-        # An answer may carry the clip inline (Veo's encodedVideo): bounded by the clip's cap.
-        self._answer_cap = (
-            max(MAX_ANSWER_BYTES, max_clip_bytes * 4 // 3 + MAX_ANSWER_BYTES)
-            if profile.inline_video
-            else MAX_ANSWER_BYTES
-        )
+        # An answer may carry the clip inline (Veo's encodedVideo), in base64: bounded by the
+        # clip's cap, and by the inline clip's (it is held in memory whole).
+        inline = min(max_clip_bytes, MAX_INLINE_CLIP_BYTES) if profile.inline_video else 0
+        self._answer_cap = MAX_ANSWER_BYTES + 4 * -(-inline // 3)
         self._http = httpx.AsyncClient(
             transport=AiohttpTransport() if transport is None else transport,
             headers={
@@ -659,7 +660,7 @@ class ApiClient:
         on_api = _origin_of(url) == self._origin
         if download and (status in _LINK_GONE or (status == 401 and not on_api)):
             return LinkExpired(message, status=status, code=code)
-        if status in (401, 403):
+        if status in (401, 403) or self.profile.refuses_key(status, _json_or_none(content)):
             return AuthError(
                 self._redact(f"the API refused the key: {message}"), status=status, code=code
             )
@@ -729,6 +730,13 @@ def _error_body(content: bytes) -> tuple[str | None, str | None]:
         return _scalar(error.get("code")), _scalar(error.get("message"))
     message = _scalar(data.get("message")) or _scalar(error) or _scalar(data.get("detail"))
     return _scalar(data.get("code")), message
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
 
 
 def _excerpt(content: bytes, content_type: str) -> str:

@@ -47,7 +47,8 @@ async def poll(run: Run, work: Work) -> Step:
     while task is None or task.status == "pending":
         if not first_poll:
             elapsed = time.time() - (work.deadline - timeout)
-            await run.sleep(run.polls.next_delay(work.task_kind, elapsed, readings))
+            delay = run.polls.next_delay(work.task_kind, elapsed, readings)
+            await run.sleep(run.client_for(work).profile.poll_delay(delay, run.polls.interval))
         first_poll = False
         if asked and time.time() > work.deadline:
             return run.fail(

@@ -165,10 +165,17 @@ class Run:
 
     def client_for(self, work: Work) -> ApiClient:
         """The client of the provider that renders ``work``: its shot's, or for an earlier
-        render (its shot gone) the provider recorded on the render; ``client`` otherwise."""
-        provider = work.job.shot.provider if work.jobs else work.render.provider
-        client = self.clients.get(provider or "gateway")
-        return client if client is not None else self.client
+        render (its shot gone) the provider recorded on the render. ``client`` when the run
+        opened no client per provider (one client given by the caller)."""
+        if not self.clients:
+            return self.client
+        provider = (work.job.shot.provider if work.jobs else work.render.provider) or "gateway"
+        client = self.clients.get(provider)
+        if client is None:
+            # Never another provider's client: it would carry its key to this one's origin
+            # (``runner.batch`` refuses such a run before anything is sent).
+            raise ConfigError(f"no client for provider {provider} in this run")
+        return client
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -357,11 +364,11 @@ class Run:
         except asyncio.CancelledError:
             raise
         except AuthError as error:
+            # The keys of the run's providers (the URL in the message says whose it was).
+            variables = [c.profile.key_env for c in self.clients.values() if c.profile.key_env]
+            keys = " or ".join(variables or ["SHOTRUNNER_API_KEY"])
             self._stop_with(
-                ConfigError(
-                    f"{error.message}; check SHOTRUNNER_API_KEY "
-                    "(and SHOTRUNNER_API_BASE / --api-base)"
-                )
+                ConfigError(f"{error.message}; check {keys} (and SHOTRUNNER_API_BASE / --api-base)")
             )
         except OSError as error:
             # A full disk or a folder without permission where no step named the file it

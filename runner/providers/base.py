@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from runner.model import Mode, Shot
+from runner.model import ImageRef, Mode, Shot
 
 TaskStatus = Literal["pending", "completed", "failed"]
 
@@ -34,6 +34,8 @@ GENERIC_FIELDS = frozenset(
         "images",
     }
 )
+#: The media type of a frame of another shot's clip, as it is sent (``runner.frames``).
+FRAME_MEDIA_TYPE = "image/png"
 _DATA_URI = re.compile(r"data:(?P<type>image/[A-Za-z0-9.+-]+);base64,(?P<payload>.*)\Z", re.DOTALL)
 
 
@@ -112,15 +114,7 @@ class Needs:
             aspect_ratio=shot.aspect_ratio,
             resolution=shot.resolution,
             has_prompt=bool(shot.prompt.strip()),
-            images=tuple(
-                ImageNeed(
-                    "data" if image.kind == "shot" else image.kind,  # a frame goes as a PNG
-                    image.size,
-                    image.media_type,
-                    https=image.kind != "url" or _is_https(image.source),
-                )
-                for image in shot.images
-            ),
+            images=tuple(_shot_image_need(image) for image in shot.images),
             extra=tuple(shot.extra),
         )
 
@@ -139,6 +133,15 @@ class Needs:
             images=tuple(_image_need(image) for image in images),
             extra=tuple(name for name in request if name not in GENERIC_FIELDS),
         )
+
+
+def _shot_image_need(image: ImageRef) -> ImageNeed:
+    if image.kind == "shot":
+        # A frame of another shot's clip is sent as a local file is: a PNG's bytes, taken
+        # when that clip is delivered (so its size is not known offline).
+        return ImageNeed("file", None, FRAME_MEDIA_TYPE)
+    https = image.kind != "url" or _is_https(image.source)
+    return ImageNeed(image.kind, image.size, image.media_type, https=https)
 
 
 def request_mode(request: Mapping[str, Any]) -> Mode:
@@ -249,6 +252,19 @@ class Profile:
     def read_task(self, answer: Any) -> ProviderTask:
         """The provider's task JSON in the client's terms; ``ValueError`` if it has no id."""
         raise NotImplementedError
+
+    def poll_delay(self, planned: float, interval: float) -> float:
+        """The wait before the next poll of one task: ``planned`` (``runner.polling``), but
+        never under ``poll_seconds``, a task's answer changing no sooner, unless the run's
+        ``--poll-interval`` is itself shorter (a run that asks for it, a simulator's)."""
+        if self.poll_seconds is None:
+            return planned
+        return max(planned, min(self.poll_seconds, interval))
+
+    def refuses_key(self, status: int, answer: Any) -> bool:
+        """Whether an error answer (its JSON, or None) other than a 401 or 403 says the key
+        is refused: the run stops as for any refused key, nothing failed."""
+        return False
 
     def download_needs_key(self, url: str, base_url: str) -> bool:
         """Whether fetching the video's URL takes the key: only ever on the API's origin.
@@ -362,7 +378,7 @@ def _choices(values: Any) -> str:
 
 def _kinds(kinds: tuple[str, ...]) -> str:
     names = {"file": "a local file", "data": "a data URI", "url": "a URL"}
-    return _choices([names[kind] for kind in kinds])
+    return _choices([names.get(kind, kind) for kind in kinds])
 
 
 def _mb(size: int) -> str:

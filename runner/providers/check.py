@@ -9,7 +9,10 @@ knows no provider profile: the gateway's reads tasks with the API client's ``Tas
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import yaml
 
 from runner.diagnostics import Diagnostic, has_errors
 from runner.errors import ManifestInvalid
@@ -42,11 +45,10 @@ def check_shots(manifest: Manifest) -> list[Diagnostic]:
     for shot in manifest.shots:
         for problem in profile(shot.provider).check(Needs.from_shot(shot)):
             name = _field_of(problem, shot)
-            line, column = shot.places.get(name) or shot.places.get("", (shot.line, 1))
+            where = shot.places.get(name) or shot.places.get("")
+            file, line, column = where or (manifest.display_path, shot.line, 1)
             path = f"shots[{shot.index}]" + (f".{name}" if name else "")
-            found.append(
-                Diagnostic(manifest.display_path, line, column, path, f"{shot.provider}: {problem}")
-            )
+            found.append(Diagnostic(file, line, column, path, f"{shot.provider}: {problem}"))
     return found
 
 
@@ -84,10 +86,31 @@ def validate_checked(
 
 
 def _names_a_provider(path: Path) -> bool:
+    """Whether the manifest, or the shots file it names, holds the word ``provider`` (read
+    in blocks: a shots file may be large)."""
     try:
-        return b"provider" in path.read_bytes()
-    except OSError:
+        data = path.read_bytes()
+        if b"provider" in data:
+            return True
+        if b"shots_from" not in data:
+            return False
+        document = yaml.safe_load(data)
+        written = document.get("shots_from") if isinstance(document, dict) else None
+        if not isinstance(written, str):
+            return False
+        return _holds(path.parent / os.path.expanduser(written), b"provider")
+    except (OSError, yaml.YAMLError):
         return True
+
+
+def _holds(path: Path, word: bytes) -> bool:
+    with path.open("rb") as source:
+        tail = b""
+        while block := source.read(1 << 20):
+            if word in tail + block:
+                return True
+            tail = block[-len(word) :]
+    return False
 
 
 def load_checked(path: str | Path, *, out: Path | None = None) -> Manifest:

@@ -78,6 +78,7 @@ MODELS: dict[str, Capabilities] = {
 }
 
 _PENDING = {"PENDING", "THROTTLED", "RUNNING"}
+_ENDED = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 
 class Runway(Profile):
@@ -135,7 +136,9 @@ class Runway(Profile):
         word = raw.upper()
         estimated = _credits(answer.get("estimatedCost"))
         cost = _credits(answer.get("cost"))
-        if word in _PENDING or not word:
+        # A status word Runway does not document is taken as still running, as the gateway's
+        # are: read as a failure, it would be paid for again (the task timeout bounds it).
+        if word in _PENDING or word not in _ENDED:
             return ProviderTask(
                 id=task_id,
                 status="pending",

@@ -147,7 +147,9 @@ class Veo(Profile):
         reasons = generated.get("raiMediaFilteredReasons")
         filtered = generated.get("raiMediaFilteredCount")
         if filtered or reasons:
-            shown = [text for text in map(text_of, reasons or []) if text]
+            # The reasons are a list of strings; a hostile answer's other shapes give none.
+            listed = reasons if isinstance(reasons, list) else [reasons] * isinstance(reasons, str)
+            shown = [text for text in map(text_of, listed) if text]
             return ProviderTask(
                 id=task_id,
                 status="failed",
@@ -166,6 +168,17 @@ class Veo(Profile):
 
     def download_needs_key(self, url: str, base_url: str) -> bool:
         return _origin(url) == _origin(base_url)
+
+    def refuses_key(self, status: int, answer: Any) -> bool:
+        # A wrong key is a 400 whose ErrorInfo's reason is API_KEY_INVALID.
+        error = answer.get("error") if isinstance(answer, dict) else None
+        details = error.get("details") if isinstance(error, dict) else None
+        if status != 400 or not isinstance(details, list):
+            return False
+        return any(
+            isinstance(detail, dict) and detail.get("reason") == "API_KEY_INVALID"
+            for detail in details
+        )
 
 
 def _inline(image: str) -> dict[str, str]:

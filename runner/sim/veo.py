@@ -109,7 +109,21 @@ class Veo(Dialect):
             return self.error(403, "PERMISSION_DENIED", message)
         if hmac.compare_digest(given.encode(), token.encode()):
             return None
-        return self.error(400, "API_KEY_INVALID", "API key not valid. Please pass a valid API key.")
+        # As Google answers it: a 400 whose ErrorInfo names the reason.
+        error = {
+            "code": 400,
+            "message": "API key not valid. Please pass a valid API key.",
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                }
+            ],
+        }
+        return json_response({"error": error}, 400)
 
     def error(self, status: int, code: str, message: str, param: str | None = None) -> web.Response:
         error: dict[str, Any] = {

@@ -296,9 +296,228 @@ def test_one_manifest_renders_a_shot_on_two_providers_side_by_side(tmp_path: Pat
     assert providers == {"veo", "runway"}
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "harbour-veo" in page and "harbour-runway" in page
+    # Each card names the provider that rendered it, beside its model.
+    for provider, model in (("veo", MODELS["veo"]), ("runway", "veo3.1")):
+        assert f"<dt>provider</dt><dd>{provider}</dd><dt>model</dt><dd>{model}</dd>" in page
     plan = run_cli("plan", str(manifest), "--out", str(tmp_path / "fresh"), "--json")
     assert plan.returncode == 0, plan.stderr
     jobs = {job["shot"]: job["provider"] for job in json.loads(plan.stdout)["jobs"]}
     assert jobs == {"harbour-veo": "veo", "harbour-runway": "runway"}
     table = run_cli("plan", str(manifest), "--out", str(tmp_path / "fresh")).stdout
     assert "PROVIDER" in table and "runway veo3.1" in table
+
+
+@pytest.mark.parametrize("now", ["gateway", "runway"])
+def test_a_task_owed_by_a_provider_the_manifest_left_is_never_asked_with_another_key(
+    start_sim: StartSim, tmp_path: Path, now: str
+) -> None:
+    """A Veo render in flight (the run killed), then the shot moved to another provider: the
+    next run is refused before anything is sent, even at the Veo base, so that no other
+    provider's key reaches Veo's origin (and no other client asks for Veo's operation)."""
+    sim = start_sim(dialect="veo", token=GEMINI, job_seconds=60)
+    manifest = write_manifest(tmp_path, "veo", _veo_shots()[:1])
+    command = [sys.executable, "-m", "runner", "run", str(manifest), "--out"]
+    process = subprocess.Popen(
+        [*command, str(tmp_path / "out"), "--api-base", sim.base_url, "--poll-interval", POLL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(None, **KEYS),
+    )
+    wait_for_line(process, " queued")
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=10)
+    assert [r["provider"] for r in renders(manifest)] == ["veo"]
+    moved = {**_veo_shots()[0], "model": "gen4.5", "seconds": 5}
+    write_manifest(tmp_path, now, [moved])
+    heard = len(sim.recorder.on("api"))
+    result = run(manifest, sim.base_url, SHOTRUNNER_API_KEY="gw-test-key-77aa")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "1 task(s) in flight were submitted to veo" in result.stderr
+    assert "provider: veo" in result.stderr
+    assert len(sim.recorder.on("api")) == heard
+    assert [r["state"] for r in renders(manifest)] == ["queued"]
+
+
+CHAIN = """\
+version: 1
+name: chain
+provider: runway
+defaults:
+  seconds: 4
+  model: veo3.1
+shots:
+  - id: s01-wide
+    prompt: a wide empty beach
+  - id: s02-walk
+    prompt: she walks out of the wide shot
+    mode: first_frame
+    images: [{shot: s01-wide, frame: last}]
+  - id: s03-veo
+    provider: veo
+    model: veo-3.1-generate-preview
+    prompt: the same beach, later
+    mode: first_last
+    images: [{shot: s01-wide, frame: last}, {shot: s02-walk, frame: last}]
+"""
+
+
+def test_chained_shots_on_two_providers_render_in_waves_each_through_its_own_api(
+    tmp_path: Path,
+) -> None:
+    """Frames of other shots' clips pass the offline check as the PNGs they are sent as, and
+    each wave sends every shot to its own provider's simulator."""
+    manifest = tmp_path / "chain.yaml"
+    manifest.write_text(CHAIN, encoding="utf-8")
+    assert run_cli("validate", str(manifest)).returncode == 0
+    out = tmp_path / "out"
+    result = run_cli("run", str(manifest), "--simulate", "--out", str(out), env=cli_env(None))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "done: 3 job(s)" in result.stdout
+    rows = {r["task_id"]: r for r in renders(manifest)}
+    assert sorted(r["provider"] for r in rows.values()) == ["runway", "runway", "veo"]
+    veo_task = next(task for task, row in rows.items() if row["provider"] == "veo")
+    assert veo_task.startswith("models/veo-3.1-generate-preview/operations/")
+    assert len(clips(manifest)) == 3
+
+
+def test_max_clip_size_reaches_every_provider_s_client(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "examples" / "manifests" / "two-providers.yaml"
+    manifest = tmp_path / "two-providers.yaml"
+    manifest.write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+    shutil.copytree(example.parent / "frames", tmp_path / "frames")
+    out = tmp_path / "out"
+    result = run_cli(
+        "run",
+        str(manifest),
+        "--simulate",
+        "--out",
+        str(out),
+        "--max-clip-size",
+        "1K",
+        env=cli_env(None, SHOTRUNNER_INSTANT_RETRY="1"),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert clips(manifest) == []
+    for shot in ("harbour-veo", "harbour-runway"):
+        assert any(
+            shot in line and "over the cap of 1,024" in line for line in result.stdout.splitlines()
+        ), shot
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_a_base_with_a_version_is_named_wrong_in_the_provider_s_own_terms(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token=key)
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
+    result = run(manifest, f"{sim.base_url}/v1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"the {provider} API at {sim.base_url}/v1 has no route for creating a task" in (
+        result.stderr
+    )
+    assert "without a version" in result.stderr and "octopusx" not in result.stderr
+    assert sim.recorder.tasks_created == 0
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_a_download_cut_once_is_resumed_from_where_it_broke(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    """The file host's knobs work behind every dialect: a clip of ``clip_bytes`` cut after
+    1,000 bytes is asked again from byte 1,000, and delivered whole, with one create."""
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token=key, clip_bytes=6000, cut_after=1000, seed=2)
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (clip,) = clips(manifest)
+    assert clip.stat().st_size == 6000
+    assert sim.recorder.tasks_created == 1
+    ranges = [r.headers.get("range") for r in sim.recorder.on("files")]
+    assert ranges[0] is None and "bytes=1000-" in ranges
+
+
+def test_validate_checks_a_shots_file_s_rows_against_their_provider_and_locates_each_problem(
+    tmp_path: Path,
+) -> None:
+    """A row of a JSONL shots file that names its provider is checked as a shot of the
+    manifest is, by ``validate`` as by ``plan``; a problem of the row's own field is located
+    in the shots file, one of ``defaults`` in the manifest."""
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\nname: rows\ndefaults:\n  resolution: 1080p\nshots_from: shots.jsonl\n",
+        encoding="utf-8",
+    )
+    rows = [
+        {"id": "a", "prompt": "waves", "provider": "veo", "model": MODELS["veo"], "seconds": 4},
+        {"id": "b", "prompt": "dunes", "provider": "runway", "model": "gen4.5", "seconds": 12},
+    ]
+    shots = tmp_path / "shots.jsonl"
+    shots.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    for command in (["validate"], ["plan", "--out", str(tmp_path / "out")]):
+        result = run_cli(*command[:1], str(manifest), *command[1:])
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"{manifest}:4:15: error: veo: {MODELS['veo']} renders 1080p only at 8 s" in (
+            result.stderr
+        )
+        column = json.dumps(rows[1]).index("12") + 1
+        assert f"{shots}:2:{column}: error: runway: gen4.5 renders 2 to 10 s, not 12 s" in (
+            result.stderr
+        )
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_creates_whose_answers_are_lost_are_counted_flagged_and_capped(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    """Neither API takes an idempotency key: every create's answer lost, the same create is
+    sent at most ``MAX_AMBIGUOUS_SENDS`` times, each counted, the render flagged, then held
+    (never sent again by a plain rerun)."""
+    from runner.engine.states import MAX_AMBIGUOUS_SENDS
+
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token=key, drop_rate=1.0)
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "possible duplicate" in result.stdout
+    assert sim.recorder.tasks_created == MAX_AMBIGUOUS_SENDS
+    assert not any("idempotency-key" in r.headers for r in sim.recorder.creates())
+    (render,) = renders(manifest)
+    assert render["creates_sent"] == MAX_AMBIGUOUS_SENDS and render["possible_duplicate"] == 1
+    assert run(manifest, sim.base_url).returncode == 1
+    assert sim.recorder.tasks_created == MAX_AMBIGUOUS_SENDS
+
+
+def test_an_api_base_no_provider_of_the_manifest_would_take_is_refused(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    """Veo and Runway shots, no gateway shot: ``--api-base`` would be nobody's, so it is
+    refused (exit 2, nothing sent) rather than silently ignored."""
+    sim = start_sim(dialect="veo", token=GEMINI)
+    shots = [_veo_shots()[0], {**_runway_shots()[0], "id": "rw", "provider": "runway"}]
+    manifest = write_manifest(tmp_path, "veo", shots)
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--api-base is the base of one provider" in result.stderr
+    assert "veo, runway" in result.stderr
+    assert sim.recorder.on("api") == []
+
+
+@pytest.mark.parametrize("provider", ["veo", "runway"])
+def test_a_refused_key_stops_the_run_and_names_the_provider_s_variable(
+    start_sim: StartSim, tmp_path: Path, provider: str
+) -> None:
+    """A wrong key (Veo answers 400 with API_KEY_INVALID, Runway 401) stops the run, exit 2,
+    no job failed: the next run with the right key sends them."""
+    key = GEMINI if provider == "veo" else RUNWAY
+    sim = start_sim(dialect=provider, token="the-right-key-0000")
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]())
+    result = run(manifest, sim.base_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    variable = "GEMINI_API_KEY" if provider == "veo" else "RUNWAYML_API_SECRET"
+    assert f"check {variable}" in result.stderr and key not in result.stdout + result.stderr
+    assert sim.recorder.tasks_created == 0 and len(sim.recorder.on("api")) <= 4
+    assert all(r["state"] != "failed" for r in renders(manifest))

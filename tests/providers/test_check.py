@@ -3,6 +3,7 @@ name what the model does accept."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,14 @@ def test_needs_from_a_generic_request() -> None:
 def test_an_unknown_provider_names_the_known_ones() -> None:
     with pytest.raises(KeyError, match="gateway, veo, runway"):
         profile("openai")
+
+
+def test_a_provider_is_part_of_the_fingerprint_and_the_gateway_keeps_the_old_one() -> None:
+    from runner.jobs import fingerprint
+
+    shot = Shot(id="x", index=0, prompt="waves", seconds=8, aspect_ratio="16:9")
+    before = "bd7221ac4ff9ae85e1192ab4c9dd145fa2195e3bfe1c303871b54f9d3e1a2022"
+    assert fingerprint(shot, 1) == before
+    assert fingerprint(replace(shot, provider="gateway"), 1) == before
+    others = {fingerprint(replace(shot, provider=name), 1) for name in ("veo", "runway")}
+    assert len(others) == 2 and before not in others

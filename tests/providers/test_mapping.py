@@ -252,6 +252,23 @@ def test_veo_answers_that_cannot_be_read_raise_value_error(answer: Any) -> None:
         veo.read_task(answer)
 
 
+@pytest.mark.parametrize(
+    ("reasons", "message"),
+    [
+        (5, "the video was filtered for safety"),
+        (True, "the video was filtered for safety"),
+        ({"a": 1}, "the video was filtered for safety"),
+        ("blocked", "blocked"),
+        (["one", 2, None, {}], "one; 2"),
+    ],
+)
+def test_a_veo_refusal_with_reasons_of_any_shape_is_still_a_refusal(
+    reasons: Any, message: str
+) -> None:
+    task = veo.read_task(_veo_done({"raiMediaFilteredReasons": reasons}))
+    assert task.status == "failed" and task.refused and task.error_message == message
+
+
 TASK_ID = "0b7f2a4e-1c2d-4e5f-8a9b-000000000001"
 
 
@@ -288,6 +305,8 @@ TASK_ID = "0b7f2a4e-1c2d-4e5f-8a9b-000000000001"
             "failed",
             {"error_code": "cancelled", "cost": 0.0},
         ),
+        ({"status": "ARCHIVING"}, "pending", {"error_code": None}),
+        ({"status": 7}, "pending", {}),
         (
             {"status": "SUCCEEDED", "output": [], "cost": {"credits": -5}},
             "completed",
@@ -297,7 +316,8 @@ TASK_ID = "0b7f2a4e-1c2d-4e5f-8a9b-000000000001"
 )
 def test_runway_tasks(answer: dict[str, Any], status: str, fields: dict[str, Any]) -> None:
     task = runway.read_task({"id": TASK_ID, **answer})
-    assert task.id == TASK_ID and task.status == status and task.raw_status == answer["status"]
+    assert task.id == TASK_ID and task.status == status
+    assert task.raw_status == str(answer["status"])
     for name, value in fields.items():
         assert getattr(task, name) == value, name
 
@@ -316,3 +336,30 @@ def test_gateway_tasks_are_read_in_every_dialect() -> None:
     assert task.status == "failed" and task.refused
     done = gateway.read_task({"id": "v2", "status": "SUCCESS", "metadata": {"url": "https://u"}})
     assert done.status == "completed" and done.video_url == "https://u"
+
+
+@pytest.mark.parametrize(
+    ("name", "planned", "interval", "delay"),
+    [
+        ("runway", 2.5, 15.0, 5.0),
+        ("runway", 9.0, 15.0, 9.0),
+        ("runway", 0.1, 0.5, 0.5),
+        ("veo", 2.5, 15.0, 10.0),
+        ("veo", 0.2, 1.0, 1.0),
+        ("gateway", 2.5, 15.0, 2.5),
+    ],
+)
+def test_a_task_is_polled_no_sooner_than_its_provider_changes_it(
+    name: str, planned: float, interval: float, delay: float
+) -> None:
+    assert PROFILES[name].poll_delay(planned, interval) == delay
+
+
+def test_only_veo_s_api_key_invalid_reason_is_a_refused_key() -> None:
+    info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
+    refused = {"error": {"code": 400, "status": "INVALID_ARGUMENT", "details": [info]}}
+    assert veo.refuses_key(400, refused)
+    assert not veo.refuses_key(400, {"error": {"code": 400, "details": [{"reason": "OTHER"}]}})
+    assert not veo.refuses_key(400, {"error": {"code": 400, "details": "API_KEY_INVALID"}})
+    assert not veo.refuses_key(429, refused) and not veo.refuses_key(400, None)
+    assert not runway.refuses_key(400, refused) and not gateway.refuses_key(400, refused)
