@@ -16,6 +16,7 @@ import hashlib
 import math
 import os
 import re
+import unicodedata
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -27,21 +28,18 @@ from runner.chain import chain_problems, shot_frame
 from runner.diagnostics import Diagnostic, Severity, has_errors
 from runner.errors import ManifestInvalid
 from runner.images import ImageProblem, ImageResolver
-from runner.model import DEFAULT_MODEL, DEFAULT_PROVIDER, ImageRef, Manifest, Mode, Shot
+from runner.model import (
+    DEFAULT_MODEL,
+    DEFAULT_PROVIDER,
+    REQUEST_FIELDS,
+    ImageRef,
+    Manifest,
+    Mode,
+    Shot,
+)
 from runner.shotfiles import Progress, Row, RowDocument, ShotFile, kind_of
 from runner.yamlsrc import Document, PathKey, format_path, load_yaml, parse_path
 
-#: Request fields the runner sets itself, which ``extra`` may not override.
-RUNNER_FIELDS = (
-    "model",
-    "prompt",
-    "seconds",
-    "aspect_ratio",
-    "resolution",
-    "first_image_url",
-    "last_image_url",
-    "images",
-)
 #: Reference-video fields that ``omni-fast`` refuses.
 VIDEO_FIELDS = ("video", "video_url", "input_video")
 DOCUMENTED_SECONDS = (4, 30)
@@ -510,7 +508,7 @@ def _check_extra(
             origin.update({key: (*path, key) for key in extra})
     ok = True
     for key in merged:
-        if key in RUNNER_FIELDS:
+        if key in REQUEST_FIELDS:
             checker.report(
                 origin[key],
                 f"extra may not set {key!r}: the runner sets it from the shot's own fields",
@@ -611,13 +609,17 @@ _NAME_MAX = 255
 
 def _check_output_dir(checker: _Checker, value: dict[str, Any]) -> None:
     """An ``output_dir`` no file system can hold (a NUL byte, a name too long, characters
-    the file system cannot encode), or one under a file, is refused here, before a run."""
+    the file system cannot encode), one with control characters, or one under a file, is
+    refused here, before a run."""
     written = value.get("output_dir")
     if not isinstance(written, str) or checker.broken(("output_dir",)):
         return
     problem = None
     if "\0" in written:
         problem = "it contains a NUL character, which no path can hold"
+    elif any(unicodedata.category(c) == "Cc" for c in written):
+        # A folder named with terminal escapes would replay them wherever its path is shown.
+        problem = "it contains a control character (a tab, a line end or a terminal escape)"
     else:
         try:
             names = [os.fsencode(name) for name in Path(written).parts]

@@ -47,6 +47,22 @@ DEFAULT_MODEL = "omni-fast"
 DEFAULT_PROVIDER = "gateway"
 
 
+#: The generic request's own fields, set by the runner from a shot's fields: ``extra`` may
+#: not set them, and a provider's profile maps them (any other field is passed through).
+REQUEST_FIELDS = frozenset(
+    {
+        "model",
+        "prompt",
+        "seconds",
+        "aspect_ratio",
+        "resolution",
+        "first_image_url",
+        "last_image_url",
+        "images",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ImageRef:
     """One input image of a shot, as resolved by the image resolver.

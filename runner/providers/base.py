@@ -17,23 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from runner.model import ImageRef, Mode, Shot
+from runner.model import REQUEST_FIELDS, ImageRef, Mode, Shot
 
 TaskStatus = Literal["pending", "completed", "failed"]
 
-#: The generic request's own fields; any other field is ``extra``, passed through.
-GENERIC_FIELDS = frozenset(
-    {
-        "model",
-        "prompt",
-        "seconds",
-        "aspect_ratio",
-        "resolution",
-        "first_image_url",
-        "last_image_url",
-        "images",
-    }
-)
 #: The media type of a frame of another shot's clip, as it is sent (``runner.frames``).
 FRAME_MEDIA_TYPE = "image/png"
 _DATA_URI = re.compile(r"data:(?P<type>image/[A-Za-z0-9.+-]+);base64,(?P<payload>.*)\Z", re.DOTALL)
@@ -131,7 +118,7 @@ class Needs:
             resolution=request.get("resolution"),
             has_prompt=bool(str(request.get("prompt") or "").strip()),
             images=tuple(_image_need(image) for image in images),
-            extra=tuple(name for name in request if name not in GENERIC_FIELDS),
+            extra=tuple(name for name in request if name not in REQUEST_FIELDS),
         )
 
 

@@ -16,8 +16,8 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from runner.model import REQUEST_FIELDS
 from runner.providers.base import (
-    GENERIC_FIELDS,
     Call,
     Capabilities,
     Profile,
@@ -117,7 +117,7 @@ class Runway(Profile):
                 raise Unmappable(f"seconds must be a whole number, not {seconds!r}")
             body["duration"] = int(text)
         # Extra fields are Runway's own (seed, contentModeration, audio...): passed as named.
-        body.update((name, value) for name, value in request.items() if name not in GENERIC_FIELDS)
+        body.update((name, value) for name, value in request.items() if name not in REQUEST_FIELDS)
         path = "/v1/image_to_video" if images else "/v1/text_to_video"
         return Call("POST", path, body)
 

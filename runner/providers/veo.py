@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from runner.model import REQUEST_FIELDS
 from runner.providers.base import (
-    GENERIC_FIELDS,
     Call,
     Capabilities,
     Profile,
@@ -102,7 +102,7 @@ class Veo(Profile):
         parameters.update(
             (name, value)
             for name, value in request.items()
-            if name not in GENERIC_FIELDS and name not in parameters
+            if name not in REQUEST_FIELDS and name not in parameters
         )
         body: dict[str, Any] = {"instances": [instance]}
         if parameters:

@@ -9,7 +9,8 @@ from types import ModuleType
 
 import jsonschema
 
-from runner.manifest import RUNNER_FIELDS, SHOT_FIELDS, VIDEO_FIELDS
+from runner.manifest import SHOT_FIELDS, VIDEO_FIELDS
+from runner.model import REQUEST_FIELDS
 from runner.schema import load_schema, schema_path
 from runner.view import ASSUMED_NOTE
 
@@ -57,7 +58,7 @@ def test_schema_and_loader_know_the_same_shot_fields() -> None:
 def test_schema_names_every_field_extra_may_not_set() -> None:
     """The extra description lists exactly the fields the loader refuses."""
     description = load_schema()["$defs"]["extra"]["description"]
-    assert all(f"`{name}`" in description for name in (*RUNNER_FIELDS, *VIDEO_FIELDS))
+    assert all(f"`{name}`" in description for name in (*REQUEST_FIELDS, *VIDEO_FIELDS))
 
 
 def test_manifest_reference_explains_the_footnote_plan_prints() -> None:

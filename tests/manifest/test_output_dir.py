@@ -38,8 +38,12 @@ def manifest_with(folder: Path, output_dir: str) -> Path:
     [
         ('"a\\0b"', "it contains a NUL character, which no path can hold"),
         ("renders/" + "x" * 256, "a folder name in it is longer than 255 bytes"),
+        (
+            '"r\\e]0;owned\\a"',
+            "it contains a control character (a tab, a line end or a terminal escape)",
+        ),
     ],
-    ids=["nul", "long-name"],
+    ids=["nul", "long-name", "terminal-escape"],
 )
 def test_an_unusable_output_dir_is_refused_at_validate(
     tmp_path: Path, written: str, problem: str
