@@ -72,7 +72,9 @@ RULES = """\
   (see [running.md](running.md), Chained shots); the example
   `examples/manifests/continuity.yaml` tells a small story this way.
 - **`output_dir`** must be a path a file system can hold: no NUL character, no folder name
-  over 255 bytes, no character the file system cannot encode, and not under a file.
+  over 255 bytes, no character the file system cannot encode, and not under a file. No
+  control character either (a tab, a line end, a terminal escape): its path is shown by
+  every command.
 - **Warnings** (printed, not failing): `seconds` outside 4 to 30; an `aspect_ratio` other than
   `16:9` or `9:16`; an image outside the manifest's folder (through `..`, an absolute path or
   a link leading out), named with its real path, since it is uploaded with the shot (see

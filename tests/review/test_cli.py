@@ -206,24 +206,22 @@ def test_export_when_ffmpeg_fails_exits_1_with_its_message(
     assert not list(to.glob("*animatic*"))
 
 
-OSC_FOLDER = """\
-version: 1
-name: odd-folder
-output_dir: "renders/r\\e]0;owned\\a"
-shots:
-  - id: s01
-    prompt: waves
-"""
+OSC_FOLDER = "r\x1b]0;owned\x07"
 
 
 def test_paths_printed_by_report_pick_and_export_show_control_characters_escaped(
     make_batch: MakeBatch, tmp_path: Path
 ) -> None:
-    """An ``output_dir`` is manifest text: a window-title sequence in it is printed as
+    """A batch folder's path is outside text (``output_dir`` refuses control characters, but
+    the manifest's own folder may hold them): a window-title sequence in it is printed as
     escapes by ``report``, ``pick`` and ``export``, never as the sequence."""
-    batch = make_batch(OSC_FOLDER)
+    (tmp_path / OSC_FOLDER).mkdir()
+    batch = make_batch(
+        "version: 1\nname: odd-folder\nshots:\n  - id: s01\n    prompt: waves\n",
+        name=f"{OSC_FOLDER}/storyboard.yaml",
+    )
     batch.done("s01", 1)
-    shown = "renders/r\\x1b]0;owned\\x07"
+    shown = "r\\x1b]0;owned\\x07/renders/odd-folder"
     for args in (
         ("report", batch.manifest_path),
         ("pick", batch.manifest_path, "s01", "1"),
