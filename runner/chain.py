@@ -136,7 +136,8 @@ def _source_problems(
 def _cycles(shots: Sequence[Shot], by_id: dict[str, Shot]) -> list[ChainProblem]:
     """Each cycle of shots waiting on each other, named in full, reported at the image of
     its first shot (in storyboard order) that points into it."""
-    graph = {shot.id: [n for n in needs(shot) if n in by_id] for shot in shots}
+    # Only a shot that needs others can be in a cycle.
+    graph = {shot.id: found for shot in shots if (found := [n for n in needs(shot) if n in by_id])}
     problems: list[ChainProblem] = []
     while True:
         try:

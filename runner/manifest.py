@@ -18,7 +18,7 @@ import os
 import re
 import unicodedata
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -68,6 +68,12 @@ SHOT_FIELDS = (
 LONG_PROMPT_CHARS = 2_000
 MAX_PROMPT_CHARS = 20_000
 
+#: A check of each built shot beyond the manifest's own (a provider's capabilities, from
+#: ``runner.providers.check``): given the shot and the names of the fields written for it
+#: (on the shot, in ``defaults`` or at the top), each problem as (field name, message),
+#: the name "" for the shot as a whole. Each is reported where that field is written.
+ShotCheck = Callable[[Shot, Collection[str]], Iterable[tuple[str, str]]]
+
 _VAR_RE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 
@@ -111,6 +117,7 @@ class _Checker:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     schema_errors: set[PathKey] = field(default_factory=set)
     seen: set[tuple[int, int, str, str]] = field(default_factory=set)
+    shot_check: ShotCheck | None = None
 
     def report(
         self, path: PathKey, message: str, *, severity: str = "error", key: bool = False
@@ -138,11 +145,6 @@ class _Checker:
     def place(self, path: PathKey) -> str:
         """Where ``path`` is written, as a message names it to a reader of this file."""
         return f"line {self.doc.where(path).line}"
-
-    def locate(self, path: PathKey) -> tuple[str, int, int]:
-        """The file, line and column where ``path`` is written."""
-        where = self.doc.where(path)
-        return self.file, where.line, where.column
 
 
 @dataclass(slots=True)
@@ -323,7 +325,7 @@ def _check_shot(
         return None
     takes = int(fields["takes"].value) if "takes" in fields else 1
     resolution = fields["resolution"].value if "resolution" in fields else None
-    return Shot(
+    shot = Shot(
         id=shot_id,
         index=index,
         prompt=prompt,
@@ -337,19 +339,14 @@ def _check_shot(
         extra=extra,
         line=checker.doc.where(("shots", index)).line,
         provider=provider,
-        places=_places(checker, fields, index),
     )
-
-
-def _places(
-    checker: _Checker, fields: dict[str, _Field], index: int
-) -> dict[str, tuple[str, int, int]]:
-    """Where each field of the shot was written (file, line, column), and the shot itself
-    (``""``): a row of a shots file, or its defaults in the manifest."""
-    return {
-        name: checker.locate(written.path)
-        for name, written in {"": _Field(None, ("shots", index)), **fields}.items()
-    }
+    if checker.shot_check is None:
+        return shot
+    refused = False
+    for name, message in checker.shot_check(shot, fields.keys()):
+        checker.report(fields[name].path if name in fields else ("shots", index), message)
+        refused = True
+    return None if refused else shot
 
 
 def _check_prompt(
@@ -566,7 +563,7 @@ def _check_repeats(checker: _Checker, shots: list[Shot]) -> None:
     """
     from runner.jobs import request_identity
 
-    first: dict[str, Shot] = {}
+    same_prompt: dict[str, list[Shot]] = {}
     for shot in shots:
         if shot.takes > 1 and "seed" in shot.extra:
             takes_path: PathKey = ("shots", shot.index, "takes")
@@ -579,15 +576,20 @@ def _check_repeats(checker: _Checker, shots: list[Shot]) -> None:
                 "seed or set takes: 1",
                 severity="warning",
             )
-        earlier = first.setdefault(request_identity(shot), shot)
-        if earlier is not shot:
-            checker.report(
-                ("shots", shot.index),
-                f"shot {shot.id!r} sends the same request as shot {earlier.id!r} (line "
-                f"{earlier.line}): they share one render per take, the same clip in both "
-                "folders; change its prompt or settings if they are to differ",
-                severity="warning",
-            )
+        same_prompt.setdefault(shot.prompt, []).append(shot)
+    # Two requests can be the same only if their prompts are (extra may not set one).
+    for group in same_prompt.values():
+        first: dict[str, Shot] = {}
+        for shot in group if len(group) > 1 else ():
+            earlier = first.setdefault(request_identity(shot), shot)
+            if earlier is not shot:
+                checker.report(
+                    ("shots", shot.index),
+                    f"shot {shot.id!r} sends the same request as shot {earlier.id!r} (line "
+                    f"{earlier.line}): they share one render per take, the same clip in both "
+                    "folders; change its prompt or settings if they are to differ",
+                    severity="warning",
+                )
 
 
 def _check_vars(checker: _Checker, value: dict[str, Any]) -> dict[str, str]:
@@ -694,7 +696,12 @@ class _RowChecker(_Checker):
     """
 
     def __init__(self, manifest: _Checker, source: ShotFile, first_index: int) -> None:
-        super().__init__(doc=manifest.doc, file=source.display, base_dir=manifest.base_dir)
+        super().__init__(
+            doc=manifest.doc,
+            file=source.display,
+            base_dir=manifest.base_dir,
+            shot_check=manifest.shot_check,
+        )
         self.manifest = manifest
         self.source = source
         self.first_index = first_index
@@ -763,13 +770,6 @@ class _RowChecker(_Checker):
                 "warning" if severity == "warning" else "error",
             )
         )
-
-    def locate(self, path: PathKey) -> tuple[str, int, int]:
-        # A row's own field is in the shots file; one from defaults or the top, in the manifest.
-        if self.row is None or path[:2] != ("shots", self.index):
-            return self.manifest.locate(path)
-        where = self.row.where(path[2:])
-        return self.file, where.line, where.column
 
     def broken(self, path: PathKey) -> bool:
         if not self.schema_errors and not self.manifest.schema_errors:
@@ -907,12 +907,18 @@ def without_cycle_collector() -> Iterator[None]:
 
 
 def _check(
-    path: str | Path, out: Path | None, *, keep: bool = True, progress: Progress | None = None
+    path: str | Path,
+    out: Path | None,
+    *,
+    keep: bool = True,
+    progress: Progress | None = None,
+    check: ShotCheck | None = None,
 ) -> tuple[Manifest | None, Counts, list[Diagnostic]]:
     """Check the manifest at ``path``: the manifest if valid, its size, every diagnostic.
 
     With ``keep`` false the shots are counted but not kept (the manifest has none), so
-    that ``validate`` checks a shots file of any length in bounded memory.
+    that ``validate`` checks a shots file of any length in bounded memory. ``check`` is
+    held against every shot as it is built (see ``ShotCheck``).
     """
     display = str(path)
     absolute = Path(os.path.abspath(path))
@@ -936,7 +942,7 @@ def _check(
     schema_diagnostics = [
         d for d in schema.check(doc, display) if not _under(parse_path(d.path), doc.refused)
     ]
-    checker = _Checker(doc=doc, file=display, base_dir=absolute.parent)
+    checker = _Checker(doc=doc, file=display, base_dir=absolute.parent, shot_check=check)
     checker.schema_errors = set(_iter_schema_paths(diagnostics + schema_diagnostics))
     checker.diagnostics = diagnostics + schema_diagnostics
     value: dict[str, Any] = doc.value
@@ -977,30 +983,34 @@ def _check(
     return manifest, counts, all_found
 
 
-def check_manifest(path: str | Path) -> tuple[Manifest | None, list[Diagnostic]]:
+def check_manifest(
+    path: str | Path, *, check: ShotCheck | None = None
+) -> tuple[Manifest | None, list[Diagnostic]]:
     """The manifest if it is valid (else None), and every diagnostic, warnings included."""
-    manifest, _, diagnostics = _check(path, None)
+    manifest, _, diagnostics = _check(path, None, check=check)
     return manifest, diagnostics
 
 
 def validate_manifest(
-    path: str | Path, *, progress: Progress | None = None
+    path: str | Path, *, progress: Progress | None = None, check: ShotCheck | None = None
 ) -> tuple[Counts | None, list[Diagnostic]]:
     """What ``validate`` reports: the size of a valid manifest (else None) and every
     diagnostic. Shots are checked as ``check_manifest`` checks them but only counted, so
     that a shots file of a million rows is checked in bounded memory; ``progress`` is
     called as its rows are read."""
-    manifest, counts, diagnostics = _check(path, None, keep=False, progress=progress)
+    manifest, counts, diagnostics = _check(path, None, keep=False, progress=progress, check=check)
     return (counts if manifest is not None else None), diagnostics
 
 
-def load_manifest(path: str | Path, *, out: Path | None = None) -> Manifest:
+def load_manifest(
+    path: str | Path, *, out: Path | None = None, check: ShotCheck | None = None
+) -> Manifest:
     """The valid manifest at ``path``; raises ``ManifestInvalid`` with every diagnostic.
 
     ``out`` overrides ``output_dir`` (relative to the working directory); otherwise
     ``output_dir`` is relative to the manifest's folder, default ``renders/<name>``.
     """
-    manifest, _, diagnostics = _check(path, out)
+    manifest, _, diagnostics = _check(path, out, check=check)
     if manifest is None:
         raise ManifestInvalid(diagnostics)
     return manifest

@@ -147,10 +147,6 @@ class Shot:
     line: int = 0
     #: The video API that renders it (``gateway``, ``veo``, ``runway``).
     provider: str = DEFAULT_PROVIDER
-    #: Where each of its fields was written (on the shot, in defaults, at the top; a shots
-    #: file's row or the manifest), as (file, line, column): a provider's capability check
-    #: points there.
-    places: dict[str, tuple[str, int, int]] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def seconds_to_pay(self) -> int:

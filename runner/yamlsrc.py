@@ -1,13 +1,13 @@
 """YAML with a position for every value: the manifest's source layer.
 
-PyYAML composes the node tree (libyaml's parser when available); the values are built
-here from the nodes so that the rules are ours, not YAML 1.1's:
+PyYAML's parser (libyaml's when available) reads the events; the values and their
+positions are built here straight from them, so that the rules are ours, not YAML 1.1's:
 
 - plain scalars follow the YAML 1.2 core schema, narrowed: only ``true``/``false`` are
   booleans, ``null``/``~``/empty are null, integers are decimal (``08`` is 8; ``0o``/``0x``
   stay strings), and there are no sexagesimal numbers (``16:9`` is the string "16:9");
 - a key written twice in one mapping is an error;
-- anchors, aliases and ``<<`` merges work, but the expanded size is bounded so that an
+- anchors, aliases and ``<<`` merges work, but what aliases add is bounded so that an
   alias bomb is refused before it is built;
 - only the standard tags (``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``,
   ``!!map``, ``!!seq``, ``!!merge``) are accepted: nothing constructs objects.
@@ -19,6 +19,7 @@ left open) are explained in the user's words, at the place to fix (``_explain``)
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import sys
@@ -41,10 +42,9 @@ PathKey = tuple[str | int, ...]
 MAX_EXPANDED_NODES = 1_000_000
 
 _TAG = "tag:yaml.org,2002:"
-_PLAIN = "!shotrunner/plain"  # an untagged plain scalar, resolved here by the core rules
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
 _MAP, _SEQ, _MERGE = _TAG + "map", _TAG + "seq", _TAG + "merge"
-_SCALAR_TAGS = {_PLAIN, _STR, _INT, _FLOAT, _BOOL, _NULL}
+_SCALAR_TAGS = {_STR, _INT, _FLOAT, _BOOL, _NULL}
 
 _NON_STRING_STARTS = frozenset("0123456789+-.~nNtTfF")
 _NULLS = {"", "~", "null", "Null", "NULL"}
@@ -60,115 +60,6 @@ _NAN_RE = re.compile(r"\.(nan|NaN|NAN)\Z")
 class Position:
     line: int
     column: int
-
-
-class _Node:
-    """A composed value before it is built: its tag, its content and where it starts.
-
-    Lighter than PyYAML's nodes (no marks, which hold a dictionary each): 100,000 shots
-    composed as PyYAML's nodes took 400 MiB before a single value was built. ``at`` is
-    shared with the built document's positions.
-    """
-
-    __slots__ = ("at", "tag", "value")
-
-    def __init__(self, tag: str, value: Any, at: Position) -> None:
-        self.tag = tag
-        self.value = value
-        self.at = at
-
-
-class _Scalar(_Node):
-    value: str
-
-
-class _Sequence(_Node):
-    value: list[_Node]
-
-
-class _Mapping(_Node):
-    value: list[tuple[_Node, _Node]]
-
-
-def _at(mark: yaml.Mark) -> Position:
-    return Position(mark.line + 1, mark.column + 1)
-
-
-class _Composer:
-    """The node tree of one document from libyaml's events (PyYAML's composer, with our
-    nodes): untagged plain scalars are tagged ``_PLAIN`` so that ``_Builder`` resolves them
-    by our rules, other untagged scalars ``!!str``."""
-
-    def __init__(self, text: str) -> None:
-        self.parser = _BaseLoader(text)
-        self.anchors: dict[str, _Node] = {}
-
-    def document(self) -> _Node | None:
-        """The single document's root (None for an empty stream)."""
-        try:
-            self.parser.get_event()  # stream start
-            if isinstance(self.parser.peek_event(), yaml.StreamEndEvent):
-                return None
-            start = self.parser.get_event().start_mark  # document start
-            root = self.node()
-            self.parser.get_event()  # document end
-            if not isinstance(self.parser.peek_event(), yaml.StreamEndEvent):
-                raise yaml.composer.ComposerError(
-                    "expected a single document in the stream",
-                    start,
-                    "but found another document",
-                    self.parser.get_event().start_mark,
-                )
-            return root
-        finally:
-            self.parser.dispose()
-
-    def node(self) -> _Node:
-        event = self.parser.get_event()
-        kind = type(event)
-        if kind is yaml.AliasEvent:
-            if event.anchor not in self.anchors:
-                raise yaml.composer.ComposerError(
-                    None, None, f"found undefined alias {event.anchor!r}", event.start_mark
-                )
-            return self.anchors[event.anchor]
-        tag, at = event.tag, _at(event.start_mark)
-        if kind is yaml.ScalarEvent:
-            if tag is None or tag == "!":
-                tag = _PLAIN if event.implicit[0] else _STR
-            return self.anchored(event, _Scalar(tag, event.value, at))
-        if tag is None or tag == "!":
-            tag = _SEQ if kind is yaml.SequenceStartEvent else _MAP
-        if kind is yaml.SequenceStartEvent:
-            items: list[_Node] = []
-            node: _Node = self.anchored(event, _Sequence(tag, items, at))
-            while not isinstance(self.parser.peek_event(), yaml.SequenceEndEvent):
-                items.append(self.node())
-        else:
-            pairs: list[tuple[_Node, _Node]] = []
-            node = self.anchored(event, _Mapping(tag, pairs, at))
-            while not isinstance(self.parser.peek_event(), yaml.MappingEndEvent):
-                key = self.node()
-                pairs.append((key, self.node()))
-        self.parser.get_event()  # the collection's end
-        return node
-
-    def anchored(self, event: Any, node: _Node) -> _Node:
-        """``node``, registered under the event's anchor (if any) before its content is
-        composed, so that an alias inside it is recursive, as in PyYAML."""
-        anchor = event.anchor
-        if anchor is None:
-            return node
-        if anchor in self.anchors:
-            first = self.anchors[anchor].at
-            raise yaml.composer.ComposerError(
-                f"found duplicate anchor {anchor!r}; first occurrence",
-                yaml.Mark("<unicode string>", 0, first.line - 1, first.column - 1, None, 0),
-                "second occurrence",
-                event.start_mark,
-            )
-        self.anchors[anchor] = node
-        return node
 
 
 @dataclass(slots=True)
@@ -243,54 +134,212 @@ class _Merged:
     refused: list[PathKey]
 
 
-class _Builder:
-    def __init__(self, file: str, *, consume: bool = False) -> None:
-        self.file = file
-        #: Drop each list item's node once it is built, so that the tree and the values are
-        #: never both whole in memory; only where no alias can lead back to a node.
-        self.consume = consume
-        self.doc = Document(None)
-        self.diagnostics: list[Diagnostic] = []
+@dataclass(slots=True)
+class _Anchored:
+    """An anchored value as it was built, for its aliases: the value, its size in values,
+    its positions (paths relative to it), and its text if it is a scalar (as a key)."""
 
-    def error(self, node: _Node, path: PathKey, message: str) -> None:
-        where = node.at
+    value: Any
+    size: int
+    doc: Document
+    at: Position
+    text: str | None
+
+
+class _Refused(Exception):
+    """The whole document is refused (an alias bomb, a recursive alias): where, and why."""
+
+    def __init__(self, at: Position, path: PathKey, message: str) -> None:
+        super().__init__(message)
+        self.at, self.path, self.message = at, path, message
+
+
+_RECURSIVE = "an alias refers to a node that contains it (a recursive alias)"
+
+
+class _Builder:
+    """One YAML document's values and positions, built straight from libyaml's events.
+
+    No node tree is composed first: 100,000 shots composed as nodes took more memory than
+    their values and positions together. An anchored value is built in a document of its
+    own (``base`` is where it is written) and copied into place; each alias copies it again,
+    positions included. The values aliases add are counted as they are copied: past
+    ``MAX_EXPANDED_NODES``, or past the values the text writes itself if that is more, the
+    document is an alias bomb and is refused before more is built.
+    """
+
+    def __init__(self, text: str, file: str) -> None:
+        self.parser = _BaseLoader(text)
+        self.file = file
+        self.doc = Document(None)
+        self.base: PathKey = ()
+        self.diagnostics: list[Diagnostic] = []
+        #: Every anchor seen: its value once built, None while it is being built.
+        self.anchors: dict[str, _Anchored | None] = {}
+        #: Where each anchor being built is written (a recursive alias is refused there).
+        self.open: dict[str, tuple[Position, PathKey]] = {}
+        self.built = 0
+        self.aliased = 0
+
+    def document(self) -> Document | None:
+        """The single document (None for an empty stream)."""
+        parser = self.parser
+        try:
+            parser.get_event()  # stream start
+            if isinstance(parser.peek_event(), yaml.StreamEndEvent):
+                return None
+            start = parser.get_event().start_mark  # document start
+            self.doc.value, _ = self.value(parser.get_event(), ())
+            parser.get_event()  # document end
+            if not isinstance(parser.peek_event(), yaml.StreamEndEvent):
+                raise yaml.composer.ComposerError(
+                    "expected a single document in the stream",
+                    start,
+                    "but found another document",
+                    parser.get_event().start_mark,
+                )
+            return self.doc
+        finally:
+            parser.dispose()
+
+    def error(self, at: Position, path: PathKey, message: str) -> None:
         self.diagnostics.append(
-            Diagnostic(self.file, where.line, where.column, format_path(path), message)
+            Diagnostic(self.file, at.line, at.column, format_path((*self.base, *path)), message)
         )
 
-    def refuse(self, node: _Node, path: PathKey, message: str) -> None:
-        """Report ``node`` and record that its value, at ``path``, stands as None."""
-        self.error(node, path, message)
+    def refuse(self, at: Position, path: PathKey, message: str) -> None:
+        """Report the value at ``path`` and record that it stands as None."""
+        self.error(at, path, message)
         self.doc.refused.add(path)
 
-    def build(self, node: _Node, path: PathKey) -> Any:
-        self.doc.positions[path] = node.at
-        if isinstance(node, _Scalar):
-            return self.scalar(node, path)
-        if isinstance(node, _Sequence):
-            if node.tag != _SEQ:
-                self.refuse(node, path, f"YAML tag {_short_tag(node.tag)} is not allowed")
-                return None
-            items = node.value
-            if not self.consume:
-                return [self.build(item, (*path, i)) for i, item in enumerate(items)]
-            items.reverse()
-            return [self.build(items.pop(), (*path, i)) for i in range(len(items))]
-        if node.tag != _MAP or not isinstance(node, _Mapping):
-            self.refuse(node, path, f"YAML tag {_short_tag(node.tag)} is not allowed")
-            return None
-        return self.mapping(node, path)
+    def value(self, event: Any, path: PathKey) -> tuple[Any, int]:
+        """The value that starts with ``event``, built at ``path``, and its size in values
+        (what aliases in it add included)."""
+        kind = type(event)
+        if kind is yaml.AliasEvent:
+            return self.alias(event, path)
+        at = Position(event.start_mark.line + 1, event.start_mark.column + 1)
+        if event.anchor is not None:
+            return self.anchored(event, at, path)
+        if kind is yaml.ScalarEvent and event.tag is None:  # most values: a plain word
+            self.built += 1
+            self.doc.positions[path] = at
+            return (resolve_plain(event.value) if event.implicit[0] else event.value), 1
+        return self.node(event, at, path)
 
-    def scalar(self, node: _Scalar, path: PathKey, *, key: bool = False) -> Any:
+    def node(self, event: Any, at: Position, path: PathKey) -> tuple[Any, int]:
+        self.built += 1
+        self.doc.positions[path] = at
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            return self.scalar(event, at, path), 1
+        if kind is yaml.MappingStartEvent:
+            value, size = self.mapping(at, path)
+            if event.tag not in (None, "!", _MAP):
+                self.refuse(at, path, f"YAML tag {_short_tag(event.tag)} is not allowed")
+                return None, size
+            return value, size
+        items: list[Any] = []
+        size = 1
+        while type(item := self.parser.get_event()) is not yaml.SequenceEndEvent:
+            built, item_size = self.value(item, (*path, len(items)))
+            items.append(built)
+            size += item_size
+            if self.aliased > MAX_EXPANDED_NODES and self.over_budget():
+                self.refuse_bomb(at, path)
+        if event.tag not in (None, "!", _SEQ):
+            self.refuse(at, path, f"YAML tag {_short_tag(event.tag)} is not allowed")
+            return None, size
+        return items, size
+
+    def over_budget(self) -> bool:
+        """Whether aliases have added more values than a document may expand to."""
+        return self.aliased > max(MAX_EXPANDED_NODES, self.built)
+
+    def refuse_bomb(self, at: Position, path: PathKey) -> None:
+        """Refuse the document at the collection that aliases have made too big."""
+        budget = max(MAX_EXPANDED_NODES, self.built)
+        raise _Refused(
+            at,
+            (*self.base, *path),
+            f"aliases expand this document past {budget:,} values (an alias bomb?); "
+            "refusing to build it",
+        )
+
+    def anchored(self, event: Any, at: Position, path: PathKey) -> tuple[Any, int]:
+        """A value with an anchor: built in a document of its own, kept for its aliases,
+        and copied into place."""
+        name = event.anchor
+        self.claim(event, at, path)
+        outer, outer_base = self.doc, self.base
+        self.doc, self.base = Document(None), (*outer_base, *path)
+        try:
+            value, size = self.node(event, at, ())
+            own = self.doc
+        finally:
+            self.doc, self.base = outer, outer_base
+        del self.open[name]
+        text = event.value if type(event) is yaml.ScalarEvent else None
+        self.anchors[name] = _Anchored(value, size, own, at, text)
+        self.place(own, path)
+        return value, size
+
+    def claim(self, event: Any, at: Position, path: PathKey) -> None:
+        """Register the event's anchor as being built at ``path``."""
+        name = event.anchor
+        if name in self.anchors:
+            found = self.anchors[name]
+            first = found.at if found is not None else self.open[name][0]
+            raise yaml.composer.ComposerError(
+                f"found duplicate anchor {name!r}; first occurrence",
+                yaml.Mark("<unicode string>", 0, first.line - 1, first.column - 1, None, 0),
+                "second occurrence",
+                event.start_mark,
+            )
+        self.anchors[name] = None
+        self.open[name] = (at, (*self.base, *path))
+
+    def lookup(self, event: Any) -> _Anchored:
+        """What an alias names; the document is refused if it is still being built."""
+        name = event.anchor
+        if name not in self.anchors:
+            raise yaml.composer.ComposerError(
+                None, None, f"found undefined alias {name!r}", event.start_mark
+            )
+        anchored = self.anchors[name]
+        if anchored is None:
+            at, where = self.open[name]
+            raise _Refused(at, where, _RECURSIVE)
+        return anchored
+
+    def alias(self, event: Any, path: PathKey) -> tuple[Any, int]:
+        """A copy of the anchored value, with its positions, at ``path``."""
+        anchored = self.lookup(event)
+        self.aliased += anchored.size
+        if self.aliased > max(MAX_EXPANDED_NODES, self.built):
+            return None, anchored.size  # refused by the collection it is in, not copied
+        self.place(anchored.doc, path)
+        return copy.deepcopy(anchored.value), anchored.size
+
+    def place(self, own: Document, path: PathKey) -> None:
+        """Copy the positions (and refusals) of a value built on its own to ``path``."""
+        doc = self.doc
+        for sub, where in own.positions.items():
+            doc.positions[(*path, *sub)] = where
+        for sub, where in own.key_positions.items():
+            doc.key_positions[(*path, *sub)] = where
+        doc.refused.update((*path, *sub) for sub in own.refused)
+
+    def scalar(self, event: Any, at: Position, path: PathKey, *, key: bool = False) -> Any:
         """The scalar's value; a refused one is None (a refused key leaves its mapping be)."""
-        tag, text = node.tag, node.value
-        if tag == _PLAIN:
-            return resolve_plain(text)
+        tag, text = event.tag, event.value
+        if tag is None or tag == "!":
+            return resolve_plain(text) if event.implicit[0] else text
         if tag == _STR:
             return text
         report = self.error if key else self.refuse
         if tag not in _SCALAR_TAGS:
-            report(node, path, f"YAML tag {_short_tag(tag)} is not allowed")
+            report(at, path, f"YAML tag {_short_tag(tag)} is not allowed")
             return None
         value = resolve_plain(text)
         wanted: dict[str, tuple[type, ...]] = {
@@ -300,88 +349,134 @@ class _Builder:
             _NULL: (type(None),),
         }
         if (isinstance(value, bool) and tag != _BOOL) or not isinstance(value, wanted[tag]):
-            report(node, path, f"{text!r} is not a valid {_short_tag(tag)}")
+            report(at, path, f"{text!r} is not a valid {_short_tag(tag)}")
             return None
         return float(value) if tag == _FLOAT and isinstance(value, int) else value
 
-    def mapping(self, node: _Mapping, path: PathKey) -> dict[str, Any]:
+    def key(self, event: Any, path: PathKey) -> tuple[str | None, Position, bool]:
+        """A mapping key: its text (None if it is not a scalar, reported), where it is
+        written, and whether it is ``<<`` (a merge)."""
+        kind = type(event)
+        if kind is yaml.ScalarEvent and event.tag is None and event.anchor is None:
+            at = Position(event.start_mark.line + 1, event.start_mark.column + 1)
+            # An untagged key is its text (``1: x`` is the key "1"); a plain ``<<`` merges.
+            return event.value, at, event.value == "<<" and event.implicit[0]
+        if kind is yaml.AliasEvent:
+            anchored = self.lookup(event)
+            if anchored.text is None:
+                self.error(
+                    anchored.at, path, "a mapping key must be a plain value, not a collection"
+                )
+                return None, anchored.at, False
+            value = anchored.value
+            return (value if isinstance(value, str) else anchored.text), anchored.at, False
+        at = Position(event.start_mark.line + 1, event.start_mark.column + 1)
+        if kind is not yaml.ScalarEvent:
+            self.discard(event)
+            self.error(at, path, "a mapping key must be a plain value, not a collection")
+            return None, at, False
+        if event.tag == _MERGE:
+            return "<<", at, True
+        value = self.scalar(event, at, path, key=True)
+        if event.anchor is not None:  # an anchored key: the alias may be a key elsewhere
+            self.claim(event, at, path)
+            del self.open[event.anchor]
+            own = Document(value, positions={(): at})
+            self.anchors[event.anchor] = _Anchored(value, 1, own, at, event.value)
+        return (value if isinstance(value, str) else event.value), at, False
+
+    def discard(self, event: Any) -> None:
+        """Build the value that starts with ``event`` aside, and drop it."""
+        outer, outer_base, reported = self.doc, self.base, len(self.diagnostics)
+        self.doc = Document(None)
+        try:
+            self.value(event, ())
+        finally:
+            self.doc, self.base = outer, outer_base
+            del self.diagnostics[reported:]
+
+    def mapping(self, at: Position, path: PathKey) -> tuple[dict[str, Any], int]:
         result: dict[str, Any] = {}
         merged: dict[str, Any] = {}
         merged_positions: dict[str, _Merged] = {}
-        for key_node, value_node in node.value:
-            if isinstance(key_node, _Scalar) and (
-                key_node.tag == _MERGE or (key_node.tag == _PLAIN and key_node.value == "<<")
-            ):
-                self.merge(value_node, path, merged, merged_positions)
+        size = 1
+        parser = self.parser
+        while type(event := parser.get_event()) is not yaml.MappingEndEvent:
+            key, key_at, merge = self.key(event, path)
+            if merge:
+                size += self.merge(path, merged, merged_positions)
+                if self.aliased > MAX_EXPANDED_NODES and self.over_budget():
+                    self.refuse_bomb(at, path)
                 continue
-            if not isinstance(key_node, _Scalar):
-                self.error(key_node, path, "a mapping key must be a plain value, not a collection")
+            if key is None:
+                self.discard(parser.get_event())
                 continue
-            key_value = self.scalar(key_node, path, key=True)
             # Interned: the same few keys are written once per shot, 100,000 times over.
-            key = sys.intern(key_value if isinstance(key_value, str) else key_node.value)
+            key = sys.intern(key)
             child = (*path, key)
             if key in result:
                 first = self.doc.key_positions[child]
                 self.error(
-                    key_node,
+                    key_at,
                     child,
                     f"key {key!r} is written twice in this mapping (first at line {first.line})",
                 )
+                self.discard(parser.get_event())
                 continue
-            self.doc.key_positions[child] = key_node.at
-            result[key] = self.build(value_node, child)
+            self.doc.key_positions[child] = key_at
+            result[key], item_size = self.value(parser.get_event(), child)
+            size += item_size
+            if self.aliased > MAX_EXPANDED_NODES and self.over_budget():
+                self.refuse_bomb(at, path)
         for key, value in merged.items():
             if key not in result:
                 result[key] = value
                 found = merged_positions[key]
                 self.doc.key_positions[(*path, key)] = found.key_at
                 self.doc.positions.setdefault((*path, key), found.value_at)
-                self.doc.refused.update((*path, *sub) for sub in found.refused)
-        return result
+                self.doc.refused.update((*path, key, *sub) for sub in found.refused)
+        return result, size
 
     def merge(
-        self,
-        node: _Node,
-        path: PathKey,
-        merged: dict[str, Any],
-        merged_positions: dict[str, _Merged],
-    ) -> None:
-        """``<<: *a`` or ``<<: [*a, *b]``: earlier sources win, the mapping's own keys win."""
-        sources = node.value if isinstance(node, _Sequence) else [node]
-        for source in sources:
-            if not isinstance(source, _Mapping):
-                self.error(source, path, "a << merge takes a mapping or a list of mappings")
+        self, path: PathKey, merged: dict[str, Any], merged_positions: dict[str, _Merged]
+    ) -> int:
+        """``<<: *a`` or ``<<: [*a, *b]``: earlier sources win, the mapping's own keys win.
+        Returns the size of what was merged in."""
+        outer, outer_base = self.doc, self.base
+        self.doc, self.base = Document(None), (*outer_base, *path)
+        try:
+            value, size = self.value(self.parser.get_event(), ())
+            own = self.doc
+        finally:
+            self.doc, self.base = outer, outer_base
+        sources: list[tuple[Any, PathKey]] = (
+            [(item, (index,)) for index, item in enumerate(value)]
+            if isinstance(value, list)
+            else [(value, ())]
+        )
+        for source, prefix in sources:
+            if not isinstance(source, dict):
+                where = own.positions.get(prefix, Position(1, 1))
+                self.error(where, path, "a << merge takes a mapping or a list of mappings")
                 continue
-            scratch = _Builder(self.file)
-            value = scratch.build(source, ())
-            self.diagnostics.extend(
-                Diagnostic(
-                    d.file,
-                    d.line,
-                    d.column,
-                    format_path((*path, *parse_path(d.path))) if d.path else format_path(path),
-                    d.message,
-                )
-                for d in scratch.diagnostics
-            )
-            if not isinstance(value, dict):
-                continue
-            for key, item in value.items():
+            start = own.positions.get(prefix, Position(1, 1))
+            for key, item in source.items():
                 if key in merged:
                     continue
                 merged[key] = item
+                inside = (*prefix, key)
                 merged_positions[key] = _Merged(
-                    scratch.doc.key_positions.get((key,), source.at),
-                    scratch.doc.positions.get((key,), source.at),
-                    [sub for sub in scratch.doc.refused if sub and sub[0] == key],
+                    own.key_positions.get(inside, start),
+                    own.positions.get(inside, start),
+                    [sub[len(inside) :] for sub in own.refused if sub[: len(inside)] == inside],
                 )
-                for sub, where in scratch.doc.positions.items():
-                    if sub and sub[0] == key:
-                        self.doc.positions.setdefault((*path, *sub), where)
-                for sub, where in scratch.doc.key_positions.items():
-                    if sub and sub[0] == key:
-                        self.doc.key_positions.setdefault((*path, *sub), where)
+                for sub, where in own.positions.items():
+                    if sub[: len(inside)] == inside:
+                        self.doc.positions.setdefault((*path, *sub[len(prefix) :]), where)
+                for sub, where in own.key_positions.items():
+                    if sub[: len(inside)] == inside:
+                        self.doc.key_positions.setdefault((*path, *sub[len(prefix) :]), where)
+        return size
 
 
 def parse_path(text: str) -> PathKey:
@@ -390,82 +485,6 @@ def parse_path(text: str) -> PathKey:
     for piece in re.findall(r"\[(\d+)\]|([^.\[\]]+)", text):
         parts.append(int(piece[0]) if piece[0] else piece[1])
     return tuple(parts)
-
-
-def _expanded_size(root: _Node) -> tuple[_Node | None, str]:
-    """Find a node whose expansion passes the bound (or that contains itself).
-
-    Sizes are memoised per node, so shared (aliased) subtrees are measured once and the
-    check is linear in the composed document, not in its expansion.
-    """
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
-    stack: list[tuple[_Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        if done:
-            active.discard(key)
-            size = 1
-            for child in _children(node):
-                size += sizes[id(child)]
-            sizes[key] = size
-            if size > MAX_EXPANDED_NODES:
-                return node, (
-                    f"aliases expand this document past {MAX_EXPANDED_NODES:,} values "
-                    "(an alias bomb?); refusing to build it"
-                )
-            continue
-        if key in sizes:
-            continue
-        if key in active:
-            return node, _RECURSIVE
-        active.add(key)
-        stack.append((node, True))
-        for child in _children(node):
-            if id(child) in active:
-                return child, _RECURSIVE
-            if id(child) not in sizes:
-                stack.append((child, False))
-    return None, ""
-
-
-_RECURSIVE = "an alias refers to a node that contains it (a recursive alias)"
-
-
-def _children(node: _Node) -> list[_Node]:
-    if isinstance(node, _Sequence):
-        return list(node.value)
-    if isinstance(node, _Mapping):
-        return [n for pair in node.value for n in pair]
-    return []
-
-
-def _path_to(root: _Node, target: _Node) -> PathKey:
-    """The path where ``target`` is written: its first place in document order.
-
-    An anchor comes before its aliases in the text, so the first place found is the
-    anchored node itself, the one whose position a diagnostic shows. A mapping's key
-    nodes take the mapping's path. Each node is entered once, so this stays linear.
-    """
-    seen: set[int] = set()
-    stack: list[tuple[_Node, PathKey]] = [(root, ())]
-    while stack:
-        node, path = stack.pop()
-        if node is target:
-            return path
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        children: list[tuple[_Node, PathKey]] = []
-        if isinstance(node, _Sequence):
-            children = [(child, (*path, i)) for i, child in enumerate(node.value)]
-        elif isinstance(node, _Mapping):
-            for key, value in node.value:
-                named = isinstance(key, _Scalar) and key.value != "<<"
-                children += [(key, path), (value, (*path, key.value) if named else path)]
-        stack.extend(reversed(children))
-    return ()
 
 
 def _reader_position(data: bytes, char_index: int) -> Position:
@@ -601,9 +620,9 @@ def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]
     except UnicodeDecodeError as error:
         where = _reader_position(data[: error.start], len(data[: error.start].decode()))
         return None, located(where, f"not UTF-8 text (byte 0x{data[error.start]:02x})")
+    builder = _Builder(text, file)
     try:
-        composer = _Composer(text)
-        root = composer.document()
+        doc = builder.document()
     except yaml.reader.ReaderError as error:
         where = _reader_position(data, error.position)
         return None, located(where, f"not a YAML text file (binary data?): {error.reason}")
@@ -613,16 +632,11 @@ def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]
         return None, located(Position(1, 1), f"invalid YAML: {error}")
     except RecursionError:
         return None, located(Position(1, 1), "invalid YAML: nested too deeply")
-    if root is None:
+    except _Refused as refused:
+        where = refused.at
+        return None, [
+            Diagnostic(file, where.line, where.column, format_path(refused.path), refused.message)
+        ]
+    if doc is None:
         return None, located(Position(1, 1), "the manifest is empty")
-    # Without an anchor there is no alias, so nothing can expand: skip the walk.
-    bomb, reason = _expanded_size(root) if "&" in text else (None, "")
-    if bomb is not None:
-        where, path = bomb.at, format_path(_path_to(root, bomb))
-        return None, [Diagnostic(file, where.line, where.column, path, reason)]
-    builder = _Builder(file, consume=not composer.anchors)
-    try:
-        builder.doc.value = builder.build(root, ())
-    except RecursionError:
-        return None, located(root.at, "invalid YAML: nested too deeply")
-    return builder.doc, builder.diagnostics
+    return doc, builder.diagnostics
