@@ -164,8 +164,9 @@ class _Builder:
     their values and positions together. An anchored value is built in a document of its
     own (``base`` is where it is written) and copied into place; each alias copies it again,
     positions included. The values aliases add are counted as they are copied: past
-    ``MAX_EXPANDED_NODES``, or past the values the text writes itself if that is more, the
-    document is an alias bomb and is refused before more is built.
+    ``MAX_EXPANDED_NODES``, or past the values and keys the text writes itself if that is
+    more (a long storyboard whose every shot merges one anchored mapping), the document is
+    an alias bomb and is refused before more is built.
     """
 
     def __init__(self, text: str, file: str) -> None:
@@ -402,6 +403,7 @@ class _Builder:
         size = 1
         parser = self.parser
         while type(event := parser.get_event()) is not yaml.MappingEndEvent:
+            self.built += 1  # a key is written text too
             key, key_at, merge = self.key(event, path)
             if merge:
                 size += self.merge(path, merged, merged_positions)

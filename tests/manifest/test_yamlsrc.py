@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from runner import yamlsrc
 from runner.yamlsrc import Position, format_path, load_yaml, parse_path
 
 
@@ -128,3 +129,43 @@ def test_every_item_of_a_long_list_keeps_its_position() -> None:
         assert doc.where(("a", 49, "n")) == Position(51, 18)
         if extra:
             assert doc.value["c"] == {"x": 1}
+
+
+def test_aliases_may_add_as_many_values_as_the_text_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alias bound grows with the document: a long manifest whose shots all merge one
+    anchored mapping is accepted, while the same aliases in a short text are a bomb."""
+    monkeypatch.setattr(yamlsrc, "MAX_EXPANDED_NODES", 100)
+    look = "look: &look {seconds: 8, resolution: 720p, aspect_ratio: '16:9'}\n"
+    shots = "".join(f"  - {{<<: *look, id: s{i}, prompt: p{i}}}\n" for i in range(60))
+    doc, diagnostics = load_yaml(f"{look}shots:\n{shots}".encode(), "f.yaml")
+    assert doc is not None and diagnostics == []  # 60 x 4 values added, 60 x 6 written
+    assert doc.value["shots"][59] == {"id": "s59", "prompt": "p59", **doc.value["look"]}
+    assert doc.where(("shots", 59, "resolution")) == Position(1, 38)
+    bomb = "".join("  - *look\n" for _ in range(60))
+    doc, diagnostics = load_yaml(f"{look}shots:\n{bomb}".encode(), "f.yaml")
+    assert doc is None
+    assert "past 100 values (an alias bomb?)" in diagnostics[0].message
+    assert (diagnostics[0].line, diagnostics[0].path) == (3, "shots")
+
+
+def test_an_aliased_value_is_a_copy_with_its_positions() -> None:
+    """Each alias gets its own copy of the anchored value, located at the anchor's text."""
+    doc, diagnostics = load_yaml(b"a: &x {n: [1, 2]}\nb: *x\n", "f.yaml")
+    assert doc is not None and diagnostics == []
+    assert doc.value["a"] == doc.value["b"] and doc.value["a"] is not doc.value["b"]
+    assert doc.value["a"]["n"] is not doc.value["b"]["n"]
+    assert doc.where(("b", "n", 1)) == Position(1, 15)
+
+
+def test_a_duplicate_anchor_and_a_collection_key_are_refused() -> None:
+    doc, diagnostics = load_yaml(b"a: &x 1\nb: &x 2\n", "f.yaml")
+    assert doc is None and "duplicate anchor 'x'" in diagnostics[0].message
+    doc, diagnostics = load_yaml(b"? [a, b]\n: 1\nc: 2\n", "f.yaml")
+    assert doc is not None and doc.value == {"c": 2}
+    assert [d.message for d in diagnostics] == [
+        "a mapping key must be a plain value, not a collection"
+    ]
+
+
+def test_an_alias_to_a_scalar_may_be_a_key() -> None:
+    assert load("k: &k name\n*k : 1\n") == {"k": "name", "name": 1}
