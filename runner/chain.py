@@ -81,11 +81,14 @@ def chain_problems(shots: Sequence[Shot], known: Iterable[str] = ()) -> list[Cha
     written but refused for another reason) are not reported as unknown."""
     from runner.schema import did_you_mean
 
+    chained = [(shot, found) for shot in shots if (found := frames_of(shot))]
+    if not chained:
+        return []
     by_id = {shot.id: shot for shot in shots}
     others = set(known) - set(by_id)
     problems: list[ChainProblem] = []
-    for shot in shots:
-        for position, image in frames_of(shot):
+    for shot, frames in chained:
+        for position, image in frames:
             name = str(image.from_shot)
             source = by_id.get(name)
             if source is None:
@@ -248,13 +251,14 @@ def bind_jobs(manifest: Manifest, sources: Sources) -> Bound:
     """
     from runner.jobs import fingerprint
 
+    chained = {shot.id: needed for shot in manifest.shots if (needed := needs(shot))}
     fingerprints: dict[tuple[str, int], str | None] = {}
     held: set[str] = set()
     bound: dict[str, list[Job]] = {}
     waiting: dict[str, list[Waiting]] = {}
-    for shot in order(manifest.shots):
+    for shot in order(manifest.shots) if chained else manifest.shots:
         images = list(shot.images)
-        frames = frames_of(shot)
+        frames = frames_of(shot) if shot.id in chained else []
         blocked: list[str] = []
         failed = False
         for position, image in frames:
@@ -297,7 +301,6 @@ def bind_jobs(manifest: Manifest, sources: Sources) -> Bound:
             bound[shot.id].append(job)
     jobs = [job for shot in manifest.shots for job in bound.get(shot.id, [])]
     waits = [item for shot in manifest.shots for item in waiting.get(shot.id, [])]
-    chained = {shot.id: needs(shot) for shot in manifest.shots if needs(shot)}
     return Bound(jobs, waits, chained)
 
 

@@ -19,9 +19,15 @@ from runner.model import DEFAULT_PROVIDER, ImageRef, Job, Manifest, Shot
 FINGERPRINT_VERSION = 1
 
 
+# No cycle check: the values are a manifest's, built without cycles (runner.yamlsrc).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8 kept: the same value always gives the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def canonical_seconds(seconds: int | None) -> str | None:

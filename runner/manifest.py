@@ -902,6 +902,9 @@ def without_cycle_collector() -> Iterator[None]:
     try:
         yield
     finally:
+        # What was built is kept (the manifest, its plan) and holds no cycles: frozen, the
+        # collector's full passes, each a walk over every object alive, leave it out.
+        gc.freeze()
         if enabled:
             gc.enable()
 

@@ -56,10 +56,18 @@ _INF_RE = re.compile(r"[-+]?\.(inf|Inf|INF)\Z")
 _NAN_RE = re.compile(r"\.(nan|NaN|NAN)\Z")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Position:
+    """Where a value starts (1-based). Not frozen: a frozen dataclass is twice as slow to
+    make, and a manifest of 100,000 shots makes a million of these."""
+
     line: int
     column: int
+
+
+_AliasEvent, _ScalarEvent = yaml.AliasEvent, yaml.ScalarEvent
+_MappingStartEvent, _MappingEndEvent = yaml.MappingStartEvent, yaml.MappingEndEvent
+_SequenceEndEvent = yaml.SequenceEndEvent
 
 
 @dataclass(slots=True)
@@ -217,12 +225,12 @@ class _Builder:
         """The value that starts with ``event``, built at ``path``, and its size in values
         (what aliases in it add included)."""
         kind = type(event)
-        if kind is yaml.AliasEvent:
+        if kind is _AliasEvent:
             return self.alias(event, path)
         at = Position(event.start_mark.line + 1, event.start_mark.column + 1)
         if event.anchor is not None:
             return self.anchored(event, at, path)
-        if kind is yaml.ScalarEvent and event.tag is None:  # most values: a plain word
+        if kind is _ScalarEvent and event.tag is None:  # most values: a plain word
             self.built += 1
             self.doc.positions[path] = at
             return (resolve_plain(event.value) if event.implicit[0] else event.value), 1
@@ -232,9 +240,9 @@ class _Builder:
         self.built += 1
         self.doc.positions[path] = at
         kind = type(event)
-        if kind is yaml.ScalarEvent:
+        if kind is _ScalarEvent:
             return self.scalar(event, at, path), 1
-        if kind is yaml.MappingStartEvent:
+        if kind is _MappingStartEvent:
             value, size = self.mapping(at, path)
             if event.tag not in (None, "!", _MAP):
                 self.refuse(at, path, f"YAML tag {_short_tag(event.tag)} is not allowed")
@@ -242,7 +250,7 @@ class _Builder:
             return value, size
         items: list[Any] = []
         size = 1
-        while type(item := self.parser.get_event()) is not yaml.SequenceEndEvent:
+        while type(item := self.parser.get_event()) is not _SequenceEndEvent:
             built, item_size = self.value(item, (*path, len(items)))
             items.append(built)
             size += item_size
@@ -280,7 +288,7 @@ class _Builder:
         finally:
             self.doc, self.base = outer, outer_base
         del self.open[name]
-        text = event.value if type(event) is yaml.ScalarEvent else None
+        text = event.value if type(event) is _ScalarEvent else None
         self.anchors[name] = _Anchored(value, size, own, at, text)
         self.place(own, path)
         return value, size
@@ -358,11 +366,11 @@ class _Builder:
         """A mapping key: its text (None if it is not a scalar, reported), where it is
         written, and whether it is ``<<`` (a merge)."""
         kind = type(event)
-        if kind is yaml.ScalarEvent and event.tag is None and event.anchor is None:
+        if kind is _ScalarEvent and event.tag is None and event.anchor is None:
             at = Position(event.start_mark.line + 1, event.start_mark.column + 1)
             # An untagged key is its text (``1: x`` is the key "1"); a plain ``<<`` merges.
             return event.value, at, event.value == "<<" and event.implicit[0]
-        if kind is yaml.AliasEvent:
+        if kind is _AliasEvent:
             anchored = self.lookup(event)
             if anchored.text is None:
                 self.error(
@@ -372,7 +380,7 @@ class _Builder:
             value = anchored.value
             return (value if isinstance(value, str) else anchored.text), anchored.at, False
         at = Position(event.start_mark.line + 1, event.start_mark.column + 1)
-        if kind is not yaml.ScalarEvent:
+        if kind is not _ScalarEvent:
             self.discard(event)
             self.error(at, path, "a mapping key must be a plain value, not a collection")
             return None, at, False
@@ -402,7 +410,7 @@ class _Builder:
         merged_positions: dict[str, _Merged] = {}
         size = 1
         parser = self.parser
-        while type(event := parser.get_event()) is not yaml.MappingEndEvent:
+        while type(event := parser.get_event()) is not _MappingEndEvent:
             self.built += 1  # a key is written text too
             key, key_at, merge = self.key(event, path)
             if merge:
