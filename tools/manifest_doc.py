@@ -155,8 +155,9 @@ lists its first 1,000 problems, then only counts the lines with more.
 - A plain (unquoted) value cannot hold `: ` (a colon and a space): quote it, as in
   `prompt: "Scene: a cat"`. Indentation is spaces only: a tab there is an error. An
   unclosed quote is reported where it opens.
-- Anchors, aliases and `<<` merges work; a document whose aliases would expand past
-  1,000,000 values (an alias bomb) is refused.
+- Anchors, aliases and `<<` merges work; a document whose aliases would add more than
+  1,000,000 values, or more values than the text writes itself if that is more (an alias
+  bomb), is refused.
 - Only the standard tags (`!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!map`, `!!seq`)
   are accepted; tags that construct objects are refused.
 
