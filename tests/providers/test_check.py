@@ -186,3 +186,30 @@ def test_a_provider_is_part_of_the_fingerprint_and_the_gateway_keeps_the_old_one
     assert fingerprint(replace(shot, provider="gateway"), 1) == before
     others = {fingerprint(replace(shot, provider=name), 1) for name in ("veo", "runway")}
     assert len(others) == 2 and before not in others
+
+
+def test_a_problem_set_in_defaults_is_reported_once_where_it_is_written(tmp_path: Path) -> None:
+    """The check runs as each shot is built: a field from ``defaults`` that no shot's model
+    renders is one diagnostic at ``defaults``, however many shots inherit it; a shot's own
+    field is reported on the shot."""
+    from runner.errors import ManifestInvalid
+    from runner.providers.check import load_checked, validate_checked
+
+    manifest = tmp_path / "m.yaml"
+    shots = "".join(f"  - {{id: s{i}, prompt: waves}}\n" for i in range(50))
+    manifest.write_text(
+        f"version: 1\nprovider: veo\ndefaults:\n  model: {VEO}\n  seconds: 4\n"
+        f"  resolution: 1080p\nshots:\n{shots}  - {{id: own, prompt: p, seconds: 5}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ManifestInvalid) as raised:
+        load_checked(manifest)
+    counts, diagnostics = validate_checked(manifest)
+    assert counts is None
+    for found in (raised.value.diagnostics, diagnostics):
+        errors = [d for d in found if d.severity == "error"]
+        assert [(d.line, d.path) for d in errors] == [
+            (6, "defaults.resolution"),
+            (58, "shots[50].seconds"),
+        ]
+        assert errors[0].message == f"veo: {VEO} renders 1080p only at 8 s"
