@@ -257,8 +257,8 @@ def bind_jobs(manifest: Manifest, sources: Sources) -> Bound:
     bound: dict[str, list[Job]] = {}
     waiting: dict[str, list[Waiting]] = {}
     for shot in order(manifest.shots) if chained else manifest.shots:
-        images = list(shot.images)
         frames = frames_of(shot) if shot.id in chained else []
+        images = list(shot.images) if frames else []
         blocked: list[str] = []
         failed = False
         for position, image in frames:

@@ -142,6 +142,10 @@ class _Checker:
         """Whether the schema already reported a problem at ``path`` or inside it."""
         return path in self.schema_errors
 
+    def any_broken(self, paths: Iterable[PathKey]) -> bool:
+        """Whether the schema reported a problem at any of ``paths``."""
+        return bool(self.schema_errors) and any(path in self.schema_errors for path in paths)
+
     def place(self, path: PathKey) -> str:
         """Where ``path`` is written, as a message names it to a reader of this file."""
         return f"line {self.doc.where(path).line}"
@@ -303,7 +307,7 @@ def _check_shot(
     provider = DEFAULT_PROVIDER
     if provider_field is not None and isinstance(provider_field.value, str):
         provider = provider_field.value
-    if any(checker.broken(f.path) for f in fields.values()):
+    if checker.any_broken(f.path for f in fields.values()):
         ok = False
 
     prompt = _check_prompt(checker, fields.get("prompt"), index, variables)
@@ -362,15 +366,15 @@ def _check_prompt(
         return None
     if not isinstance(prompt.value, str) or checker.broken(prompt.path):
         return None
-    missing = unknown_vars(prompt.value, variables)
-    if missing:
+    try:
+        text = substitute(prompt.value, variables)
+    except UnknownVar:
         from runner.schema import did_you_mean
 
-        for name in dict.fromkeys(missing):
+        for name in dict.fromkeys(unknown_vars(prompt.value, variables)):
             hint = did_you_mean(name, sorted(variables))
             checker.report(prompt.path, f"unknown var ${{{name}}} in prompt{hint}")
         return None
-    text = substitute(prompt.value, variables)
     if not text.strip():
         checker.report(prompt.path, "the prompt is empty")
         return None
@@ -770,6 +774,11 @@ class _RowChecker(_Checker):
                 "warning" if severity == "warning" else "error",
             )
         )
+
+    def any_broken(self, paths: Iterable[PathKey]) -> bool:
+        if not self.schema_errors and not self.manifest.schema_errors:
+            return False  # the common case
+        return any(self.broken(path) for path in paths)
 
     def broken(self, path: PathKey) -> bool:
         if not self.schema_errors and not self.manifest.schema_errors:
