@@ -55,7 +55,8 @@ def frames_of(shot: Shot) -> list[tuple[int, ImageRef]]:
 
 def needs(shot: Shot) -> list[str]:
     """The shots whose clips ``shot`` needs, each once, in the order written."""
-    return list(dict.fromkeys(str(image.from_shot) for _, image in frames_of(shot)))
+    frames = frames_of(shot)
+    return list(dict.fromkeys(str(image.from_shot) for _, image in frames)) if frames else []
 
 
 def frame_name(image: ImageRef, take: int) -> str:

@@ -563,13 +563,9 @@ def _earlier_table(earlier: Sequence[EarlierRender]) -> list[str]:
 
 def format_columns(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows as lines of left-aligned columns two spaces apart; the last column is not padded."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
-        + "  "
-        + row[-1]
-        for row in rows
-    ]
+    widths = [max(map(len, column)) for column in list(zip(*rows, strict=True))[:-1]]
+    line = "".join(f"{{:<{width}}}  " for width in widths) + "{}"
+    return [line.format(*row) for row in rows]
 
 
 def summary_line(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
