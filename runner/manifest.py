@@ -144,7 +144,11 @@ class _Checker:
 
     def any_broken(self, paths: Iterable[PathKey]) -> bool:
         """Whether the schema reported a problem at any of ``paths``."""
-        return bool(self.schema_errors) and any(path in self.schema_errors for path in paths)
+        return self.schema_found_any() and any(self.broken(path) for path in paths)
+
+    def schema_found_any(self) -> bool:
+        """Whether the schema reported anything this checker is asked about."""
+        return bool(self.schema_errors)
 
     def place(self, path: PathKey) -> str:
         """Where ``path`` is written, as a message names it to a reader of this file."""
@@ -583,8 +587,10 @@ def _check_repeats(checker: _Checker, shots: list[Shot]) -> None:
         same_prompt.setdefault(shot.prompt, []).append(shot)
     # Two requests can be the same only if their prompts are (extra may not set one).
     for group in same_prompt.values():
+        if len(group) < 2:
+            continue
         first: dict[str, Shot] = {}
-        for shot in group if len(group) > 1 else ():
+        for shot in group:
             earlier = first.setdefault(request_identity(shot), shot)
             if earlier is not shot:
                 checker.report(
@@ -775,13 +781,11 @@ class _RowChecker(_Checker):
             )
         )
 
-    def any_broken(self, paths: Iterable[PathKey]) -> bool:
-        if not self.schema_errors and not self.manifest.schema_errors:
-            return False  # the common case
-        return any(self.broken(path) for path in paths)
+    def schema_found_any(self) -> bool:
+        return bool(self.schema_errors or self.manifest.schema_errors)
 
     def broken(self, path: PathKey) -> bool:
-        if not self.schema_errors and not self.manifest.schema_errors:
+        if not self.schema_found_any():
             return False  # the common case, asked about every field of every row
         if path[:2] == ("shots", self.index):
             return path in self.schema_errors
@@ -995,11 +999,9 @@ def _check(
     return manifest, counts, all_found
 
 
-def check_manifest(
-    path: str | Path, *, check: ShotCheck | None = None
-) -> tuple[Manifest | None, list[Diagnostic]]:
+def check_manifest(path: str | Path) -> tuple[Manifest | None, list[Diagnostic]]:
     """The manifest if it is valid (else None), and every diagnostic, warnings included."""
-    manifest, _, diagnostics = _check(path, None, check=check)
+    manifest, _, diagnostics = _check(path, None)
     return manifest, diagnostics
 
 

@@ -19,11 +19,12 @@ left open) are explained in the user's words, at the place to fix (``_explain``)
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,48 +255,56 @@ class _Builder:
             built, item_size = self.value(item, (*path, len(items)))
             items.append(built)
             size += item_size
-            if self.aliased > MAX_EXPANDED_NODES and self.over_budget():
-                self.refuse_bomb(at, path)
+            if self.aliased > MAX_EXPANDED_NODES:
+                self.refuse_if_over(at, path)
         if event.tag not in (None, "!", _SEQ):
             self.refuse(at, path, f"YAML tag {_short_tag(event.tag)} is not allowed")
             return None, size
         return items, size
 
-    def over_budget(self) -> bool:
-        """Whether aliases have added more values than a document may expand to."""
-        return self.aliased > max(MAX_EXPANDED_NODES, self.built)
+    def budget(self) -> int:
+        """How many values aliases may add to this document."""
+        return max(MAX_EXPANDED_NODES, self.built)
 
-    def refuse_bomb(self, at: Position, path: PathKey) -> None:
-        """Refuse the document at the collection that aliases have made too big."""
-        budget = max(MAX_EXPANDED_NODES, self.built)
-        raise _Refused(
-            at,
-            (*self.base, *path),
-            f"aliases expand this document past {budget:,} values (an alias bomb?); "
-            "refusing to build it",
-        )
+    def refuse_if_over(self, at: Position, path: PathKey) -> None:
+        """Refuse the document at the collection that aliases have made too big, if they
+        have. (Its callers first compare with ``MAX_EXPANDED_NODES`` inline: one comparison
+        per value built.)"""
+        budget = self.budget()
+        if self.aliased > budget:
+            raise _Refused(
+                at,
+                (*self.base, *path),
+                f"aliases expand this document past {budget:,} values (an alias bomb?); "
+                "refusing to build it",
+            )
+
+    @contextlib.contextmanager
+    def aside(self, path: PathKey) -> Iterator[Document]:
+        """Build into a document of its own whose root is written at ``path``."""
+        outer, outer_base = self.doc, self.base
+        self.doc, self.base = Document(None), (*outer_base, *path)
+        try:
+            yield self.doc
+        finally:
+            self.doc, self.base = outer, outer_base
 
     def anchored(self, event: Any, at: Position, path: PathKey) -> tuple[Any, int]:
         """A value with an anchor: built in a document of its own, kept for its aliases,
         and copied into place."""
-        name = event.anchor
-        self.claim(event, at, path)
-        outer, outer_base = self.doc, self.base
-        self.doc, self.base = Document(None), (*outer_base, *path)
-        try:
+        name = self.claim(event)
+        self.open[name] = (at, (*self.base, *path))
+        with self.aside(path) as own:
             value, size = self.node(event, at, ())
-            own = self.doc
-        finally:
-            self.doc, self.base = outer, outer_base
         del self.open[name]
         text = event.value if type(event) is _ScalarEvent else None
         self.anchors[name] = _Anchored(value, size, own, at, text)
         self.place(own, path)
         return value, size
 
-    def claim(self, event: Any, at: Position, path: PathKey) -> None:
-        """Register the event's anchor as being built at ``path``."""
-        name = event.anchor
+    def claim(self, event: Any) -> str:
+        """The event's anchor, taken (a second one of the same name is refused)."""
+        name: str = event.anchor
         if name in self.anchors:
             found = self.anchors[name]
             first = found.at if found is not None else self.open[name][0]
@@ -306,7 +315,7 @@ class _Builder:
                 event.start_mark,
             )
         self.anchors[name] = None
-        self.open[name] = (at, (*self.base, *path))
+        return name
 
     def lookup(self, event: Any) -> _Anchored:
         """What an alias names; the document is refused if it is still being built."""
@@ -325,7 +334,7 @@ class _Builder:
         """A copy of the anchored value, with its positions, at ``path``."""
         anchored = self.lookup(event)
         self.aliased += anchored.size
-        if self.aliased > max(MAX_EXPANDED_NODES, self.built):
+        if self.aliased > self.budget():
             return None, anchored.size  # refused by the collection it is in, not copied
         self.place(anchored.doc, path)
         return copy.deepcopy(anchored.value), anchored.size
@@ -379,7 +388,7 @@ class _Builder:
                 return None, anchored.at, False
             value = anchored.value
             return (value if isinstance(value, str) else anchored.text), anchored.at, False
-        at = Position(event.start_mark.line + 1, event.start_mark.column + 1)
+        at = _mark_position(event.start_mark)
         if kind is not _ScalarEvent:
             self.discard(event)
             self.error(at, path, "a mapping key must be a plain value, not a collection")
@@ -388,20 +397,17 @@ class _Builder:
             return "<<", at, True
         value = self.scalar(event, at, path, key=True)
         if event.anchor is not None:  # an anchored key: the alias may be a key elsewhere
-            self.claim(event, at, path)
-            del self.open[event.anchor]
             own = Document(value, positions={(): at})
-            self.anchors[event.anchor] = _Anchored(value, 1, own, at, event.value)
+            self.anchors[self.claim(event)] = _Anchored(value, 1, own, at, event.value)
         return (value if isinstance(value, str) else event.value), at, False
 
     def discard(self, event: Any) -> None:
         """Build the value that starts with ``event`` aside, and drop it."""
-        outer, outer_base, reported = self.doc, self.base, len(self.diagnostics)
-        self.doc = Document(None)
+        reported = len(self.diagnostics)
         try:
-            self.value(event, ())
+            with self.aside(()):
+                self.value(event, ())
         finally:
-            self.doc, self.base = outer, outer_base
             del self.diagnostics[reported:]
 
     def mapping(self, at: Position, path: PathKey) -> tuple[dict[str, Any], int]:
@@ -415,8 +421,8 @@ class _Builder:
             key, key_at, merge = self.key(event, path)
             if merge:
                 size += self.merge(path, merged, merged_positions)
-                if self.aliased > MAX_EXPANDED_NODES and self.over_budget():
-                    self.refuse_bomb(at, path)
+                if self.aliased > MAX_EXPANDED_NODES:
+                    self.refuse_if_over(at, path)
                 continue
             if key is None:
                 self.discard(parser.get_event())
@@ -436,8 +442,8 @@ class _Builder:
             self.doc.key_positions[child] = key_at
             result[key], item_size = self.value(parser.get_event(), child)
             size += item_size
-            if self.aliased > MAX_EXPANDED_NODES and self.over_budget():
-                self.refuse_bomb(at, path)
+            if self.aliased > MAX_EXPANDED_NODES:
+                self.refuse_if_over(at, path)
         for key, value in merged.items():
             if key not in result:
                 result[key] = value
@@ -452,13 +458,8 @@ class _Builder:
     ) -> int:
         """``<<: *a`` or ``<<: [*a, *b]``: earlier sources win, the mapping's own keys win.
         Returns the size of what was merged in."""
-        outer, outer_base = self.doc, self.base
-        self.doc, self.base = Document(None), (*outer_base, *path)
-        try:
+        with self.aside(path) as own:
             value, size = self.value(self.parser.get_event(), ())
-            own = self.doc
-        finally:
-            self.doc, self.base = outer, outer_base
         sources: list[tuple[Any, PathKey]] = (
             [(item, (index,)) for index, item in enumerate(value)]
             if isinstance(value, list)
