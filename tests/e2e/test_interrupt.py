@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.sim import RecordedRequest, RunningSim
 from tests.e2e.conftest import (
     INSTANT,
     Batch,
@@ -212,6 +213,20 @@ def _wait_for_part(batch: Batch) -> Path:
     )
 
 
+def _downloads(sim: RunningSim, count: int) -> list[RecordedRequest]:
+    """The clip downloads the simulator recorded, once there are ``count`` of them.
+
+    The simulator records a request when its handler returns, which can be a moment after the
+    client has read the last byte and the run has exited.
+    """
+
+    def recorded() -> list[RecordedRequest] | None:
+        gets = [r for r in sim.recorder.requests if r.method == "GET" and r.listener == "files"]
+        return gets if len(gets) >= count else None
+
+    return wait_until(recorded, what=f"{count} download(s) recorded")
+
+
 def test_a_part_left_by_ctrl_c_is_not_resumed_for_an_edited_shot(
     start_sim: StartSim, batch: Batch, run_batch: RunBatch
 ) -> None:
@@ -228,8 +243,8 @@ def test_a_part_left_by_ctrl_c_is_not_resumed_for_an_edited_shot(
     sim.recorder.clear()
     result = run_batch(sim.base_url, "--max-new", "1")
     assert result.returncode == 0, result.stdout + result.stderr
-    gets = [r for r in sim.recorder.requests if r.method == "GET" and r.listener == "files"]
-    assert gets and all("range" not in r.headers for r in gets)
+    gets = _downloads(sim, 1)
+    assert all("range" not in r.headers for r in gets)
     (clip,) = batch.clips()
     sidecar = json.loads(clip.with_suffix(".json").read_text())
     assert sidecar["bytes"] == clip.stat().st_size == 100000
@@ -251,8 +266,8 @@ def test_parts_left_by_ctrl_c_are_not_resumed_after_shot_ids_are_swapped(
     sim.recorder.clear()
     result = run_batch(sim.base_url)
     assert result.returncode == 0, result.stdout + result.stderr
-    gets = [r for r in sim.recorder.requests if r.method == "GET" and r.listener == "files"]
-    assert gets and all("range" not in r.headers for r in gets)
+    gets = _downloads(sim, 2)
+    assert all("range" not in r.headers for r in gets)
     for clip in batch.clips():
         sidecar = json.loads(clip.with_suffix(".json").read_text())
         assert sidecar["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
