@@ -229,8 +229,13 @@ class Waiting:
 
     @property
     def reason(self) -> str:
-        names = ", ".join(self.waits_for)
-        return f"needs {names}, which failed" if self.held else f"waits for {names}"
+        return waiting_reason(self.waits_for, held=self.held)
+
+
+def waiting_reason(waits_for: Sequence[str], *, held: bool) -> str:
+    """Why a job waits: ``waits for s01-wide``, or ``needs s01-wide, which failed``."""
+    names = ", ".join(waits_for)
+    return f"needs {names}, which failed" if held else f"waits for {names}"
 
 
 @dataclass(slots=True)

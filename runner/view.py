@@ -29,6 +29,7 @@ from runner.text import shown, visible
 if TYPE_CHECKING:
     from rich.console import Group
 
+    from runner.chain import Waiting
     from runner.model import Manifest, RunResult, Shot
     from runner.plan import EarlierRender, Plan, PlannedJob, PlanSummary
     from runner.store import JobKey
@@ -316,9 +317,10 @@ def status_text(manifest: Manifest, *, as_json: bool = False) -> str:
     import json
 
     plan, verdicts = _status_of(manifest)
+    document = status_document(manifest, plan, verdicts)
     if as_json:
-        return json.dumps(status_document(manifest, plan, verdicts), indent=2)
-    return status_table(manifest, plan, verdicts)
+        return json.dumps(document, indent=2)
+    return status_table(manifest, document)
 
 
 def _status_of(manifest: Manifest) -> tuple[Plan, Mapping[JobKey, str]]:
@@ -346,14 +348,47 @@ def _status_of(manifest: Manifest) -> tuple[Plan, Mapping[JobKey, str]]:
 def status_document(
     manifest: Manifest, plan: Plan, verdicts: Mapping[JobKey, str]
 ) -> dict[str, Any]:
-    """``status --json``: each job's state and verdict (``"picked"``, ``"rejected"`` or null),
-    and the counts by state, with the picks and rejects."""
+    """``status --json``: each job in storyboard order with its state and verdict
+    (``"picked"``, ``"rejected"`` or null), and the counts by state, with the picks and
+    rejects. A job that waits for other shots' clips is ``pending``, without a fingerprint
+    yet, and names them in ``waits_for`` (empty for the others)."""
     document = _document(manifest, plan, with_action=False)
+    placed = [
+        ((p.job.shot.index, p.job.take), entry)
+        for p, entry in zip(plan.jobs, document["jobs"], strict=True)
+    ]
+    placed += [((w.shot.index, w.take), _waiting_entry(w)) for w in plan.waiting]
+    placed.sort(key=lambda pair: pair[0])
+    document["jobs"] = [entry for _, entry in placed]
     for entry in document["jobs"]:
+        entry.setdefault("waits_for", [])
         entry["verdict"] = verdicts.get((entry["shot"], entry["take"]))
-    document["summary"]["picked"] = sum(v == "picked" for v in verdicts.values())
-    document["summary"]["rejected"] = sum(v == "rejected" for v in verdicts.values())
+    summary = document["summary"]
+    summary["pending"] += len(plan.waiting)
+    summary["jobs"] += len(plan.waiting)
+    summary["picked"] = sum(v == "picked" for v in verdicts.values())
+    summary["rejected"] = sum(v == "rejected" for v in verdicts.values())
     return document
+
+
+def _waiting_entry(waiting: Waiting) -> dict[str, Any]:
+    """A job that waits for other shots' clips, as ``status --json`` lists it: the fields of
+    a job not submitted yet, the error of the one it needs when that failed."""
+    return {
+        "shot": waiting.shot.id,
+        "take": waiting.take,
+        "fingerprint": None,
+        "generation": None,
+        "state": "pending",
+        "attempts": 0,
+        "task_id": None,
+        "progress": None,
+        "file": None,
+        "error": waiting.reason if waiting.held else None,
+        "possible_duplicate": False,
+        "creates_sent": 0,
+        "waits_for": list(waiting.waits_for),
+    }
 
 
 def run_document(
@@ -366,9 +401,9 @@ def run_document(
     plan, verdicts = _status_of(manifest)
     document = status_document(manifest, plan, verdicts)
     failed = {key for key, _ in result.failed}
-    for entry, item in zip(document["jobs"], plan.jobs, strict=True):
+    for entry in document["jobs"]:
         clip = manifest.output_dir / entry["file"] if entry["file"] else None
-        if item.job.key in failed:
+        if f"{entry['shot']}/{entry['take']}" in failed:
             entry["outcome"] = "failed"
         elif entry["state"] == "done" and clip is not None:
             entry["outcome"] = "done"
@@ -387,35 +422,37 @@ def run_document(
     return document
 
 
-def status_table(
-    manifest: Manifest, plan: Plan, verdicts: Mapping[JobKey, str] | None = None
-) -> str:
-    """``status`` as a plain table: state, verdict, progress, task id, then the file or the
-    error; the summary line counts picks and rejects."""
-    verdicts = verdicts or {}
+def status_table(manifest: Manifest, document: Mapping[str, Any]) -> str:
+    """``status`` as a plain table (of ``status_document``): state, verdict, progress, task
+    id, then the file, the error or the shots a job waits for; the summary line counts picks
+    and rejects."""
+    from runner.chain import waiting_reason
+
     rows = [("SHOT", "TAKE", "STATE", "VERDICT", "PROGRESS", "TASK", "FILE / ERROR")]
-    for p in plan.jobs:
-        progress = "" if p.progress is None or p.state == "done" else f"{p.progress:.0f}%"
-        note = p.file or p.error or ""
-        if p.possible_duplicate:
-            sent = f": {p.creates_sent} creates sent" if p.creates_sent else ""
-            note = f"{note} (possible duplicate{sent})".strip()
+    for entry in document["jobs"]:
+        progress = entry["progress"]
+        shown_progress = "" if progress is None or entry["state"] == "done" else f"{progress:.0f}%"
+        note = entry["file"] or entry["error"] or ""
+        if not note and entry["waits_for"]:
+            note = waiting_reason(entry["waits_for"], held=False)
+        if entry["possible_duplicate"]:
+            sent = entry["creates_sent"]
+            note = f"{note} (possible duplicate{f': {sent} creates sent' if sent else ''})".strip()
         rows.append(
             (
-                p.job.shot.id,
-                str(p.job.take),
-                p.state,
-                verdicts.get((p.job.shot.id, p.job.take), ""),
-                progress,
-                visible(p.task_id or ""),
+                entry["shot"],
+                str(entry["take"]),
+                entry["state"],
+                entry["verdict"] or "",
+                shown_progress,
+                visible(entry["task_id"] or ""),
                 shown(note),
             )
         )
-    summary = summary_line(manifest, plan, with_action=False)
-    picked = sum(v == "picked" for v in verdicts.values())
-    rejected = sum(v == "rejected" for v in verdicts.values())
-    if picked or rejected:
-        summary += f"; {picked} picked, {rejected} rejected"
+    counts = document["summary"]
+    summary = _summary_text(manifest, counts, JOB_STATES)
+    if counts["picked"] or counts["rejected"]:
+        summary += f"; {counts['picked']} picked, {counts['rejected']} rejected"
     lines = [*format_columns(rows), "", summary]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -570,11 +607,14 @@ def format_columns(rows: Sequence[Sequence[str]]) -> list[str]:
 
 def summary_line(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
     counts = _counts(plan, with_action=with_action)
-    words: Sequence[str] = ACTIONS if with_action else JOB_STATES
+    return _summary_text(manifest, counts, ACTIONS if with_action else JOB_STATES)
+
+
+def _summary_text(manifest: Manifest, counts: Mapping[str, int], words: Sequence[str]) -> str:
     parts = [f"{counts[w]} {w}" for w in words if counts[w]]
     return (
         f"{visible(manifest.display_path)} -> {visible(display_dir(manifest))}: "
-        f"{len(plan.jobs)} job(s)"
+        f"{counts['jobs']} job(s)"
         f" ({', '.join(parts) or 'none'}); {counts['tasks_to_submit']} task(s) to submit,"
         f" {counts['seconds_to_pay']} s of video to pay for"
     )

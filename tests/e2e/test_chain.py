@@ -148,6 +148,32 @@ def test_a_failed_source_holds_its_dependants_with_the_reason(
     assert "s02-walk/1: needs s01-wide, which failed" in result.stdout + result.stderr
     shown = plan(batch)
     assert "needs s01-wide, which failed" in shown.stdout
+    # status lists every job, the held ones with their reasons (s02-walk's held is s03's).
+    status = run_cli("status", str(batch.manifest), "--out", str(batch.out))
+    rows = {tuple(line.split()[:3]): line for line in status.stdout.splitlines()}
+    assert rows[("s01-wide", "1", "failed")]
+    assert rows[("s02-walk", "1", "pending")].endswith("needs s01-wide, which failed")
+    assert rows[("s03-close", "1", "pending")].endswith("needs s02-walk, which failed")
+    assert ": 3 job(s) (2 pending, 1 failed)" in status.stdout
+    document = json.loads(
+        run_cli("status", str(batch.manifest), "--out", str(batch.out), "--json").stdout
+    )
+    jobs = {entry["shot"]: entry for entry in document["jobs"]}
+    assert [entry["shot"] for entry in document["jobs"]] == batch.shots
+    assert jobs["s02-walk"]["fingerprint"] is None
+    assert jobs["s02-walk"]["waits_for"] == ["s01-wide"]
+    assert jobs["s02-walk"]["error"] == "needs s01-wide, which failed"
+    assert jobs["s03-close"]["waits_for"] == ["s02-walk"]
+    assert jobs["s01-wide"]["waits_for"] == []
+    assert document["summary"]["jobs"] == 3 and document["summary"]["pending"] == 2
+    # run --json lists them too, each held one failed in this run as its summary says.
+    again = run(batch, sim.base_url, "--max-attempts", "1", "--json")
+    assert again.returncode == 1
+    ran = json.loads(again.stdout)
+    outcomes = {entry["shot"]: entry["outcome"] for entry in ran["jobs"]}
+    failed = {item["job"] for item in ran["summary"]["failed_jobs"]}
+    assert failed == {"s01-wide/1", "s02-walk/1", "s03-close/1"}
+    assert outcomes == dict.fromkeys(batch.shots, "failed")
 
 
 def test_editing_the_first_shot_renders_the_chain_again_and_then_nothing(

@@ -221,9 +221,11 @@ def test_status_reports_done_jobs_with_their_files(
         "error",
         "possible_duplicate",
         "creates_sent",
+        "waits_for",
         "verdict",
     }
     assert (job["state"], job["file"], job["verdict"]) == ("done", "s01/take-1.mp4", None)
+    assert job["waits_for"] == []
     assert document["summary"]["done"] == 4
     assert (document["summary"]["picked"], document["summary"]["rejected"]) == (0, 0)
 

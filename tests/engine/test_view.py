@@ -10,7 +10,14 @@ import pytest
 from runner.model import Manifest, RunResult
 from runner.plan import PlanSummary, make_plan
 from runner.store import Store
-from runner.view import PlainView, make_view, plan_line, status_table, summary_lines
+from runner.view import (
+    PlainView,
+    make_view,
+    plan_line,
+    status_document,
+    status_table,
+    summary_lines,
+)
 from tests.engine.conftest import MakeJob
 
 
@@ -89,7 +96,7 @@ def test_status_shows_how_many_creates_a_possible_duplicate_sent(
         sha256="0" * 64,
         shots=(job.shot,),
     )
-    table = status_table(manifest, make_plan([job], store))
+    table = status_table(manifest, status_document(manifest, make_plan([job], store), {}))
     assert "(possible duplicate: 3 creates sent)" in table
 
 
