@@ -418,12 +418,19 @@ class Run:
         self._last_answer = time.monotonic()
         self._answered = True
 
-    def check_reachable(self, error: ApiError) -> bool:
-        """After a request that never reached the API: False, with the run stopping, once
-        nothing has been heard from it for ``unreachable_after`` seconds, or, when it never
-        answered in this run, for ``unreachable_at_start`` seconds (exit 2: the base is wrong
-        or the network is down; nothing was sent). Each kind of failure is shown once."""
+    def check_reachable(self, work: Work, error: ApiError) -> bool:
+        """After a request for ``work`` that never reached its API: False, with the run
+        stopping, once nothing has been heard from the API for ``unreachable_after``
+        seconds, or, when it never answered in this run, for ``unreachable_at_start`` seconds
+        (exit 2: the base is wrong or the network is down; nothing was sent). Each kind of
+        failure is shown once."""
         self._note_not_sent(error.message)
+        client = self.client_for(work)
+        base, advice = self.context.api_base, "check --api-base or SHOTRUNNER_API_BASE"
+        if client.profile.name != "gateway":
+            example = f", e.g. {client.profile.default_base}" if client.profile.default_base else ""
+            base = client.base_url
+            advice = f"check --api-base (the {client.profile.name} API's origin{example})"
         silent = time.monotonic() - self._last_answer
         options = self.options
         if not self._answered and silent >= min(
@@ -432,9 +439,9 @@ class Run:
             tries = sum(self._not_sent.values())
             self._stop_with(
                 ConfigError(
-                    f"cannot reach the API at {self.context.api_base} ({error.message}; "
-                    f"{tries} request(s) in {silent:.0f} s, none sent); nothing was billed: "
-                    "check --api-base or SHOTRUNNER_API_BASE, and the network"
+                    f"cannot reach the API at {base} ({error.message}; {tries} request(s) "
+                    f"in {silent:.0f} s, none sent); nothing was billed: {advice}, and the "
+                    "network"
                 )
             )
             return False
@@ -442,7 +449,7 @@ class Run:
             return True
         self._stop_with(
             Unreachable(
-                f"the API at {self.context.api_base} is unreachable (no answer for "
+                f"the API at {base} is unreachable (no answer for "
                 f"{silent:.0f} s; last: {error.message}); run again to continue"
             )
         )
@@ -573,7 +580,7 @@ class Run:
         if isinstance(error, TransientError) and not error.sent:
             # Nothing reached the service: no reason to give up on the task, only a long
             # outage stops the run (the task stays in flight for the next one).
-            if not self.check_reachable(error):
+            if not self.check_reachable(work, error):
                 return False
             await self.sleep(self.retrying(work, what, error, self.task_backoff.delay(errors)))
             return True

@@ -123,7 +123,7 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
                     withdrawn = True
                     # Shown once for the whole run (``check_reachable``), not once per job.
                     run.record(work, f"not sent ({error.message}); waiting", show=False)
-                if run.check_reachable(error):
+                if run.check_reachable(work, error):
                     delay = run.connect_backoff.delay(failures)
                     await run.sleep(run.retrying(work, "create", error, delay))
                     continue

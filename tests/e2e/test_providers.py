@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -419,6 +420,23 @@ def test_a_base_with_a_version_is_named_wrong_in_the_provider_s_own_terms(
     )
     assert "without a version" in result.stderr and "octopusx" not in result.stderr
     assert sim.recorder.tasks_created == 0
+
+
+def test_an_api_never_reached_is_named_in_the_provider_s_own_terms(tmp_path: Path) -> None:
+    """A refused port as the base of a Veo manifest: exit 2 naming that base and Veo's
+    origin, not the gateway's variable (Runway's message comes from the same profile
+    fields)."""
+    provider = "veo"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
+    result = run(manifest, base)
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith(f"error: cannot reach the API at {base} ("), line
+    assert f"check --api-base (the {provider} API's origin, e.g. https://" in line
+    assert "SHOTRUNNER_API_BASE" not in line and "octopusx" not in line
 
 
 @pytest.mark.parametrize("provider", ["veo", "runway"])
