@@ -406,6 +406,7 @@ def _adopted_render(key: tuple[str, int], sidecar: Mapping[str, Any], size: int)
         sha256=text("sha256"),
         bytes=size,
         api_base=SIMULATOR_BASE if sidecar.get("simulated") is True else text("api_base"),
+        provider=None if text("provider") == "gateway" else text("provider"),
     )
 
 

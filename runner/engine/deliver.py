@@ -211,7 +211,9 @@ def sidecar(run: Run, work: Work, shot: str, take: int, job: Job | None) -> dict
         "downloaded_at": render.downloaded_at,
         "manifest": manifest.display_path,
         "manifest_sha256": manifest.sha256,
-        "api_base": run.context.api_base,
+        # The API this render went to: a Veo or Runway shot's, not the gateway's.
+        "provider": render.provider or "gateway",
+        "api_base": run.provider_bases.get(render.provider or "gateway", run.context.api_base),
         "runner_version": __version__,
         "possible_duplicate": render.possible_duplicate,
         "simulated": run.context.simulated,

@@ -295,6 +295,17 @@ def test_one_manifest_renders_a_shot_on_two_providers_side_by_side(tmp_path: Pat
     assert result.returncode == 0, result.stdout + result.stderr
     providers = {r["provider"] for r in renders(manifest)}
     assert providers == {"veo", "runway"}
+    # Each sidecar names the API that rendered its clip (each provider has its simulator).
+    sidecars = {
+        shot: json.loads((out / shot / "take-1.json").read_text(encoding="utf-8"))
+        for shot in ("harbour-veo", "harbour-runway")
+    }
+    assert {shot: s["provider"] for shot, s in sidecars.items()} == {
+        "harbour-veo": "veo",
+        "harbour-runway": "runway",
+    }
+    bases = {s["api_base"] for s in sidecars.values()}
+    assert len(bases) == 2 and all(b.startswith("http://127.0.0.1:") for b in bases)
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "harbour-veo" in page and "harbour-runway" in page
     # Each card names the provider that rendered it, beside its model.

@@ -26,6 +26,7 @@ SIDECAR_KEYS = {
     "downloaded_at",
     "manifest",
     "manifest_sha256",
+    "provider",
     "api_base",
     "runner_version",
     "possible_duplicate",
@@ -45,6 +46,7 @@ def test_run_delivers_every_clip_with_its_sidecar(
     for clip in batch.clips():
         sidecar = json.loads(clip.with_suffix(".json").read_text())
         assert set(sidecar) >= SIDECAR_KEYS
+        assert (sidecar["provider"], sidecar["api_base"]) == ("gateway", sim.base_url)
         assert sidecar["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
         assert sidecar["bytes"] == clip.stat().st_size
     assert not list(batch.out.rglob("*.part"))

@@ -177,6 +177,27 @@ def test_a_clip_with_this_jobs_sidecar_is_taken_back_not_paid_again(
     assert [(p.action, p.generation) for p in planned] == [("fetch", 2), ("submit", 1)]
 
 
+def test_a_clip_taken_back_keeps_the_provider_and_base_its_sidecar_names(
+    store: Store, out_dir: Path, make_job: MakeJob
+) -> None:
+    """The render adopted from a sidecar is the one that API made: its provider (None for
+    the gateway, as the store spells it) and base."""
+    veo, gateway = make_job("s01", prompt="waves"), make_job("s02", prompt="dunes")
+    for job, provider in ((veo, "veo"), (gateway, "gateway")):
+        clip = out_dir / clip_relpath(job.shot.id, job.take)
+        clip.parent.mkdir(parents=True, exist_ok=True)
+        clip.write_bytes(b"clip")
+        base = f"https://{provider}.example"
+        sidecar = {"fingerprint": job.fingerprint, "provider": provider, "api_base": base}
+        write_sidecar(clip, {**sidecar, "generation": 1, "sha256": "a" * 64, "bytes": 4})
+    planned = make_plan([veo, gateway], store).jobs
+    adopted = [(p.action, p.adopted.provider, p.adopted.api_base) for p in planned if p.adopted]
+    assert adopted == [
+        ("fetch", "veo", "https://veo.example"),
+        ("fetch", None, "https://gateway.example"),
+    ]
+
+
 def _clip_with_sidecar(out_dir: Path, job: Job, simulated: bool) -> None:
     clip = out_dir / clip_relpath(job.shot.id, job.take)
     clip.parent.mkdir(parents=True, exist_ok=True)
