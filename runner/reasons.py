@@ -4,8 +4,8 @@ The reason compares a job's request now (``runner.jobs.provenance_request``) wit
 its shot and take last rendered, which the store keeps per fingerprint (``requests``), else
 the sidecar of the clip in the job's folder. Wording, in order of precedence: ``--force``,
 rejected take, failed earlier (with its error), clip lost on disk, the fields that changed
-(prompt as a short word diff, images with sha256 prefixes, seconds, ratio, resolution,
-model: old → new), new shot. Knows nothing of HTTP; reads files only through
+(the provider, the prompt as a short word diff, images with sha256 prefixes, seconds,
+ratio, resolution, model: old → new), new shot. Knows nothing of HTTP; reads files only through
 ``runner.delivery``.
 """
 
@@ -40,17 +40,48 @@ def explain(planned: Sequence[PlannedJob], store: Store | None, output_dir: Path
 
     wanted = [p for p in planned if p.action in ("submit", "retry", "fetch")]
     earlier_fps = {p.row.fingerprint for p in wanted if p.row is not None}
-    recorded = store.requests(earlier_fps) if store is not None else {}
+    earlier = _Earlier(
+        store.requests(earlier_fps) if store is not None else {},
+        store.providers(earlier_fps) if store is not None else {},
+        output_dir,
+    )
     for item in wanted:
-        item.reason = _reason(item, recorded, output_dir, provenance_request)
+        item.reason = _reason(item, earlier, provenance_request)
 
 
-def _reason(
-    item: PlannedJob,
-    recorded: Mapping[str, Mapping[str, Any]],
-    output_dir: Path | None,
-    provenance_request: Any,
-) -> str:
+class _Earlier:
+    """What the jobs' earlier fingerprints rendered: their requests (from the store, else
+    the sidecar of the clip in the job's folder) and the providers they were submitted to
+    (from the store)."""
+
+    def __init__(
+        self,
+        requests: Mapping[str, Mapping[str, Any]],
+        providers: Mapping[str, str],
+        output_dir: Path | None,
+    ) -> None:
+        self.requests = requests
+        self.providers = providers
+        self.output_dir = output_dir
+
+    def request(self, item: PlannedJob, fingerprint: str) -> Mapping[str, Any] | None:
+        if fingerprint in self.requests:
+            return self.requests[fingerprint]
+        return self._sidecar_request(item, fingerprint)
+
+    def _sidecar_request(self, item: PlannedJob, fingerprint: str) -> Mapping[str, Any] | None:
+        """The request in the sidecar of the clip in the job's folder, if it rendered
+        ``fingerprint`` (a store written before requests were recorded)."""
+        if self.output_dir is None:
+            return None
+        sidecar = read_sidecar(self.output_dir / clip_relpath(item.job.shot.id, item.job.take))
+        if sidecar is None or sidecar.get("fingerprint") != fingerprint:
+            return None
+        request = sidecar.get("request")
+        return request if isinstance(request, dict) else None
+
+
+def _reason(item: PlannedJob, earlier: _Earlier, provenance_request: Any) -> str:
     if item.new_generation == "forced":
         return "--force"
     if item.new_generation == "rejected":
@@ -68,24 +99,15 @@ def _reason(
         return "new shot"
     if row.fingerprint == item.job.fingerprint:
         return "not submitted yet (an earlier run stopped before)"
-    before = recorded.get(row.fingerprint) or _sidecar_request(item, output_dir, row.fingerprint)
+    parts = []
+    provider, now = earlier.providers.get(row.fingerprint), item.job.shot.provider
+    if provider is not None and provider != now:
+        parts.append(f"provider changed: {provider} → {now}")
+    before = earlier.request(item, row.fingerprint)
     if before is None:
-        return "shot changed (its earlier request is not recorded)"
-    return changes(before, provenance_request(item.job.shot)) or "shot changed"
-
-
-def _sidecar_request(
-    item: PlannedJob, output_dir: Path | None, fingerprint: str
-) -> Mapping[str, Any] | None:
-    """The request in the sidecar of the clip in the job's folder, if it rendered
-    ``fingerprint`` (a store written before requests were recorded)."""
-    if output_dir is None:
-        return None
-    sidecar = read_sidecar(output_dir / clip_relpath(item.job.shot.id, item.job.take))
-    if sidecar is None or sidecar.get("fingerprint") != fingerprint:
-        return None
-    request = sidecar.get("request")
-    return request if isinstance(request, dict) else None
+        return parts[0] if parts else "shot changed (its earlier request is not recorded)"
+    parts.append(changes(before, provenance_request(item.job.shot)))
+    return "; ".join(part for part in parts if part) or "shot changed"
 
 
 def changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> str:

@@ -641,23 +641,33 @@ class Store:
         """
         if not fingerprints or "requests" not in self.db.table_names():
             return {}
-        wanted = sorted(set(fingerprints))
         found: dict[str, dict[str, Any]] = {}
-        # In chunks: SQLite bounds the number of parameters of one statement.
+        query = "select fingerprint, request from requests where fingerprint in ({})"
+        for fingerprint, text in self._of_fingerprints(query, fingerprints):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                found[fingerprint] = value
+        return found
+
+    def providers(self, fingerprints: Collection[str]) -> dict[str, str]:
+        """The provider (``gateway``, ``veo``, ...) each of ``fingerprints`` was submitted
+        to, for those the store holds a submitted render of."""
+        query = (
+            "select fingerprint, coalesce(provider, 'gateway') from renders "
+            "where submitted_at is not null and fingerprint in ({})"
+        )
+        return dict(self._of_fingerprints(query, fingerprints))
+
+    def _of_fingerprints(self, query: str, fingerprints: Collection[str]) -> Iterator[Any]:
+        """The rows of ``query`` (its ``{}`` the list of fingerprints asked for) over
+        ``fingerprints``, in chunks: SQLite bounds the parameters of one statement."""
+        wanted = sorted(set(fingerprints))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            cursor = self.db.conn.execute(
-                f"select fingerprint, request from requests where fingerprint in ({marks})", chunk
-            )
-            for fingerprint, text in cursor:
-                try:
-                    value = json.loads(text)
-                except ValueError:
-                    continue
-                if isinstance(value, dict):
-                    found[fingerprint] = value
-        return found
+            yield from self.db.conn.execute(query.format(", ".join("?" * len(chunk))), chunk)
 
     def runs(self) -> list[dict[str, Any]]:
         return list(self.db.query("select * from runs order by started_at"))

@@ -100,6 +100,22 @@ def test_each_reason_appears_after_its_edit(
     assert reasons(batch, "--rerender-rejected")["s01"] == "rejected take (--rerender-rejected)"
 
 
+def test_a_shot_moved_to_another_provider_says_so(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """The provider is named in the reason, beside what else changed with it."""
+    batch.write({"s01": "waves", "s02": "dunes"})
+    assert run_batch(sim.base_url).returncode == 0
+    text = batch.manifest.read_text(encoding="utf-8")
+    moved = "    provider: veo\n    model: veo-3.1-generate-preview\n"
+    batch.manifest.write_text(text.replace("    prompt: dunes\n", "    prompt: dunes\n" + moved))
+    assert reasons(batch) == {
+        "s01": None,
+        "s02": "provider changed: gateway → veo; "
+        "model changed: omni-fast → veo-3.1-generate-preview",
+    }
+
+
 def test_an_image_change_names_the_image_and_both_hashes(
     sim: RunningSim, batch: Batch, run_batch: RunBatch
 ) -> None:
