@@ -167,6 +167,17 @@ def test_plan_shows_money_with_prices_and_says_how_to_add_them_without(batch: Ba
     }
 
 
+def test_a_plan_with_nothing_to_submit_says_so_instead_of_a_zero_total(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    with_prices(batch)
+    assert run_batch(sim.base_url).returncode == 0
+    priced = run_cli("plan", str(batch.manifest), "--out", str(batch.out))
+    assert priced.returncode == 0, priced.stderr
+    assert "Cost: nothing to submit (0.00 USD)" in priced.stdout
+    assert "total:" not in priced.stdout
+
+
 def test_a_price_table_the_schema_refuses_exits_2_with_its_location(batch: Batch) -> None:
     (batch.manifest.parent / "shotrunner.toml").write_text(
         PRICES.replace('currency = "USD"', 'currency = "dollars"'), encoding="utf-8"
