@@ -460,13 +460,7 @@ def _next_run(run: Run, plan: Plan) -> Run:
     )
     later.clients = run.clients
     later.provider_bases = run.provider_bases
-    if run.plan.money is not None:
-        # Priced with the first plan's table; the money committed so far counts against
-        # --max-cost (waves.run_waves takes the wave's figure as the run's).
-        from runner.pricing import plan_money
-
-        plan.money = plan_money(plan, run.plan.money.table, run.options.max_attempts)
-        later.result.committed_cost = run.result.committed_cost
+    # The wave's money and the money committed so far are waves.run_waves's to set.
     return later
 
 

@@ -237,13 +237,19 @@ def price_plan(
 ) -> PlanMoney | None:
     """Attach the plan's money (``plan.money``) from the manifest's price table, if any."""
     table = load_prices(manifest, prices_file)
-    plan.money = None if table is None else plan_money(plan, table, max_attempts)
-    if plan.money is not None:
-        currency = plan.money.currency
-        plan.summary.cost = (
-            f"{money(plan.money.total, currency)}, worst case "
-            f"{money(plan.money.worst_case, currency)}"
-        )
+    if table is None:
+        plan.money = None
+        return None
+    return price_with(plan, table, max_attempts)
+
+
+def price_with(plan: Plan, table: PriceTable, max_attempts: int) -> PlanMoney:
+    """Attach the plan's money (``plan.money``, and its summary's words) from ``table``."""
+    plan.money = plan_money(plan, table, max_attempts)
+    currency = plan.money.currency
+    plan.summary.cost = (
+        f"{money(plan.money.total, currency)}, worst case {money(plan.money.worst_case, currency)}"
+    )
     return plan.money
 
 

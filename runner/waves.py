@@ -67,10 +67,11 @@ async def run_waves(
         later.earlier = []
         later.summary.earlier = later.summary.possibly_billed = 0
         if plan.money is not None:
-            # Priced with the run's table: a wave's creates count against --max-cost too.
-            from runner.pricing import plan_money
+            # Priced with the run's table: a wave's creates count against --max-cost too,
+            # and its plan line shows what it costs.
+            from runner.pricing import price_with
 
-            later.money = plan_money(later, plan.money.table, first.options.max_attempts)
+            price_with(later, plan.money.table, first.options.max_attempts)
         for job in fresh:
             first.view.state(job.key, "ready", "the clips it needs are delivered")
         run = make_run(later)

@@ -284,6 +284,13 @@ def test_jobs_that_wait_for_other_shots_clips_are_priced_and_every_wave_is_count
     assert result.returncode == 0, result.stdout + result.stderr
     assert sim.recorder.tasks_created == 3
     assert "money: committed this run 1.20 USD, delivered this run 1.20 USD" in result.stdout
+    # Each wave's plan line says what it costs: the first one's is the whole chain's.
+    plans = [line for line in result.stderr.splitlines() if line.startswith("plan: ")]
+    assert [line.split("to submit (")[1].split("), ")[0] for line in plans] == [
+        "12 s of video, 1.20 USD, worst case 3.60 USD",
+        "4 s of video, 0.40 USD, worst case 1.20 USD",
+        "4 s of video, 0.40 USD, worst case 1.20 USD",
+    ]
     with batch.db() as conn:
         (summary,) = conn.execute("select summary from runs").fetchone()
     assert json.loads(summary)["money"]["committed"] == "1.20"
