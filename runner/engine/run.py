@@ -432,10 +432,7 @@ class Run:
             base = client.base_url
             advice = f"check --api-base (the {client.profile.name} API's origin{example})"
         silent = time.monotonic() - self._last_answer
-        options = self.options
-        if not self._answered and silent >= min(
-            options.unreachable_at_start, options.unreachable_after
-        ):
+        if not self._answered and silent >= self._silence_allowed():
             tries = sum(self._not_sent.values())
             self._stop_with(
                 ConfigError(
@@ -445,7 +442,7 @@ class Run:
                 )
             )
             return False
-        if silent < options.unreachable_after:
+        if silent < self._silence_allowed():
             return True
         self._stop_with(
             Unreachable(
@@ -454,6 +451,20 @@ class Run:
             )
         )
         return False
+
+    def _silence_allowed(self) -> float:
+        """How long the API may stay silent before the run stops (``check_reachable``)."""
+        options = self.options
+        if self._answered:
+            return options.unreachable_after
+        return min(options.unreachable_at_start, options.unreachable_after)
+
+    def not_sent_delay(self, delay: float) -> float:
+        """``delay``, the back-off before a request that never reached the API is tried
+        again, cut to end when the run would stop for the API's silence: a wrong base is
+        reported when ``unreachable_at_start`` is up, not at the next back-off after it."""
+        left = self._silence_allowed() - (time.monotonic() - self._last_answer)
+        return max(0.0, min(delay, left))
 
     def _note_not_sent(self, message: str) -> None:
         """Show a failure to send once; the same one again is only counted."""
@@ -582,7 +593,8 @@ class Run:
             # outage stops the run (the task stays in flight for the next one).
             if not self.check_reachable(work, error):
                 return False
-            await self.sleep(self.retrying(work, what, error, self.task_backoff.delay(errors)))
+            delay = self.not_sent_delay(self.task_backoff.delay(errors))
+            await self.sleep(self.retrying(work, what, error, delay))
             return True
         self.heard()
         if errors >= MAX_TASK_ERRORS:

@@ -124,7 +124,7 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
                     # Shown once for the whole run (``check_reachable``), not once per job.
                     run.record(work, f"not sent ({error.message}); waiting", show=False)
                 if run.check_reachable(work, error):
-                    delay = run.connect_backoff.delay(failures)
+                    delay = run.not_sent_delay(run.connect_backoff.delay(failures))
                     await run.sleep(run.retrying(work, "create", error, delay))
                     continue
                 return Step.END

@@ -442,7 +442,10 @@ def test_an_api_never_reached_is_named_in_the_provider_s_own_terms(tmp_path: Pat
         probe.bind(("127.0.0.1", 0))
         base = f"http://127.0.0.1:{probe.getsockname()[1]}"
     manifest = write_manifest(tmp_path, provider, SHOTS[provider]()[:1])
-    result = run(manifest, base)
+    # Real back-off between connection attempts (not instant): the run still stops at 20 s.
+    out = str(tmp_path / "out")
+    command = ("run", str(manifest), "--out", out, "--api-base", base)
+    result = run_cli(*command, env=cli_env(None, **KEYS))
     assert result.returncode == 2, result.stdout + result.stderr
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert line.startswith(f"error: cannot reach the API at {base} ("), line

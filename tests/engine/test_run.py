@@ -122,6 +122,21 @@ async def test_an_api_never_reached_stops_the_run_early_leaving_jobs_pending(
     assert len([line for line in view.lines if "not sent" in line]) == 1, view.lines
 
 
+async def test_a_request_never_sent_waits_no_longer_than_the_run_may_stay_unanswered(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """The back-off before trying a request that never reached the API again ends when the
+    run would stop for the API's silence: 20 s at the start (a wrong base), not the 31 s of
+    the next back-off; once the API has answered, the long outage limit applies."""
+    manifest = manifest_of(out_dir, "waves")
+    async with ApiClient(sim.base_url, "k") as client:
+        run = make_run(manifest, store, client, unreachable_at_start=20.0, unreachable_after=600)
+        assert 19.0 < run.not_sent_delay(60.0) <= 20.0
+        assert run.not_sent_delay(2.0) == 2.0
+        run.heard()
+        assert run.not_sent_delay(60.0) == 60.0
+
+
 class _CreatesOnceThenCannotConnect(ApiClient):
     """A client whose first create reaches the service and whose later ones never leave."""
 
