@@ -575,7 +575,7 @@ def _check_repeats(checker: _Checker, shots: list[Shot]) -> None:
     for shot in shots:
         if shot.takes > 1 and "seed" in shot.extra:
             takes_path: PathKey = ("shots", shot.index, "takes")
-            if takes_path not in checker.doc.positions:
+            if not checker.doc.written(takes_path):
                 takes_path = ("defaults", "takes")
             checker.report(
                 takes_path,

@@ -12,6 +12,12 @@ positions are built here straight from them, so that the rules are ours, not YAM
 - only the standard tags (``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``,
   ``!!map``, ``!!seq``, ``!!merge``) are accepted: nothing constructs objects.
 
+A document is built first with the positions of its collections only: a manifest without
+problems needs no other (a shot's line is its mapping's), and a million positions of words
+nobody points at cost a tenth of the load and a third of its memory at 100,000 shots. A
+problem found while building starts the build again with every position; one found later
+(a check of the manifest) makes ``Document.where`` build them then.
+
 Every problem comes back as a located ``Diagnostic``, never as an exception. The parse
 errors of the usual mistakes (``: `` in a plain value, a tab in the indentation, a quote
 left open) are explained in the user's words, at the place to fix (``_explain``).
@@ -24,7 +30,7 @@ import copy
 import math
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,15 +85,23 @@ class Document:
     ``key_positions`` maps a mapping entry's path to where its key is written;
     ``refused`` holds the paths whose value was refused (a forbidden tag, a tagged scalar
     that is not of its tag's type): they hold None, and the problem is already reported.
+
+    A document loaded without problems has the positions of its collections only (most of
+    its values are never pointed at); ``rebuild`` then makes the same document with every
+    position, which ``where`` and ``written`` ask for the first time they need one.
     """
 
     value: Any
     positions: dict[PathKey, Position] = field(default_factory=dict)
     key_positions: dict[PathKey, Position] = field(default_factory=dict)
     refused: set[PathKey] = field(default_factory=set)
+    #: Builds this document with every position; None once they are all here.
+    rebuild: Callable[[], Document] | None = None
 
     def where(self, path: PathKey, *, key: bool = False) -> Position:
         """The position of ``path`` (its key if asked and known), else of its nearest parent."""
+        if self.rebuild is not None and (key or path not in self.positions):
+            self.every_position()
         if key and path in self.key_positions:
             return self.key_positions[path]
         while path:
@@ -96,6 +110,22 @@ class Document:
                 return found
             path = path[:-1]
         return self.positions.get((), Position(1, 1))
+
+    def written(self, path: PathKey) -> bool:
+        """Whether the text writes a value at ``path`` (not one merged or defaulted in
+        by the reader's code)."""
+        self.every_position()
+        return path in self.positions
+
+    def every_position(self) -> None:
+        """Fill in the positions of every value (``rebuild``), if they are not all here."""
+        if self.rebuild is not None:
+            full = self.rebuild()
+            self.positions, self.key_positions, self.rebuild = (
+                full.positions,
+                full.key_positions,
+                None,
+            )
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -155,6 +185,15 @@ class _Anchored:
     text: str | None
 
 
+class _NeedsPositions(Exception):
+    """A document built with its collections' positions only needs the others (to report
+    a problem found while building it): it is built again with all of them."""
+
+
+#: The position given to keys while only the collections' positions are kept.
+_UNPLACED = Position(0, 0)
+
+
 class _Refused(Exception):
     """The whole document is refused (an alias bomb, a recursive alias): where, and why."""
 
@@ -178,9 +217,11 @@ class _Builder:
     an alias bomb and is refused before more is built.
     """
 
-    def __init__(self, text: str, file: str) -> None:
+    def __init__(self, text: str, file: str, *, every_position: bool = True) -> None:
         self.parser = _BaseLoader(text)
         self.file = file
+        #: False: only collections get a position (``Document.rebuild`` makes the rest).
+        self.every_position = every_position
         self.doc = Document(None)
         self.base: PathKey = ()
         self.diagnostics: list[Diagnostic] = []
@@ -213,6 +254,8 @@ class _Builder:
             parser.dispose()
 
     def error(self, at: Position, path: PathKey, message: str) -> None:
+        if not self.every_position:
+            raise _NeedsPositions
         self.diagnostics.append(
             Diagnostic(self.file, at.line, at.column, format_path((*self.base, *path)), message)
         )
@@ -228,13 +271,16 @@ class _Builder:
         kind = type(event)
         if kind is _AliasEvent:
             return self.alias(event, path)
+        if kind is _ScalarEvent and event.tag is None and event.anchor is None:
+            # Most values: a plain word.
+            self.built += 1
+            if self.every_position:
+                mark = event.start_mark
+                self.doc.positions[path] = Position(mark.line + 1, mark.column + 1)
+            return (resolve_plain(event.value) if event.implicit[0] else event.value), 1
         at = Position(event.start_mark.line + 1, event.start_mark.column + 1)
         if event.anchor is not None:
             return self.anchored(event, at, path)
-        if kind is _ScalarEvent and event.tag is None:  # most values: a plain word
-            self.built += 1
-            self.doc.positions[path] = at
-            return (resolve_plain(event.value) if event.implicit[0] else event.value), 1
         return self.node(event, at, path)
 
     def node(self, event: Any, at: Position, path: PathKey) -> tuple[Any, int]:
@@ -376,7 +422,9 @@ class _Builder:
         written, and whether it is ``<<`` (a merge)."""
         kind = type(event)
         if kind is _ScalarEvent and event.tag is None and event.anchor is None:
-            at = Position(event.start_mark.line + 1, event.start_mark.column + 1)
+            at = _UNPLACED
+            if self.every_position:
+                at = Position(event.start_mark.line + 1, event.start_mark.column + 1)
             # An untagged key is its text (``1: x`` is the key "1"); a plain ``<<`` merges.
             return event.value, at, event.value == "<<" and event.implicit[0]
         if kind is _AliasEvent:
@@ -431,6 +479,8 @@ class _Builder:
             key = sys.intern(key)
             child = (*path, key)
             if key in result:
+                if not self.every_position:
+                    raise _NeedsPositions
                 first = self.doc.key_positions[child]
                 self.error(
                     key_at,
@@ -439,7 +489,8 @@ class _Builder:
                 )
                 self.discard(parser.get_event())
                 continue
-            self.doc.key_positions[child] = key_at
+            if self.every_position:
+                self.doc.key_positions[child] = key_at
             result[key], item_size = self.value(parser.get_event(), child)
             size += item_size
             if self.aliased > MAX_EXPANDED_NODES:
@@ -448,9 +499,10 @@ class _Builder:
             if key not in result:
                 result[key] = value
                 found = merged_positions[key]
-                self.doc.key_positions[(*path, key)] = found.key_at
-                self.doc.positions.setdefault((*path, key), found.value_at)
                 self.doc.refused.update((*path, key, *sub) for sub in found.refused)
+                if self.every_position:
+                    self.doc.key_positions[(*path, key)] = found.key_at
+                    self.doc.positions.setdefault((*path, key), found.value_at)
         return result, size
 
     def merge(
@@ -631,9 +683,8 @@ def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]
     except UnicodeDecodeError as error:
         where = _reader_position(data[: error.start], len(data[: error.start].decode()))
         return None, located(where, f"not UTF-8 text (byte 0x{data[error.start]:02x})")
-    builder = _Builder(text, file)
     try:
-        doc = builder.document()
+        doc, diagnostics = _build(text, file)
     except yaml.reader.ReaderError as error:
         where = _reader_position(data, error.position)
         return None, located(where, f"not a YAML text file (binary data?): {error.reason}")
@@ -650,4 +701,17 @@ def load_yaml(data: bytes, file: str) -> tuple[Document | None, list[Diagnostic]
         ]
     if doc is None:
         return None, located(Position(1, 1), "the manifest is empty")
-    return doc, builder.diagnostics
+    return doc, diagnostics
+
+
+def _build(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]:
+    """The document, first with its collections' positions only (what a manifest without
+    problems needs), built again with all of them if it has a problem to report."""
+    try:
+        doc = _Builder(text, file, every_position=False).document()
+    except _NeedsPositions:
+        builder = _Builder(text, file)
+        return builder.document(), builder.diagnostics
+    if doc is not None:
+        doc.rebuild = lambda: _Builder(text, file).document() or Document(None)
+    return doc, []

@@ -79,6 +79,26 @@ def test_merged_values_are_located_where_they_are_written() -> None:
     assert doc.where(("c", "x")) == Position(1, 11)
 
 
+def test_a_document_without_problems_finds_its_values_positions_when_asked() -> None:
+    """Loaded without problems, a document keeps its collections' positions; the first
+    question about another value builds them all, the same as a document with problems
+    gets at once."""
+    text = b"shots:\n  - id: s01\n    images: [a.png, b.png]\n"
+    doc, diagnostics = load_yaml(text, "f.yaml")
+    assert doc is not None and diagnostics == []
+    assert doc.rebuild is not None
+    assert set(doc.positions) == {(), ("shots",), ("shots", 0), ("shots", 0, "images")}
+    assert doc.where(("shots", 0)) == Position(2, 5) and doc.rebuild is not None
+    assert doc.where(("shots", 0, "images", 1)) == Position(3, 21)
+    assert doc.rebuild is None
+    assert doc.where(("shots", 0, "id"), key=True) == Position(2, 5)
+    assert doc.written(("shots", 0, "id")) and not doc.written(("shots", 0, "prompt"))
+    broken, diagnostics = load_yaml(text + b"    id: s02\n", "f.yaml")
+    assert broken is not None and broken.rebuild is None
+    assert diagnostics[0].message.startswith("key 'id' is written twice")
+    assert (diagnostics[0].line, diagnostics[0].column) == (4, 5)
+
+
 def test_aliases_are_expanded() -> None:
     """An alias reuses the anchored value."""
     assert load("a: &l [1, 2]\nb: *l\n") == {"a": [1, 2], "b": [1, 2]}
