@@ -255,14 +255,16 @@ def bind_jobs(manifest: Manifest, sources: Sources) -> Bound:
     picked take, else 1) under that job's current fingerprint: a source rendered again
     (edited, forced, another take picked) gives its dependants new fingerprints.
     """
-    from runner.jobs import fingerprint
+    from runner.jobs import expand_jobs, fingerprint
 
     chained = {shot.id: needed for shot in manifest.shots if (needed := needs(shot))}
+    if not chained:
+        return Bound(expand_jobs(manifest), [], chained)
     fingerprints: dict[tuple[str, int], str | None] = {}
     held: set[str] = set()
     bound: dict[str, list[Job]] = {}
     waiting: dict[str, list[Waiting]] = {}
-    for shot in order(manifest.shots) if chained else manifest.shots:
+    for shot in order(manifest.shots):
         frames = frames_of(shot) if shot.id in chained else []
         images = list(shot.images) if frames else []
         blocked: list[str] = []

@@ -511,6 +511,8 @@ def check_shot_ids(manifest: Manifest, options: PlanOptions) -> PlanOptions:
     compares exact ids. Raises ``InputError`` naming each id that is no shot, with a hint:
     the one id it begins, else the closest one.
     """
+    if not options.only and not options.force:
+        return options
     by_folded = {shot.id.casefold(): shot.id for shot in manifest.shots}
     problems = []
     spelt: dict[str, frozenset[str]] = {}
