@@ -497,15 +497,19 @@ def _write_report(manifest: Manifest, store: Store) -> None:
 
 
 def _page_is_current(manifest: Manifest, store: Store, page: Path) -> bool:
-    """Whether the contact sheet was written after the manifest and the store last changed.
+    """Whether the contact sheet was written after the manifest (and its shots file) and
+    the store last changed.
 
     Over a batch where nothing changed (a run over thousands of done jobs), rewriting it
     would cost more than the rest of the run; every change of state, verdicts included,
     is an event with its time, so the newest event dates the store.
     """
+    sources = (
+        [manifest.path] if manifest.shots_file is None else [manifest.path, manifest.shots_file]
+    )
     try:
         written = page.stat().st_mtime
-        edited = manifest.path.stat().st_mtime
+        edited = max(source.stat().st_mtime for source in sources)
     except OSError:
         return False
     changed = store.last_change_at()

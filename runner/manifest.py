@@ -995,6 +995,7 @@ def _check(
         shots=tuple(shots) if keep else (),
         warnings=tuple(all_found),
         pricing=value.get("pricing"),
+        shots_file=None if source is None else source.path,
     )
     return manifest, counts, all_found
 

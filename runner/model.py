@@ -166,6 +166,8 @@ class Manifest:
     warnings: tuple[Diagnostic, ...] = ()
     #: The manifest's ``pricing:`` table as written (schema-checked), None without one.
     pricing: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    #: The shots file its ``shots_from`` names (absolute), None without one.
+    shots_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,10 @@ async def download(run: Run, work: Work) -> Step:
                 work.task = task
                 return Step.POLL
         client = run.client_for(work)
+        if task.video_url is None and task.video_bytes is None and not client.profile.content_route:
+            # Paid for, yet nothing to fetch (a Runway task without output): never submitted
+            # again; the next run asks the task again.
+            return run.keep_owed(work, "the task completed without a video URL", "download")
         url = task.video_url or client.content_url(task.id)
         _claim_part(run, part, task.id)
         try:

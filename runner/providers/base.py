@@ -217,6 +217,9 @@ class Profile:
     cost_unit: ClassVar[str | None] = None
     #: Whether a finished task may carry the clip inline in its answer.
     inline_video: ClassVar[bool] = False
+    #: Whether a finished task that names no URL is fetched from ``{base}/videos/{id}/content``
+    #: (the gateway's own route; other APIs have none).
+    content_route: ClassVar[bool] = False
     #: The capability table: one entry per model (empty: every model is the service's call).
     models: ClassVar[Mapping[str, Capabilities]] = {}
 

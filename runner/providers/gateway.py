@@ -21,6 +21,7 @@ class Gateway(Profile):
     name: ClassVar[str] = "gateway"
     key_env: ClassVar[str] = "SHOTRUNNER_API_KEY"
     idempotent_creates: ClassVar[bool] = True
+    content_route: ClassVar[bool] = True
 
     def headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}

@@ -97,6 +97,28 @@ def test_a_spreadsheet_export_renders_each_row(folder: Path, sim: RunningSim) ->
     assert clips == ["sign/take-1.mp4", "sign/take-2.mp4", "wok/take-1.mp4"]
 
 
+def test_rows_reordered_in_the_shots_file_reorder_the_contact_sheet(
+    folder: Path, sim: RunningSim
+) -> None:
+    """Reordering rows renders nothing (the shots are the same), but the sheet follows the
+    new storyboard order: the shots file dates the page as the manifest does."""
+    shots = write(folder, "shots.jsonl", JSONL)
+    manifest = write(folder, "market.yaml", HEAD + "shots_from: shots.jsonl\n")
+    assert run(manifest, folder / "out", sim).returncode == 0
+    page = folder / "out" / "index.html"
+    before = page.read_text(encoding="utf-8")
+    assert before.index('id="shot-wok"') < before.index('id="shot-sign"')
+    lines = JSONL.splitlines(keepends=True)
+    shots.write_text(lines[2] + lines[0], encoding="utf-8")
+    later = page.stat().st_mtime + 1
+    os.utime(shots, (later, later))
+    again = run(manifest, folder / "out", sim)
+    assert again.returncode == 0, again.stderr
+    assert "plan: 0 task(s) to submit" in again.stderr
+    after = page.read_text(encoding="utf-8")
+    assert after.index('id="shot-sign"') < after.index('id="shot-wok"')
+
+
 def test_a_jsonl_file_renders_each_line(folder: Path, sim: RunningSim) -> None:
     """One shot object per line, blank lines skipped, rendered like YAML shots."""
     write(folder, "shots.jsonl", JSONL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from runner.api.client import ApiClient, Downloaded
 from runner.delivery import clip_relpath, part_of
 from runner.jobs import expand_jobs
+from runner.model import Shot
+from runner.providers import PROFILES
 from runner.sim import RunningSim
 from runner.store import Store
 from tests.engine.runs import (
@@ -115,3 +118,31 @@ async def test_a_part_of_unknown_origin_is_not_resumed(
     assert result.delivered == 1
     assert all("range" not in r.headers for r in downloads(sim))
     assert not final.read_bytes().startswith(b"bytes of some other clip")
+
+
+class _RunwayWithoutOutput(ApiClient):
+    """A Runway client whose finished tasks name no video (``output`` empty)."""
+
+    async def retrieve(self, task_id: str) -> Any:
+        task = await super().retrieve(task_id)
+        return dataclasses.replace(task, video_url=None)
+
+
+async def test_a_task_finished_without_a_video_url_is_kept_not_paid_again(
+    start_sim: StartSim, store: Store, out_dir: Path
+) -> None:
+    """A Runway task that succeeds without output: nothing is fetched from a route Runway
+    does not have, nothing is submitted again, and the task is kept for the next run."""
+    sim = start_sim(dialect="runway", token="rw", job_seconds=0.0)
+    shot = Shot(id="s01", index=0, prompt="waves", seconds=5, model="gen4.5", provider="runway")
+    manifest = dataclasses.replace(manifest_of(out_dir, "waves"), shots=(shot,))
+    async with _RunwayWithoutOutput(sim.base_url, "rw", profile=PROFILES["runway"]) as client:
+        result = await run_once(manifest, store, client)
+    assert result.delivered == 0
+    task_id = sim.recorder.creates()[0].task_id
+    kept = f"task {task_id} kept, the next run fetches it again"
+    assert result.failed == [("s01/1", f"the task completed without a video URL; {kept}")]
+    assert sim.recorder.tasks_created == 1
+    assert not [r for r in sim.recorder.requests if r.path.endswith("/content")]
+    (render,) = store.renders().values()
+    assert (render.state, render.error_code) == ("downloading", "download")
