@@ -60,10 +60,16 @@ def order_lines(manifest: Manifest, plan: Plan) -> list[str]:
             if reason is not None:
                 lines.append(f"{indent}  take {take}: {visible(reason)}")
     if plan.waiting:
-        seconds = sum(w.shot.seconds_to_pay for w in plan.waiting)
+        paying = plan.waiting_to_pay
+        seconds = sum(w.shot.seconds_to_pay for w in paying)
+        held = len(plan.waiting) - len(paying)
+        unpaid = (
+            f"; the {held} held by a failed shot are not, without --retry-failed" if held else ""
+        )
         lines.append(
             f"{len(plan.waiting)} job(s) wait for other shots' clips: fingerprinted and "
-            f"submitted once those are delivered ({seconds} s counted in the seconds to pay)"
+            f"submitted once those are delivered ({seconds} s counted in the seconds to pay"
+            f"{unpaid})"
         )
     return lines
 

@@ -177,6 +177,12 @@ class Plan:
     changed: dict[str, list[str]] = field(default_factory=dict)
 
     @property
+    def waiting_to_pay(self) -> list[Waiting]:
+        """The waiting jobs this run may submit, and pay for: all but those held by a failed
+        source, which are rendered only with ``--retry-failed``."""
+        return [w for w in self.waiting if not w.held or self.options.retry_failed]
+
+    @property
     def needs_network(self) -> bool:
         """Whether any render may have to talk to the API (submit, poll, fetch)."""
         return any(r.action not in ("skip", "hold") for r in self.renders) or any(

@@ -215,11 +215,8 @@ def plan_money(plan: Plan, table: PriceTable, max_attempts: int) -> PlanMoney:
         result.costs[group.key] = cost
         result.total += cost
         result.worst_case_extra += cost * (max_attempts - 1)
-    for waiting in plan.waiting:
-        # A chained job submitted once the clips it needs are delivered pays like a new one;
-        # one held by a failed source renders only if that source is retried.
-        if waiting.held and not plan.options.retry_failed:
-            continue
+    for waiting in plan.waiting_to_pay:
+        # A chained job submitted once the clips it needs are delivered pays like a new one.
         cost = table.cost(waiting.shot)
         result.waiting_costs[waiting.key] = cost
         if cost is None:
@@ -259,10 +256,7 @@ def check_max_cost(plan: Plan, max_cost: Decimal | None) -> None:
     if max_cost is None:
         return
     if plan.money is None:
-        retried = plan.options.retry_failed
-        if plan.summary.tasks_to_submit == 0 and not any(
-            retried or not w.held for w in plan.waiting
-        ):
+        if plan.summary.tasks_to_submit == 0 and not plan.waiting_to_pay:
             return  # nothing to pay for this run
         raise InputError(f"--max-cost needs prices: {NO_PRICES_HINT}; nothing was sent")
     if plan.money.unpriced:

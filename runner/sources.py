@@ -98,7 +98,7 @@ def attach_chain(plan: Plan, bound: Bound, output_dir: Path) -> Plan:
     plan.waiting = [w for w in bound.waiting if not only or w.shot.id in only]
     plan.needs = bound.needs
     plan.summary.waiting = len(plan.waiting)
-    plan.summary.seconds_to_pay += sum(w.shot.seconds_to_pay for w in plan.waiting)
+    plan.summary.seconds_to_pay += sum(w.shot.seconds_to_pay for w in plan.waiting_to_pay)
     current: dict[str, dict[str, str | None]] = {}
     for item in plan.jobs:
         if item.action in PAYING_ACTIONS and item.job.shot.id in bound.needs:

@@ -778,9 +778,7 @@ def money_lines(plan: Plan) -> list[str]:
         shot = p.job.shot
         figure = "no price" if cost is None else money(cost, currency)
         lines.append(f"  {visible(p.job.key)}: {figure} ({shot.seconds_to_pay} s {shot.model})")
-    for waiting in plan.waiting:
-        if waiting.key not in money_of.waiting_costs:
-            continue  # held by a failed source, which this run does not retry
+    for waiting in plan.waiting_to_pay:
         cost = money_of.waiting_costs[waiting.key]
         shot = waiting.shot
         figure = "no price" if cost is None else money(cost, currency)

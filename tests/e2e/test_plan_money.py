@@ -437,6 +437,15 @@ def test_jobs_held_by_a_failed_source_are_priced_only_when_it_is_retried(
     unpriced = run_batch(failing.base_url, "--max-cost", "1", env=INSTANT)
     assert unpriced.returncode == 1, unpriced.stderr
     assert "--max-cost needs prices" not in unpriced.stderr
+    # Their seconds too, in every summary: the plan's, its text's, and status's.
+    summary = plan_json(batch)["summary"]
+    assert (summary["tasks_to_submit"], summary["seconds_to_pay"]) == (0, 0)
+    text = run_cli("plan", str(batch.manifest), "--out", str(batch.out)).stdout
+    assert "0 task(s) to submit, 0 s of video to pay for" in text
+    assert "(0 s counted in the seconds to pay; the 2 held by a failed shot are not" in text
+    status = run_cli("status", str(batch.manifest), "--out", str(batch.out)).stdout
+    assert "0 task(s) to submit, 0 s of video to pay for" in status
+    assert plan_json(batch, "--retry-failed")["summary"]["seconds_to_pay"] == 12
     with_prices(batch)
     held = plan_json(batch)["summary"]["money"]
     assert (held["total"], held["waiting"]) == ("0.00", {})
