@@ -112,8 +112,8 @@ class Document:
         return self.positions.get((), Position(1, 1))
 
     def written(self, path: PathKey) -> bool:
-        """Whether the text writes a value at ``path`` (not one merged or defaulted in
-        by the reader's code)."""
+        """Whether the text gives a value at ``path`` (a key merged in with ``<<``
+        included; a default that the reader's code applies is not)."""
         self.every_position()
         return path in self.positions
 
