@@ -12,7 +12,10 @@ the interval.
 
 A task that reports progress says more about itself than the others do: from its last two
 readings (or one, counted from its submission) the planner extrapolates its finish and asks
-then, never later than one interval and never sooner than a sixth of it. Progress that has not
+a moment after it (a fiftieth of the interval: asked at the finish itself, a task is found
+just short of it about half the time, and asked once more), never sooner than a sixth of the
+interval, and no later than the interval with its jitter may be (1.2 intervals); a finish
+further off waits the interval. Progress that has not
 risen since the reading before (a task stuck at 99 %) gives no estimate. Backends that invent
 progress (10, 20, 30, then 100) give estimates far past the finishes seen: an estimate past
 twice the longest one seen is not trusted, and the spread is used instead. (A task a little
@@ -44,6 +47,8 @@ class PollPlanner:
     #: A finish extrapolated from progress past this many times the longest seen is taken
     #: for invented progress, and the seen spread is used instead.
     IMPLAUSIBLE = 2.0
+    #: A poll aimed at an extrapolated finish comes this share of the interval after it.
+    PAST_FINISH = 1 / 50
 
     def __init__(self, interval: float, *, jitter: float = 0.2, rng: random.Random | None = None):
         self.interval = max(0.0, interval)
@@ -75,7 +80,8 @@ class PollPlanner:
         targets = self.targets(kind)
         finish = estimated_finish(readings)
         if finish is not None and (not targets or finish <= self.IMPLAUSIBLE * targets[-1]):
-            return min(interval, max(step, finish - elapsed))
+            aimed = max(step, finish - elapsed + self.interval * self.PAST_FINISH)
+            return aimed if aimed <= self.interval * (1 + self.jitter) else interval
         for target in targets:
             if target >= elapsed + step:
                 return target - elapsed

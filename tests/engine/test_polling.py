@@ -95,23 +95,30 @@ def test_one_slow_outlier_does_not_delay_the_first_poll() -> None:
 
 
 def test_progress_aims_the_next_poll_at_the_extrapolated_finish() -> None:
-    """A task at 50 % after 1 s and 75 % after 1.5 s is next asked at 2 s, not an interval on."""
+    """A task at 50 % after 1 s and 75 % after 1.5 s is next asked just after 2 s (a fiftieth
+    of the interval after), not an interval on."""
     plan = planner(2.0)
     delay = plan.next_delay("k", 1.5, [(1.0, 50.0), (1.5, 75.0)])
-    assert delay == pytest.approx(0.5)
+    assert delay == pytest.approx(0.5 + 2.0 / 50)
 
 
 def test_one_reading_is_counted_from_the_submission() -> None:
-    """One reading of 40 % after 2 s aims at 5 s."""
+    """One reading of 40 % after 2 s aims just after 5 s."""
     plan = planner(10.0)
-    assert plan.next_delay("k", 2.0, [(2.0, 40.0)]) == pytest.approx(3.0)
+    assert plan.next_delay("k", 2.0, [(2.0, 40.0)]) == pytest.approx(3.0 + 10.0 / 50)
 
 
 def test_progress_never_waits_past_the_interval_or_polls_in_a_burst() -> None:
-    """A far estimate waits one interval at most; one due now waits a sixth of the interval."""
+    """A far estimate waits one interval (with its jitter); one due now waits a sixth of the
+    interval; one due just past the interval is asked then, as late as jitter may make an
+    interval and no later."""
     plan = planner(6.0)
     assert plan.next_delay("k", 10.0, [(10.0, 1.0)]) <= 7.2
-    assert plan.next_delay("k", 10.0, [(9.0, 98.0), (10.0, 99.0)]) == pytest.approx(1.0)
+    assert plan.next_delay("k", 10.0, [(9.0, 98.0), (10.0, 99.9)]) == pytest.approx(1.0)
+    # 50 % at 7 s: the finish is at 14 s, 7 s on (and a fiftieth of the interval).
+    assert plan.next_delay("k", 7.0, [(7.0, 50.0)]) == pytest.approx(7.0 + 6.0 / 50)
+    far = [plan.next_delay("k", 7.0, [(7.0, 45.0)]) for _ in range(20)]
+    assert all(4.8 <= delay <= 7.2 for delay in far) and len(set(far)) > 1
 
 
 def test_progress_far_past_every_seen_finish_is_not_trusted() -> None:
@@ -130,7 +137,7 @@ def test_a_task_slower_than_any_seen_is_asked_at_its_own_finish() -> None:
     for duration in (19.5, 20.0, 20.3):
         plan.observe("k", duration)
     delay = plan.next_delay("k", 20.5, [(15.5, 68.0), (20.5, 95.0)])
-    assert 20.5 + delay == pytest.approx(20.5 + 5 * 5 / 27)
+    assert 20.5 + delay == pytest.approx(20.5 + 5 * 5 / 27 + 5.0 / 50)
 
 
 def test_a_task_stuck_at_99_percent_is_asked_at_the_interval() -> None:
