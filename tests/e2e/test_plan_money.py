@@ -116,6 +116,24 @@ def test_a_shot_moved_to_another_provider_says_so(
     }
 
 
+def test_a_shot_edited_after_its_database_was_lost_is_compared_with_its_clip(
+    sim: RunningSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """No state.db (lost, or a copied folder): the clip's sidecar in the shot's folder says
+    what changed, where the store would have; a shot with no clip there is new."""
+    batch.write({"s01": "waves at golden hour", "s02": "dunes"})
+    assert run_batch(sim.base_url).returncode == 0
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (batch.out / name).unlink(missing_ok=True)
+    batch.write({"s01": "waves at blue hour", "s02": "dunes", "s03": "gulls"})
+    assert reasons(batch) == {
+        "s01": "prompt changed: - golden / + blue, since the clip in its folder (unknown to "
+        "the store)",
+        "s02": "clip on disk, unknown to the store: taken back",
+        "s03": "new shot",
+    }
+
+
 def test_an_image_change_names_the_image_and_both_hashes(
     sim: RunningSim, batch: Batch, run_batch: RunBatch
 ) -> None:
