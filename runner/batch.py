@@ -504,9 +504,7 @@ def _page_is_current(manifest: Manifest, store: Store, page: Path) -> bool:
     would cost more than the rest of the run; every change of state, verdicts included,
     is an event with its time, so the newest event dates the store.
     """
-    sources = (
-        [manifest.path] if manifest.shots_file is None else [manifest.path, manifest.shots_file]
-    )
+    sources = [path for path in (manifest.path, manifest.shots_file) if path is not None]
     try:
         written = page.stat().st_mtime
         edited = max(source.stat().st_mtime for source in sources)

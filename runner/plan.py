@@ -89,6 +89,9 @@ class PlannedJob:
     #: The render a clip's sidecar on disk describes, unknown to the store (``state.db``
     #: lost or deleted): taken back (``fetch``) after its hash is checked, never paid again.
     adopted: RenderRow | None = None
+    #: The request of a clip in its folder that the store does not know and that another
+    #: fingerprint rendered (an earlier version of the shot), read with ``adopted``.
+    folder_request: Mapping[str, Any] | None = None
     #: Why it is submitted, retried or fetched (``runner.reasons``), else None.
     reason: str | None = None
 
@@ -378,7 +381,11 @@ def _adopt_from_sidecar(
         return
     final = output_dir / clip_relpath(item.job.shot.id, item.job.take)
     sidecar = read_sidecar(final)
-    if sidecar is None or sidecar.get("fingerprint") != item.job.fingerprint:
+    if sidecar is None:
+        return
+    if sidecar.get("fingerprint") != item.job.fingerprint:
+        request = sidecar.get("request")
+        item.folder_request = request if isinstance(request, dict) else None
         return
     if options.simulated is not None and (sidecar.get("simulated") is True) != options.simulated:
         return

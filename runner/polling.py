@@ -15,12 +15,12 @@ readings (or one, counted from its submission) the planner extrapolates its fini
 a moment after it (a fiftieth of the interval: asked at the finish itself, a task is found
 just short of it about half the time, and asked once more), never sooner than a sixth of the
 interval, and no later than the interval with its jitter may be (1.2 intervals); a finish
-further off waits the interval. Progress that has not
-risen since the reading before (a task stuck at 99 %) gives no estimate. Backends that invent
-progress (10, 20, 30, then 100) give estimates far past the finishes seen: an estimate past
-twice the longest one seen is not trusted, and the spread is used instead. (A task a little
-slower than any seen is common, most of all early in a run, when only the quickest have
-finished: its estimate is trusted.)
+further off waits the interval. Progress that has not risen since the reading before (a
+task stuck at 99 %) gives no estimate. Backends that invent progress (10, 20, 30, then 100)
+give estimates far past the finishes seen: an estimate past twice the longest one seen is
+not trusted, and the spread is used instead. (A task a little slower than any seen is
+common, most of all early in a run, when only the quickest have finished: its estimate is
+trusted.)
 """
 
 from __future__ import annotations

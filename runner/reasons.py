@@ -69,20 +69,13 @@ class _Earlier:
             return self.requests[fingerprint]
         return self._sidecar_request(item, fingerprint)
 
-    def in_folder(self, item: PlannedJob) -> Mapping[str, Any] | None:
-        """The request of the clip in the job's folder, whatever it rendered (a clip the
-        store does not know: its database lost, or the folder copied in)."""
-        return self._sidecar_request(item, None)
-
-    def _sidecar_request(
-        self, item: PlannedJob, fingerprint: str | None
-    ) -> Mapping[str, Any] | None:
+    def _sidecar_request(self, item: PlannedJob, fingerprint: str) -> Mapping[str, Any] | None:
         """The request in the sidecar of the clip in the job's folder, if it rendered
-        ``fingerprint`` (a store written before requests were recorded; None: any)."""
+        ``fingerprint`` (a store written before requests were recorded)."""
         if self.output_dir is None:
             return None
         sidecar = read_sidecar(self.output_dir / clip_relpath(item.job.shot.id, item.job.take))
-        if sidecar is None or fingerprint not in (None, sidecar.get("fingerprint")):
+        if sidecar is None or sidecar.get("fingerprint") != fingerprint:
             return None
         request = sidecar.get("request")
         return request if isinstance(request, dict) else None
@@ -103,10 +96,11 @@ def _reason(item: PlannedJob, earlier: _Earlier, provenance_request: Any) -> str
             return "clip on disk, unknown to the store: taken back"
         return "clip not yet in this folder"
     if row is None:
-        before = earlier.in_folder(item)
-        if before is None:
+        # A clip of an earlier version in its folder, unknown to the store (its database
+        # lost, or the folder copied in): read when the plan looked for one to take back.
+        if item.folder_request is None:
             return "new shot"
-        changed = changes(before, provenance_request(item.job.shot)) or "shot changed"
+        changed = changes(item.folder_request, provenance_request(item.job.shot)) or "shot changed"
         return f"{changed}, since the clip in its folder (unknown to the store)"
     if row.fingerprint == item.job.fingerprint:
         return "not submitted yet (an earlier run stopped before)"

@@ -786,7 +786,8 @@ def money_lines(plan: Plan) -> list[str]:
             f"  {visible(waiting.key)}: {figure} ({shot.seconds_to_pay} s {shot.model}, "
             f"{shown(waiting.reason)})"
         )
-    if len(lines) == 2 and not money_of.worst_case_extra and not money_of.unpriced:
+    paying = money_of.costs or money_of.waiting_costs
+    if not paying and not money_of.worst_case_extra and not money_of.unpriced:
         return ["", f"Cost: nothing to submit ({money(money_of.total, currency)})"]
     lines.append(f"total: {money(money_of.total, currency)}")
     if money_of.worst_case_extra:

@@ -213,7 +213,7 @@ def sidecar(run: Run, work: Work, shot: str, take: int, job: Job | None) -> dict
         "manifest_sha256": manifest.sha256,
         # The API this render went to: a Veo or Runway shot's, not the gateway's.
         "provider": render.provider or "gateway",
-        "api_base": run.provider_bases.get(render.provider or "gateway", run.context.api_base),
+        "api_base": run.base_of(render.provider),
         "runner_version": __version__,
         "possible_duplicate": render.possible_duplicate,
         "simulated": run.context.simulated,

@@ -101,7 +101,8 @@ class Run:
         #: One client per provider the run uses (``run.client`` is the gateway's, or the
         #: only one).
         self.clients: dict[str, ApiClient] = {}
-        #: The base recorded on each render of a provider other than the gateway.
+        #: Each provider's base in this run, without credentials (``runner.batch.public_base``);
+        #: recorded on each render of a provider other than the gateway.
         self.provider_bases: dict[str, str] = {}
         self.plan = plan
         self.options = options
@@ -425,15 +426,10 @@ class Run:
         (exit 2: the base is wrong or the network is down; nothing was sent). Each kind of
         failure is shown once."""
         self._note_not_sent(error.message)
-        client = self.client_for(work)
-        base, advice = self.context.api_base, "check --api-base or SHOTRUNNER_API_BASE"
-        if client.profile.name != "gateway":
-            example = f", e.g. {client.profile.default_base}" if client.profile.default_base else ""
-            base = client.base_url
-            advice = f"check --api-base (the {client.profile.name} API's origin{example})"
         silent = time.monotonic() - self._last_answer
         if not self._answered and silent >= self._silence_allowed():
             tries = sum(self._not_sent.values())
+            base, advice = self._where_to_look(work)
             self._stop_with(
                 ConfigError(
                     f"cannot reach the API at {base} ({error.message}; {tries} request(s) "
@@ -444,6 +440,7 @@ class Run:
             return False
         if silent < self._silence_allowed():
             return True
+        base, _ = self._where_to_look(work)
         self._stop_with(
             Unreachable(
                 f"the API at {base} is unreachable (no answer for "
@@ -451,6 +448,22 @@ class Run:
             )
         )
         return False
+
+    def _where_to_look(self, work: Work) -> tuple[str, str]:
+        """The base of the API that ``work`` goes to, and what to check when it cannot be
+        reached: the gateway's is also set by SHOTRUNNER_API_BASE."""
+        profile = self.client_for(work).profile
+        base = self.base_of(profile.name)
+        if profile.name == "gateway":
+            return base, "check --api-base or SHOTRUNNER_API_BASE"
+        example = f", e.g. {profile.default_base}" if profile.default_base else ""
+        return base, f"check --api-base (the {profile.name} API's origin{example})"
+
+    def base_of(self, provider: str | None) -> str:
+        """The API base of ``provider`` (None: the gateway) in this run, as messages and
+        sidecars show it: without credentials (``provider_bases``); the run's own base when
+        it opened no client per provider."""
+        return self.provider_bases.get(provider or "gateway", self.context.api_base)
 
     def _silence_allowed(self) -> float:
         """How long the API may stay silent before the run stops (``check_reachable``)."""

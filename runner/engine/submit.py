@@ -145,15 +145,16 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
             if (error.code or "").lower() != "task_not_exist":
                 # The route itself is missing: the API base is wrong, not this job.
                 _not_sent(run, work, ambiguous, "the API base has no such route")
-                client = run.client_for(work)
-                if client.profile.name != "gateway":
+                profile = run.client_for(work).profile
+                base = run.base_of(profile.name)
+                if profile.name != "gateway":
                     raise ConfigError(
-                        f"the {client.profile.name} API at {client.base_url} has no route for "
-                        f"creating a task ({error.message}); check --api-base: it is the "
-                        f"API's origin, without a version, e.g. {client.profile.default_base}"
+                        f"the {profile.name} API at {base} has no route for creating a task "
+                        f"({error.message}); check --api-base: it is the API's origin, "
+                        f"without a version, e.g. {profile.default_base}"
                     ) from None
                 raise ConfigError(
-                    f"the API at {run.context.api_base} has no route for creating a "
+                    f"the API at {base} has no route for creating a "
                     f"task ({error.message}); check --api-base or SHOTRUNNER_API_BASE: it "
                     "includes the version prefix, e.g. https://octopusx.ai/v1"
                 ) from None
