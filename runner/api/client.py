@@ -394,12 +394,9 @@ class ApiClient:
         unusable_id = False
         try:
             data = json.loads(content)
-            if self.profile.name == "gateway":
-                task = Task.from_json(data)
-            else:
-                if not isinstance(data, dict):
-                    raise UnreadableTask(f"task object expected, got {type(data).__name__}")
-                task = Task.from_provider(self.profile.read_task(data))
+            if not isinstance(data, dict):
+                raise UnreadableTask(f"task object expected, got {type(data).__name__}")
+            task = self.profile.read_task(data)
         except UnusableTaskId as error:
             problem, unusable_id = str(error), True
         except (UnreadableTask, ValueError) as error:

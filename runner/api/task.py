@@ -1,4 +1,6 @@
-"""The task value: one normalised view of every task dialect the gateway's backends speak.
+"""The task value: one normalised view of a task, whatever the provider (each profile reads
+its own answers into it, ``runner.providers``) and whatever dialect the gateway's backends
+speak.
 
 Status words in any case, progress as a number or ``"50%"``, the error nested in ``error``,
 the clip's URL in ``video_url`` or ``metadata.url``: docs/api.md lists the variants,
@@ -18,7 +20,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from runner.text import shorten
@@ -74,21 +76,35 @@ class Task:
     estimated_cost: float | None = None
 
     @classmethod
-    def from_provider(cls, read: ProviderAnswer) -> Task:
-        """A provider profile's reading of its own task JSON (``runner.providers``), every
-        field checked as ``from_json`` checks the gateway's."""
+    def checked(
+        cls,
+        *,
+        id: str,
+        status: TaskStatus,
+        raw_status: str,
+        progress: float | None = None,
+        video_url: str | None = None,
+        video_bytes: bytes | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        refused: bool = False,
+        cost: float | None = None,
+        estimated_cost: float | None = None,
+    ) -> Task:
+        """A task a provider's profile read from its own answer (``runner.providers``),
+        every field checked as ``from_json`` checks the gateway's."""
         return cls(
-            id=check_task_id(read.id),
-            status=read.status,
-            raw_status=shorten(read.raw_status, MAX_STATUS),
-            progress=parse_progress(read.progress),
-            video_url=None if read.video_url is None else _checked_url(read.video_url),
-            error_code=None if read.error_code is None else shorten(read.error_code),
-            error_message=None if read.error_message is None else shorten(read.error_message),
-            refused=read.refused,
-            video_bytes=read.video_bytes,
-            cost=read.cost,
-            estimated_cost=read.estimated_cost,
+            id=check_task_id(id),
+            status=status,
+            raw_status=shorten(raw_status, MAX_STATUS),
+            progress=parse_progress(progress),
+            video_url=None if video_url is None else _checked_url(video_url),
+            error_code=None if error_code is None else shorten(error_code),
+            error_message=None if error_message is None else shorten(error_message),
+            refused=refused,
+            video_bytes=video_bytes,
+            cost=cost,
+            estimated_cost=estimated_cost,
         )
 
     @classmethod
@@ -126,33 +142,6 @@ class Task:
             return True
         text = f"{self.error_code or ''} {self.error_message or ''}".lower()
         return any(word in text for word in _POLICY_WORDS)
-
-
-class ProviderAnswer(Protocol):
-    """What ``Task.from_provider`` reads: a profile's ``ProviderTask``."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def status(self) -> TaskStatus: ...
-    @property
-    def raw_status(self) -> str: ...
-    @property
-    def progress(self) -> float | None: ...
-    @property
-    def video_url(self) -> str | None: ...
-    @property
-    def video_bytes(self) -> bytes | None: ...
-    @property
-    def error_code(self) -> str | None: ...
-    @property
-    def error_message(self) -> str | None: ...
-    @property
-    def refused(self) -> bool: ...
-    @property
-    def cost(self) -> float | None: ...
-    @property
-    def estimated_cost(self) -> float | None: ...
 
 
 def normalise_status(raw: str) -> TaskStatus:

@@ -14,7 +14,6 @@ from runner.providers.base import (
     ImageNeed,
     Needs,
     Profile,
-    ProviderTask,
     Unmappable,
     check_capabilities,
 )
@@ -43,7 +42,6 @@ __all__ = [
     "ImageNeed",
     "Needs",
     "Profile",
-    "ProviderTask",
     "Unmappable",
     "check_capabilities",
     "profile",

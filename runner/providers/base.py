@@ -3,7 +3,8 @@
 A ``Profile`` is everything the client needs to know about one video API, and nothing it
 does: no HTTP, no store. It names the key's environment variable and headers, builds the
 create call from the generic request (the gateway's body, see ``runner.jobs.request_body``),
-names the poll path, and reads the provider's task JSON into a ``ProviderTask``. Its
+names the poll path, and reads the provider's task JSON into the client's checked ``Task``
+(``runner.api.task``). Its
 ``Capabilities`` per model let ``check`` refuse, before anything is sent, what a model
 cannot render, naming what it does accept.
 """
@@ -15,11 +16,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
+from runner.api.task import Task
 from runner.model import REQUEST_FIELDS, ImageRef, Mode, Shot
-
-TaskStatus = Literal["pending", "completed", "failed"]
 
 #: The media type of a frame of another shot's clip, as it is sent (``runner.frames``).
 FRAME_MEDIA_TYPE = "image/png"
@@ -168,28 +168,6 @@ def split_data_uri(image: str) -> tuple[str, str]:
     return match["type"], match["payload"]
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderTask:
-    """A provider's task or operation read into the client's terms.
-
-    ``progress`` is 0 to 100. A completed task has ``video_url`` or, inline, ``video_bytes``.
-    ``refused`` marks a safety refusal, which fails the same way on every retry. ``cost``
-    and ``estimated_cost`` are in the profile's ``cost_unit``.
-    """
-
-    id: str
-    status: TaskStatus
-    raw_status: str
-    progress: float | None = None
-    video_url: str | None = None
-    video_bytes: bytes | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    refused: bool = False
-    cost: float | None = None
-    estimated_cost: float | None = None
-
-
 @dataclass(frozen=True)
 class Call:
     """One HTTP call to make: method, path under the base URL, and its JSON body."""
@@ -213,7 +191,7 @@ class Profile:
     idempotent_creates: ClassVar[bool] = False
     #: The shortest sensible wait between two polls of one task, in seconds.
     poll_seconds: ClassVar[float | None] = None
-    #: What ``ProviderTask.cost`` counts, if the provider reports a price.
+    #: What ``Task.cost`` counts, if the provider reports a price.
     cost_unit: ClassVar[str | None] = None
     #: Whether a finished task may carry the clip inline in its answer.
     inline_video: ClassVar[bool] = False
@@ -239,8 +217,9 @@ class Profile:
         """The path under the base URL that answers the task now."""
         raise NotImplementedError
 
-    def read_task(self, answer: Any) -> ProviderTask:
-        """The provider's task JSON in the client's terms; ``ValueError`` if it has no id."""
+    def read_task(self, answer: Any) -> Task:
+        """The provider's task JSON as a checked ``Task`` (``Task.checked``); ``ValueError``
+        if it has no id, ``UnreadableTask`` if a field cannot be kept."""
         raise NotImplementedError
 
     def poll_delay(self, planned: float, interval: float) -> float:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from runner.api.task import Task
-from runner.providers.base import Call, Profile, ProviderTask
+from runner.providers.base import Call, Profile
 
 
 class Gateway(Profile):
@@ -50,16 +50,5 @@ class Gateway(Profile):
     def poll_path(self, task_id: str) -> str:
         return f"/videos/{task_id}"
 
-    def read_task(self, answer: Any) -> ProviderTask:
-        task = Task.from_json(answer)
-        return ProviderTask(
-            id=task.id,
-            status=task.status,
-            raw_status=task.raw_status,
-            progress=task.progress,
-            video_url=task.video_url,
-            error_code=task.error_code,
-            error_message=task.error_message,
-            refused=task.is_policy_refusal,
-            cost=None,
-        )
+    def read_task(self, answer: Any) -> Task:
+        return Task.from_json(answer)

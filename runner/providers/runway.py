@@ -16,12 +16,12 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from runner.api.task import Task
 from runner.model import REQUEST_FIELDS
 from runner.providers.base import (
     Call,
     Capabilities,
     Profile,
-    ProviderTask,
     Unmappable,
     request_images,
     request_mode,
@@ -130,7 +130,7 @@ class Runway(Profile):
     def poll_path(self, task_id: str) -> str:
         return f"/v1/tasks/{task_id}"
 
-    def read_task(self, answer: Any) -> ProviderTask:
+    def read_task(self, answer: Any) -> Task:
         task_id = self.created_id(answer)
         raw = text_of(answer.get("status")) or ""
         word = raw.upper()
@@ -139,7 +139,7 @@ class Runway(Profile):
         # A status word Runway does not document is taken as still running, as the gateway's
         # are: read as a failure, it would be paid for again (the task timeout bounds it).
         if word in _PENDING or word not in _ENDED:
-            return ProviderTask(
+            return Task.checked(
                 id=task_id,
                 status="pending",
                 raw_status=raw,
@@ -149,7 +149,7 @@ class Runway(Profile):
         if word == "SUCCEEDED":
             output = answer.get("output")
             url = text_of(output[0]) if isinstance(output, list) and output else None
-            return ProviderTask(
+            return Task.checked(
                 id=task_id,
                 status="completed",
                 raw_status=raw,
@@ -158,7 +158,7 @@ class Runway(Profile):
                 cost=cost,
             )
         if word == "CANCELLED":
-            return ProviderTask(
+            return Task.checked(
                 id=task_id,
                 status="failed",
                 raw_status=raw,
@@ -167,7 +167,7 @@ class Runway(Profile):
                 cost=cost,
             )
         code = text_of(answer.get("failureCode"))
-        return ProviderTask(
+        return Task.checked(
             id=task_id,
             status="failed",
             raw_status=raw,

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from runner.api.task import Task
 from runner.model import REQUEST_FIELDS
 from runner.providers.base import (
     Call,
     Capabilities,
     Profile,
-    ProviderTask,
     Unmappable,
     decode_base64,
     request_images,
@@ -118,14 +118,14 @@ class Veo(Profile):
     def poll_path(self, task_id: str) -> str:
         return f"/v1beta/{task_id}"
 
-    def read_task(self, answer: Any) -> ProviderTask:
+    def read_task(self, answer: Any) -> Task:
         task_id = self.created_id(answer)
         if answer.get("done") is not True:
-            return ProviderTask(id=task_id, status="pending", raw_status="running")
+            return Task.checked(id=task_id, status="pending", raw_status="running")
         error = answer.get("error")
         if isinstance(error, dict) or error is not None:
             details = error if isinstance(error, dict) else {}
-            return ProviderTask(
+            return Task.checked(
                 id=task_id,
                 status="failed",
                 raw_status="done",
@@ -141,7 +141,7 @@ class Veo(Profile):
         if video is not None:
             url = text_of(video.get("uri"))
             inline = None if url else decode_base64(video.get("encodedVideo"))
-            return ProviderTask(
+            return Task.checked(
                 id=task_id, status="completed", raw_status="done", video_url=url, video_bytes=inline
             )
         reasons = generated.get("raiMediaFilteredReasons")
@@ -150,7 +150,7 @@ class Veo(Profile):
             # The reasons are a list of strings; a hostile answer's other shapes give none.
             listed = reasons if isinstance(reasons, list) else [reasons] * isinstance(reasons, str)
             shown = [text for text in map(text_of, listed) if text]
-            return ProviderTask(
+            return Task.checked(
                 id=task_id,
                 status="failed",
                 raw_status="done",
@@ -158,7 +158,7 @@ class Veo(Profile):
                 error_message="; ".join(shown) or "the video was filtered for safety",
                 refused=True,
             )
-        return ProviderTask(
+        return Task.checked(
             id=task_id,
             status="failed",
             raw_status="done",

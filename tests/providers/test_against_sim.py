@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from runner.providers import PROFILES, Needs, Profile, ProviderTask, Unmappable
+from runner.api.task import Task
+from runner.providers import PROFILES, Needs, Profile, Unmappable
 from runner.sim import RunningSim
 from runner.sim.clip import clip_bytes_of
 from tests.plugins.images import tiny_png
@@ -128,7 +129,7 @@ def test_runway_check_and_the_runway_service_agree(start_runway: StartDialect) -
 
 def _render(
     profile: Profile, sim: RunningSim, request: dict[str, Any], verify: Any = True
-) -> tuple[ProviderTask, bytes | None]:
+) -> tuple[Task, bytes | None]:
     """Create, poll until finished and download as a client built on the profile would:
     the key goes to the API's origin only; redirects are followed without it."""
     answer = _send(profile, sim, request, verify)

@@ -1,5 +1,5 @@
 """Both directions of each profile's mapping: the generic request onto the provider's create
-call, and the provider's task JSON onto the client's ``ProviderTask``."""
+call, and the provider's task JSON onto the client's checked ``Task``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from runner.providers import PROFILES, Call, ProviderTask, Unmappable
+from runner.api.task import Task
+from runner.providers import PROFILES, Call, Unmappable
 from runner.providers.runway import pixel_ratio
 
 VEO = "veo-3.1-generate-preview"
@@ -181,12 +182,12 @@ def _veo_done(response: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        ({"name": NAME}, ProviderTask(id=NAME, status="pending", raw_status="running")),
+        ({"name": NAME}, Task(id=NAME, status="pending", raw_status="running")),
         (
             _veo_done(
                 {"generatedSamples": [{"video": {"uri": "https://g/v1beta/files/abc:download"}}]}
             ),
-            ProviderTask(
+            Task(
                 id=NAME,
                 status="completed",
                 raw_status="done",
@@ -195,7 +196,7 @@ def _veo_done(response: dict[str, Any]) -> dict[str, Any]:
         ),
         (
             _veo_done({"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": ["blocked"]}),
-            ProviderTask(
+            Task(
                 id=NAME,
                 status="failed",
                 raw_status="done",
@@ -206,13 +207,13 @@ def _veo_done(response: dict[str, Any]) -> dict[str, Any]:
         ),
         (
             {"name": NAME, "done": True, "error": {"code": 13, "message": "boom"}},
-            ProviderTask(
+            Task(
                 id=NAME, status="failed", raw_status="done", error_code="13", error_message="boom"
             ),
         ),
         (
             _veo_done({}),
-            ProviderTask(
+            Task(
                 id=NAME,
                 status="failed",
                 raw_status="done",
@@ -223,7 +224,7 @@ def _veo_done(response: dict[str, Any]) -> dict[str, Any]:
     ],
     ids=["running", "uri", "refused", "error", "no-video"],
 )
-def test_veo_operations(answer: dict[str, Any], expected: ProviderTask) -> None:
+def test_veo_operations(answer: dict[str, Any], expected: Task) -> None:
     assert veo.read_task(answer) == expected
     assert veo.created_id({"name": NAME}) == NAME
     assert veo.poll_path(NAME) == f"/v1beta/{NAME}"
@@ -333,7 +334,7 @@ def test_gateway_tasks_are_read_in_every_dialect() -> None:
     task = gateway.read_task(
         {"task_id": "v1", "status": "FAILURE", "error": {"code": "content_policy_violation"}}
     )
-    assert task.status == "failed" and task.refused
+    assert task.status == "failed" and task.is_policy_refusal
     done = gateway.read_task({"id": "v2", "status": "SUCCESS", "metadata": {"url": "https://u"}})
     assert done.status == "completed" and done.video_url == "https://u"
 
