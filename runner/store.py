@@ -277,8 +277,8 @@ def _check_known(path: Path) -> None:
         applied = [migration.name for migration in migrations.applied(probe)]
     finally:
         probe.close()
-    # sqlite-utils keeps the registered migrations private: they are read directly.
-    known = {migration.name for migration in migrations._migrations}
+    # Every migration this version registers: what a database without any has pending.
+    known = {migration.name for migration in migrations.pending(sqlite_utils.Database(memory=True))}
     unknown = [name for name in applied if name not in known]
     if not unknown:
         return

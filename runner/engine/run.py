@@ -451,13 +451,9 @@ class Run:
 
     def _where_to_look(self, work: Work) -> tuple[str, str]:
         """The base of the API that ``work`` goes to, and what to check when it cannot be
-        reached: the gateway's is also set by SHOTRUNNER_API_BASE."""
+        reached."""
         profile = self.client_for(work).profile
-        base = self.base_of(profile.name)
-        if profile.name == "gateway":
-            return base, "check --api-base or SHOTRUNNER_API_BASE"
-        example = f", e.g. {profile.default_base}" if profile.default_base else ""
-        return base, f"check --api-base (the {profile.name} API's origin{example})"
+        return self.base_of(profile.name), profile.base_advice()
 
     def base_of(self, provider: str | None) -> str:
         """The API base of ``provider`` (None: the gateway) in this run, as messages and

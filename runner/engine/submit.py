@@ -146,17 +146,9 @@ async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
                 # The route itself is missing: the API base is wrong, not this job.
                 _not_sent(run, work, ambiguous, "the API base has no such route")
                 profile = run.client_for(work).profile
-                base = run.base_of(profile.name)
-                if profile.name != "gateway":
-                    raise ConfigError(
-                        f"the {profile.name} API at {base} has no route for creating a task "
-                        f"({error.message}); check --api-base: it is the API's origin, "
-                        f"without a version, e.g. {profile.default_base}"
-                    ) from None
                 raise ConfigError(
-                    f"the API at {base} has no route for creating a "
-                    f"task ({error.message}); check --api-base or SHOTRUNNER_API_BASE: it "
-                    "includes the version prefix, e.g. https://octopusx.ai/v1"
+                    f"the {profile.name} API at {run.base_of(profile.name)} has no route for "
+                    f"creating a task ({error.message}); {profile.base_advice()}"
                 ) from None
             # A replay of a task the service has forgotten (docs/running.md): a new attempt.
             reason = f"the service forgot the task of attempt {render.attempt}"

@@ -222,6 +222,12 @@ class Profile:
         if it has no id, ``UnreadableTask`` if a field cannot be kept."""
         raise NotImplementedError
 
+    def base_advice(self) -> str:
+        """What to check when the API's base looks wrong: nothing answers there, or it has
+        no route for creating a task."""
+        example = f", e.g. {self.default_base}" if self.default_base else ""
+        return f"check --api-base (the {self.name} API's origin, without a version{example})"
+
     def poll_delay(self, planned: float, interval: float) -> float:
         """The wait before the next poll of one task: ``planned`` (``runner.polling``), but
         never under ``poll_seconds``, a task's answer changing no sooner, unless the run's

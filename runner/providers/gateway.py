@@ -52,3 +52,9 @@ class Gateway(Profile):
 
     def read_task(self, answer: Any) -> Task:
         return Task.from_json(answer)
+
+    def base_advice(self) -> str:
+        return (
+            "check --api-base or SHOTRUNNER_API_BASE (the base includes the version prefix, "
+            "e.g. https://octopusx.ai/v1)"
+        )

@@ -449,7 +449,9 @@ def test_an_api_never_reached_is_named_in_the_provider_s_own_terms(tmp_path: Pat
     assert result.returncode == 2, result.stdout + result.stderr
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert line.startswith(f"error: cannot reach the API at {base} ("), line
-    assert f"check --api-base (the {provider} API's origin, e.g. https://" in line
+    assert f"check --api-base (the {provider} API's origin, without a version, e.g. https://" in (
+        line
+    )
     assert "SHOTRUNNER_API_BASE" not in line and "octopusx" not in line
 
 
