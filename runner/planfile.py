@@ -101,29 +101,55 @@ def read_plan_file(path: Path) -> dict[str, Any]:
         raise InputError(f"--plan {path}: cannot read the plan file: {error}") from None
     if not isinstance(document, dict) or document.get("version") != PLAN_FILE_VERSION:
         raise InputError(f"--plan {path}: not a plan file of this shotrunner (plan --save)")
+    problem = _shape_problem(document)
+    if problem is not None:
+        raise InputError(f"--plan {path}: not a plan file of this shotrunner ({problem})")
     return document
 
 
+def _shape_problem(document: dict[str, Any]) -> str | None:
+    """What in ``document`` no ``plan --save`` writes, None when nothing: the run acts on
+    its options (the attempts a render may take), so an edited value is refused, not read."""
+    options = document.get("options")
+    if not isinstance(options, dict):
+        return "options must be a mapping"
+    for name in ("only", "force"):
+        ids = options.get(name, [])
+        if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
+            return f"options.{name} must be a list of shot ids"
+    for name in ("retry_failed", "rerender_rejected", "verify"):
+        if not isinstance(options.get(name, False), bool):
+            return f"options.{name} must be true or false"
+    attempts = options.get("max_attempts")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        return "options.max_attempts must be a whole number from 1"
+    for name in ("jobs", "waiting"):
+        if not isinstance(document.get(name, []), list):
+            return f"{name} must be a list"
+    return None
+
+
 def saved_options(document: dict[str, Any]) -> tuple[PlanOptions, int]:
-    """The plan options and ``--max-attempts`` the saved plan was made with."""
+    """The plan options and ``--max-attempts`` the saved plan was made with (a document
+    ``read_plan_file`` checked)."""
     from runner.plan import PlanOptions
 
-    options = document.get("options") or {}
+    options = document["options"]
     return (
         PlanOptions(
-            only=frozenset(options.get("only") or ()),
-            force=frozenset(options.get("force") or ()),
-            retry_failed=bool(options.get("retry_failed")),
-            rerender_rejected=bool(options.get("rerender_rejected")),
-            verify=bool(options.get("verify")),
+            only=frozenset(options.get("only", ())),
+            force=frozenset(options.get("force", ())),
+            retry_failed=options.get("retry_failed", False),
+            rerender_rejected=options.get("rerender_rejected", False),
+            verify=options.get("verify", False),
         ),
-        int(options.get("max_attempts") or 3),
+        options["max_attempts"],
     )
 
 
 def first_difference(saved: dict[str, Any], manifest: Manifest, plan: Plan) -> str | None:
     """What differs first between the saved plan and the plan now, None when they agree."""
-    now = plan_record(manifest, plan, int((saved.get("options") or {}).get("max_attempts", 3)))
+    now = plan_record(manifest, plan, saved_options(saved)[1])
     if saved.get("output_dir") != now["output_dir"]:
         return f"the batch folder: {saved.get('output_dir')} → {now['output_dir']}"
     old_jobs = saved.get("jobs") or []

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from runner.cli.check import plan_options, prices_option
 from runner.cli.common import echo_err, examples, handles_errors, out_option, run_exit_code
@@ -193,7 +194,9 @@ def run_cmd(
 
     money = _money_settings(prices, max_cost, plan_file)
     if plan_file is not None:
-        plan, max_attempts = _saved_plan_options(money["saved_plan"], plan, max_attempts)
+        given = click.get_current_context().get_parameter_source("max_attempts")
+        attempts_given = None if given is ParameterSource.DEFAULT else max_attempts
+        plan, max_attempts = _saved_plan_options(money["saved_plan"], plan, attempts_given)
     if quiet and verbose:
         raise InputError("-q and -v contradict each other: give one of them")
     stop = StopSwitch()
@@ -362,9 +365,10 @@ def _money_settings(
 
 
 def _saved_plan_options(
-    saved: Any, given: PlanOptions, max_attempts: int
+    saved: Any, given: PlanOptions, attempts_given: int | None
 ) -> tuple[PlanOptions, int]:
-    """``run --plan``: the options the plan was saved with; options given too must agree."""
+    """``run --plan``: the options the plan was saved with; options given too must agree
+    (``attempts_given``: ``--max-attempts`` if given)."""
     from runner.plan import PlanOptions
     from runner.planfile import saved_options
 
@@ -373,6 +377,11 @@ def _saved_plan_options(
         raise InputError(
             "--plan: the saved plan carries its own --only/--force/--retry-failed/"
             "--rerender-rejected/--verify; leave them out (or save a new plan)"
+        )
+    if attempts_given is not None and attempts_given != attempts:
+        raise InputError(
+            f"--plan: the saved plan was made with --max-attempts {attempts}, its worst-case "
+            f"cost with it; leave --max-attempts {attempts_given} out (or save a new plan)"
         )
     return options, attempts
 

@@ -268,6 +268,58 @@ def test_run_plan_executes_the_saved_plan_and_refuses_a_changed_manifest(
     assert sim.recorder.tasks_created == 4
 
 
+def test_run_plan_refuses_another_max_attempts_and_keeps_the_saved_one(
+    start_sim: StartSim, batch: Batch, tmp_path: Path
+) -> None:
+    """The saved plan's worst case counted its --max-attempts: another is refused, and the
+    saved one is the limit the run keeps (a render that fails every time: 2 creates)."""
+    saved = tmp_path / "plan.json"
+    plan = ("plan", str(batch.manifest), "--out", str(batch.out), "--only", "s01")
+    made = run_cli(*plan, "--max-attempts", "2", "--save", str(saved))
+    assert made.returncode == 0, made.stderr
+    sim = start_sim(fail_rate=1.0)
+    command = ["run", str(batch.manifest), "--out", str(batch.out), "--api-base", sim.base_url]
+    again = ("--poll-interval", POLL, "--plan", str(saved))
+    refused = run_cli(*command, *again, "--max-attempts", "5")
+    assert refused.returncode == 2
+    assert "made with --max-attempts 2" in refused.stderr and "leave --max-attempts 5 out" in (
+        refused.stderr
+    )
+    assert sim.recorder.requests == []
+    ran = run_cli(*command, *again)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    assert sim.recorder.tasks_created == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"max_attempts": 12.5}, "options.max_attempts must be a whole number from 1"),
+        ({"max_attempts": -5}, "options.max_attempts must be a whole number from 1"),
+        ({"max_attempts": "abc"}, "options.max_attempts must be a whole number from 1"),
+        ({"only": 5}, "options.only must be a list of shot ids"),
+        ({"verify": "yes"}, "options.verify must be true or false"),
+        (["only"], "options must be a mapping"),
+    ],
+)
+def test_an_edited_plan_file_is_refused_before_anything_is_read_from_it(
+    sim: RunningSim, batch: Batch, tmp_path: Path, options: Any, problem: str
+) -> None:
+    saved = tmp_path / "plan.json"
+    made = run_cli("plan", str(batch.manifest), "--out", str(batch.out), "--save", str(saved))
+    assert made.returncode == 0, made.stderr
+    document = json.loads(saved.read_text(encoding="utf-8"))
+    document["options"] = (
+        {**document["options"], **options} if isinstance(options, dict) else (options)
+    )
+    saved.write_text(json.dumps(document), encoding="utf-8")
+    command = ["run", str(batch.manifest), "--out", str(batch.out), "--api-base", sim.base_url]
+    refused = run_cli(*command, "--poll-interval", POLL, "--plan", str(saved))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"not a plan file of this shotrunner ({problem})" in refused.stderr
+    assert "Traceback" not in refused.stderr and sim.recorder.requests == []
+
+
 @pytest.mark.parametrize("amount", ["lots", "-1", "nan"])
 def test_max_cost_must_be_an_amount(batch: Batch, amount: str) -> None:
     result = run_cli("run", str(batch.manifest), "--simulate", "--max-cost", amount)
