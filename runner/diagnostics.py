@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runner.text import shorten
+
 Severity = Literal["error", "warning"]
 
 #: What ``(at PATH)`` says of a problem with the whole document rather than one value.
 DOCUMENT = "<document>"
+#: The longest message shown: one that quotes a value (of megabytes, in a hostile file)
+#: is cut, with a note of its length.
+MAX_MESSAGE = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +39,15 @@ class Diagnostic:
         the same shape for a reader or a script; its JSON keeps ``"path": ""``.
         """
         where = self.path or DOCUMENT
-        return (
-            f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message} (at {where})"
-        )
+        message = shorten(self.message, MAX_MESSAGE)
+        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {message} (at {where})"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "line": self.line,
             "column": self.column,
             "path": self.path,
-            "message": self.message,
+            "message": shorten(self.message, MAX_MESSAGE),
         }
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.diagnostics import Diagnostic
+from runner.text import shorten
 from runner.yamlsrc import Document, PathKey, format_path
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ _ID_RULE = (
 _RULES = {
     "id": f"a shot id {_ID_RULE}",
     "name": f"name {_ID_RULE}",
-    "seconds": "seconds must be a whole number of at least 1",
+    "seconds": "seconds must be a whole number from 1 to 99999",
     "takes": "takes must be a whole number from 1 to 20",
     "aspect_ratio": 'aspect_ratio must be W:H in whole numbers, like "16:9"',
     "version": "this shotrunner reads manifest version 1 (version: 1)",
@@ -177,7 +178,7 @@ def _shot_validator() -> jsonschema.Draft202012Validator:
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
     """``; did you mean 'prompt'?`` when a choice is close to ``word``, else nothing."""
-    close = closest(word, choices)
+    close = closest(word, choices) if len(word) <= _SHOWN_VALUE else None
     return f"; did you mean {close!r}?" if close is not None else ""
 
 
@@ -237,7 +238,11 @@ def describe_value(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    return shorten(repr(value), _SHOWN_VALUE)
+
+
+#: The longest value quoted in a message.
+_SHOWN_VALUE = 200
 
 
 def _place(path: PathKey) -> str:
@@ -301,7 +306,7 @@ def _describe(error: jsonschema.ValidationError, doc: Document, file: str) -> li
             reason = f"is {len(instance)} characters long; the limit is {MAX_ID_LENGTH}"
         else:
             reason = _ID_RULE
-        return [at(path, f"shot id {instance!r} {reason}")]
+        return [at(path, f"shot id {describe_value(instance)} {reason}")]
     if kind == "type" and field == "id" and path[-1:] == ("id",):
         if instance is None:
             return [at(path, "a shot id must not be empty")]

@@ -212,13 +212,24 @@ class ShotFile:
         except json.JSONDecodeError as error:
             self.problem(line, error.colno, f"invalid JSON: {error.msg}")
             return _BAD_LINE
+        except ValueError:  # a number of more digits than int() reads
+            self.problem(line, 1, "a number too long to read (more than 4,300 digits)")
+            return _BAD_LINE
+        except RecursionError:
+            self.problem(line, 1, "invalid JSON: nested too deeply")
+            return _BAD_LINE
         except _TwiceWritten as twice:
             where = _json_locator(text, line)((twice.key,), True)
-            self.problem(where.line, where.column, f"key {twice.key!r} is written twice")
+            self.problem(where.line, where.column, f"key {shown(repr(twice.key))} is written twice")
             return _BAD_LINE
         except _NotJson as constant:
             column = text.find(constant.word) + 1
             self.problem(line, column, f"{constant.word} is not JSON; write a number")
+            return _BAD_LINE
+        if _SURROGATE_ESCAPE.search(text) and _holds_surrogate(value):
+            # Half of a UTF-16 pair alone is no character: it cannot be sent nor written.
+            column = _SURROGATE_ESCAPE.search(text).start() + 1  # type: ignore[union-attr]
+            self.problem(line, column, "a \\u escape of half a UTF-16 pair alone is not text")
             return _BAD_LINE
         if not isinstance(value, dict):
             found = "a list" if isinstance(value, list) else shown(repr(value), 60)
@@ -370,7 +381,10 @@ def _images(text: str) -> list[str]:
 def _number(text: str) -> Any:
     """A number when the cell reads as one, else its text for the schema to refuse."""
     if _INT_RE.match(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # more digits than int() reads: the schema refuses the text
+            return text
     if _FLOAT_RE.match(text):
         return float(text)
     return text
@@ -533,5 +547,25 @@ def _no_constant(word: str) -> Any:
 
 
 _BAD_LINE = object()
+# A \u escape of a UTF-16 surrogate (a valid pair decodes to one character, checked after).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _holds_surrogate(value: Any) -> bool:
+    """Whether a decoded JSON value holds a surrogate code point (in a key or a string)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= char <= "\udfff" for char in item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 # One decoder for every line: json.loads with hooks would build a new one per call.
 _ROW_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)

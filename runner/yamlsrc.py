@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from runner.diagnostics import Diagnostic
+from runner.text import shown
 
 try:
     _BaseLoader: type[Any] = yaml.CSafeLoader
@@ -150,7 +151,10 @@ def resolve_plain(text: str) -> Any:
     if text in _FALSE:
         return False
     if _INT_RE.match(text):
-        return int(text, 10)
+        try:
+            return int(text, 10)
+        except ValueError:  # more digits than int() reads (sys.get_int_max_str_digits)
+            return text  # kept as written: the schema refuses it where a number belongs
     if _FLOAT_RE.match(text):
         return float(text)
     if _INF_RE.match(text):
@@ -413,7 +417,7 @@ class _Builder:
             _NULL: (type(None),),
         }
         if (isinstance(value, bool) and tag != _BOOL) or not isinstance(value, wanted[tag]):
-            report(at, path, f"{text!r} is not a valid {_short_tag(tag)}")
+            report(at, path, f"{shown(repr(text))} is not a valid {_short_tag(tag)}")
             return None
         return float(value) if tag == _FLOAT and isinstance(value, int) else value
 

@@ -193,7 +193,7 @@ def test_each_typical_mistake_is_located_and_nothing_is_sent(folder: Path, sim: 
         f"{csv}:2:1: error: column \"id\": missing required key 'id' in a shot (at shots[1].id)",
         f"{csv}:3:1: error: column \"id\": duplicate shot id 'title' (first used at "
         f"{manifest}:7) (at shots[2].id)",
-        f'{csv}:4:16: error: column "seconds": seconds must be a whole number of at least 1, '
+        f'{csv}:4:16: error: column "seconds": seconds must be a whole number from 1 to 99999, '
         "not 'six' (at shots[3].seconds)",
         f'{csv}:5:42: error: column "images": image file not found: frames/missing.png',
     ]

@@ -145,8 +145,8 @@ def test_the_manifests_sha256_covers_its_shots_file(
     [
         pytest.param(
             "id,prompt,seconds\na,p,8\nb,p,abc\n",
-            'shots.csv:3:5: error: column "seconds": seconds must be a whole number of at '
-            "least 1, not 'abc' (at shots[1].seconds)",
+            'shots.csv:3:5: error: column "seconds": seconds must be a whole number from 1 to '
+            "99999, not 'abc' (at shots[1].seconds)",
             id="bad_number",
         ),
         pytest.param(
@@ -253,7 +253,7 @@ def test_an_unknown_var_in_a_row_is_located_in_its_prompt_cell(
     [
         pytest.param(
             '{"id": "a", "prompt": "p", "seconds": "8.5"}',
-            "shots.jsonl:2:39: error: seconds must be a whole number of at least 1, not '8.5' "
+            "shots.jsonl:2:39: error: seconds must be a whole number from 1 to 99999, not '8.5' "
             "(at shots[1].seconds)",
             id="bad_number",
         ),
@@ -290,6 +290,23 @@ def test_an_unknown_var_in_a_row_is_located_in_its_prompt_cell(
             "shots.jsonl:2:78: error: each item of shots[1].images must be a string, not 7 "
             "(at shots[1].images[1])",
             id="image_not_a_string",
+        ),
+        pytest.param(
+            '{"id": "b", "prompt": "p", "seconds": ' + "9" * 5000 + "}",
+            "shots.jsonl:2:1: error: a number too long to read (more than 4,300 digits) "
+            "(at <document>)",
+            id="huge_number",
+        ),
+        pytest.param(
+            '{"id": "b", "prompt": "p", "extra": {"a": ' + "[" * 2000 + "]" * 2000 + "}}",
+            "shots.jsonl:2:1: error: invalid JSON: nested too deeply (at <document>)",
+            id="nested_too_deeply",
+        ),
+        pytest.param(
+            '{"id": "b", "prompt": "half \\ud800 a pair"}',
+            "shots.jsonl:2:29: error: a \\u escape of half a UTF-16 pair alone is not text "
+            "(at <document>)",
+            id="lone_surrogate",
         ),
     ],
 )
@@ -410,3 +427,30 @@ def test_the_csv_example_is_the_yaml_storyboard(workdir: Path) -> None:
     assert fingerprints(EXAMPLES / "storyboard-csv.yaml") == fingerprints(
         EXAMPLES / "storyboard.yaml"
     )
+
+
+def test_a_whole_pair_of_surrogate_escapes_is_one_character(
+    workdir: Path, write_manifest: WriteManifest
+) -> None:
+    """``\\ud83c\\udfac`` is U+1F3AC, and an escaped backslash before ``ud800`` is text."""
+    rows = '{"id": "a", "prompt": "\\ud83c\\udfac and \\\\ud800"}\n'
+    manifest = load_manifest(from_file(workdir, write_manifest, "shots.jsonl", rows))
+    assert manifest.shots[0].prompt == "\U0001f3ac and \\ud800"
+
+
+@pytest.mark.parametrize("name", ["shots.csv", "shots.jsonl"])
+def test_a_value_of_megabytes_is_quoted_short(
+    workdir: Path, write_manifest: WriteManifest, name: str
+) -> None:
+    """A hostile row's 100,000-character id and 9,000-digit seconds: each message quotes
+    the start of the value and its length, not the value."""
+    huge_id, digits = "x" * 100_000, "9" * 9000
+    rows = (
+        f"id,prompt,seconds\n{huge_id},p,{digits}\n"
+        if name == "shots.csv"
+        else json.dumps({"id": huge_id, "prompt": "p", "seconds": digits}) + "\n"
+    )
+    found = errors(from_file(workdir, write_manifest, name, rows))
+    assert len(found) == 2 and all(len(line) < 600 for line in found), [len(f) for f in found]
+    assert "(100,002 characters in all)" in found[0]
+    assert "seconds must be a whole number from 1 to 99999" in found[1]
