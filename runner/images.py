@@ -81,6 +81,8 @@ class ImageResolver:
         return None if real.is_relative_to(folder) else real
 
     def _file_image(self, source: str) -> ImageRef:
+        if "\0" in source:
+            raise ImageProblem(f"image {source!r} holds a NUL character, which no file name can")
         path = os.path.abspath(os.path.join(self.base_dir, os.path.expanduser(source)))
         cached = self._files.get(path)
         if cached is None:
@@ -126,7 +128,7 @@ def _read_regular(source: str, path: Path) -> bytes:
     except FileNotFoundError:
         raise ImageProblem(f"image file not found: {source} (looked for {path})") from None
     except OSError as error:
-        if path.is_dir():
+        if os.path.isdir(path):
             raise ImageProblem(f"image {source} is a directory, not an image file") from None
         raise ImageProblem(f"cannot read image {source}: {error.strerror}") from None
     info = os.fstat(fd)

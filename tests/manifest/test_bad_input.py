@@ -245,6 +245,22 @@ CASES = [
         "shots[0].images[0]",
     ),
     (
+        "image_path_with_a_nul",
+        "version: 1\nshots:\n  - id: a\n    prompt: p\n    mode: first_frame\n"
+        '    images: ["a\\0b.png"]\n',
+        "6:14",
+        "image 'a\\x00b.png' holds a NUL character, which no file name can",
+        "shots[0].images[0]",
+    ),
+    (
+        "image_name_longer_than_the_system_takes",
+        "version: 1\nshots:\n  - id: a\n    prompt: p\n    mode: first_frame\n"
+        f"    images: [{'n' * 300}.png]\n",
+        "6:14",
+        "cannot read image nnn",
+        "shots[0].images[0]",
+    ),
+    (
         "seconds_as_words",
         "version: 1\nshots:\n  - {id: a, prompt: p, seconds: eight}\n",
         "3:33",
