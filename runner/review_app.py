@@ -226,7 +226,8 @@ class ReviewApp:
 
     def batch_file(self, tail: str) -> Path | None:
         """The file at ``tail`` inside the batch folder, if it is one the page may load: a
-        clip or an image, whose real path (symlinks followed) stays inside the folder."""
+        clip or an image, whose real path (symlinks followed) stays inside the folder and
+        is itself a clip or an image (a link named ``.mp4`` to ``state.db`` is not)."""
         parts = PurePosixPath(tail).parts
         if not parts or any(part in ("..", ".", "") or "\\" in part for part in parts):
             return None
@@ -235,11 +236,11 @@ class ReviewApp:
         root = self.manifest.output_dir.resolve()
         try:
             path = root.joinpath(*parts).resolve(strict=True)
-        except (OSError, RuntimeError):  # missing, or a symlink loop
+        except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, a NUL
             return None
-        if not path.is_relative_to(root) or not path.is_file():
+        if not path.is_relative_to(root) or path.suffix.lower() not in SERVED_SUFFIXES:
             return None
-        return path
+        return path if path.is_file() else None
 
     def input_image(self, shot_index: int, image_index: int) -> Path | None:
         """A local input image the manifest names, by shot and image number (from 1)."""

@@ -391,8 +391,14 @@ def test_requests_without_the_token_or_from_elsewhere_are_refused(
     outside = tmp_path / "outside.mp4"
     outside.write_bytes(clip)
     (batch.out / "s01-wide" / "escape.mp4").symlink_to(outside)
+    # Links inside the batch whose names are a clip's or an image's, to files that are not.
+    (batch.out / "s01-wide" / "leak.mp4").symlink_to(batch.out / "state.db")
+    (batch.out / "s01-wide" / "sidecar.png").symlink_to(batch.out / "s01-wide" / "take-1.json")
     for path in (
         "s01-wide/escape.mp4",
+        "s01-wide/leak.mp4",
+        "s01-wide/sidecar.png",
+        "s01-wide/a%00.mp4",
         "../outside.mp4",
         "%2e%2e/outside.mp4",
         "s01-wide/..%2f..%2foutside.mp4",
