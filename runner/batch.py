@@ -161,6 +161,7 @@ def run_batch(
     or kinds of render) before anything is sent. A KeyboardInterrupt outside the run's loop
     ends it as interrupted, everything saved.
     """
+    from runner.files import check_shot_folders
     from runner.sources import attach_chain, bind_batch
     from runner.store import Store
 
@@ -173,6 +174,7 @@ def run_batch(
     outcome = _Outcome()
     run_id: str | None = None
     try:
+        check_shot_folders(manifest.output_dir, [shot.id for shot in manifest.shots])
         # A simulated run's base is known once its simulator starts (only if needed).
         bases = {name: public_base(url) for name, url in provider_bases(manifest, settings).items()}
         base = bases.get("gateway") or next(iter(bases.values()))

@@ -27,7 +27,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -212,6 +212,41 @@ def check_batch_folder(output_dir: Path) -> None:
                     f"{entry.path} is a symbolic link leading outside the batch folder "
                     f"(to {target}); remove it, or make it a real folder"
                 )
+
+
+def check_shot_folders(output_dir: Path, shot_ids: Collection[str]) -> None:
+    """Refuse a shot folder that is a link to another shot's folder, into it, to the batch
+    folder itself, or to the folder another shot's link leads to: two shots would deliver
+    their clips (``take-1.mp4``, its sidecar) under the same names, each run undoing the
+    last. A link to a folder no shot names stays allowed. One ``scandir``, as
+    ``check_batch_folder``."""
+    try:
+        links = [entry for entry in os.scandir(output_dir) if entry.is_symlink()]
+    except OSError:
+        return
+    real_root = output_dir.resolve()
+    ids = set(shot_ids)
+    taken: dict[Path, str] = {}
+    for entry in links:
+        if entry.name not in ids:
+            continue
+        real = Path(entry.path).resolve()
+        if not _inside(real, real_root):
+            continue  # check_batch_folder refuses it
+        parts = real.relative_to(real_root).parts
+        if not parts:
+            whose = "the batch folder itself"
+        elif parts[0] != entry.name and parts[0] in ids:
+            whose = f"the folder of shot {parts[0]}"
+        elif real in taken:
+            whose = f"the folder shot {taken[real]}'s link leads to"
+        else:
+            taken[real] = entry.name
+            continue
+        raise UnsafeFolder(
+            f"{entry.path} is a symbolic link to {real}, {whose}: two shots would deliver "
+            "their clips into one folder; remove the link"
+        )
 
 
 def make_batch_folder(output_dir: Path) -> None:

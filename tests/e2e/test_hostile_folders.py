@@ -142,6 +142,24 @@ def test_a_shot_folder_linked_inside_the_batch_is_used(sim: RunningSim, batch: B
     assert (batch.out / "kept" / "take-1.mp4").is_file()
 
 
+@pytest.mark.parametrize("target", ["s01", ".", "s01/.history", "kept"])
+def test_a_shot_folder_linked_to_another_shots_folder_is_refused(
+    sim: RunningSim, batch: Batch, target: str
+) -> None:
+    """s02 linked to s01's folder (or into it, or to the batch itself, or to where s03's
+    link leads): both shots' take-1.mp4 would be one file. Exit 2, nothing sent."""
+    (batch.out / "s01" / ".history").mkdir(parents=True)
+    (batch.out / "kept").mkdir()
+    (batch.out / "s03").symlink_to(batch.out / "kept", target_is_directory=True)
+    (batch.out / "s02").symlink_to(batch.out / target, target_is_directory=True)
+    result = shotrunner(*run_args(batch, sim))
+    assert result.returncode == 2, result.stdout + result.stderr
+    # s02 and s03 both lead to kept: whichever is listed second is named.
+    assert "s02 is a symbolic link to" in result.stderr or target == "kept"
+    assert "two shots would deliver their clips into one folder" in result.stderr
+    assert sim.recorder.requests == []
+
+
 def test_a_batch_folder_that_is_a_link_is_refused(
     sim: RunningSim, batch: Batch, tmp_path: Path
 ) -> None:
