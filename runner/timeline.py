@@ -162,16 +162,21 @@ def _float(value: object) -> float | None:
 
 def _one_line(text: str) -> str:
     """A prompt on one line, for a marker's name (an EDL's locator holds one line), with
-    its other control characters shown as escapes."""
-    return visible(" ".join(text.split()))
+    its other control characters shown as escapes (``_as_text``)."""
+    return _as_text(" ".join(text.split()))
 
 
 def _as_text(text: str) -> str:
     """A prompt as an editor's file can hold it: line ends and tabs kept, every other control
     character (a terminal escape, a BEL, a NUL, which XML cannot hold at all and an editor
-    would show raw) written as its escape, ``\\x1b``."""
+    would show raw) written as its escape, ``\\x1b``, and so are U+FFFE and U+FFFF."""
     lines = text.replace("\r\n", "\n").split("\n")
-    return "\n".join("\t".join(visible(cell) for cell in line.split("\t")) for line in lines)
+    shown = "\n".join("\t".join(visible(cell) for cell in line.split("\t")) for line in lines)
+    return _NOT_XML.sub(lambda match: f"\\u{ord(match.group()):04x}", shown)
+
+
+# The characters besides controls that XML 1.0 cannot hold: U+FFFE, U+FFFF, and surrogates.
+_NOT_XML = re.compile("[\ufffe\uffff\ud800-\udfff]")
 
 
 def build_timeline(

@@ -205,7 +205,7 @@ shots:
       waves
       999  EVIL     V     C        00:00:00:00 00:00:09:00 00:00:00:00 00:00:09:00
   - id: s02
-    prompt: "dunes\\tat dusk \\e]0;owned\\a \\x00"
+    prompt: "dunes\\tat dusk \\e]0;owned\\a \\x00 \\uFFFE\\uFFFF"
 """
 
 
@@ -214,9 +214,9 @@ def test_control_characters_and_line_ends_in_prompts_stay_text_in_every_format(
     make_batch: Any, tmp_path: Path
 ) -> None:
     """A prompt may hold any character YAML allows: a line end (which an EDL line cannot
-    hold), a terminal escape, a BEL or a NUL (which XML cannot hold at all). Every format is
-    still written and read back with the same clips; the marker shows those characters as
-    escapes, and the EDL gains no event from a prompt's second line."""
+    hold), a terminal escape, a BEL, a NUL, U+FFFE or U+FFFF (which XML cannot hold at
+    all). Every format is still written and read back with the same clips; the marker shows
+    those characters as escapes, and the EDL gains no event from a prompt's second line."""
     batch = make_batch(ODD_PROMPTS)
     batch.done("s01", 1)
     batch.done("s02", 1)
@@ -227,7 +227,7 @@ def test_control_characters_and_line_ends_in_prompts_stay_text_in_every_format(
     clips = list(timeline.find_clips())
     assert [c.name for c in clips] == ["s01", "s02"]
     comments = [m.comment for c in clips for m in c.markers]
-    assert comments[1] == "dunes\tat dusk \\x1b]0;owned\\x07 \\x00"
+    assert comments[1] == "dunes\tat dusk \\x1b]0;owned\\x07 \\x00 \\ufffe\\uffff"
     assert comments[0].splitlines()[0] == "waves"
     for name, adapter in (("cut.fcpxml", "fcpx_xml"), ("cut.xml", "fcp_xml")):
         back = otio.adapters.read_from_file(str(to / name), adapter_name=adapter)
