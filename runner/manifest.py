@@ -38,6 +38,7 @@ from runner.model import (
     Shot,
 )
 from runner.shotfiles import Progress, Row, RowDocument, ShotFile, kind_of
+from runner.text import shown, visible
 from runner.yamlsrc import Document, PathKey, format_path, load_yaml, parse_path
 
 #: Reference-video fields that ``omni-fast`` refuses.
@@ -619,6 +620,27 @@ def _check_vars(checker: _Checker, value: dict[str, Any]) -> dict[str, str]:
 _NAME_MAX = 255
 
 
+def _check_default_name(checker: _Checker, value: dict[str, Any], stem: str) -> None:
+    """Without ``name:``, the file's stem names the batch: its folder, the title of its
+    sheet and of its cut (an EDL's ``TITLE:`` line). A stem with a control character (a
+    terminal escape, a line end that would add a line to an EDL) or a leading dot is
+    refused, asking for ``name:``."""
+    if "name" in value:
+        return
+    if visible(stem) != stem:
+        problem = "holds a control character"
+    elif stem.startswith("."):
+        problem = "starts with a dot"
+    else:
+        return
+    checker.report(
+        (),
+        f"the manifest has no name: and its file name {shown(stem, 200)} {problem}, so it "
+        "cannot name the batch; set name: (a letter or digit, then up to 63 letters, "
+        "digits, '.', '_' or '-')",
+    )
+
+
 def _check_output_dir(checker: _Checker, value: dict[str, Any]) -> None:
     """An ``output_dir`` no file system can hold (a NUL byte, a name too long, characters
     the file system cannot encode), one with control characters, or one under a file, is
@@ -963,6 +985,7 @@ def _check(
     checker.diagnostics = diagnostics + schema_diagnostics
     value: dict[str, Any] = doc.value
     variables = _check_vars(checker, value)
+    _check_default_name(checker, value, absolute.stem)
     _check_output_dir(checker, value)
     with without_cycle_collector():
         ids = _Ids()

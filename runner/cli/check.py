@@ -14,6 +14,7 @@ import click
 
 from runner.cli.common import echo_err, examples, handles_errors, out_option
 from runner.errors import ExitCode
+from runner.text import visible
 
 if TYPE_CHECKING:
     from runner.plan import PlanOptions
@@ -66,7 +67,7 @@ def validate_cmd(manifests: tuple[str, ...], as_json: bool) -> None:
             }
         )
         if not as_json and counts is not None:
-            click.echo(f"{path}: valid, {counts.shots} shot(s), {counts.jobs} job(s)")
+            click.echo(f"{visible(path)}: valid, {counts.shots} shot(s), {counts.jobs} job(s)")
     if as_json:
         click.echo(json.dumps({"files": files}, indent=2))
     if not all_valid:

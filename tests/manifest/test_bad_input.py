@@ -595,3 +595,26 @@ def test_an_unknown_mode_still_resolves_its_images(
         "shots[0].images[0])",
         "shots[0].images[1])",
     ]
+
+
+@pytest.mark.parametrize(
+    ("file_name", "problem"),
+    [
+        ("ev\x1b]0;owned\x07il\nTITLE: x.yaml", "holds a control character"),
+        ("..yaml", "starts with a dot"),
+    ],
+)
+def test_a_file_name_that_cannot_name_the_batch_asks_for_a_name(
+    workdir: Path, run_cli: Callable[..., CliResult], file_name: str, problem: str
+) -> None:
+    """Without ``name:``, the file's stem names the batch folder and the cut's titles (an
+    EDL's ``TITLE:`` line): a terminal escape or a line end there is refused, exit 2."""
+    (workdir / file_name).write_text("version: 1\nshots:\n  - {id: a, prompt: p}\n")
+    result = run_cli("validate", file_name)
+    assert result.exit_code == 2, result.stdout
+    assert f"{problem}, so it cannot name the batch; set name:" in result.stderr
+    assert "\x1b" not in result.stderr + result.stdout
+    (workdir / file_name).write_text("version: 1\nname: ok\nshots:\n  - {id: a, prompt: p}\n")
+    named = run_cli("validate", file_name)
+    assert named.exit_code == 0, named.stderr
+    assert "\x1b" not in named.stdout and ": valid, 1 shot(s), 1 job(s)" in named.stdout
