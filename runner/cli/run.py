@@ -15,7 +15,6 @@ import re
 import signal
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from runner.engine import StopSwitch
-    from runner.model import Manifest, RunResult
     from runner.plan import PlanOptions
 
 API_KEY_ENV = "SHOTRUNNER_API_KEY"
@@ -190,7 +188,18 @@ def run_cmd(
     as_json: bool,
 ) -> None:
     """Validate, submit, poll and download; a second run continues the first."""
-    from runner.engine import StopSwitch
+    from runner.api.base import check_base
+    from runner.batch import (
+        DEFAULT_API_BASE,
+        SIMULATE_POLL_INTERVAL,
+        BatchSettings,
+        provider_keys,
+        run_batch,
+    )
+    from runner.engine import RunOptions, StopSwitch
+    from runner.plan import check_shot_ids
+    from runner.providers.check import load_checked
+    from runner.view import make_view
 
     money = _money_settings(prices, max_cost, plan_file)
     if plan_file is not None:
@@ -199,25 +208,51 @@ def run_cmd(
         plan, max_attempts = _saved_plan_options(money["saved_plan"], plan, attempts_given)
     if quiet and verbose:
         raise InputError("-q and -v contradict each other: give one of them")
-    stop = StopSwitch()
-    output = _Output(quiet=quiet, verbose=verbose, as_json=as_json)
-    with _signals(stop):
-        manifest, result = _run(
-            manifest_path,
-            out,
-            api_base,
-            simulate,
-            concurrency,
-            poll_interval,
-            task_timeout,
-            plan,
-            max_attempts,
-            max_new,
-            max_clip_size,
-            output,
-            stop,
-            money,
+    if simulate and api_base:
+        raise InputError(
+            "--simulate and --api-base contradict each other: a simulated run uses the "
+            "built-in simulator as its API; leave one out"
         )
+    stop = StopSwitch()
+    with _signals(stop):
+        try:
+            base = api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE
+            if not simulate:
+                # Refused here (exit 2), before the batch folder or its run record is written.
+                check_base(base)
+            manifest = load_checked(manifest_path, out=out)
+            for warning in manifest.warnings:
+                echo_err(warning.format())
+            plan = check_shot_ids(manifest, plan)
+            keys = {} if simulate else provider_keys(manifest)
+            if poll_interval is None:
+                poll_interval = SIMULATE_POLL_INTERVAL if simulate else 15.0
+            settings = BatchSettings(
+                api_base=base,
+                api_key=keys.get("gateway", ""),
+                provider_keys=keys,
+                base_override=api_base,
+                simulate=simulate,
+                run=RunOptions(
+                    concurrency=concurrency,
+                    poll_interval=poll_interval,
+                    task_timeout=task_timeout,
+                    max_attempts=max_attempts,
+                    retry_failed=plan.retry_failed,
+                    verify=plan.verify,
+                    max_new=max_new,
+                    max_cost=money["max_cost"],
+                ),
+                plan=plan,
+                argv=tuple(sys.argv[1:]),
+                **money,
+                max_clip_bytes=max_clip_size,
+            )
+            # With --json, stdout holds the document alone: the summary goes to stderr too.
+            view = make_view(summary=sys.stderr if as_json else None, quiet=quiet, verbose=verbose)
+            result = run_batch(manifest, settings, view, run_exit_code, stop)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted: run the same command again to resume") from None
     if as_json:
         import json
 
@@ -229,15 +264,6 @@ def run_cmd(
     if result.stopped_by is not None:
         raise result.stopped_by
     sys.exit(run_exit_code(result))
-
-
-@dataclass(frozen=True, slots=True)
-class _Output:
-    """What ``run`` prints: ``-q``, ``-v``, ``--json``."""
-
-    quiet: bool = False
-    verbose: bool = False
-    as_json: bool = False
 
 
 @contextlib.contextmanager
@@ -265,84 +291,6 @@ def _signals(stop: StopSwitch) -> Iterator[None]:
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _run(
-    manifest_path: str,
-    out: Path | None,
-    api_base: str | None,
-    simulate: bool,
-    concurrency: int,
-    poll_interval: float | None,
-    task_timeout: float,
-    plan: PlanOptions,
-    max_attempts: int,
-    max_new: int | None,
-    max_clip_size: int,
-    output: _Output,
-    stop: StopSwitch,
-    money: dict[str, Any] | None = None,
-) -> tuple[Manifest, RunResult]:
-    try:
-        from runner.api.base import check_base
-        from runner.batch import (
-            DEFAULT_API_BASE,
-            SIMULATE_POLL_INTERVAL,
-            BatchSettings,
-            provider_keys,
-            run_batch,
-        )
-        from runner.engine import RunOptions
-        from runner.plan import check_shot_ids
-        from runner.providers.check import load_checked
-        from runner.view import make_view
-
-        if simulate and api_base:
-            raise InputError(
-                "--simulate and --api-base contradict each other: a simulated run uses the "
-                "built-in simulator as its API; leave one out"
-            )
-        base = api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE
-        if not simulate:
-            # Refused here (exit 2), before the batch folder or its run record is written.
-            check_base(base)
-        manifest = load_checked(manifest_path, out=out)
-        for warning in manifest.warnings:
-            echo_err(warning.format())
-        plan = check_shot_ids(manifest, plan)
-        keys = {} if simulate else provider_keys(manifest)
-        if poll_interval is None:
-            poll_interval = SIMULATE_POLL_INTERVAL if simulate else 15.0
-        settings = BatchSettings(
-            api_base=base,
-            api_key=keys.get("gateway", ""),
-            provider_keys=keys,
-            base_override=api_base,
-            simulate=simulate,
-            run=RunOptions(
-                concurrency=concurrency,
-                poll_interval=poll_interval,
-                task_timeout=task_timeout,
-                max_attempts=max_attempts,
-                retry_failed=plan.retry_failed,
-                verify=plan.verify,
-                max_new=max_new,
-                max_cost=(money or {}).get("max_cost"),
-            ),
-            plan=plan,
-            argv=tuple(sys.argv[1:]),
-            **(money or {}),
-            max_clip_bytes=max_clip_size,
-        )
-        # With --json, stdout holds the document alone: the summary goes to stderr too.
-        view = make_view(
-            summary=sys.stderr if output.as_json else None,
-            quiet=output.quiet,
-            verbose=output.verbose,
-        )
-        return manifest, run_batch(manifest, settings, view, run_exit_code, stop)
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted: run the same command again to resume") from None
 
 
 def _money_settings(
