@@ -556,6 +556,15 @@ class Run:
         self._new_creates += 1
         return True
 
+    def created_nothing(self, work: Work) -> None:
+        """The new create ``may_create`` counted created nothing: every send of it was
+        refused or never reached the service. Its place under ``--max-new`` and its price
+        are given back."""
+        self._new_creates -= 1
+        cost = self._render_cost(work)
+        if cost is not None:
+            self.result.committed_cost -= cost
+
     # -- money ---------------------------------------------------------------------------------
 
     def _render_cost(self, work: Work) -> Decimal | None:
@@ -564,7 +573,8 @@ class Run:
 
     def _may_commit(self, work: Work) -> bool:
         """Count a new create's price as committed; past ``--max-cost`` the render fails with
-        the reason instead. A create is counted when it is sent (it may create a task)."""
+        the reason instead. A create is counted when it is sent (it may create a task), and
+        given back if it created nothing (``created_nothing``)."""
         cost = self._render_cost(work)
         limit = self.options.max_cost
         money = self.plan.money

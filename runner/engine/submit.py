@@ -42,17 +42,28 @@ async def submit_same(run: Run, work: Work) -> Step:
 
 async def _submit(run: Run, work: Work, *, new_attempt: bool) -> Step:
     render = work.render
-    #: Whether a create under this key may have reached the service without an answer.
-    ambiguous = False
-    last_error = "a run stopped before its answer came"
-    if new_attempt or render.attempt == 0:
-        if not run.may_create(work):
-            return Step.END
-        render.attempt += 1
-        render.key_sends = 0
-    else:
+    if not (new_attempt or render.attempt == 0):
         # A create whose answer never arrived (found at start): it may exist and be billed.
-        render.possible_duplicate = ambiguous = True
+        render.possible_duplicate = True
+        return await _send(run, work, ambiguous=True)
+    if not run.may_create(work):
+        return Step.END
+    render.attempt += 1
+    render.key_sends = 0
+    sent_before = render.creates_sent
+    try:
+        return await _send(run, work, ambiguous=False)
+    finally:
+        # Every send of this create refused or never sent (``_unsent``): nothing to pay.
+        if render.creates_sent == sent_before:
+            run.created_nothing(work)
+
+
+async def _send(run: Run, work: Work, *, ambiguous: bool) -> Step:
+    """Send the create until a task id comes back, or the render ends or waits.
+    ``ambiguous``: a create under this key may have reached the service unanswered."""
+    render = work.render
+    last_error = "a run stopped before its answer came"
     render.task_id = None
     render.progress = None
     render.error = render.error_code = None

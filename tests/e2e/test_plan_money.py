@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from runner.sim import RunningSim
-from tests.e2e.conftest import INSTANT, POLL, Batch, RunBatch, run_cli
+from tests.e2e.conftest import INSTANT, POLL, Batch, RunBatch, cli_env, run_cli
 from tests.plugins.images import tiny_png
 from tests.plugins.sim_fixtures import StartSim
 
@@ -241,6 +241,21 @@ def test_max_cost_stops_resubmissions_during_the_run(
         "committed": "1.20",
         "delivered": "0.00",
     }
+
+
+def test_creates_that_created_nothing_commit_no_money(
+    start_sim: StartSim, batch: Batch, run_batch: RunBatch
+) -> None:
+    """Creates refused with the key (401) created nothing: the run stops with nothing
+    counted as committed, as it says nothing was billed."""
+    sim = start_sim(token="the-right-key")
+    with_prices(batch)
+    batch.write({"s01": "waves", "s02": "gulls"})
+    result = run_batch(sim.base_url, env=cli_env("a-wrong-key"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "refused the key" in result.stderr
+    assert "money: committed this run 0.00 USD, delivered this run 0.00 USD" in result.stdout
+    assert sim.recorder.tasks_created == 0
 
 
 def test_run_plan_executes_the_saved_plan_and_refuses_a_changed_manifest(
