@@ -556,6 +556,8 @@ def _table(manifest: Manifest, plan: Plan, *, with_action: bool) -> str:
         seconds = str(shot.seconds_to_pay) + ("" if shot.seconds is not None else ASSUMED_MARK)
         word = p.action if with_action else p.state
         note = _ACTION_NOTES.get(word, "") if with_action else (p.error or "")
+        if with_action and p.adopted is not None:
+            note = ""  # its clip is on disk: taken back, nothing fetched
         if with_action and p.reason:
             note = f"{p.reason}: {note}" if note else p.reason
         rows.append(

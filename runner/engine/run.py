@@ -366,11 +366,12 @@ class Run:
             raise
         except AuthError as error:
             # The keys of the run's providers (the URL in the message says whose it was).
-            variables = [c.profile.key_env for c in self.clients.values() if c.profile.key_env]
-            keys = " or ".join(variables or ["SHOTRUNNER_API_KEY"])
-            self._stop_with(
-                ConfigError(f"{error.message}; check {keys} (and SHOTRUNNER_API_BASE / --api-base)")
-            )
+            profiles = [client.profile for client in self.clients.values()]
+            keys = " or ".join([p.key_env for p in profiles if p.key_env] or ["SHOTRUNNER_API_KEY"])
+            bases = "SHOTRUNNER_API_BASE / --api-base"
+            if profiles and all(p.name != "gateway" for p in profiles):
+                bases = "--api-base"  # the gateway's variable means nothing to another API
+            self._stop_with(ConfigError(f"{error.message}; check {keys} (and {bases})"))
         except OSError as error:
             # A full disk or a folder without permission where no step named the file it
             # was writing (see ``writing``): a message, not a traceback.

@@ -132,6 +132,9 @@ def test_a_shot_edited_after_its_database_was_lost_is_compared_with_its_clip(
         "s02": "clip on disk, unknown to the store: taken back",
         "s03": "new shot",
     }
+    table = run_cli("plan", str(batch.manifest), "--out", str(batch.out)).stdout.splitlines()
+    (line,) = [row for row in table if row.startswith("s02 ")]
+    assert line.endswith("fetch (clip on disk, unknown to the store: taken back)"), line
 
 
 def test_an_image_change_names_the_image_and_both_hashes(

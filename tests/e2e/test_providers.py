@@ -552,6 +552,7 @@ def test_a_refused_key_stops_the_run_and_names_the_provider_s_variable(
     result = run(manifest, sim.base_url)
     assert result.returncode == 2, result.stdout + result.stderr
     variable = "GEMINI_API_KEY" if provider == "veo" else "RUNWAYML_API_SECRET"
-    assert f"check {variable}" in result.stderr and key not in result.stdout + result.stderr
+    assert f"check {variable} (and --api-base)" in result.stderr
+    assert "SHOTRUNNER_API_BASE" not in result.stderr and key not in result.stdout + result.stderr
     assert sim.recorder.tasks_created == 0 and len(sim.recorder.on("api")) <= 4
     assert all(r["state"] != "failed" for r in renders(manifest))
