@@ -18,7 +18,6 @@ import os
 import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -57,8 +56,6 @@ class BatchSettings:
     argv: tuple[str, ...] = ()
     #: ``--prices FILE`` (else ``shotrunner.toml`` beside the manifest, else its ``pricing:``).
     prices: Path | None = None
-    #: ``--max-cost``: refuse a dearer plan; stop resubmissions once committed money passes it.
-    max_cost: Decimal | None = None
     #: ``run --plan FILE``: the saved plan this run must equal (``runner.planfile``).
     saved_plan: dict[str, Any] | None = None
     saved_plan_path: Path | None = None
@@ -234,7 +231,7 @@ def _check_money(plan: Plan, manifest: Manifest, settings: BatchSettings) -> Non
         from runner.planfile import check_plan
 
         check_plan(settings.saved_plan, manifest, plan, settings.saved_plan_path or Path())
-    check_max_cost(plan, settings.max_cost)
+    check_max_cost(plan, settings.run.max_cost)
 
 
 def _record_requests(store: Store, plan: Plan) -> None:
@@ -273,10 +270,9 @@ def _finish_run(
 class _Outcome:
     result: RunResult = field(default_factory=RunResult)
     started: bool = False
-    sim: RunningSim | None = None
     #: Jobs still waiting for other shots' clips when the run ended.
     waiting: list[Waiting] = field(default_factory=list)
-    #: Every simulator started (one per provider); ``sim`` is the first.
+    #: Every simulator started (one per provider).
     sims: list[RunningSim] = field(default_factory=list)
 
 
@@ -423,7 +419,6 @@ async def _drive(
                     sim = await asyncio.to_thread(_start_simulator, manifest, name)
                     outcome.sims.append(sim)
                     bases[name], keys[name] = sim.base_url, "simulated"
-                outcome.sim = outcome.sims[0]
                 first = bases.get("gateway") or next(iter(bases.values()))
                 run.context = dataclasses.replace(context, api_base=public_base(first))
             caps: dict[str, Any] = {}

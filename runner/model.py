@@ -180,7 +180,8 @@ class Job:
 
     @property
     def key(self) -> str:
-        """Stable name of the job in the store and in messages: ``<shot-id>/<take>``."""
+        """Stable name of the job in messages, plans and progress: ``<shot-id>/<take>`` (the
+        store keys a job by its ``(shot, take)``)."""
         return f"{self.shot.id}/{self.take}"
 
 

@@ -101,7 +101,7 @@ def _add(total: RunResult, part: RunResult) -> None:
     ):
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.delivered_cost += part.delivered_cost
-    total.committed_cost = part.committed_cost  # a wave starts from the run's (batch._next_run)
+    total.committed_cost = part.committed_cost  # a wave starts from the run's (see above)
     total.failed += part.failed
     total.possible_duplicates += part.possible_duplicates
     total.earlier_lost += part.earlier_lost

@@ -198,14 +198,17 @@ def run_cmd(
     )
     from runner.engine import RunOptions, StopSwitch
     from runner.plan import check_shot_ids
+    from runner.planfile import read_plan_file
+    from runner.pricing import parse_amount
     from runner.providers.check import load_checked
     from runner.view import make_view
 
-    money = _money_settings(prices, max_cost, plan_file)
-    if plan_file is not None:
+    limit = None if max_cost is None else parse_amount(max_cost)
+    saved_plan = None if plan_file is None else read_plan_file(plan_file)
+    if saved_plan is not None:
         given = click.get_current_context().get_parameter_source("max_attempts")
         attempts_given = None if given is ParameterSource.DEFAULT else max_attempts
-        plan, max_attempts = _saved_plan_options(money["saved_plan"], plan, attempts_given)
+        plan, max_attempts = _saved_plan_options(saved_plan, plan, attempts_given)
     if quiet and verbose:
         raise InputError("-q and -v contradict each other: give one of them")
     if simulate and api_base:
@@ -238,14 +241,15 @@ def run_cmd(
                     poll_interval=poll_interval,
                     task_timeout=task_timeout,
                     max_attempts=max_attempts,
-                    retry_failed=plan.retry_failed,
                     verify=plan.verify,
                     max_new=max_new,
-                    max_cost=money["max_cost"],
+                    max_cost=limit,
                 ),
                 plan=plan,
                 argv=tuple(sys.argv[1:]),
-                **money,
+                prices=prices,
+                saved_plan=saved_plan,
+                saved_plan_path=plan_file,
                 max_clip_bytes=max_clip_size,
             )
             # With --json, stdout holds the document alone: the summary goes to stderr too.
@@ -291,25 +295,6 @@ def _signals(stop: StopSwitch) -> Iterator[None]:
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _money_settings(
-    prices: Path | None, max_cost: str | None, plan_file: Path | None
-) -> dict[str, Any]:
-    """The price table, ``--max-cost`` and the saved plan, as ``BatchSettings`` fields."""
-    from runner.pricing import parse_amount
-
-    saved = None
-    if plan_file is not None:
-        from runner.planfile import read_plan_file
-
-        saved = read_plan_file(plan_file)
-    return {
-        "prices": prices,
-        "max_cost": None if max_cost is None else parse_amount(max_cost),
-        "saved_plan": saved,
-        "saved_plan_path": plan_file,
-    }
 
 
 def _saved_plan_options(

@@ -1,12 +1,6 @@
 """The run engine: joins the store and the API client to submit once, poll, and deliver.
 
-A render's life (``states``: every state and every move, in one table):
-
-    pending ──submit──► submitting ──answer──► queued/running ──completed──► downloading ──► done
-                           │ lost answer: same key again, possible duplicate      │
-                           ▼                                                      ▼
-                        failed ◄── rejected, refused, out of attempts, timed out  (clip copied
-                                                                                 into each job)
+A render's life is one table, ``states.MOVES`` (drawn in ``states`` and docs/ARCHITECTURE.md).
 
 One loop (``life.live``) drives each render: it runs the step the render needs and takes the
 step's answer, the next step, until the end. Each step is one module: ``submit``, ``poll``,
@@ -41,20 +35,6 @@ result says ``interrupted``.
 """
 
 from runner.engine.options import RunContext, RunOptions
-from runner.engine.run import CREATE_GRACE, OWED_CODES, Run, StopSwitch, check_max_new
-from runner.engine.states import MAX_AMBIGUOUS_SENDS, MAX_TASK_ERRORS, NOT_FOUND_CONFIRMATIONS
-from runner.engine.work import Work
+from runner.engine.run import Run, StopSwitch, check_max_new
 
-__all__ = [
-    "CREATE_GRACE",
-    "MAX_AMBIGUOUS_SENDS",
-    "MAX_TASK_ERRORS",
-    "NOT_FOUND_CONFIRMATIONS",
-    "OWED_CODES",
-    "Run",
-    "RunContext",
-    "RunOptions",
-    "StopSwitch",
-    "Work",
-    "check_max_new",
-]
+__all__ = ["Run", "RunContext", "RunOptions", "StopSwitch", "check_max_new"]

@@ -20,10 +20,10 @@ class RunOptions:
     poll_interval: float = 15.0
     task_timeout: float = 7200.0
     max_attempts: int = 3
-    retry_failed: bool = False
     verify: bool = False
     max_new: int | None = None
-    #: ``--max-cost``: no new create once the money committed this run would pass it.
+    #: ``--max-cost``: a dearer plan is refused before the run (``batch``), and no new create
+    #: is sent once the money committed this run would pass it.
     max_cost: Decimal | None = None
     download_concurrency: int = 4
     #: Seconds without any answer from the API (only connection failures) before the run

@@ -102,7 +102,7 @@ class Run:
         #: only one).
         self.clients: dict[str, ApiClient] = {}
         #: Each provider's base in this run, without credentials (``runner.batch.public_base``);
-        #: recorded on each render of a provider other than the gateway.
+        #: recorded on each of its renders and in its clips' sidecars.
         self.provider_bases: dict[str, str] = {}
         self.plan = plan
         self.options = options

@@ -49,7 +49,8 @@ class Step(enum.Enum):
 #: Which states may follow each state. Staying in a state (a resend under the same key,
 #: progress, a reason noted) is always allowed.
 MOVES: dict[JobState, frozenset[JobState]] = {
-    # A create recorded before it is sent; failed: an image gone, --max-new reached.
+    # A create recorded before it is sent; failed: an image gone, --max-new or --max-cost
+    # reached.
     "pending": frozenset({"submitting", "failed"}),
     # The answer's task id; pending: the create provably created nothing (429, not sent).
     "submitting": frozenset({"queued", "pending", "failed"}),
