@@ -245,18 +245,23 @@ class ApiClient:
     def _poll_url(self, task_id: str) -> str:
         """The URL that answers ``task_id`` now; ``ApiError`` for an id it cannot have."""
         try:
-            check_task_id(task_id)
+            self._check_pollable(task_id)
         except UnusableTaskId as error:
-            problem = str(error)
-        else:
-            if self.profile.name == "gateway":
-                return f"{self.base_url}/videos/{quote(task_id, safe='')}"
-            if any(part in ("", ".", "..") for part in task_id.split("/")):
-                problem = "a task id with an empty or dot path segment"
-            else:
-                # Veo's operation names are paths (models/<model>/operations/<id>).
-                return f"{self.base_url}{self.profile.poll_path(quote(task_id, safe='/'))}"
-        raise ApiError(f"GET {self.base_url}/…: {problem}; it cannot be polled")
+            raise ApiError(f"GET {self.base_url}/…: {error}; it cannot be polled") from None
+        if self.profile.name == "gateway":
+            return f"{self.base_url}/videos/{quote(task_id, safe='')}"
+        # Veo's operation names are paths (models/<model>/operations/<id>).
+        return f"{self.base_url}{self.profile.poll_path(quote(task_id, safe='/'))}"
+
+    def _check_pollable(self, task_id: str) -> None:
+        """``UnusableTaskId`` for an id no poll can name: one ``check_task_id`` refuses, or,
+        where ids are paths (every provider but the gateway, whose id is one quoted
+        segment), one with an empty or dot segment."""
+        check_task_id(task_id)
+        if self.profile.name != "gateway" and any(
+            part in ("", ".", "..") for part in task_id.split("/")
+        ):
+            raise UnusableTaskId("a task id with an empty or dot path segment")
 
     def content_url(self, task_id: str) -> str:
         """The gateway's own route to a finished clip, for tasks that give no URL."""
@@ -393,10 +398,11 @@ class ApiClient:
         a server fault, ``TransientError(sent=True)``."""
         unusable_id = False
         try:
-            data = json.loads(content)
+            data = answer_json(content)
             if not isinstance(data, dict):
                 raise UnreadableTask(f"task object expected, got {type(data).__name__}")
             task = self.profile.read_task(data)
+            self._check_pollable(task.id)
         except UnusableTaskId as error:
             problem, unusable_id = str(error), True
         except (UnreadableTask, ValueError) as error:
@@ -717,7 +723,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 def _error_body(content: bytes) -> tuple[str | None, str | None]:
     """``(code, message)`` from a nested ``{"error": {...}}`` or a flat ``{"code","message"}``."""
     try:
-        data = json.loads(content)
+        data = answer_json(content)
     except ValueError:
         return None, None
     if not isinstance(data, dict):
@@ -731,9 +737,27 @@ def _error_body(content: bytes) -> tuple[str | None, str | None]:
 
 def _json_or_none(content: bytes) -> Any:
     try:
-        return json.loads(content)
+        return answer_json(content)
     except ValueError:
         return None
+
+
+def answer_json(content: bytes) -> Any:
+    """An answer's JSON, read so that no value in it can crash what reads it: a number of
+    more than ``_LONG_INT`` digits is read as a float (``inf`` past 1e308), and nesting
+    deeper than the interpreter recurses is a ``ValueError``, as any malformed JSON is."""
+    try:
+        return json.loads(content, parse_int=_answer_int)
+    except RecursionError:
+        raise ValueError("the answer's JSON is nested too deeply") from None
+
+
+def _answer_int(text: str) -> int | float:
+    return int(text) if len(text) <= _LONG_INT else float(text)
+
+
+#: Digits of the longest integer read as one (a cost, a progress, a time): beyond, a float.
+_LONG_INT = 30
 
 
 def _excerpt(content: bytes, content_type: str) -> str:

@@ -431,6 +431,34 @@ async def test_a_create_answered_with_an_unkeepable_id_is_unusable(
 
 
 @pytest.mark.parametrize(
+    ("provider", "answer_json"),
+    [
+        ("veo", {"name": "models/x/operations/../../../../etc/passwd"}),
+        ("veo", {"name": "models/x/operations//op"}),
+        ("runway", {"id": "../../v1/admin"}),
+    ],
+)
+async def test_a_create_answered_with_an_id_no_poll_can_name_is_unusable(
+    provider: str, answer_json: dict[str, object]
+) -> None:
+    """Where ids are paths (Veo, Runway), an id with a dot or empty segment could never be
+    polled: refused at the create, as an id that cannot be kept, not stored to time out."""
+    from runner.providers import PROFILES
+
+    client = ApiClient(
+        BASE,
+        KEY,
+        profile=PROFILES[provider],
+        transport=httpx.MockTransport(answer(200, answer_json)),
+    )
+    async with client:
+        with pytest.raises(UnusableAnswer) as caught:
+            await client.create(BODY, "k")
+    assert "empty or dot path segment" in caught.value.message
+    assert "may exist" in caught.value.message
+
+
+@pytest.mark.parametrize(
     "fields",
     [
         {"id": "v" * 1_000_000},

@@ -45,6 +45,14 @@ class Hostile:
         if "refuse" in self.creates[-1]:
             # A 900 kB refusal: under the client's answer cap, far over what is kept.
             return web.json_response({"error": {"message": "no " * 300_000}}, status=400)
+        if "deep" in self.creates[-1]:
+            # JSON nested deeper than the interpreter recurses: unreadable, not a crash.
+            return web.Response(body=b"[" * 500_000, content_type="application/json")
+        if "big numbers" in self.creates[-1]:
+            # Integers no float holds, where a progress and a time belong.
+            huge = 10**400
+            task = {"id": f"task_{number}", "status": "queued", "progress": huge}
+            return web.json_response({**task, "created_at": huge})
         task_id = "v" * HUGE_ID if "huge id" in self.creates[-1] else f"task_{number}"
         if "fail" in self.creates[-1]:
             task_id = f"fail_{number}"
@@ -204,3 +212,22 @@ def test_a_huge_server_message_is_kept_and_shown_short(
     assert "899,999 characters" in str(render["error"])
     # The contact sheet shows what is stored: the sheet stays small too.
     assert (batch.out / "index.html").stat().st_size < 100_000
+
+
+def test_an_answer_no_reader_can_hold_is_unreadable_not_a_crash(
+    hostile: Hostile, batch: Batch, run_batch: RunBatch
+) -> None:
+    """A create answered with JSON nested 500,000 deep is an answer without a task id: sent
+    again under the same key, then failed as a possible duplicate; one with integers of 400
+    digits is read (they are no progress). No traceback, and the next run sends neither
+    again (a crash left a create to send once more, paid twice)."""
+    batch.write({"s01": "deep answer", "s02": "big numbers"})
+    first = run_batch(f"{hostile.base_url}/v1", env=INSTANT)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "Traceback" not in first.stderr
+    assert [clip.parent.name for clip in batch.clips()] == ["s02"]
+    assert "possible duplicate: 3 creates sent" in first.stdout
+    sent = len(hostile.creates)
+    second = run_batch(f"{hostile.base_url}/v1", env=INSTANT)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "Traceback" not in second.stderr and len(hostile.creates) == sent
