@@ -745,7 +745,16 @@ def _json_or_none(content: bytes) -> Any:
 def answer_json(content: bytes) -> Any:
     """An answer's JSON, read so that no value in it can crash what reads it: a number of
     more than ``_LONG_INT`` digits is read as a float (``inf`` past 1e308), and nesting
-    deeper than the interpreter recurses is a ``ValueError``, as any malformed JSON is."""
+    deeper than the interpreter recurses is a ``ValueError``, as any malformed JSON is.
+
+    An answer over ``MAX_ANSWER_BYTES`` (only one that may carry a clip inline is read that
+    far) must be a few values, the clip's base64 the bulk of it: with more than
+    ``_MAX_LARGE_ANSWER_ITEMS`` objects, lists and items, it is unreadable before it is
+    parsed, as 165 MB of ``{},`` would take gigabytes as Python objects."""
+    if len(content) > MAX_ANSWER_BYTES and (
+        content.count(b"{") + content.count(b"[") + content.count(b",") > _MAX_LARGE_ANSWER_ITEMS
+    ):
+        raise ValueError("a large answer of many small values, not a clip")
     try:
         return json.loads(content, parse_int=_answer_int)
     except RecursionError:
@@ -758,6 +767,8 @@ def _answer_int(text: str) -> int | float:
 
 #: Digits of the longest integer read as one (a cost, a progress, a time): beyond, a float.
 _LONG_INT = 30
+#: The most objects, lists and items an answer over ``MAX_ANSWER_BYTES`` may hold.
+_MAX_LARGE_ANSWER_ITEMS = 10_000
 
 
 def _excerpt(content: bytes, content_type: str) -> str:

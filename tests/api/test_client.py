@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -640,3 +641,19 @@ async def test_an_answer_in_an_encoding_not_asked_for_is_not_read(
     assert caught.value.sent is True
     assert "not asked for" in caught.value.message
     assert body.pulled == 0
+
+
+def test_a_large_answer_must_be_a_clip_not_millions_of_values() -> None:
+    """Over the answer cap (a Veo answer that may carry its clip) the bulk must be one
+    value: 5 MB of ``{},`` (tens of millions of objects once parsed) is unreadable before it
+    is parsed; the same size of base64 in one field is read; deep nesting and integers no
+    float holds are unreadable or infinite, never an exception of another kind."""
+    from runner.api.client import answer_json
+
+    with pytest.raises(ValueError, match="many small values"):
+        answer_json(b"[" + b"{}," * 2_000_000 + b"{}]")
+    clip = base64.b64encode(bytes(4_000_000)).decode()
+    assert answer_json(json.dumps({"video": {"encodedVideo": clip}}).encode())["video"]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        answer_json(b"[" * 500_000)
+    assert answer_json(b'{"cost": 1' + b"0" * 400 + b"}") == {"cost": float("inf")}
