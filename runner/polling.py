@@ -26,6 +26,7 @@ trusted.)
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
 from collections.abc import Hashable, Sequence
 
@@ -110,3 +111,12 @@ def estimated_finish(readings: Sequence[Reading]) -> float | None:
         if done_before > 0 and at > before:
             return at + (100 - done) * (at - before) / (done - done_before)
     return at * 100 / done
+
+
+def within(delay: float, deadline: float) -> float:
+    """``delay``, cut to end just past ``deadline`` (a task's): no wait outlasts it."""
+    return min(delay, max(0.0, deadline - time.time()) + _PAST_DEADLINE)
+
+
+#: How long after a deadline a wait cut to it ends: the deadline has then passed.
+_PAST_DEADLINE = 0.05

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from runner.api.errors import ApiError, AuthError, NotFound
 from runner.engine.states import NOT_FOUND_CONFIRMATIONS, Step, move
-from runner.polling import Reading
+from runner.polling import Reading, within
 from runner.store import parse_iso
 
 if TYPE_CHECKING:
@@ -48,7 +48,8 @@ async def poll(run: Run, work: Work) -> Step:
         if not first_poll:
             elapsed = time.time() - (work.deadline - timeout)
             delay = run.polls.next_delay(work.task_kind, elapsed, readings)
-            await run.sleep(run.client_for(work).profile.poll_delay(delay, run.polls.interval))
+            delay = run.client_for(work).profile.poll_delay(delay, run.polls.interval)
+            await run.sleep(within(delay, work.deadline))
         first_poll = False
         if asked and time.time() > work.deadline:
             return run.fail(
@@ -74,7 +75,7 @@ async def poll(run: Run, work: Work) -> Step:
         except ApiError as error:
             # Anything else (5xx, 429, an odd 400) may pass: poll again later.
             errors += 1
-            if not await run.back_off(work, errors, error, "polling", "poll"):
+            if not await run.back_off(work, errors, error, "polling", "poll", until=work.deadline):
                 return Step.END
             task = None
             continue

@@ -31,7 +31,7 @@ from runner.errors import (
 )
 from runner.files import cannot_write
 from runner.model import RunResult
-from runner.polling import PollPlanner
+from runner.polling import PollPlanner, within
 from runner.retry import RetryPolicy
 from runner.view import View
 
@@ -604,10 +604,18 @@ class Run:
             self.result.delivered_cost += cost
 
     async def back_off(
-        self, work: Work, errors: int, error: ApiError, what: str, code: str
+        self,
+        work: Work,
+        errors: int,
+        error: ApiError,
+        what: str,
+        code: str,
+        *,
+        until: float | None = None,
     ) -> bool:
         """After ``errors`` failed requests in a row about a task: wait before the next one,
-        or, at ``MAX_TASK_ERRORS``, give up on the task for this run (False)."""
+        or, at ``MAX_TASK_ERRORS``, give up on the task for this run (False). A wait (a
+        server's ``Retry-After`` included) ends by ``until``, a task's deadline, if given."""
         if isinstance(error, TransientError) and not error.sent:
             # Nothing reached the service: no reason to give up on the task, only a long
             # outage stops the run (the task stays in flight for the next one).
@@ -621,9 +629,10 @@ class Run:
             self.keep_owed(work, f"{what} failed: {error.message}", code)
             return False
         retry_after = error.retry_after if isinstance(error, RateLimited) else None
-        await self.sleep(
-            self.retrying(work, what, error, self.task_backoff.delay(errors, retry_after))
-        )
+        delay = self.task_backoff.delay(errors, retry_after)
+        if until is not None:
+            delay = within(delay, until)
+        await self.sleep(self.retrying(work, what, error, delay))
         return True
 
     def retrying(self, work: Work, what: str, error: ApiError, delay: float) -> float:

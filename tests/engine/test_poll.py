@@ -13,6 +13,7 @@ import pytest
 from runner.api.client import ApiClient
 from runner.api.errors import (
     NotFound,
+    RateLimited,
     TransientError,
 )
 from runner.errors import ShotrunnerError
@@ -55,6 +56,27 @@ async def test_a_task_that_cannot_be_polled_stays_in_flight_for_the_next_run(
     assert (second.done, second.failed) == (1, [])
     assert sim.recorder.tasks_created == 1
     assert store.renders()[render.key].error is None
+
+
+class _PollsRateLimitedForAges(ApiClient):
+    """A client whose polls are all answered 429 with a Retry-After of years."""
+
+    async def retrieve(self, task_id: str) -> Any:
+        await asyncio.sleep(0)
+        raise RateLimited("429 Too Many Requests", retry_after=1e9)
+
+
+async def test_no_wait_for_a_poll_outlasts_the_task_s_deadline(
+    sim: RunningSim, store: Store, out_dir: Path
+) -> None:
+    """A Retry-After of years on every poll: the waits end at --task-timeout (1 s here), and
+    the task times out then, kept, not minutes later after a capped back-off."""
+    manifest = manifest_of(out_dir, "waves")
+    async with _PollsRateLimitedForAges(sim.base_url, "k") as client:
+        result = await asyncio.wait_for(run_once(manifest, store, client, task_timeout=1.0), 30)
+    ((_, reason),) = result.failed
+    assert "timed out after 1 s" in reason
+    assert sim.recorder.tasks_created == 1
 
 
 async def test_polls_wait_for_the_finish_seen_on_earlier_tasks_of_the_kind(
