@@ -51,6 +51,7 @@ async def download(run: Run, work: Work) -> Step:
             try:
                 task = await run.client_for(work).retrieve(render.task_id)
             except NotFound:
+                run.heard()  # an answer: the API is there
                 unknown += 1
                 if unknown < NOT_FOUND_CONFIRMATIONS:
                     await run.sleep(run.options.poll_interval)
@@ -63,6 +64,7 @@ async def download(run: Run, work: Work) -> Step:
                 if not await run.back_off(work, errors, error, "fetching", "download"):
                     return Step.END
                 continue
+            run.heard()
             if task.status == "failed":
                 return _lost(run, work)
             if task.status != "completed":
