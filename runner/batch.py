@@ -386,8 +386,6 @@ async def _drive(
     run_id: str,
     stop: StopSwitch | None,
 ) -> None:
-    from runner.jobs import provenance_request, request_body
-
     run = Run(
         store=store,
         client=None,
@@ -396,8 +394,6 @@ async def _drive(
         context=context,
         view=view,
         run_id=run_id,
-        request_body=request_body,
-        provenance_request=provenance_request,
         stop_switch=stop,
     )
     outcome.started = True
@@ -451,8 +447,6 @@ def _next_run(run: Run, plan: Plan) -> Run:
         context=run.context,
         view=run.view,
         run_id=run.run_id,
-        request_body=run.request_body,
-        provenance_request=run.provenance_request,
         stop_switch=run.stop_switch,
     )
     later.clients = run.clients

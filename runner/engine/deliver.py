@@ -29,6 +29,7 @@ from runner.delivery import (
 )
 from runner.engine.states import Step
 from runner.files import writing
+from runner.jobs import provenance_request
 
 if TYPE_CHECKING:
     from runner.engine.run import Run
@@ -221,5 +222,5 @@ def sidecar(run: Run, work: Work, shot: str, take: int, job: Job | None) -> dict
     if job is None:
         sidecar.update(model=None, request=None, earlier_render=True)
     else:
-        sidecar.update(model=job.shot.model, request=run.provenance_request(job.shot))
+        sidecar.update(model=job.shot.model, request=provenance_request(job.shot))
     return sidecar

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,8 +89,6 @@ class Run:
         plan: Plan,
         options: RunOptions,
         context: RunContext,
-        request_body: Callable[[Any], dict[str, Any]],
-        provenance_request: Callable[[Any], dict[str, Any]],
         view: View | None = None,
         run_id: str | None = None,
         stop_switch: StopSwitch | None = None,
@@ -111,8 +109,6 @@ class Run:
         self.run_id = run_id
         self.stop_switch = stop_switch or StopSwitch()
         self.output_dir = store.path.parent
-        self.request_body = request_body
-        self.provenance_request = provenance_request
         self.result = RunResult()
         self.works = [Work.of_render(planned) for planned in plan.renders]
         for earlier in plan.earlier:

@@ -20,6 +20,7 @@ from runner.api.errors import (
 )
 from runner.engine.states import MAX_AMBIGUOUS_SENDS, Step, move
 from runner.errors import ConfigError, InputError
+from runner.jobs import request_body
 from runner.store import RenderRow, now_iso
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ async def _send(run: Run, work: Work, *, ambiguous: bool) -> Step:
             # Built just before the call and dropped after it: with data URIs a body can
             # weigh megabytes, and only the creates on the wire should hold one. Built
             # before "submitting" is recorded, so reading images stays out of the window.
-            body = run.request_body(work.job.shot)
+            body = request_body(work.job.shot)
         except InputError as error:
             return run.fail(work, error.message, "input")
         # The same create again after one that created nothing: recorded, not shown again.

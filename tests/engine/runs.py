@@ -16,7 +16,7 @@ from runner.api.errors import (
 )
 from runner.delivery import clip_relpath
 from runner.engine import Run, RunContext, RunOptions
-from runner.jobs import expand_jobs, provenance_request, request_body
+from runner.jobs import expand_jobs, request_body
 from runner.model import Manifest, RunResult, Shot
 from runner.plan import make_plan
 from runner.sim import RunningSim
@@ -45,8 +45,6 @@ def make_run(manifest: Manifest, store: Store, client: ApiClient, **options: Any
         plan=make_plan(expand_jobs(manifest), store),
         options=RunOptions(poll_interval=0.05, **options),
         context=RunContext(manifest=manifest, api_base="http://sim/v1", simulated=True),
-        request_body=request_body,
-        provenance_request=provenance_request,
     )
 
 
