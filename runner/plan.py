@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.delivery import clip_intact, clip_relpath, read_sidecar
 from runner.errors import InputError
-from runner.model import ACTIONS, IN_FLIGHT_STATES, KEPT_TASK_CODES, Action, Job, JobState
+from runner.model import ACTIONS, IN_FLIGHT_STATES, Action, Job, JobState
 from runner.schema import closest
 
 if TYPE_CHECKING:
@@ -191,16 +191,6 @@ class Plan:
         return any(r.action not in ("skip", "hold") for r in self.renders) or any(
             not e.possibly_billed for e in self.earlier
         )
-
-
-def asks_task_first(render: RenderRow) -> bool:
-    """A failed render whose task is kept (timed out, or its clip not downloaded): retried,
-    its task is asked first, and only a lost or failed task is submitted again."""
-    return (
-        render.state == "failed"
-        and render.task_id is not None
-        and render.error_code in KEPT_TASK_CODES
-    )
 
 
 def make_plan(
@@ -464,7 +454,7 @@ def _apply_render(
         item.action = "resume"
     elif render.state == "failed":
         item.action = "retry" if options.retry_failed else "hold"
-        if options.retry_failed and asks_task_first(render):
+        if options.retry_failed and render.asks_task_first:
             # Its task is asked first (a clip that finished late is collected): not paid for.
             item.action = "resume"
     else:

@@ -337,6 +337,16 @@ class RenderRow:
     provider_cost_unit: str | None = None
 
     @property
+    def asks_task_first(self) -> bool:
+        """A failed render whose task is kept (timed out, or its clip not downloaded):
+        retried, its task is asked first, and only a lost or failed task is submitted again."""
+        return (
+            self.state == "failed"
+            and self.task_id is not None
+            and (self.error_code in KEPT_TASK_CODES)
+        )
+
+    @property
     def key(self) -> RenderKey:
         return (self.fingerprint, self.generation)
 

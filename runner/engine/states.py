@@ -111,10 +111,8 @@ def first_step(render: RenderRow) -> Step:
     asked first, a create that never got an answer is sent once more under its key, any
     other failure gets a new attempt.
     """
-    from runner.plan import asks_task_first
-
     if render.state == "failed":
-        if asks_task_first(render):
+        if render.asks_task_first:
             return Step.POLL
         if render.task_id is None and render.error_code == "unanswered":
             return Step.SUBMIT_SAME

@@ -8,6 +8,7 @@ provider is one module here (``gateway``, ``veo``, ``runway``) and one simulator
 
 from __future__ import annotations
 
+from runner.model import DEFAULT_PROVIDER
 from runner.providers.base import (
     Call,
     Capabilities,
@@ -22,7 +23,6 @@ from runner.providers.runway import Runway
 from runner.providers.veo import Veo
 
 PROFILES: dict[str, Profile] = {profile.name: profile for profile in (Gateway(), Veo(), Runway())}
-DEFAULT_PROVIDER = "gateway"
 
 
 def profile(name: str) -> Profile:
